@@ -1,0 +1,136 @@
+/**
+ * The run machine's context updates (`assign` with params). Pure: every value comes from the
+ * context or the event, so folding a log reproduces the live run exactly.
+ */
+import { assign } from 'xstate';
+import { attemptsOf, roundUsd, type RunContext, type StepAttempts } from './context.js';
+import type { MachineEvent, ParkReason } from './events.js';
+
+type Args = { context: RunContext; event: MachineEvent };
+
+function bump(ctx: RunContext, step: string, field: keyof StepAttempts): Record<string, StepAttempts> {
+  const a = attemptsOf(ctx, step);
+  return { ...ctx.attempts, [step]: { ...a, [field]: a[field] + 1 } };
+}
+
+function addCost(ctx: RunContext, step: string, usd: number): Pick<RunContext, 'costUsd' | 'stepCostUsd'> {
+  return {
+    costUsd: roundUsd(ctx.costUsd + usd),
+    stepCostUsd: { ...ctx.stepCostUsd, [step]: roundUsd((ctx.stepCostUsd[step] ?? 0) + usd) },
+  };
+}
+
+function parkDetail(ctx: RunContext, reason: ParkReason): string {
+  const p = ctx.pending;
+  switch (reason) {
+    case 'budget':
+      return `spent $${ctx.costUsd.toFixed(6)} + next call worst case $${(p?.estimateUsd ?? 0).toFixed(6)} > cap $${String(ctx.limits.budgetUsd)}`;
+    case 'iterations':
+      return `${ctx.iterations} model calls made, cap ${String(ctx.limits.maxIterations)}`;
+    case 'deadline':
+      return `attempt at ${new Date(p?.at ?? 0).toISOString()} is past the deadline ${new Date(ctx.limits.deadlineAt ?? 0).toISOString()}`;
+    case 'breaker':
+      return 'the circuit breaker for this model is open';
+  }
+}
+
+/** Every action by name, for `setup({ actions })`. */
+export const actions = {
+  enterStep: assign((_: Args, p: { step: string }) => ({
+    step: p.step,
+    pending: null,
+    last: null,
+    feedback: null,
+    maxTokensOverride: null,
+    waitUntil: null,
+  })),
+  stashAttempt: assign(({ event }: Args) => {
+    if (event.type !== 'ATTEMPT') return {};
+    return {
+      pending: {
+        step: event.step,
+        attempt: event.attempt,
+        at: event.at,
+        estimateUsd: event.estimate.usd,
+        breaker: event.breaker,
+      },
+    };
+  }),
+  reserve: assign(({ context }: Args, p: { step: string }) => ({
+    iterations: context.iterations + 1,
+    attempts: bump(context, p.step, 'calls'),
+    reservedUsd: roundUsd(context.reservedUsd + (context.pending?.estimateUsd ?? 0)),
+  })),
+  park: assign(({ context }: Args, p: { reason: ParkReason }) => ({
+    parked: { step: context.step ?? '', reason: p.reason, detail: parkDetail(context, p.reason) },
+    pending: null,
+  })),
+  recordResponse: assign(({ context, event }: Args, p: { step: string; maxTokensOnRetry: number | null }) => {
+    if (event.type !== 'MODEL_RESPONSE') return {};
+    const valid = event.verdict === 'valid';
+    return {
+      ...addCost(context, p.step, event.costUsd),
+      reservedUsd: 0,
+      pending: null,
+      last: { verdict: event.verdict, kind: 'validation', message: event.issues.join('; ') },
+      outputs: valid ? { ...context.outputs, [p.step]: event.output } : context.outputs,
+      attempts: valid ? context.attempts : bump(context, p.step, 'validation'),
+      feedback: valid ? null : event.issues,
+      maxTokensOverride:
+        event.verdict === 'max_tokens' && p.maxTokensOnRetry !== null ? p.maxTokensOnRetry : context.maxTokensOverride,
+    };
+  }),
+  recordModelError: assign(({ context, event }: Args, p: { step: string }) => {
+    if (event.type !== 'MODEL_ERROR') return {};
+    return {
+      ...addCost(context, p.step, event.costUsd),
+      reservedUsd: 0,
+      pending: null,
+      last: { retryable: event.retryable, kind: event.kind, message: event.message, status: event.status },
+      attempts: bump(context, p.step, 'transport'),
+      waitUntil: event.retryAt,
+    };
+  }),
+  recordEffectFailure: assign(({ context, event }: Args, p: { step: string }) => {
+    if (event.type !== 'EFFECT_FAILED') return {};
+    return {
+      last: { retryable: event.retryable, kind: 'effect', message: event.message },
+      attempts: bump(context, p.step, 'failures'),
+      waitUntil: event.retryAt,
+    };
+  }),
+  recordSkip: assign(({ context, event }: Args) => {
+    if (event.type !== 'SKIP') return {};
+    return {
+      outputs: { ...context.outputs, [event.step]: null },
+      skipped: { ...context.skipped, [event.step]: event.reason },
+    };
+  }),
+  recordOutput: assign(({ context, event }: Args) => {
+    if (event.type === 'EFFECT_DONE') return { outputs: { ...context.outputs, [event.step]: event.result } };
+    if (event.type === 'STEP_DONE') return { outputs: { ...context.outputs, [event.step]: event.output } };
+    return {};
+  }),
+  recordStepFailure: assign(({ event }: Args) => {
+    if (event.type !== 'STEP_FAILED') return {};
+    return { last: { retryable: false, kind: 'step', message: event.message } };
+  }),
+  clearWait: assign({ waitUntil: null }),
+  fail: assign(({ context }: Args) => {
+    const last = context.last ?? {};
+    const kind = last.verdict !== undefined && last.verdict !== 'valid' ? `validation:${last.verdict}` : (last.kind ?? 'unknown');
+    return { error: { step: context.step, kind, message: last.message ?? '', status: last.status ?? null } };
+  }),
+  kill: assign(({ event }: Args) => (event.type === 'KILL' ? { killed: { reason: event.reason } } : {})),
+  resume: assign(({ context, event }: Args) => {
+    if (event.type !== 'RESUME') return {};
+    return {
+      parked: null,
+      limits: {
+        budgetUsd: event.budgetUsd ?? context.limits.budgetUsd,
+        maxIterations: event.maxIterations ?? context.limits.maxIterations,
+        deadlineAt: event.deadlineAt ?? context.limits.deadlineAt,
+      },
+    };
+  }),
+};

@@ -1,0 +1,113 @@
+/**
+ * The run machine's context and input: plain JSON, so a snapshot persists and folds exactly.
+ */
+import type { ParkReason } from './events.js';
+
+/** Limits in force for a run (absolute deadline, not a duration, so replays agree). */
+export interface RunLimits {
+  budgetUsd: number | null;
+  maxIterations: number | null;
+  deadlineAt: number | null;
+}
+
+/** Counters of one step. */
+export interface StepAttempts {
+  /** Model calls made (all attempts). */
+  calls: number;
+  /** Transport failures (retryable or not). */
+  transport: number;
+  /** Answers that failed validation. */
+  validation: number;
+  /** Effect or transform failures. */
+  failures: number;
+}
+
+/** The machine's input. */
+export interface RunInput {
+  runId: string;
+  input: unknown;
+  limits: RunLimits;
+  startedAt: number;
+}
+
+/** The attempt being judged by the limits guard (the ATTEMPT event's payload). */
+export interface PendingAttempt {
+  step: string;
+  attempt: number;
+  at: number;
+  estimateUsd: number;
+  breaker: 'closed' | 'open' | 'half_open';
+}
+
+/** The run machine's context. */
+export interface RunContext {
+  runId: string;
+  input: unknown;
+  startedAt: number;
+  limits: RunLimits;
+  /** The step being run (or the last one, in a terminal state). */
+  step: string | null;
+  outputs: Record<string, unknown>;
+  skipped: Record<string, string>;
+  attempts: Record<string, StepAttempts>;
+  /** Model calls in this run, all attempts. */
+  iterations: number;
+  costUsd: number;
+  stepCostUsd: Record<string, number>;
+  /** Worst-case cost reserved for the call in flight. */
+  reservedUsd: number;
+  pending: PendingAttempt | null;
+  /** The last outcome, read by the validate / retry guard states. */
+  last: {
+    verdict?: string;
+    retryable?: boolean;
+    kind?: string;
+    message?: string;
+    status?: number | null;
+  } | null;
+  /** Validation errors fed back to the model on a re-ask. */
+  feedback: string[] | null;
+  /** A larger max_tokens for the re-ask after an answer was cut off. */
+  maxTokensOverride: number | null;
+  /** Absolute time the backoff ends (epoch ms). */
+  waitUntil: number | null;
+  parked: { step: string; reason: ParkReason; detail: string } | null;
+  error: { step: string | null; kind: string; message: string; status: number | null } | null;
+  killed: { reason: string } | null;
+}
+
+/** The initial context for a run. */
+export function initialContext(input: RunInput): RunContext {
+  return {
+    runId: input.runId,
+    input: input.input,
+    startedAt: input.startedAt,
+    limits: input.limits,
+    step: null,
+    outputs: {},
+    skipped: {},
+    attempts: {},
+    iterations: 0,
+    costUsd: 0,
+    stepCostUsd: {},
+    reservedUsd: 0,
+    pending: null,
+    last: null,
+    feedback: null,
+    maxTokensOverride: null,
+    waitUntil: null,
+    parked: null,
+    error: null,
+    killed: null,
+  };
+}
+
+/** Counters of `step` in `ctx` (zeros when the step has not run yet). */
+export function attemptsOf(ctx: RunContext, step: string): StepAttempts {
+  return ctx.attempts[step] ?? { calls: 0, transport: 0, validation: 0, failures: 0 };
+}
+
+/** Rounds a dollar amount to 1e-9 so sums of float costs stay stable across folds. */
+export function roundUsd(x: number): number {
+  return Math.round(x * 1e9) / 1e9;
+}

@@ -1,0 +1,175 @@
+/**
+ * The run event schema: every event a run's machine receives, as stored in the log.
+ * Pure: zod only. Versioned with `v: 1` on every envelope; validated on write and on read.
+ */
+import { z } from 'zod';
+
+/** Token usage of one model attempt, as the Messages API reports it (fields do not overlap). */
+export const Usage = z.object({
+  inputTokens: z.number().int().nonnegative(),
+  outputTokens: z.number().int().nonnegative(),
+  cacheReadTokens: z.number().int().nonnegative().default(0),
+  cacheWrite5mTokens: z.number().int().nonnegative().default(0),
+  cacheWrite1hTokens: z.number().int().nonnegative().default(0),
+});
+export type Usage = z.infer<typeof Usage>;
+
+/** Why a run parked: a limit or the breaker stopped it; it can be resumed. */
+export const ParkReason = z.enum(['budget', 'iterations', 'deadline', 'breaker']);
+export type ParkReason = z.infer<typeof ParkReason>;
+
+/** Breaker state seen by the run when it asked to call a model. */
+export const BreakerView = z.enum(['closed', 'open', 'half_open']);
+export type BreakerView = z.infer<typeof BreakerView>;
+
+/** The first event of every run: what ran, with which definition, input and limits. */
+export const RunStarted = z.object({
+  type: z.literal('run.started'),
+  pipeline: z.string(),
+  version: z.string(),
+  machineHash: z.string(),
+  /** The machine's graph (states and transitions), so a run can be drawn without its code. */
+  definition: z.unknown(),
+  /** Where the pipeline module was loaded from, so `resume` in a fresh process can find it. */
+  module: z.string().nullable(),
+  input: z.unknown(),
+  limits: z.object({
+    budgetUsd: z.number().nonnegative().nullable(),
+    maxIterations: z.number().int().positive().nullable(),
+    deadlineAt: z.number().nullable(),
+  }),
+  /** When set, the run was forked from another run's log. */
+  forkedFrom: z.object({ runId: z.string(), seq: z.number().int() }).nullable().default(null),
+});
+export type RunStarted = z.infer<typeof RunStarted>;
+
+const stepRef = { step: z.string() };
+
+/** Machine events, as `{ type, ...payload }`. */
+export const MachineEvent = z.discriminatedUnion('type', [
+  /** Skip the current step (decided by the step's `skip` function, with its reason). */
+  z.object({ type: z.literal('SKIP'), ...stepRef, reason: z.string() }),
+  /** Ask to call the model: the request estimate and the breaker's view, judged by the limits guard. */
+  z.object({
+    type: z.literal('ATTEMPT'),
+    ...stepRef,
+    attempt: z.number().int().positive(),
+    at: z.number(),
+    estimate: z.object({
+      inputTokens: z.number().int().nonnegative(),
+      maxTokens: z.number().int().positive(),
+      usd: z.number().nonnegative(),
+    }),
+    breaker: BreakerView,
+    model: z.string(),
+  }),
+  /** A model answered (HTTP 200); `verdict` says whether its output passed the schema. */
+  z.object({
+    type: z.literal('MODEL_RESPONSE'),
+    ...stepRef,
+    attempt: z.number().int().positive(),
+    requestId: z.string().nullable(),
+    model: z.string(),
+    stopReason: z.string().nullable(),
+    usage: Usage,
+    costUsd: z.number().nonnegative(),
+    verdict: z.enum(['valid', 'invalid', 'refusal', 'max_tokens']),
+    output: z.unknown().optional(),
+    issues: z.array(z.string()).default([]),
+    text: z.string().nullable().default(null),
+    durationMs: z.number().nonnegative().default(0),
+  }),
+  /** A model call failed; classified retryable or fatal, with the delay chosen and its deadline. */
+  z.object({
+    type: z.literal('MODEL_ERROR'),
+    ...stepRef,
+    attempt: z.number().int().positive(),
+    requestId: z.string().nullable(),
+    model: z.string(),
+    status: z.number().int().nullable(),
+    kind: z.string(),
+    retryable: z.boolean(),
+    message: z.string(),
+    delayMs: z.number().nonnegative(),
+    retryAt: z.number(),
+    usage: Usage.nullable().default(null),
+    costUsd: z.number().nonnegative().default(0),
+    durationMs: z.number().nonnegative().default(0),
+  }),
+  /** The backoff deadline passed: call again. */
+  z.object({ type: z.literal('TIMER'), ...stepRef, at: z.number() }),
+  /** An effect is about to run with this idempotency key (recorded before it runs). */
+  z.object({ type: z.literal('EFFECT_STARTED'), ...stepRef, key: z.string(), attempt: z.number().int().positive() }),
+  /** An effect finished (or its ledger entry already held a result: `replayed`). */
+  z.object({
+    type: z.literal('EFFECT_DONE'),
+    ...stepRef,
+    key: z.string(),
+    result: z.unknown(),
+    replayed: z.boolean(),
+    durationMs: z.number().nonnegative().default(0),
+  }),
+  /** An effect threw. */
+  z.object({
+    type: z.literal('EFFECT_FAILED'),
+    ...stepRef,
+    key: z.string(),
+    message: z.string(),
+    retryable: z.boolean(),
+    delayMs: z.number().nonnegative(),
+    retryAt: z.number(),
+  }),
+  /** A transform step returned its output. */
+  z.object({ type: z.literal('STEP_DONE'), ...stepRef, output: z.unknown() }),
+  /** A transform step threw. */
+  z.object({ type: z.literal('STEP_FAILED'), ...stepRef, message: z.string() }),
+  /** Manual kill: the run stops for good. */
+  z.object({ type: z.literal('KILL'), reason: z.string() }),
+  /** Resume a parked run, optionally with raised limits. */
+  z.object({
+    type: z.literal('RESUME'),
+    budgetUsd: z.number().nonnegative().nullable().default(null),
+    maxIterations: z.number().int().positive().nullable().default(null),
+    deadlineAt: z.number().nullable().default(null),
+  }),
+]);
+export type MachineEvent = z.infer<typeof MachineEvent>;
+export type MachineEventType = MachineEvent['type'];
+
+/** Any event in a run's log: the start record, or an event the machine received. */
+export const RunEvent = z.union([RunStarted, MachineEvent]);
+export type RunEvent = z.infer<typeof RunEvent>;
+
+/** Run status, derived from the machine state after an event. */
+export const RunStatus = z.enum(['running', 'completed', 'failed', 'killed', 'parked']);
+export type RunStatus = z.infer<typeof RunStatus>;
+
+/** What the run looked like after the event: recorded so a replay can check itself. */
+export const StateSummary = z.object({
+  value: z.unknown(),
+  status: RunStatus,
+  step: z.string().nullable(),
+  costUsd: z.number().nonnegative(),
+});
+export type StateSummary = z.infer<typeof StateSummary>;
+
+/** An event as appended: the event, when, and the state the machine moved to. */
+export const NewEnvelope = z.object({
+  v: z.literal(1),
+  at: z.number(),
+  event: RunEvent,
+  state: StateSummary,
+});
+export type NewEnvelope = z.infer<typeof NewEnvelope>;
+
+/** An event as stored: with its run and its 1-based sequence number in that run. */
+export const StoredEnvelope = NewEnvelope.extend({
+  runId: z.string(),
+  seq: z.number().int().positive(),
+});
+export type StoredEnvelope = z.infer<typeof StoredEnvelope>;
+
+/** Event types that are not machine events (never sent to the machine). */
+export function isRunStarted(e: RunEvent): e is RunStarted {
+  return e.type === 'run.started';
+}

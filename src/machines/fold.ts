@@ -1,0 +1,70 @@
+/**
+ * Folding a run's log through its machine: a pure reduce with XState's `transition()`, which
+ * computes the next snapshot without running anything. Replay uses it; so does the live driver,
+ * so a replay takes exactly the path the live run took.
+ */
+import { initialTransition, transition, type AnyMachineSnapshot } from 'xstate';
+import type { RunInput } from './context.js';
+import type { RunContext } from './context.js';
+import type { MachineEvent, RunStarted, RunStatus, StateSummary } from './events.js';
+import type { RunMachine } from './compile.js';
+
+/** A run machine snapshot. */
+export type RunSnapshot = AnyMachineSnapshot & { context: RunContext };
+
+/** The machine input a `run.started` event describes. */
+export function runInputOf(runId: string, started: RunStarted, at: number): RunInput {
+  return { runId, input: started.input, limits: started.limits, startedAt: at };
+}
+
+/** The initial snapshot of a run. */
+export function initialSnapshot(machine: RunMachine, input: RunInput): RunSnapshot {
+  return initialTransition(machine, input)[0] as RunSnapshot;
+}
+
+/** The snapshot after `event` (pure). */
+export function step(machine: RunMachine, snapshot: RunSnapshot, event: MachineEvent): RunSnapshot {
+  return transition(machine, snapshot, event)[0] as RunSnapshot;
+}
+
+/** Run status from a snapshot. */
+export function statusOf(snapshot: RunSnapshot): RunStatus {
+  const v = snapshot.value;
+  if (v === 'completed' || v === 'failed' || v === 'killed' || v === 'parked') return v;
+  return 'running';
+}
+
+/** True for a status no event can change (parked is not terminal: it resumes). */
+export function isTerminal(status: RunStatus): boolean {
+  return status === 'completed' || status === 'failed' || status === 'killed';
+}
+
+/** What is recorded with each event: the state moved to. */
+export function summarize(snapshot: RunSnapshot): StateSummary {
+  return {
+    value: snapshot.value,
+    status: statusOf(snapshot),
+    step: snapshot.context.step,
+    costUsd: snapshot.context.costUsd,
+  };
+}
+
+/** The innermost state name of a step state (`ready`, `calling`, `backoff`…), or null. */
+export function phaseOf(snapshot: RunSnapshot): { step: string; phase: string } | null {
+  const v = snapshot.value;
+  if (typeof v !== 'object' || v === null) return null;
+  const [stepName, inner] = Object.entries(v as Record<string, unknown>)[0] ?? [];
+  if (stepName === undefined || typeof inner !== 'string') return null;
+  return { step: stepName, phase: inner };
+}
+
+/** Deep equality for JSON values (state values and recorded summaries). */
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a as object);
+  const kb = Object.keys(b as object);
+  if (ka.length !== kb.length) return false;
+  return ka.every((k) => sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+}

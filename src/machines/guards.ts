@@ -1,0 +1,82 @@
+/**
+ * The run machine's guards. Pure: they read the context and the event only (times come from
+ * event payloads, never from a clock), so a fold of the log always takes the same path.
+ */
+import { attemptsOf, type RunContext } from './context.js';
+import type { MachineEvent } from './events.js';
+
+type Args = { context: RunContext; event: MachineEvent };
+
+/** The breaker was open when the run asked to call. */
+export function breakerOpen({ context }: Args): boolean {
+  return context.pending?.breaker === 'open';
+}
+
+/** Another call would exceed the run's model-call cap. */
+export function overIterations({ context }: Args): boolean {
+  const max = context.limits.maxIterations;
+  return max !== null && context.iterations >= max;
+}
+
+/** The attempt was asked for at or after the run's deadline. */
+export function pastDeadline({ context }: Args): boolean {
+  const at = context.pending?.at;
+  return context.limits.deadlineAt !== null && at !== undefined && at >= context.limits.deadlineAt;
+}
+
+/** The call's worst case does not fit in what is left of the budget. */
+export function overBudget({ context }: Args): boolean {
+  const cap = context.limits.budgetUsd;
+  if (cap === null || context.pending === null) return false;
+  return context.costUsd + context.reservedUsd + context.pending.estimateUsd > cap + 1e-12;
+}
+
+/** The last answer passed the schema. */
+export function outputValid({ context }: Args): boolean {
+  return context.last?.verdict === 'valid';
+}
+
+/** Params of {@link canReask}. */
+export interface ReaskParams {
+  step: string;
+  maxValidationAttempts: number;
+  reaskOnRefusal: boolean;
+  reaskOnMaxTokens: boolean;
+}
+
+/** The answer was invalid and the step may ask again. */
+export function canReask({ context }: Args, p: ReaskParams): boolean {
+  const verdict = context.last?.verdict;
+  if (verdict === 'refusal' && !p.reaskOnRefusal) return false;
+  if (verdict === 'max_tokens' && !p.reaskOnMaxTokens) return false;
+  return attemptsOf(context, p.step).validation < p.maxValidationAttempts;
+}
+
+/** Params of {@link canRetry}. */
+export interface RetryParams {
+  step: string;
+  maxAttempts: number;
+  counter: 'transport' | 'failures';
+}
+
+/** The last failure was retryable and attempts remain. */
+export function canRetry({ context }: Args, p: RetryParams): boolean {
+  return context.last?.retryable === true && attemptsOf(context, p.step)[p.counter] < p.maxAttempts;
+}
+
+/** The run parked in this step (RESUME goes back there). */
+export function parkedIn({ context }: Args, p: { step: string }): boolean {
+  return context.parked?.step === p.step;
+}
+
+/** Every guard by name, for `setup({ guards })`. */
+export const guards = {
+  breakerOpen,
+  overIterations,
+  pastDeadline,
+  overBudget,
+  outputValid,
+  canReask,
+  canRetry,
+  parkedIn,
+};

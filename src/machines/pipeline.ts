@@ -1,0 +1,175 @@
+/**
+ * The pipeline definition API: `definePipeline` with `llm`, `effect` and `step` steps.
+ * Pure: definitions are data plus user functions; nothing runs here.
+ */
+import type { z } from 'zod';
+import { UsageError } from '../errors.js';
+import type { Price, RetryPolicy, StructuredMode } from '../model/types.js';
+
+/** What every step function receives. */
+export interface StepContext<I = unknown> {
+  runId: string;
+  /** The validated run input. */
+  input: I;
+  /** Earlier steps' outputs by step name (`null` for a skipped step). */
+  outputs: Record<string, unknown>;
+  /** The step's name. */
+  step: string;
+}
+
+/** An effect's context: the step context plus its idempotency key and an abort signal. */
+export interface EffectContext<I = unknown> extends StepContext<I> {
+  key: string;
+  signal: AbortSignal;
+}
+
+/** Returns a reason to skip the step, or nothing to run it. */
+export type SkipFn<I> = (ctx: StepContext<I>) => string | false | null | undefined;
+
+/** Options of a model-call step. */
+export interface LlmStepOptions<I, O extends z.ZodType> {
+  name: string;
+  model: string;
+  system?: string | ((ctx: StepContext<I>) => string);
+  prompt: (ctx: StepContext<I>) => string;
+  /** The schema the answer must match; invalid answers are re-asked with the errors. */
+  output: O;
+  /** Output token budget per call (default 1024). */
+  maxTokens?: number;
+  temperature?: number;
+  /** Native structured output (default) or a forced tool for older models. */
+  mode?: StructuredMode;
+  /** Schema-validation attempts for this step, including the first (default 3). */
+  maxValidationAttempts?: number;
+  /** Re-ask after a refusal (default false: a refusal fails the step). */
+  reaskOnRefusal?: boolean;
+  /** When set, an answer cut at `max_tokens` is re-asked with this larger budget. */
+  maxTokensOnRetry?: number;
+  /** Transport retry policy for this step (merged over the pipeline's). */
+  retry?: Partial<RetryPolicy>;
+  /** Price of `model` when it is not in the price table. */
+  price?: Price;
+  /** Per-call timeout in ms. */
+  timeoutMs?: number;
+  skip?: SkipFn<I>;
+}
+
+/** Options of an irreversible side effect, run at most once per key (via the effect ledger). */
+export interface EffectStepOptions<I, R> {
+  name: string;
+  /** The idempotency key: the same key is never run twice once its result is recorded. */
+  key: (ctx: StepContext<I>) => string;
+  run: (ctx: EffectContext<I>) => Promise<R> | R;
+  /** Attempts when `run` throws, including the first (default 3). */
+  maxAttempts?: number;
+  skip?: SkipFn<I>;
+}
+
+/** Options of a plain transform step. */
+export interface TransformStepOptions<I, R> {
+  name: string;
+  run: (ctx: StepContext<I>) => Promise<R> | R;
+  skip?: SkipFn<I>;
+}
+
+/** A model-call step. */
+export interface LlmStep<I = any> extends LlmStepOptions<I, z.ZodType> {
+  kind: 'llm';
+}
+/** An effect step. */
+export interface EffectStep<I = any> extends EffectStepOptions<I, unknown> {
+  kind: 'effect';
+}
+/** A transform step. */
+export interface TransformStep<I = any> extends TransformStepOptions<I, unknown> {
+  kind: 'step';
+}
+/** Any step. */
+export type Step<I = any> = LlmStep<I> | EffectStep<I> | TransformStep<I>;
+
+/** Per-run limits; each can be overridden per run. */
+export interface Limits {
+  /** Budget cap in USD: every call reserves its worst case first (default none). */
+  budgetUsd?: number;
+  /** Model calls per run, all attempts counted (default 50). */
+  maxIterations?: number;
+  /** Wall-clock time per run in ms (default none). */
+  deadlineMs?: number;
+}
+
+/** Options of {@link definePipeline}. */
+export interface PipelineOptions<S extends z.ZodType> {
+  name: string;
+  version: string;
+  input: S;
+  steps: Step<z.infer<S>>[];
+  limits?: Limits;
+  /** Prices for models not in the built-in table (USD per million tokens). */
+  prices?: Record<string, Price>;
+  /** Transport retry policy for every model call. */
+  retry?: Partial<RetryPolicy>;
+}
+
+/** A pipeline: a named, versioned list of steps with an input schema. */
+export interface Pipeline<S extends z.ZodType = z.ZodType> extends PipelineOptions<S> {
+  readonly kind: 'pipeline';
+}
+
+const NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
+const RESERVED = new Set(['completed', 'failed', 'killed', 'parked', 'run']);
+
+/**
+ * Defines a pipeline; throws a {@link UsageError} naming the fix when the definition is wrong.
+ * @example
+ * export default definePipeline({ name: 'triage', version: '1', input: z.object({ text: z.string() }),
+ *   steps: [llm({ name: 'score', model: 'claude-sonnet-4-6', prompt: (c) => c.input.text, output: Score })] });
+ */
+export function definePipeline<S extends z.ZodType>(options: PipelineOptions<S>): Pipeline<S> {
+  if (!NAME.test(options.name)) {
+    throw new UsageError(
+      `pipeline name '${options.name}' is invalid: use letters, digits, '-' or '_' (start with a letter)`,
+    );
+  }
+  if (!options.version) throw new UsageError(`pipeline '${options.name}' needs a version string`);
+  if (options.steps.length === 0) {
+    throw new UsageError(`pipeline '${options.name}' has no steps: add at least one llm(), effect() or step()`);
+  }
+  const seen = new Set<string>();
+  for (const s of options.steps) {
+    if (!NAME.test(s.name) || RESERVED.has(s.name)) {
+      throw new UsageError(
+        `step name '${s.name}' in pipeline '${options.name}' is invalid: use letters, digits, '-' or '_', not one of ${[...RESERVED].join(', ')}`,
+      );
+    }
+    if (seen.has(s.name)) {
+      throw new UsageError(`pipeline '${options.name}' has two steps named '${s.name}': rename one`);
+    }
+    seen.add(s.name);
+  }
+  return { ...options, kind: 'pipeline' };
+}
+
+/** A model call whose answer must match `output`. */
+export function llm<I = any, O extends z.ZodType = z.ZodType>(options: LlmStepOptions<I, O>): LlmStep<I> {
+  return { ...options, kind: 'llm' };
+}
+
+/** An irreversible side effect, guarded by the effect ledger under `key`. */
+export function effect<I = any, R = unknown>(options: EffectStepOptions<I, R>): EffectStep<I> {
+  return { ...(options as EffectStepOptions<I, unknown>), kind: 'effect' };
+}
+
+/** A plain transform of earlier outputs. */
+export function step<I = any, R = unknown>(options: TransformStepOptions<I, R>): TransformStep<I> {
+  return { ...(options as TransformStepOptions<I, unknown>), kind: 'step' };
+}
+
+/** True when `value` looks like a pipeline (what a pipeline module must default-export). */
+export function isPipeline(value: unknown): value is Pipeline {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as { kind?: unknown }).kind === 'pipeline' &&
+    Array.isArray((value as { steps?: unknown }).steps)
+  );
+}

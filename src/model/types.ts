@@ -1,0 +1,88 @@
+/**
+ * The Claude boundary port. The runtime only sees {@link ModelClient}: one call, one attempt,
+ * an outcome that is either a response or a classified error. No retries happen inside.
+ */
+import type { Usage } from '../machines/events.js';
+
+/** How structured output is requested: native `output_config.format`, or a forced tool. */
+export type StructuredMode = 'native' | 'tool';
+
+/** One message of the conversation sent to the model. */
+export interface ModelMessage {
+  role: 'user' | 'assistant';
+  content: string;
+}
+
+/** One model call. */
+export interface ModelRequest {
+  model: string;
+  system?: string;
+  messages: ModelMessage[];
+  maxTokens: number;
+  temperature?: number;
+  /** JSON schema of the expected output (from `z.toJSONSchema`). */
+  schema: Record<string, unknown>;
+  /** Name of the output (tool name in `tool` mode). */
+  schemaName: string;
+  mode: StructuredMode;
+  /** Per-call timeout in ms (the SDK's `timeout`). */
+  timeoutMs?: number;
+}
+
+/** An error classified for the retry guard. */
+export interface ClassifiedError {
+  /** Stable kind: `rate_limit`, `overloaded`, `server`, `timeout`, `connection`, `bad_request`, `auth`, `permission`, `not_found`, `too_large`, `unprocessable`, `spend_limit`, `conflict`, `request_timeout`, `aborted`, `unknown`. */
+  kind: string;
+  status: number | null;
+  retryable: boolean;
+  message: string;
+  /** The server's requested delay (retry-after-ms / retry-after), uncapped, or null. */
+  retryAfterMs: number | null;
+  requestId: string | null;
+}
+
+/** What one call produced. */
+export type ModelOutcome =
+  | {
+      ok: true;
+      requestId: string | null;
+      model: string;
+      stopReason: string | null;
+      usage: Usage;
+      /** The text of the answer (native mode), or the JSON of the tool input (tool mode). */
+      text: string | null;
+      durationMs: number;
+    }
+  | {
+      ok: false;
+      error: ClassifiedError;
+      /** Usage, when the failure still reported some (for example a mid-stream error). */
+      usage: Usage | null;
+      durationMs: number;
+    };
+
+/** The port: one call, one HTTP attempt. Must never throw: failures are outcomes. */
+export interface ModelClient {
+  call(request: ModelRequest, signal: AbortSignal): Promise<ModelOutcome>;
+}
+
+/** USD per million tokens for one model. */
+export interface Price {
+  input: number;
+  cacheWrite5m: number;
+  cacheWrite1h: number;
+  cacheRead: number;
+  output: number;
+}
+
+/** Retry policy: how many transport attempts and how long to wait between them. */
+export interface RetryPolicy {
+  /** Total transport attempts per model call, including the first (default 4). */
+  maxAttempts: number;
+  /** Backoff base in ms (default 500). */
+  baseMs: number;
+  /** Backoff cap in ms for computed delays (default 8,000). */
+  maxBackoffMs: number;
+  /** Cap on a server's retry-after (default 60,000). */
+  maxRetryAfterMs: number;
+}
