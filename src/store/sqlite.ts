@@ -1,0 +1,267 @@
+/**
+ * The embedded store: one SQLite file (better-sqlite3, WAL). Appends are one IMMEDIATE
+ * transaction that checks the expected version, inserts the events and updates the run index,
+ * so two processes can never both extend one run.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { CorruptEventError, UsageError, VersionConflictError } from '../errors.js';
+import { NewEnvelope, StoredEnvelope, type RunStarted } from '../machines/events.js';
+import type {
+  ControlStore,
+  EffectClaim,
+  EffectLedger,
+  EventLog,
+  ExpectedVersion,
+  KillFlag,
+  PositionedEnvelope,
+  RunFilter,
+  RunSummary,
+  SavedSnapshot,
+  Store,
+} from './types.js';
+
+/** Options of {@link openSqliteStore}. */
+export interface SqliteOptions {
+  /** `NORMAL` (default: survives a process crash) or `FULL` (fsync per commit: survives power loss). */
+  synchronous?: 'NORMAL' | 'FULL';
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS events (
+  pos INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, seq INTEGER NOT NULL,
+  at INTEGER NOT NULL, type TEXT NOT NULL, body TEXT NOT NULL, UNIQUE (run_id, seq));
+CREATE TABLE IF NOT EXISTS runs (
+  run_id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, version TEXT NOT NULL, machine_hash TEXT NOT NULL,
+  module TEXT, status TEXT NOT NULL, step TEXT, cost_usd REAL NOT NULL, last_seq INTEGER NOT NULL,
+  started_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, ended_at INTEGER);
+CREATE INDEX IF NOT EXISTS runs_status ON runs (status, updated_at);
+CREATE TABLE IF NOT EXISTS effects (
+  run_id TEXT NOT NULL, step TEXT NOT NULL, key TEXT NOT NULL, claimed_at INTEGER NOT NULL,
+  done_at INTEGER, result TEXT, PRIMARY KEY (run_id, step, key));
+CREATE TABLE IF NOT EXISTS kills (run_id TEXT PRIMARY KEY, reason TEXT NOT NULL, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS breakers (key TEXT PRIMARY KEY, value TEXT NOT NULL, revision INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshots (run_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, machine_hash TEXT NOT NULL, body TEXT NOT NULL);
+`;
+
+interface RunRow {
+  run_id: string;
+  pipeline: string;
+  version: string;
+  machine_hash: string;
+  module: string | null;
+  status: RunSummary['status'];
+  step: string | null;
+  cost_usd: number;
+  last_seq: number;
+  started_at: number;
+  updated_at: number;
+  ended_at: number | null;
+}
+
+function toSummary(r: RunRow): RunSummary {
+  return {
+    runId: r.run_id,
+    pipeline: r.pipeline,
+    version: r.version,
+    machineHash: r.machine_hash,
+    module: r.module,
+    status: r.status,
+    step: r.step,
+    costUsd: r.cost_usd,
+    lastSeq: r.last_seq,
+    startedAt: r.started_at,
+    updatedAt: r.updated_at,
+    endedAt: r.ended_at,
+  };
+}
+
+function parseStored(runId: string, seq: number, body: string): StoredEnvelope {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(body);
+  } catch (e) {
+    throw new CorruptEventError(runId, seq, `not JSON (${(e as Error).message})`);
+  }
+  const r = StoredEnvelope.safeParse({ ...(raw as object), runId, seq });
+  if (!r.success) throw new CorruptEventError(runId, seq, r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+  return r.data;
+}
+
+const TERMINAL = new Set(['completed', 'failed', 'killed']);
+
+/** Opens (creating if needed) the SQLite store at `path` (`:memory:` for tests). */
+export function openSqliteStore(path: string, options: SqliteOptions = {}): Store {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  let db: Database.Database;
+  try {
+    db = new Database(path);
+  } catch (e) {
+    throw new UsageError(`cannot open the SQLite store at ${path}: ${(e as Error).message}; pass --store with a writable path`, { cause: e });
+  }
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
+  db.pragma('busy_timeout = 10000');
+  db.exec(SCHEMA);
+
+  const q = {
+    lastSeq: db.prepare<[string], { last_seq: number }>('SELECT last_seq FROM runs WHERE run_id = ?'),
+    insert: db.prepare('INSERT INTO events (run_id, seq, at, type, body) VALUES (?, ?, ?, ?, ?)'),
+    createRun: db.prepare(
+      `INSERT INTO runs (run_id, pipeline, version, machine_hash, module, status, step, cost_usd, last_seq, started_at, updated_at, ended_at)
+       VALUES (@runId, @pipeline, @version, @machineHash, @module, @status, @step, @costUsd, @lastSeq, @at, @at, @endedAt)`,
+    ),
+    updateRun: db.prepare(
+      `UPDATE runs SET status = @status, step = @step, cost_usd = @costUsd, last_seq = @lastSeq, updated_at = @at,
+       ended_at = COALESCE(ended_at, @endedAt) WHERE run_id = @runId`,
+    ),
+    read: db.prepare<[string, number], { seq: number; body: string }>('SELECT seq, body FROM events WHERE run_id = ? AND seq >= ? ORDER BY seq'),
+    readAll: db.prepare<[number, number], { pos: number; run_id: string; seq: number; body: string }>(
+      'SELECT pos, run_id, seq, body FROM events WHERE pos > ? ORDER BY pos LIMIT ?',
+    ),
+    getRun: db.prepare<[string], RunRow>('SELECT * FROM runs WHERE run_id = ?'),
+    claim: db.prepare('INSERT OR IGNORE INTO effects (run_id, step, key, claimed_at) VALUES (?, ?, ?, ?)'),
+    getEffect: db.prepare<[string, string, string], { claimed_at: number; done_at: number | null; result: string | null }>(
+      'SELECT claimed_at, done_at, result FROM effects WHERE run_id = ? AND step = ? AND key = ?',
+    ),
+    record: db.prepare('UPDATE effects SET done_at = ?, result = ? WHERE run_id = ? AND step = ? AND key = ? AND done_at IS NULL'),
+    setKill: db.prepare('INSERT OR IGNORE INTO kills (run_id, reason, at) VALUES (?, ?, ?)'),
+    getKill: db.prepare<[string], { reason: string; at: number }>('SELECT reason, at FROM kills WHERE run_id = ?'),
+    getBreaker: db.prepare<[string], { value: string; revision: number }>('SELECT value, revision FROM breakers WHERE key = ?'),
+    insertBreaker: db.prepare('INSERT OR IGNORE INTO breakers (key, value, revision) VALUES (?, ?, 1)'),
+    updateBreaker: db.prepare('UPDATE breakers SET value = ?, revision = revision + 1 WHERE key = ? AND revision = ?'),
+    saveSnapshot: db.prepare('INSERT OR REPLACE INTO snapshots (run_id, seq, machine_hash, body) VALUES (?, ?, ?, ?)'),
+    loadSnapshot: db.prepare<[string], { seq: number; machine_hash: string; body: string }>('SELECT seq, machine_hash, body FROM snapshots WHERE run_id = ?'),
+  };
+
+  const appendTx = db.transaction((runId: string, events: NewEnvelope[], expected: ExpectedVersion): number => {
+    const row = q.lastSeq.get(runId);
+    const actual = row?.last_seq;
+    if (expected === 'no_stream' ? actual !== undefined : actual !== expected) {
+      throw new VersionConflictError(runId, expected, actual ?? 'unknown');
+    }
+    let seq = actual ?? 0;
+    for (const e of events) {
+      seq += 1;
+      q.insert.run(runId, seq, e.at, e.event.type, JSON.stringify(e));
+    }
+    const last = events[events.length - 1] as NewEnvelope;
+    const patch = {
+      runId,
+      status: last.state.status,
+      step: last.state.step,
+      costUsd: last.state.costUsd,
+      lastSeq: seq,
+      at: last.at,
+      endedAt: TERMINAL.has(last.state.status) ? last.at : null,
+    };
+    if (expected === 'no_stream') {
+      const first = events[0] as NewEnvelope;
+      if (first.event.type !== 'run.started') {
+        throw new UsageError(`run ${runId}: the first event of a run must be run.started, got ${first.event.type}`);
+      }
+      const s = first.event as RunStarted;
+      q.createRun.run({ ...patch, pipeline: s.pipeline, version: s.version, machineHash: s.machineHash, module: s.module, at: first.at });
+      q.updateRun.run(patch);
+    } else {
+      q.updateRun.run(patch);
+    }
+    return seq;
+  });
+
+  const log: EventLog = {
+    async append(runId, events, expected) {
+      if (events.length === 0) throw new UsageError('append needs at least one event');
+      const checked = events.map((e) => NewEnvelope.parse(e));
+      try {
+        return appendTx.immediate(runId, checked, expected);
+      } catch (e) {
+        if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE' || (e as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+          throw new VersionConflictError(runId, expected, 'unknown', { cause: e });
+        }
+        throw e;
+      }
+    },
+    async read(runId, fromSeq = 1) {
+      return q.read.all(runId, fromSeq).map((r) => parseStored(runId, r.seq, r.body));
+    },
+    async readAll(afterPos, limit = 1000) {
+      return q.readAll.all(afterPos, limit).map((r): PositionedEnvelope => ({ ...parseStored(r.run_id, r.seq, r.body), pos: r.pos }));
+    },
+    async getRun(runId) {
+      const r = q.getRun.get(runId);
+      return r === undefined ? undefined : toSummary(r);
+    },
+    async listRuns(filter: RunFilter = {}) {
+      const where: string[] = [];
+      const args: unknown[] = [];
+      if (filter.status !== undefined) {
+        const list = Array.isArray(filter.status) ? filter.status : [filter.status];
+        where.push(`status IN (${list.map(() => '?').join(', ')})`);
+        args.push(...list);
+      }
+      if (filter.pipeline !== undefined) {
+        where.push('pipeline = ?');
+        args.push(filter.pipeline);
+      }
+      if (filter.updatedBefore !== undefined) {
+        where.push('updated_at < ?');
+        args.push(filter.updatedBefore);
+      }
+      const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY started_at DESC, run_id DESC LIMIT ?`;
+      return (db.prepare(sql).all(...args, filter.limit ?? 1_000_000) as RunRow[]).map(toSummary);
+    },
+    async saveSnapshot(runId, s: SavedSnapshot) {
+      q.saveSnapshot.run(runId, s.seq, s.machineHash, JSON.stringify(s.snapshot));
+    },
+    async loadSnapshot(runId) {
+      const r = q.loadSnapshot.get(runId);
+      return r === undefined ? undefined : { seq: r.seq, machineHash: r.machine_hash, snapshot: JSON.parse(r.body) as unknown };
+    },
+  };
+
+  const ledger: EffectLedger = {
+    async claim(runId, step, key, at): Promise<EffectClaim> {
+      const inserted = q.claim.run(runId, step, key, at).changes === 1;
+      if (inserted) return { status: 'claimed' };
+      const r = q.getEffect.get(runId, step, key);
+      if (r === undefined) return { status: 'claimed' };
+      if (r.done_at === null) return { status: 'unrecorded', claimedAt: r.claimed_at };
+      return { status: 'done', result: r.result === null ? undefined : (JSON.parse(r.result) as unknown) };
+    },
+    async record(runId, step, key, result, at) {
+      q.claim.run(runId, step, key, at);
+      q.record.run(at, JSON.stringify(result ?? null), runId, step, key);
+    },
+  };
+
+  const control: ControlStore = {
+    async setKill(flag: KillFlag) {
+      q.setKill.run(flag.runId, flag.reason, flag.at);
+    },
+    async getKill(runId) {
+      const r = q.getKill.get(runId);
+      return r === undefined ? undefined : { runId, reason: r.reason, at: r.at };
+    },
+    async getBreaker(key) {
+      const r = q.getBreaker.get(key);
+      return r === undefined ? { value: undefined, revision: 0 } : { value: JSON.parse(r.value) as unknown, revision: r.revision };
+    },
+    async casBreaker(key, value, revision) {
+      const body = JSON.stringify(value);
+      if (revision === 0) return q.insertBreaker.run(key, body).changes === 1;
+      return q.updateBreaker.run(body, key, revision).changes === 1;
+    },
+  };
+
+  return {
+    kind: 'sqlite',
+    log,
+    ledger,
+    control,
+    async close() {
+      if (db.open) db.close();
+    },
+  };
+}
