@@ -83,7 +83,9 @@ export function classifyError(err: unknown, now?: number): ClassifiedError {
     status === null
       ? (TYPE_KINDS.get(err.type ?? '') ?? { kind: 'unknown', retryable: false })
       : (STATUS_KINDS.get(status) ??
-        (status >= 500 ? { kind: 'server', retryable: true } : { kind: 'unknown', retryable: false }));
+        (status >= 500
+          ? { kind: 'server', retryable: true }
+          : { kind: 'unknown', retryable: false }));
 
   // The server's explicit word beats the status, both ways (as the SDK's own retry loop does).
   const shouldRetry = header(headers, 'x-should-retry');
@@ -123,7 +125,9 @@ function isSpendLimit(err: APIError): boolean {
     return true;
   }
   if (err.status !== 429 && err.status !== 402) return false;
-  const body = (err.error ?? {}) as { error?: { type?: unknown; message?: unknown; error_code?: unknown } };
+  const body = (err.error ?? {}) as {
+    error?: { type?: unknown; message?: unknown; error_code?: unknown };
+  };
   const clues = [err.errorCode, err.type, body.error?.type, body.error?.error_code, err.apiMessage];
   return clues.some((c) => typeof c === 'string' && /spend[ _-]?limit/i.test(c));
 }
@@ -153,6 +157,11 @@ function messageOf(err: unknown): string {
   }
 }
 
-function base(kind: string, retryable: boolean, status: number | null, message: string): ClassifiedError {
+function base(
+  kind: string,
+  retryable: boolean,
+  status: number | null,
+  message: string,
+): ClassifiedError {
   return { kind, status, retryable, message, retryAfterMs: null, requestId: null };
 }
