@@ -25,6 +25,8 @@ function target(next: string | null): string {
 
 const skipOn = (next: string | null) => ({ target: target(next), actions: 'recordSkip' });
 const failTo = { target: '#run.failed', actions: 'fail' };
+/** User code (a prompt, key or skip function, or a transform) threw: the run fails with the error. */
+const stepFailed = { target: '#run.failed', actions: ['recordStepFailure', 'fail'] };
 const enter = (step: string) => ({ type: 'enterStep', params: { step } });
 
 function llmStates(s: LlmStep, next: string | null, maxTransport: number): StateConfig {
@@ -43,7 +45,13 @@ function llmStates(s: LlmStep, next: string | null, maxTransport: number): State
     entry: enter(s.name),
     initial: 'ready',
     states: {
-      ready: { on: { ATTEMPT: { target: 'limits', actions: 'stashAttempt' }, SKIP: skipOn(next) } },
+      ready: {
+        on: {
+          ATTEMPT: { target: 'limits', actions: 'stashAttempt' },
+          SKIP: skipOn(next),
+          STEP_FAILED: stepFailed,
+        },
+      },
       limits: {
         always: [
           park('breakerOpen', 'breaker'),
@@ -95,7 +103,7 @@ function effectStates(s: EffectStep, next: string | null): StateConfig {
     entry: enter(s.name),
     initial: 'ready',
     states: {
-      ready: { on: { EFFECT_STARTED: { target: 'running' }, SKIP: skipOn(next) } },
+      ready: { on: { EFFECT_STARTED: { target: 'running' }, SKIP: skipOn(next), STEP_FAILED: stepFailed } },
       running: {
         on: {
           EFFECT_DONE: { target: target(next), actions: 'recordOutput' },
@@ -124,7 +132,7 @@ function transformStates(s: TransformStep, next: string | null): StateConfig {
       ready: {
         on: {
           STEP_DONE: { target: target(next), actions: 'recordOutput' },
-          STEP_FAILED: { target: '#run.failed', actions: ['recordStepFailure', 'fail'] },
+          STEP_FAILED: stepFailed,
           SKIP: skipOn(next),
         },
       },

@@ -1,0 +1,84 @@
+/**
+ * Triage support tickets: Claude classifies each ticket against a schema; urgent ones get a
+ * drafted reply and an escalation written to an outbox (an effect, at most once per ticket).
+ */
+import { join } from 'node:path';
+import { z } from 'zod';
+import { definePipeline, effect, llm, step, writeFileAtomic } from '../src/index.js';
+
+const Ticket = z.object({
+  id: z.string().min(1),
+  from: z.string(),
+  subject: z.string(),
+  body: z.string(),
+});
+type Ticket = z.infer<typeof Ticket>;
+
+const Classification = z.object({
+  category: z.enum(['billing', 'bug', 'outage', 'question', 'other']),
+  urgency: z.number().int().min(1).max(5),
+  summary: z.string().min(1).max(200),
+});
+
+const Draft = z.object({
+  reply: z.string().min(1),
+  escalate: z.boolean(),
+});
+
+/** Tickets at or above this urgency are drafted and escalated. */
+export const URGENCY_THRESHOLD = 3;
+
+const outboxDir = (): string => process.env.PLUMBLINE_OUTBOX ?? join('.plumbline', 'outbox');
+type Classified = z.infer<typeof Classification>;
+const urgencyOf = (outputs: Record<string, unknown>): number => (outputs.classify as Classified).urgency;
+
+export default definePipeline({
+  name: 'triage',
+  version: '1',
+  input: Ticket,
+  limits: { budgetUsd: 0.5, maxIterations: 20 },
+  steps: [
+    llm<Ticket>({
+      name: 'classify',
+      model: 'claude-sonnet-4-6',
+      system: 'You triage customer support tickets. Answer with JSON only.',
+      prompt: ({ input }) =>
+        `Classify this ticket.\nFrom: ${input.from}\nSubject: ${input.subject}\n\n${input.body}\n\n` +
+        'urgency: 1 (whenever) to 5 (production down). summary: one sentence.',
+      output: Classification,
+      maxTokens: 400,
+    }),
+    llm<Ticket>({
+      name: 'draft',
+      model: 'claude-haiku-4-5',
+      prompt: ({ input, outputs }) =>
+        `Draft a short, kind reply to this ${JSON.stringify(outputs.classify)} ticket:\n${input.body}`,
+      output: Draft,
+      maxTokens: 600,
+      skip: ({ outputs }) => {
+        const u = urgencyOf(outputs);
+        return u < URGENCY_THRESHOLD ? `urgency ${u} below threshold ${URGENCY_THRESHOLD}` : false;
+      },
+    }),
+    effect<Ticket>({
+      name: 'escalate',
+      key: ({ input }) => `escalate-${input.id}`,
+      skip: ({ outputs }) => {
+        const u = urgencyOf(outputs);
+        return u < URGENCY_THRESHOLD ? `urgency ${u} below threshold ${URGENCY_THRESHOLD}` : false;
+      },
+      run: ({ key, input, outputs }) => {
+        const path = join(outboxDir(), `${key}.json`);
+        writeFileAtomic(path, JSON.stringify({ ticket: input.id, classify: outputs.classify, draft: outputs.draft }, null, 2));
+        return { path };
+      },
+    }),
+    step<Ticket>({
+      name: 'route',
+      run: ({ outputs }) => {
+        const c = outputs.classify as Classified;
+        return { queue: c.category, escalated: outputs.escalate !== null };
+      },
+    }),
+  ],
+});

@@ -1,0 +1,46 @@
+/**
+ * plumbline: a durable runtime for LLM pipelines. Define a pipeline, run it on a store.
+ */
+export { definePipeline, llm, effect, step, isPipeline } from './machines/pipeline.js';
+export type {
+  Pipeline,
+  PipelineOptions,
+  Step,
+  LlmStep,
+  EffectStep,
+  TransformStep,
+  StepContext,
+  EffectContext,
+  Limits,
+} from './machines/pipeline.js';
+export { compilePipeline } from './machines/compile.js';
+export { describeMachine, machineHash } from './machines/graph.js';
+export type { MachineGraph, GraphNode, GraphEdge } from './machines/graph.js';
+export { foldLog } from './machines/replay.js';
+export type { RunEvent, MachineEvent, StoredEnvelope, RunStatus, Usage } from './machines/events.js';
+export {
+  PlumblineError,
+  UsageError,
+  VersionConflictError,
+  ReplayMismatchError,
+  MachineHashMismatchError,
+  CorruptEventError,
+  isPlumblineError,
+  isVersionConflict,
+  isUsageError,
+} from './errors.js';
+export { openSqliteStore } from './store/sqlite.js';
+export type { Store, EventLog, EffectLedger, ControlStore, RunSummary, ExpectedVersion } from './store/types.js';
+export { Runtime } from './runtime/driver.js';
+export type { RuntimeOptions, RunResult, LimitOverrides } from './runtime/driver.js';
+export { prepare } from './runtime/prepare.js';
+export type { Prepared } from './runtime/prepare.js';
+export { loadPipeline, loadPipelines } from './runtime/load.js';
+export { writeFileAtomic } from './runtime/files.js';
+export { createLogger } from './runtime/logger.js';
+export { systemClock, acceleratedClock } from './runtime/clock.js';
+export type { Clock } from './runtime/clock.js';
+export { createAnthropicClient } from './model/anthropic.js';
+export { DEFAULT_PRICES, PRICES_AS_OF, priceFor } from './model/prices.js';
+export { costUsd } from './model/cost.js';
+export type { ModelClient, ModelRequest, ModelOutcome, Price, RetryPolicy } from './model/types.js';

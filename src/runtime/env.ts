@@ -1,0 +1,39 @@
+/**
+ * What the driver works with for one run: the store, the model, the clock, the breakers.
+ */
+import type { ModelClient } from '../model/types.js';
+import type { Store } from '../store/types.js';
+import type { Clock } from './clock.js';
+import type { Logger } from './logger.js';
+import type { Prepared } from './prepare.js';
+
+/** The gate a model call passes through: the circuit breaker shared by all runs. */
+export interface BreakerGate {
+  /** The breaker's view for a call to `model` now (`half_open` means this caller is the probe). */
+  acquire(model: string, now: number): Promise<'closed' | 'open' | 'half_open'>;
+  /** Reports a call's outcome. */
+  record(model: string, ok: boolean, kind: string, now: number): Promise<void>;
+}
+
+/** Test hooks: called at points a crash test wants to kill the process at. */
+export interface DriverHooks {
+  afterAppend?: (runId: string, seq: number, type: string) => void;
+  afterEffectClaimed?: (runId: string, step: string, key: string) => void;
+  afterEffectRan?: (runId: string, step: string, key: string) => void;
+}
+
+/** The per-run environment of the driver. */
+export interface DriverEnv {
+  store: Store;
+  prepared: Prepared;
+  model: () => ModelClient;
+  clock: Clock;
+  random: () => number;
+  logger: Logger;
+  breakers?: BreakerGate;
+  killPollMs: number;
+  logMaxChars: number;
+  /** The key recorded by the last EFFECT_STARTED of this run (the running effect's key). */
+  lastEffectKey: string | null;
+  hooks?: DriverHooks;
+}

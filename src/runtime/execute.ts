@@ -1,0 +1,214 @@
+/**
+ * The driver's side: for the state a run is in, do the one piece of I/O it calls for (ask the
+ * model, run an effect, wait out a backoff) and return the event that records the outcome.
+ * User code and model failures become events; nothing here throws for a bad run.
+ */
+import { serializeError } from '../errors.js';
+import { attemptsOf } from '../machines/context.js';
+import type { MachineEvent } from '../machines/events.js';
+import type { RunSnapshot } from '../machines/fold.js';
+import type { EffectStep, LlmStep, Step, TransformStep } from '../machines/pipeline.js';
+import { costUsd, worstCaseUsd, estimateInputTokens } from '../model/cost.js';
+import { retryDelayMs } from '../model/retry.js';
+import { judgeOutput } from '../model/structured.js';
+import type { ClassifiedError } from '../model/types.js';
+import { buildRequest, stepContext } from './request.js';
+import type { DriverEnv } from './env.js';
+
+/** Why the driver stopped before an event could be produced. */
+export type Interrupt = { interrupt: 'killed'; reason: string } | { interrupt: 'aborted' };
+
+type Outcome = MachineEvent | Interrupt;
+
+async function killEvent(env: DriverEnv, runId: string): Promise<MachineEvent | null> {
+  const flag = await env.store.control.getKill(runId);
+  return flag === undefined ? null : { type: 'KILL', reason: flag.reason };
+}
+
+function skipEvent(step: Step, snap: RunSnapshot): MachineEvent | null {
+  if (step.skip === undefined) return null;
+  const reason = step.skip(stepContext(snap.context, step.name));
+  return typeof reason === 'string' && reason !== '' ? { type: 'SKIP', step: step.name, reason } : null;
+}
+
+/** Waits until `until` (epoch ms), checking the kill flag; returns a KILL event if killed. */
+async function waitUntil(env: DriverEnv, runId: string, until: number, signal: AbortSignal): Promise<Outcome | null> {
+  for (;;) {
+    const kill = await killEvent(env, runId);
+    if (kill !== null) return kill;
+    if (signal.aborted) return { interrupt: 'aborted' };
+    const left = until - env.clock.now();
+    if (left <= 0) return null;
+    await env.clock.sleep(Math.min(left, env.killPollMs), signal);
+  }
+}
+
+async function llmPhase(env: DriverEnv, step: LlmStep, phase: string, snap: RunSnapshot, signal: AbortSignal): Promise<Outcome> {
+  const ctx = snap.context;
+  const runId = ctx.runId;
+  if (phase === 'ready') {
+    const kill = await killEvent(env, runId);
+    if (kill !== null) return kill;
+    const skip = skipEvent(step, snap);
+    if (skip !== null) return skip;
+    const request = buildRequest(step, ctx);
+    const price = env.prepared.priceOf(step);
+    const breaker = env.breakers !== undefined ? await env.breakers.acquire(step.model, env.clock.now()) : 'closed';
+    return {
+      type: 'ATTEMPT',
+      step: step.name,
+      attempt: attemptsOf(ctx, step.name).calls + 1,
+      at: env.clock.now(),
+      estimate: { inputTokens: estimateInputTokens(request), maxTokens: request.maxTokens, usd: worstCaseUsd(request, price) },
+      breaker,
+      model: step.model,
+    };
+  }
+  if (phase === 'calling') {
+    const model = env.model();
+    const request = buildRequest(step, ctx);
+    const attempt = attemptsOf(ctx, step.name).calls;
+    const killer = new AbortController();
+    const both = AbortSignal.any([signal, killer.signal]);
+    let killedBy: string | null = null;
+    const poll = setInterval(() => {
+      env.store.control.getKill(runId).then(
+        (f) => {
+          if (f !== undefined) {
+            killedBy = f.reason;
+            killer.abort();
+          }
+        },
+        () => undefined,
+      );
+    }, env.killPollMs);
+    let outcome;
+    try {
+      outcome = await model.call(request, both);
+    } finally {
+      clearInterval(poll);
+    }
+    if (killedBy !== null) return { type: 'KILL', reason: killedBy };
+    if (signal.aborted) return { interrupt: 'aborted' };
+    const price = env.prepared.priceOf(step);
+    if (outcome.ok) {
+      const judged = judgeOutput({ text: outcome.text, stopReason: outcome.stopReason }, step.output);
+      await env.breakers?.record(step.model, true, 'ok', env.clock.now());
+      return {
+        type: 'MODEL_RESPONSE',
+        step: step.name,
+        attempt,
+        requestId: outcome.requestId,
+        model: outcome.model,
+        stopReason: outcome.stopReason,
+        usage: outcome.usage,
+        costUsd: costUsd(outcome.usage, price),
+        verdict: judged.verdict,
+        ...(judged.verdict === 'valid' ? { output: judged.output } : {}),
+        issues: judged.issues,
+        text: judged.verdict === 'valid' ? null : (outcome.text ?? '').slice(0, env.logMaxChars),
+        durationMs: outcome.durationMs,
+      };
+    }
+    const err: ClassifiedError = outcome.error;
+    await env.breakers?.record(step.model, false, err.kind, env.clock.now());
+    const failures = attemptsOf(ctx, step.name).transport + 1;
+    const delayMs = err.retryable ? retryDelayMs(err, failures, env.prepared.retryOf(step), env.random) : 0;
+    return {
+      type: 'MODEL_ERROR',
+      step: step.name,
+      attempt,
+      requestId: err.requestId,
+      model: step.model,
+      status: err.status,
+      kind: err.kind,
+      retryable: err.retryable,
+      message: err.message,
+      delayMs,
+      retryAt: env.clock.now() + delayMs,
+      usage: outcome.usage,
+      costUsd: outcome.usage !== null ? costUsd(outcome.usage, price) : 0,
+      durationMs: outcome.durationMs,
+    };
+  }
+  return backoff(env, step, snap, signal);
+}
+
+async function backoff(env: DriverEnv, step: Step, snap: RunSnapshot, signal: AbortSignal): Promise<Outcome> {
+  const until = snap.context.waitUntil ?? env.clock.now();
+  const stop = await waitUntil(env, snap.context.runId, until, signal);
+  if (stop !== null) return stop;
+  return { type: 'TIMER', step: step.name, at: env.clock.now() };
+}
+
+async function effectPhase(env: DriverEnv, step: EffectStep, phase: string, snap: RunSnapshot, signal: AbortSignal): Promise<Outcome> {
+  const ctx = snap.context;
+  if (phase === 'ready') {
+    const kill = await killEvent(env, ctx.runId);
+    if (kill !== null) return kill;
+    const skip = skipEvent(step, snap);
+    if (skip !== null) return skip;
+    const key = step.key(stepContext(ctx, step.name));
+    return { type: 'EFFECT_STARTED', step: step.name, key: String(key), attempt: attemptsOf(ctx, step.name).failures + 1 };
+  }
+  if (phase === 'running') {
+    const key = env.lastEffectKey;
+    if (key === null) throw new Error(`internal: effect ${step.name} running without a recorded key`);
+    const started = env.clock.now();
+    const claim = await env.store.ledger.claim(ctx.runId, step.name, key, started);
+    if (claim.status === 'done') {
+      return { type: 'EFFECT_DONE', step: step.name, key, result: claim.result ?? null, replayed: true, durationMs: 0 };
+    }
+    env.hooks?.afterEffectClaimed?.(ctx.runId, step.name, key);
+    try {
+      const result = await step.run({ ...stepContext(ctx, step.name), key, signal });
+      const json = result === undefined ? null : (JSON.parse(JSON.stringify(result)) as unknown);
+      env.hooks?.afterEffectRan?.(ctx.runId, step.name, key);
+      await env.store.ledger.record(ctx.runId, step.name, key, json, env.clock.now());
+      return { type: 'EFFECT_DONE', step: step.name, key, result: json, replayed: false, durationMs: env.clock.now() - started };
+    } catch (e) {
+      const failures = attemptsOf(ctx, step.name).failures + 1;
+      const delayMs = Math.floor(env.random() * Math.min(8_000, 500 * 2 ** (failures - 1)));
+      return {
+        type: 'EFFECT_FAILED',
+        step: step.name,
+        key,
+        message: serializeError(e).message,
+        retryable: (e as { retryable?: unknown }).retryable !== false,
+        delayMs,
+        retryAt: env.clock.now() + delayMs,
+      };
+    }
+  }
+  return backoff(env, step, snap, signal);
+}
+
+async function transformPhase(env: DriverEnv, step: TransformStep, snap: RunSnapshot): Promise<Outcome> {
+  const kill = await killEvent(env, snap.context.runId);
+  if (kill !== null) return kill;
+  const skip = skipEvent(step, snap);
+  if (skip !== null) return skip;
+  try {
+    const out = await step.run(stepContext(snap.context, step.name));
+    return { type: 'STEP_DONE', step: step.name, output: out === undefined ? null : (JSON.parse(JSON.stringify(out)) as unknown) };
+  } catch (e) {
+    return { type: 'STEP_FAILED', step: step.name, message: serializeError(e).message };
+  }
+}
+
+/** Performs the I/O that `phase` of `step` calls for and returns the event to record. */
+export async function execute(env: DriverEnv, step: Step, phase: string, snap: RunSnapshot, signal: AbortSignal): Promise<Outcome> {
+  switch (step.kind) {
+    case 'llm':
+      return llmPhase(env, step, phase, snap, signal);
+    case 'effect':
+      return effectPhase(env, step, phase, snap, signal);
+    case 'step':
+      return transformPhase(env, step, snap);
+  }
+}
+
+/** True when `o` is an interruption rather than an event. */
+export function isInterrupt(o: Outcome): o is Interrupt {
+  return 'interrupt' in o;
+}

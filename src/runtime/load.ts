@@ -1,0 +1,52 @@
+/**
+ * Loads pipeline modules: a `.ts` or `.js` file whose default export is a pipeline.
+ */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { extname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { UsageError } from '../errors.js';
+import { isPipeline } from '../machines/pipeline.js';
+import { prepare, type Prepared } from './prepare.js';
+
+const EXTENSIONS = new Set(['.ts', '.mts', '.js', '.mjs']);
+
+/** Imports `file` and returns its default-exported pipeline, compiled. */
+export async function loadPipeline(file: string): Promise<Prepared> {
+  const path = resolve(file);
+  if (!existsSync(path)) throw new UsageError(`pipeline file not found: ${file}: pass the path of a .ts or .js module`);
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+  } catch (e) {
+    throw new UsageError(`cannot load pipeline module ${file}: ${(e as Error).message}`, { cause: e });
+  }
+  const value = mod.default;
+  if (!isPipeline(value)) {
+    throw new UsageError(
+      `${file} does not default-export a pipeline: add \`export default definePipeline({ ... })\``,
+    );
+  }
+  return prepare(value, path);
+}
+
+/** Loads every pipeline module in the files and directories given, by pipeline name. */
+export async function loadPipelines(paths: readonly string[]): Promise<Map<string, Prepared>> {
+  const files: string[] = [];
+  for (const p of paths) {
+    const abs = resolve(p);
+    if (!existsSync(abs)) throw new UsageError(`--pipelines: ${p} does not exist`);
+    if (statSync(abs).isDirectory()) {
+      for (const f of readdirSync(abs).sort()) {
+        if (EXTENSIONS.has(extname(f)) && !f.endsWith('.d.ts') && !f.includes('.test.')) files.push(join(abs, f));
+      }
+    } else files.push(abs);
+  }
+  const out = new Map<string, Prepared>();
+  for (const f of files) {
+    const prepared = await loadPipeline(f);
+    const name = prepared.pipeline.name;
+    if (out.has(name)) throw new UsageError(`two modules define pipeline '${name}': ${out.get(name)?.module} and ${f}`);
+    out.set(name, prepared);
+  }
+  return out;
+}
