@@ -1,0 +1,191 @@
+/**
+ * A fake Anthropic Messages API over HTTP on 127.0.0.1, close enough for the real SDK: scripted
+ * answers, HTTP errors, dropped sockets and delays, and a record of every request received.
+ */
+import { createServer } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { ApiUsage } from '../model/cost.js';
+import { answerBody, DEFAULT_USAGE, errorBody, errorResponseBody } from './fakeResponses.js';
+import type { FakeAction, FakeUsage } from './fakeResponses.js';
+
+/** One request the fake received, with its parsed JSON body and all its headers. */
+export interface FakeRequest {
+  method: string;
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: Record<string, unknown>;
+}
+
+/** A list of actions used in order (then `valid`), or a function choosing the action per request. */
+export type FakeScript = FakeAction[] | ((req: FakeRequest, index: number) => FakeAction);
+
+/** A running fake Claude; dispose it (`await using`) or `close()` it. */
+export interface FakeClaude extends AsyncDisposable {
+  /** Base URL to pass as `baseURL` to the SDK. */
+  readonly url: string;
+  /** Every request received (both endpoints), oldest first. */
+  readonly requests: readonly FakeRequest[];
+  /** How many requests were received. */
+  readonly count: number;
+  /** Replaces the script; a list starts again from its first action. */
+  setScript(script: FakeScript): void;
+  /** Forgets the requests and restores the script given at start, from its first action. */
+  reset(): void;
+  /** Stops the server, cutting open connections and pending delays. */
+  close(): Promise<void>;
+}
+
+/** Options of {@link startFakeClaude}. */
+export interface FakeClaudeOptions {
+  script?: FakeScript;
+  /** Usage reported on every answer unless an action overrides it (default 100 in, 50 out). */
+  usage?: FakeUsage;
+  /** Port to listen on (default: a random free port). */
+  port?: number;
+}
+
+/**
+ * Starts a fake Claude on 127.0.0.1 speaking `POST /v1/messages` and `/v1/messages/count_tokens`.
+ * @example await using fake = await startFakeClaude({ script: [{ kind: 'status', status: 529 }] });
+ */
+export async function startFakeClaude(opts: FakeClaudeOptions = {}): Promise<FakeClaude> {
+  const initialScript: FakeScript = opts.script ?? [];
+  const usage: ApiUsage = { ...DEFAULT_USAGE, ...opts.usage };
+  const requests: FakeRequest[] = [];
+  const sockets = new Set<Socket>();
+  const timers = new Set<NodeJS.Timeout>();
+  let script = initialScript;
+  let scriptIndex = 0;
+  let serial = 0;
+
+  const nextAction = (req: FakeRequest): FakeAction => {
+    const index = scriptIndex++;
+    if (typeof script === 'function') return script(req, index);
+    return script[index] ?? { kind: 'valid' };
+  };
+
+  const perform = (action: FakeAction, req: FakeRequest, res: ServerResponse): void => {
+    if (res.destroyed || res.writableEnded) return;
+    const id = String(++serial).padStart(6, '0');
+    if (action.kind === 'drop') {
+      res.socket?.destroy();
+      return;
+    }
+    if (action.kind === 'delay') {
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        perform(action.then, req, res);
+      }, action.ms);
+      timers.add(timer);
+      return;
+    }
+    if (action.kind === 'status') {
+      const headers = { 'request-id': `req_fake_${id}`, ...action.headers };
+      send(res, action.status, errorResponseBody(action, id), headers);
+      return;
+    }
+    send(res, 200, answerBody(action, req.body, id, usage), { 'request-id': `req_fake_${id}` });
+  };
+
+  const server = createServer((incoming, res) => {
+    void handle(incoming, res).catch((e: unknown) => {
+      // A throwing script function becomes a 500 the test can see, not a crashed server.
+      send(res, 500, errorBody('api_error', `fake Claude script failed: ${String(e)}`), {});
+    });
+  });
+  const handle = (incoming: IncomingMessage, res: ServerResponse): Promise<void> =>
+    readBody(incoming).then((raw) => {
+      const path = (incoming.url ?? '/').split('?')[0] ?? '/';
+      let body: Record<string, unknown>;
+      try {
+        body = raw === '' ? {} : (JSON.parse(raw) as Record<string, unknown>);
+      } catch {
+        send(res, 400, errorBody('invalid_request_error', 'body is not JSON'), {});
+        return;
+      }
+      const req: FakeRequest = {
+        method: incoming.method ?? 'GET',
+        path,
+        headers: incoming.headers,
+        body,
+      };
+      requests.push(req);
+      if (req.method === 'POST' && path === '/v1/messages/count_tokens') {
+        send(res, 200, { input_tokens: usage.input_tokens }, {});
+      } else if (req.method === 'POST' && path === '/v1/messages') {
+        perform(nextAction(req), req, res);
+      } else {
+        send(
+          res,
+          404,
+          errorBody('not_found_error', `fake Claude has no ${req.method} ${path}`),
+          {},
+        );
+      }
+    });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+
+  let closing: Promise<void> | null = null;
+  const close = (): Promise<void> => {
+    closing ??= new Promise<void>((resolve) => {
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
+      server.close(() => resolve());
+      for (const socket of sockets) socket.destroy();
+    });
+    return closing;
+  };
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    get count() {
+      return requests.length;
+    },
+    setScript(next) {
+      script = next;
+      scriptIndex = 0;
+    },
+    reset() {
+      requests.length = 0;
+      script = initialScript;
+      scriptIndex = 0;
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+function send(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string>,
+): void {
+  if (res.destroyed || res.writableEnded) return;
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
+  res.end(text);
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', () => resolve(''));
+  });
+}
