@@ -1,0 +1,105 @@
+/**
+ * What every CLI verb needs: the store named by `--store` / `PLUMBLINE_STORE`, a model client
+ * from the environment, a logger, and output helpers that respect `--json`.
+ */
+import { join } from 'node:path';
+import { UsageError } from '../errors.js';
+import { createAnthropicClient } from '../model/anthropic.js';
+import type { ModelClient } from '../model/types.js';
+import { createLogger, type Logger } from '../runtime/logger.js';
+import { openSqliteStore } from '../store/sqlite.js';
+import type { Store } from '../store/types.js';
+
+/** The default embedded store path. */
+export const DEFAULT_STORE = join('.plumbline', 'plumbline.db');
+
+/** Options every verb accepts. */
+export interface GlobalOptions {
+  store?: string;
+  json?: boolean;
+  logLevel?: string;
+}
+
+/** The store spec: `--store`, then `PLUMBLINE_STORE`, then `./.plumbline/plumbline.db`. */
+export function storeSpec(opts: GlobalOptions): string {
+  return opts.store ?? process.env.PLUMBLINE_STORE ?? DEFAULT_STORE;
+}
+
+/** Opens the store named by a spec: a SQLite path, or a `nats://` URL for JetStream. */
+export async function openStore(spec: string): Promise<Store> {
+  if (/^(nats|tls|wss?):\/\//.test(spec)) {
+    const { openJetStreamStoreFromUrl } = await import('./natsStore.js');
+    return openJetStreamStoreFromUrl(spec);
+  }
+  return openSqliteStore(spec);
+}
+
+/** A model client from the environment: `ANTHROPIC_API_KEY`, and `ANTHROPIC_BASE_URL` if set. */
+export function modelFromEnv(): ModelClient {
+  const apiKey = process.env.ANTHROPIC_API_KEY;
+  const baseURL = process.env.ANTHROPIC_BASE_URL;
+  if (apiKey === undefined || apiKey === '') {
+    if (baseURL === undefined || baseURL === '') {
+      throw new UsageError(
+        'no model configured: set ANTHROPIC_API_KEY (or ANTHROPIC_BASE_URL for a fake Claude; `plumbline demo` starts one)',
+      );
+    }
+    return createAnthropicClient({ apiKey: 'no-key', baseURL });
+  }
+  return createAnthropicClient({ apiKey, ...(baseURL ? { baseURL } : {}) });
+}
+
+/** The CLI's logger: JSON to stderr (pretty on a TTY), level from `--log-level`. */
+export function cliLogger(opts: GlobalOptions): Logger {
+  return createLogger({
+    ...(opts.logLevel !== undefined ? { level: opts.logLevel } : {}),
+    ...(process.env.ANTHROPIC_API_KEY ? { redact: [] } : {}),
+  });
+}
+
+/** Writes one line to stdout. */
+export function out(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+/** Writes one JSON object as a line to stdout. */
+export function outJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+/** Parses `--input JSON` or `--input @file.json`. */
+export async function parseInput(raw: string | undefined): Promise<unknown> {
+  if (raw === undefined) return {};
+  let text = raw;
+  if (raw.startsWith('@')) {
+    const { readFile } = await import('node:fs/promises');
+    try {
+      text = await readFile(raw.slice(1), 'utf8');
+    } catch (e) {
+      throw new UsageError(`--input ${raw}: cannot read the file (${(e as Error).message})`);
+    }
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new UsageError(`--input is not valid JSON (${(e as Error).message}): pass a JSON object or @file.json`);
+  }
+}
+
+/** Parses a positive number option. */
+export function positiveNumber(name: string): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new UsageError(`${name} must be a number >= 0, got '${v}'`);
+    return n;
+  };
+}
+
+/** Parses a duration like `90s`, `15m`, `2h`, `500ms` or plain milliseconds. */
+export function parseDuration(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(v.trim());
+  if (m === null) throw new UsageError(`--deadline '${v}' is not a duration: use e.g. 500ms, 90s, 15m, 2h`);
+  const n = Number(m[1]);
+  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 'ms') as 'ms'];
+  return n * unit;
+}

@@ -1,0 +1,54 @@
+/**
+ * `plumbline demo`: triage a handful of sample tickets with the embedded store. Without
+ * ANTHROPIC_API_KEY it starts the fake Claude and scripts plausible answers, and says so.
+ */
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createAnthropicClient } from '../model/anthropic.js';
+import type { ModelClient } from '../model/types.js';
+import { Runtime } from '../runtime/driver.js';
+import { loadPipeline } from '../runtime/load.js';
+import { startFakeClaude, type FakeClaude } from '../testing/fakeClaude.js';
+import { cliLogger, openStore, out, storeSpec, type GlobalOptions } from './context.js';
+import { pathOfSteps, resultLine, usd } from './format.js';
+import { exitCodeFor } from './main.js';
+import { demoScript, DEMO_TICKETS } from './demoData.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Runs the demo; returns the exit code (worst of the runs). */
+export async function runDemo(g: GlobalOptions, n: number): Promise<number> {
+  let fake: FakeClaude | undefined;
+  let model: ModelClient;
+  if (process.env.ANTHROPIC_API_KEY) {
+    out('using Claude (ANTHROPIC_API_KEY is set)');
+    model = createAnthropicClient({});
+  } else {
+    fake = await startFakeClaude({ script: demoScript, usage: { input_tokens: 420, output_tokens: 85, cache_read_input_tokens: 0 } });
+    out(`no ANTHROPIC_API_KEY: using the fake Claude at ${fake.url} (scripted answers, real SDK over HTTP)`);
+    model = createAnthropicClient({ apiKey: 'fake-key-for-the-demo', baseURL: fake.url });
+  }
+  process.env.PLUMBLINE_OUTBOX ??= join('.plumbline', 'outbox');
+  const spec = storeSpec(g);
+  const store = await openStore(spec);
+  let worst = 0;
+  try {
+    const prepared = await loadPipeline(join(root, 'examples', 'triage.ts'));
+    const rt = new Runtime({ store, model, logger: cliLogger({ ...g, logLevel: g.logLevel ?? 'warn' }) });
+    out(`store: ${spec}   outbox: ${process.env.PLUMBLINE_OUTBOX}`);
+    let total = 0;
+    for (const ticket of DEMO_TICKETS.slice(0, n)) {
+      const r = await rt.start(prepared, { input: { ...ticket, id: `${ticket.id}-${Date.now().toString(36)}` } });
+      const events = await store.log.read(r.runId);
+      out(resultLine(r, pathOfSteps(events)));
+      total += r.costUsd;
+      worst = Math.max(worst, exitCodeFor(r.status));
+    }
+    out(`total cost ${usd(total)}${fake !== undefined ? ` (priced as if real; the fake served ${fake.count} requests)` : ''}`);
+    out('next: `plumbline runs`, `plumbline replay <run id>`, `plumbline cost --by model`');
+  } finally {
+    await store.close();
+    await fake?.close();
+  }
+  return worst;
+}

@@ -1,0 +1,34 @@
+/**
+ * Finding the pipeline code of a recorded run: from `--pipelines`, else from the module path
+ * recorded in its `run.started` event.
+ */
+import { existsSync } from 'node:fs';
+import { UsageError } from '../errors.js';
+import { startedOf } from '../machines/replay.js';
+import { loadPipeline, loadPipelines } from '../runtime/load.js';
+import type { Prepared } from '../runtime/prepare.js';
+import type { Store } from '../store/types.js';
+
+/** Loads `--pipelines` if given (empty map otherwise). */
+export async function pipelinesFrom(paths: readonly string[] | undefined): Promise<Map<string, Prepared>> {
+  return paths !== undefined && paths.length > 0 ? loadPipelines(paths) : new Map();
+}
+
+/** The prepared pipeline for a recorded run. */
+export async function pipelineForRun(store: Store, runId: string, given: Map<string, Prepared>): Promise<Prepared> {
+  const head = await store.log.read(runId, 1);
+  const { started } = startedOf(runId, head.slice(0, 1));
+  const fromFlag = given.get(started.pipeline);
+  if (fromFlag !== undefined) return fromFlag;
+  if (started.module === null || !existsSync(started.module)) {
+    throw new UsageError(
+      `run ${runId} (pipeline '${started.pipeline}') was started from ${started.module ?? 'code with no module path'}, ` +
+        'which is not there now: pass --pipelines <file|dir> with the pipeline module',
+    );
+  }
+  const prepared = await loadPipeline(started.module);
+  if (prepared.pipeline.name !== started.pipeline) {
+    throw new UsageError(`${started.module} now defines pipeline '${prepared.pipeline.name}', not '${started.pipeline}': pass --pipelines`);
+  }
+  return prepared;
+}
