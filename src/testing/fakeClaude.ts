@@ -9,6 +9,9 @@ import type { ApiUsage } from '../model/cost.js';
 import { answerBody, DEFAULT_USAGE, errorBody, errorResponseBody } from './fakeResponses.js';
 import type { FakeAction, FakeUsage } from './fakeResponses.js';
 
+// Re-exported so importers of this module keep finding the action types here.
+export type { FakeAction, FakeUsage } from './fakeResponses.js';
+
 /** One request the fake received, with its parsed JSON body and all its headers. */
 export interface FakeRequest {
   method: string;
