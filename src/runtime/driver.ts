@@ -151,6 +151,7 @@ export class Runtime {
       if (isVersionConflict(e)) throw new UsageError(`run id '${runId}' already exists: resume it with \`plumbline resume ${runId}\` or pick another id`);
       throw e;
     }
+    this.opts.hooks?.afterAppend?.(runId, 1, 'run.started');
     this.logger.info({ runId, pipeline: pipeline.name, seq: 1, event: 'run.started', decision: 'start', reason: 'new run', input: truncate(parsed.data, this.opts.logMaxChars ?? 500) }, 'run started');
     this.emit(runId, 1, env);
     return runId;
