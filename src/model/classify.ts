@@ -59,6 +59,12 @@ export function classifyError(err: unknown, now?: number): ClassifiedError {
     return base('connection', true, null, messageOf(err));
   }
   if (!(err instanceof APIError)) {
+    // A plain Error the SDK raises before any request when it finds no credential at all.
+    if (err instanceof Error && /could not resolve authentication/i.test(err.message)) {
+      const fix =
+        'no Anthropic credentials: set ANTHROPIC_API_KEY or pass apiKey to createAnthropicClient';
+      return base('auth', false, null, `${fix} (${err.message})`);
+    }
     return base('unknown', false, null, messageOf(err));
   }
 

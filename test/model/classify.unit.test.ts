@@ -1,4 +1,5 @@
 import {
+  AnthropicError,
   APIConnectionError,
   APIConnectionTimeoutError,
   APIError,
@@ -190,17 +191,28 @@ describe('classifyError: without an HTTP status', () => {
     const dom = new DOMException('aborted', 'AbortError');
     expect(classifyError(dom)).toMatchObject({ kind: 'aborted', retryable: false });
   });
-  it.each([new Error('boom'), 'a string', { odd: true }, null, undefined])(
-    '%s is unknown and fatal',
-    (err) => {
-      expect(classifyError(err)).toMatchObject({
-        kind: 'unknown',
-        retryable: false,
-        status: null,
-        requestId: null,
-      });
-    },
-  );
+  it('a missing credential is a fatal auth error naming the fix', () => {
+    // SDK 1.14 throws a plain Error here, before any request.
+    const err = new Error('Could not resolve authentication method. Expected one of apiKey, ...');
+    const c = classifyError(err);
+    expect(c).toMatchObject({ kind: 'auth', retryable: false, status: null });
+    expect(c.message).toMatch(/^no Anthropic credentials: set ANTHROPIC_API_KEY or pass apiKey/);
+  });
+  it.each([
+    new Error('boom'),
+    new AnthropicError('local SDK problem'),
+    'a string',
+    { odd: true },
+    null,
+    undefined,
+  ])('%s is unknown and fatal', (err) => {
+    expect(classifyError(err)).toMatchObject({
+      kind: 'unknown',
+      retryable: false,
+      status: null,
+      requestId: null,
+    });
+  });
 });
 
 describe('retry-after', () => {
