@@ -37,7 +37,7 @@ export function createAnthropicClient(opts: AnthropicClientOptions = {}): ModelC
     ...(opts.apiKey !== undefined ? { apiKey: opts.apiKey } : {}),
     ...(opts.baseURL !== undefined ? { baseURL: opts.baseURL } : {}),
     maxRetries: 0,
-    timeout: defaultTimeoutMs,
+    timeout: wholeMs(defaultTimeoutMs),
   });
 
   return {
@@ -56,7 +56,7 @@ export function createAnthropicClient(opts: AnthropicClientOptions = {}): ModelC
         // A timeout is always set, so the SDK never refuses a large max_tokens locally.
         const msg: Message = await sdk.messages.create(params, {
           signal,
-          timeout: request.timeoutMs ?? defaultTimeoutMs,
+          timeout: wholeMs(request.timeoutMs ?? defaultTimeoutMs),
         });
         return {
           ok: true,
@@ -130,4 +130,9 @@ function localError(e: unknown): ClassifiedError {
     retryAfterMs: null,
     requestId: null,
   };
+}
+
+/** The SDK wants a positive integer timeout; round a fractional one up. */
+function wholeMs(ms: number): number {
+  return Math.max(1, Math.ceil(ms));
 }

@@ -162,6 +162,22 @@ describe('classifyError: without an HTTP status', () => {
       message: 'Overloaded',
     });
   });
+  it('a mid-stream overloaded_error as the SDK stream raises it (200 headers, no status)', () => {
+    const headers = new Headers({ 'request-id': 'req_stream' });
+    const err = new APIError(
+      undefined,
+      body('overloaded_error', 'Overloaded'),
+      undefined,
+      headers,
+      'overloaded_error',
+    );
+    expect(classifyError(err)).toMatchObject({
+      kind: 'overloaded',
+      retryable: true,
+      status: null,
+      requestId: 'req_stream',
+    });
+  });
   it('a mid-stream api_error is retryable', () => {
     const err = new APIError(undefined, body('api_error'), undefined, undefined);
     expect(classifyError(err)).toMatchObject({ kind: 'server', retryable: true });
