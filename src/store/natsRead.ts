@@ -1,0 +1,78 @@
+/**
+ * Bounded reads of a JetStream stream through a short-lived pull consumer. The consumer's
+ * `num_pending` at creation says exactly how many messages there are to read, so a read of
+ * an empty range returns at once instead of waiting forever (an ordered `consume()` on an
+ * empty subject never ends), and no read waits for messages published after it started.
+ */
+import { AckPolicy, DeliverPolicy, type ConsumerConfig, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/transport-node';
+
+/** What to read. */
+export interface RangeQuery {
+  stream: string;
+  /** Only messages on this subject (a single subject: NATS 2.9 has no multi-filter consumers). */
+  filter?: string;
+  /** First stream sequence to consider (default: the stream's first). */
+  startSeq?: number;
+  /** Only the last message of each subject (KV buckets: the current value of every key). */
+  lastPerSubject?: boolean;
+  /** At most this many messages. */
+  limit?: number;
+}
+
+/** Counters for tests and metrics: how much reading actually happened. */
+export interface ReadStats {
+  consumers: number;
+  delivered: number;
+  /** The last range read: where it started and how many messages it matched. */
+  last?: { stream: string; filter?: string; startSeq: number; pending: number };
+}
+
+const FETCH_BATCH = 1_000;
+
+/** Reads a bounded range in stream order; the consumer is deleted afterwards. */
+export async function readRange(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  q: RangeQuery,
+  stats?: ReadStats,
+  onCleanup?: (p: Promise<unknown>) => void,
+): Promise<JsMsg[]> {
+  const limit = q.limit ?? Number.MAX_SAFE_INTEGER;
+  if (limit <= 0) return [];
+  const cfg: Partial<ConsumerConfig> = {
+    ack_policy: AckPolicy.None,
+    mem_storage: true,
+    num_replicas: 1,
+    // A safety net if the delete below is lost (the process died mid-read).
+    inactive_threshold: nanos(60_000),
+    deliver_policy: q.lastPerSubject ? DeliverPolicy.LastPerSubject : q.startSeq !== undefined && q.startSeq > 1 ? DeliverPolicy.StartSequence : DeliverPolicy.All,
+    ...(q.startSeq !== undefined && q.startSeq > 1 && !q.lastPerSubject ? { opt_start_seq: q.startSeq } : {}),
+    ...(q.filter !== undefined ? { filter_subject: q.filter } : {}),
+  };
+  const ci = await jsm.consumers.add(q.stream, cfg);
+  if (stats) {
+    stats.consumers++;
+    stats.last = { stream: q.stream, ...(q.filter !== undefined ? { filter: q.filter } : {}), startSeq: q.startSeq ?? 1, pending: ci.num_pending };
+  }
+  try {
+    const want = Math.min(ci.num_pending, limit);
+    const out: JsMsg[] = [];
+    const consumer = js.consumers.getConsumerFromInfo(ci);
+    while (out.length < want) {
+      const batch = await consumer.fetch({ max_messages: Math.min(want - out.length, FETCH_BATCH), expires: 5_000 });
+      let got = 0;
+      for await (const m of batch) {
+        out.push(m);
+        got++;
+      }
+      // Nothing came within `expires`: messages were deleted under us; return what we have.
+      if (got === 0) break;
+    }
+    if (stats) stats.delivered += out.length;
+    return out;
+  } finally {
+    const del = jsm.consumers.delete(q.stream, ci.name).catch(() => false);
+    onCleanup?.(del);
+  }
+}
