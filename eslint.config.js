@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules', 'dist', 'bench/peers', 'test-artifacts', 'src/viz/public/**'] },
+  { ignores: ['node_modules', 'dist', 'bench/peers', 'test-artifacts', 'scratch', 'src/viz/public/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -18,4 +18,5 @@ export default tseslint.config(
   },
   { files: ['src/**/*.ts'], rules: { 'no-console': 'error' } },
   { files: ['**/*.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
+  { files: ['bin/**/*.mjs', '*.js'], languageOptions: { globals: { process: 'readonly', console: 'readonly' } } },
 );

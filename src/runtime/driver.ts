@@ -178,7 +178,9 @@ export class Runtime {
 
   /** Drives a run from wherever its log says it is, until it is terminal or parked. */
   async drive(prepared: Prepared, runId: string, signal: AbortSignal = new AbortController().signal): Promise<RunResult> {
-    let { snapshot, seq, last } = await this.rebuild(prepared, runId);
+    const rebuilt = await this.rebuild(prepared, runId);
+    let { snapshot, seq } = rebuilt;
+    const last = rebuilt.last;
     const env: DriverEnv = {
       store: this.store,
       prepared,
