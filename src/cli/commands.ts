@@ -6,9 +6,9 @@ import { UsageError } from '../errors.js';
 import type { StoredEnvelope } from '../machines/events.js';
 import { foldLog } from '../machines/replay.js';
 import { isTerminal } from '../machines/fold.js';
-import { Runtime, type LimitOverrides } from '../runtime/driver.js';
+import type { LimitOverrides } from '../runtime/driver.js';
 import { loadPipeline } from '../runtime/load.js';
-import { cliLogger, modelFromEnv, openStore, out, outJson, parseDuration, parseInput, positiveNumber, storeSpec, type GlobalOptions } from './context.js';
+import { makeRuntime, openStore, out, outJson, parseDuration, parseInput, positiveNumber, storeSpec, type GlobalOptions } from './context.js';
 import { pathOfSteps, replayLine, resultLine, runRow, usd } from './format.js';
 import { exitCodeFor, type ExitBox } from './main.js';
 import { pipelineForRun, pipelinesFrom } from './pipelines.js';
@@ -52,7 +52,7 @@ export function registerCommands(program: Command, box: ExitBox): void {
     const store = await openStore(storeSpec(g));
     try {
       const events: StoredEnvelope[] = [];
-      const rt = new Runtime({ store, modelFactory: modelFromEnv, logger: cliLogger(g), onEvent: (e) => { events.push(e); if (o.json) outJson(e); } });
+      const rt = makeRuntime(store, g, { onEvent: (e) => { events.push(e); if (o.json) outJson(e); } });
       const r = await rt.start(prepared, { input, ...(o.runId !== undefined ? { runId: o.runId } : {}), limits: limitsOf(o) });
       if (o.json) outJson({ summary: true, runId: r.runId, status: r.status, costUsd: r.costUsd, outputs: r.outputs, error: r.error, parked: r.parked });
       else out(resultLine(r, pathOfSteps(events)));
@@ -87,7 +87,7 @@ export function registerCommands(program: Command, box: ExitBox): void {
           const runs = await store.log.listRuns({ status: o.includeParked ? ['running', 'parked'] : ['running'] });
           ids = runs.map((r) => r.runId).reverse();
         }
-        const rt = new Runtime({ store, modelFactory: modelFromEnv, logger: cliLogger(g) });
+        const rt = makeRuntime(store, g);
         let worst = 0;
         for (const id of ids) {
           const run = await store.log.getRun(id);
@@ -203,7 +203,7 @@ export function registerCommands(program: Command, box: ExitBox): void {
       const g = globals(cmd);
       const store = await openStore(storeSpec(g));
       try {
-        const rt = new Runtime({ store, logger: cliLogger(g) });
+        const rt = makeRuntime(store, g);
         const given = await pipelinesFrom(o.pipelines);
         const ids =
           runId !== undefined

@@ -9,6 +9,9 @@ import type { ModelClient } from '../model/types.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
 import { openSqliteStore } from '../store/sqlite.js';
 import type { Store } from '../store/types.js';
+import type { BreakerConfig } from '../machines/breaker.js';
+import { Breakers } from '../runtime/breakers.js';
+import { Runtime, type RuntimeOptions } from '../runtime/driver.js';
 
 /** The default embedded store path. */
 export const DEFAULT_STORE = join('.plumbline', 'plumbline.db');
@@ -51,9 +54,10 @@ export function modelFromEnv(): ModelClient {
 
 /** The CLI's logger: JSON to stderr (pretty on a TTY), level from `--log-level`. */
 export function cliLogger(opts: GlobalOptions): Logger {
+  const extra = (process.env.PLUMBLINE_REDACT ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
   return createLogger({
     ...(opts.logLevel !== undefined ? { level: opts.logLevel } : {}),
-    ...(process.env.ANTHROPIC_API_KEY ? { redact: [] } : {}),
+    redact: extra,
   });
 }
 
@@ -102,4 +106,28 @@ export function parseDuration(v: string): number {
   const n = Number(m[1]);
   const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 'ms') as 'ms'];
   return n * unit;
+}
+
+/** The runtime every verb drives runs with: store, model from the environment, breakers, logger. */
+export function makeRuntime(store: Store, g: GlobalOptions, extra: Partial<RuntimeOptions> = {}): Runtime {
+  const logger = cliLogger(g);
+  return new Runtime({
+    store,
+    modelFactory: modelFromEnv,
+    logger,
+    breakers: new Breakers(store.control, breakerConfigFromEnv(), logger),
+    ...(process.env.PLUMBLINE_LOG_MAX_CHARS ? { logMaxChars: Number(process.env.PLUMBLINE_LOG_MAX_CHARS) } : {}),
+    ...extra,
+  });
+}
+
+/** Breaker settings from `PLUMBLINE_BREAKER` (JSON, e.g. `{"coolDownMs":5000}`). */
+export function breakerConfigFromEnv(): Partial<BreakerConfig> {
+  const raw = process.env.PLUMBLINE_BREAKER;
+  if (raw === undefined || raw === '') return {};
+  try {
+    return JSON.parse(raw) as Partial<BreakerConfig>;
+  } catch {
+    throw new UsageError(`PLUMBLINE_BREAKER is not JSON: use e.g. {"window":10,"failureRate":0.5,"coolDownMs":30000}`);
+  }
 }
