@@ -1,0 +1,210 @@
+/**
+ * The NATS command bus: a work-queue stream `<PREFIX>_CMDS` on `<prefix>.cmd.>` read by one
+ * durable pull consumer shared by every worker, and a dead-letter stream `<PREFIX>_DLQ` on
+ * `<prefix>.dlq.>`. A start is published with msgID `start:<runId>`, so a second start of the
+ * same run inside the duplicate window (2 min) is dropped by the server. A command nobody
+ * acks within `ack_wait` is redelivered; after `max_deliver` deliveries the server stops and
+ * announces it on the MAX_DELIVERIES advisory, which moves the message to the DLQ.
+ */
+import { AckPolicy, DeliverPolicy, DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import { headers, nanos, nuid, type MsgHdrs } from '@nats-io/transport-node';
+import { UsageError } from '../errors.js';
+import { jsErrorCode, openNatsLink, type NatsConnectOptions } from '../store/natsConnect.js';
+import { readRange } from '../store/natsRead.js';
+import { decodeCommand, encodeCommand, MAX_COMMAND_BYTES, runHandler, type CommandBus, type CommandControl, type DeadLetter } from './types.js';
+
+/** Options of {@link openNatsBus}. */
+export interface NatsBusOptions extends NatsConnectOptions {
+  /** Names everything: streams `<PREFIX>_CMDS` / `<PREFIX>_DLQ`, subjects `<prefix>.cmd.>`. */
+  prefix?: string;
+  replicas?: number;
+  /** The durable consumer's name (default `<prefix>_workers`). */
+  durable?: string;
+  /** Redelivery after this long without ack or `working()` (default 30 s). */
+  ackWaitMs?: number;
+  /** Deliveries before a command is dead-lettered (default 5). */
+  maxDeliver?: number;
+  /** Largest accepted command in bytes (default 256 KiB). */
+  maxCommandBytes?: number;
+  /** How long one pull waits for a command; also how long `consume` takes to stop (default 5 s). */
+  pullExpiresMs?: number;
+  timeoutMs?: number;
+}
+
+const H = {
+  reason: 'Plumbline-Dlq-Reason',
+  subject: 'Plumbline-Dlq-Subject',
+  seq: 'Plumbline-Dlq-Seq',
+  deliveries: 'Plumbline-Dlq-Deliveries',
+  at: 'Plumbline-Dlq-At',
+} as const;
+
+/** Header values cannot hold line breaks; keep reasons to one readable line. */
+const oneLine = (s: string): string => s.replace(/[\r\n]+/g, ' ').slice(0, 1_000);
+
+async function ensureStream(jsm: JetStreamManager, cfg: Parameters<JetStreamManager['streams']['add']>[0]): Promise<void> {
+  try {
+    await jsm.streams.info(cfg.name);
+    return;
+  } catch (e) {
+    if (jsErrorCode(e) !== 10059) throw e;
+  }
+  try {
+    await jsm.streams.add(cfg);
+  } catch (e) {
+    if (jsErrorCode(e) !== 10058) throw e;
+  }
+}
+
+/** Connects to NATS and opens (creating if needed) the command bus. */
+export async function openNatsBus(opts: NatsBusOptions): Promise<CommandBus> {
+  const prefix = opts.prefix ?? 'plumbline';
+  if (!/^[A-Za-z0-9_-]{1,32}$/.test(prefix)) throw new UsageError(`NATS prefix ${JSON.stringify(prefix)} is invalid: use 1–32 letters, digits, '-' or '_'`);
+  const P = prefix.toUpperCase();
+  const CMDS = `${P}_CMDS`;
+  const DLQ = `${P}_DLQ`;
+  const durable = opts.durable ?? `${prefix}_workers`;
+  const maxDeliver = opts.maxDeliver ?? 5;
+  const maxBytes = opts.maxCommandBytes ?? MAX_COMMAND_BYTES;
+  const replicas = opts.replicas ?? 1;
+  const timeout = opts.timeoutMs ?? 5_000;
+
+  const link = await openNatsLink({ ...opts, name: opts.name ?? 'plumbline-bus' });
+  const nc = link.nc;
+  const js = jetstream(nc, { timeout });
+  let jsm: JetStreamManager;
+  try {
+    jsm = await jetstreamManager(nc, { timeout });
+    const common = { storage: StorageType.File, num_replicas: replicas, discard: DiscardPolicy.Old, duplicate_window: nanos(120_000) };
+    await ensureStream(jsm, { name: CMDS, subjects: [`${prefix}.cmd.>`], retention: RetentionPolicy.Workqueue, ...common });
+    await ensureStream(jsm, { name: DLQ, subjects: [`${prefix}.dlq.>`], retention: RetentionPolicy.Limits, ...common });
+    const consumer = {
+      durable_name: durable,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: nanos(opts.ackWaitMs ?? 30_000),
+      max_deliver: maxDeliver,
+      num_replicas: replicas,
+    };
+    try {
+      await jsm.consumers.add(CMDS, consumer);
+    } catch {
+      // It exists with other settings: apply ours (ack_wait and max_deliver may be updated).
+      await jsm.consumers.update(CMDS, durable, { ack_wait: consumer.ack_wait, max_deliver: maxDeliver });
+    }
+  } catch (e) {
+    await link.close();
+    throw e;
+  }
+
+  /** Copies a command to the DLQ with the reason in headers (idempotent per stream seq). */
+  const toDlq = async (src: { subject: string; seq: number; data: Uint8Array; deliveries: number }, reason: string): Promise<void> => {
+    const h: MsgHdrs = headers();
+    h.set(H.reason, oneLine(reason));
+    h.set(H.subject, src.subject);
+    h.set(H.seq, String(src.seq));
+    h.set(H.deliveries, String(src.deliveries));
+    h.set(H.at, String(Date.now()));
+    const suffix = src.subject.startsWith(`${prefix}.cmd.`) ? src.subject.slice(prefix.length + 5) : 'unknown';
+    await link.retry(() => js.publish(`${prefix}.dlq.${suffix}`, src.data, { headers: h, msgID: `dlq:${src.seq}` }));
+  };
+
+  /** The MAX_DELIVERIES advisory: the server gave up on a message; move it to the DLQ. */
+  const onMaxDeliveries = async (payload: unknown): Promise<void> => {
+    const { stream_seq: seq, deliveries } = payload as { stream_seq?: unknown; deliveries?: unknown };
+    if (typeof seq !== 'number') return;
+    const sm = await link.retry(() => jsm.streams.getMessage(CMDS, { seq })).catch(() => null);
+    if (sm === null) return; // Already moved by another worker.
+    const n = typeof deliveries === 'number' ? deliveries : maxDeliver;
+    await toDlq({ subject: sm.subject, seq, data: sm.data, deliveries: n }, `gave up after ${n} deliveries without an ack (max_deliver ${maxDeliver})`);
+    await jsm.streams.deleteMessage(CMDS, seq, false).catch(() => false);
+  };
+
+  const control = (m: JsMsg): CommandControl => ({
+    deliveries: m.info.deliveryCount,
+    working: () => m.working(),
+    ack: async () => {
+      await link.retry(() => m.ackAck());
+    },
+    nak: (delayMs?: number) => m.nak(delayMs),
+    deadLetter: async (reason: string) => {
+      await toDlq({ subject: m.subject, seq: m.seq, data: m.data, deliveries: m.info.deliveryCount }, reason);
+      // Plain term(): 2.9 ignores term(reason); the reason is in the DLQ headers.
+      m.term();
+    },
+  });
+
+  const publish = async (subject: string, cmd: unknown, msgID: string): Promise<{ duplicate: boolean }> => {
+    const data = encodeCommand(cmd, maxBytes);
+    let attempts = 0;
+    const ack = await link.retry(() => {
+      attempts++;
+      return js.publish(subject, data, { msgID });
+    });
+    // After a retry a duplicate may be our own first attempt: only a first answer is conclusive.
+    return { duplicate: ack.duplicate && attempts === 1 };
+  };
+
+  return {
+    kind: 'nats',
+    publishStart: (cmd) => publish(`${prefix}.cmd.start`, { ...cmd, type: 'start' }, `start:${cmd.runId}`),
+    publishResume: (cmd) => publish(`${prefix}.cmd.resume`, { ...cmd, type: 'resume' }, `resume:${cmd.runId}:${nuid.next()}`),
+
+    async consume(handler, { concurrency, signal, onError }) {
+      if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError(`concurrency must be a positive integer, got ${concurrency}`);
+      const consumer = await js.consumers.get(CMDS, durable);
+      const adv = nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${CMDS}.${durable}`);
+      const advisories = (async () => {
+        for await (const a of adv) {
+          await onMaxDeliveries(a.json()).catch((e: unknown) => onError?.(e, undefined));
+        }
+      })();
+      const worker = async (): Promise<void> => {
+        while (!signal.aborted && !link.closed) {
+          let m: JsMsg | null;
+          try {
+            m = await consumer.next({ expires: opts.pullExpiresMs ?? 5_000 });
+          } catch (e) {
+            if (signal.aborted || link.closed) return;
+            onError?.(e, undefined);
+            await new Promise((r) => setTimeout(r, 250));
+            continue;
+          }
+          if (m === null) continue;
+          if (signal.aborted) {
+            m.nak();
+            return;
+          }
+          const decoded = decodeCommand(m.data, maxBytes);
+          const ctl = control(m);
+          try {
+            if (decoded.ok) await runHandler(handler, decoded.cmd, ctl, onError);
+            else await ctl.deadLetter(decoded.reason);
+          } catch (e) {
+            // Acking or dead-lettering failed: the message comes back after ack_wait.
+            onError?.(e, decoded.ok ? decoded.cmd : undefined);
+          }
+        }
+      };
+      try {
+        await Promise.all(Array.from({ length: concurrency }, worker));
+      } finally {
+        adv.unsubscribe();
+        await advisories;
+      }
+    },
+
+    async deadLetters(): Promise<DeadLetter[]> {
+      const msgs = await link.retry(() => readRange(js, jsm, { stream: DLQ }));
+      return msgs.map((m) => ({
+        reason: m.headers?.get(H.reason) ?? '',
+        subject: m.headers?.get(H.subject) ?? m.subject,
+        data: m.data,
+        deliveries: Number(m.headers?.get(H.deliveries) ?? 0),
+        at: Number(m.headers?.get(H.at) ?? 0),
+      }));
+    },
+
+    close: () => link.close(),
+  };
+}
