@@ -21,7 +21,9 @@ afterAll(async () => {
   await Promise.all(opened.map((b) => b.close()));
 });
 
-async function natsBus(extra: Partial<NatsBusOptions> = {}): Promise<CommandBus & { prefix: string }> {
+async function natsBus(
+  extra: Partial<NatsBusOptions> = {},
+): Promise<CommandBus & { prefix: string }> {
   const prefix = `t${++n}`;
   const bus = await openNatsBus({ servers: server.url, prefix, pullExpiresMs: 1_000, ...extra });
   opened.push(bus);
@@ -59,8 +61,12 @@ describe.each([
 ] as const)('command bus (%s)', (_name, open) => {
   it('delivers a start once and reports the second publish as a duplicate', async () => {
     const bus = await open();
-    expect(await bus.publishStart({ runId: 'r1', pipeline: 'p', input: { a: 1 } })).toEqual({ duplicate: false });
-    expect(await bus.publishStart({ runId: 'r1', pipeline: 'p', input: { a: 2 } })).toEqual({ duplicate: true });
+    expect(await bus.publishStart({ runId: 'r1', pipeline: 'p', input: { a: 1 } })).toEqual({
+      duplicate: false,
+    });
+    expect(await bus.publishStart({ runId: 'r1', pipeline: 'p', input: { a: 2 } })).toEqual({
+      duplicate: true,
+    });
     await bus.publishResume({ runId: 'r1', budgetUsd: 2 });
     // Wait for a third delivery that must not come (a duplicate start slipping through).
     const seen = await drive(bus, ack, (s) => s.length >= 3, 1_500);
@@ -72,7 +78,9 @@ describe.each([
 
   it('refuses an invalid command at publish time, naming the field', async () => {
     const bus = await open();
-    await expect(bus.publishStart({ runId: '', pipeline: 'p', input: null })).rejects.toThrow(/runId/);
+    await expect(bus.publishStart({ runId: '', pipeline: 'p', input: null })).rejects.toThrow(
+      /runId/,
+    );
   });
 
   it('dead-letters a command nak-ed until the delivery limit', async () => {
@@ -115,7 +123,10 @@ describe('command bus (nats): poison messages and redelivery', () => {
       await js.publish(subj, '{"type":"start", nope');
       await js.publish(subj, JSON.stringify({ type: 'start', runId: 5, pipeline: 'p' }));
       await js.publish(subj, new Uint8Array([0xff, 0xfe, ...randomBytes(62)]));
-      await js.publish(subj, JSON.stringify({ type: 'start', runId: 'big', pipeline: 'p', input: 'x'.repeat(2_000) }));
+      await js.publish(
+        subj,
+        JSON.stringify({ type: 'start', runId: 'big', pipeline: 'p', input: 'x'.repeat(2_000) }),
+      );
       await bus.publishStart({ runId: 'good', pipeline: 'p', input: null });
       const seen = await drive(bus, ack, (s) => s.length >= 1);
       expect(seen.map((c) => c.runId)).toEqual(['good']);
@@ -150,6 +161,34 @@ describe('command bus (nats): poison messages and redelivery', () => {
     await nc.close();
   });
 
+  it('moves a message exhausted while no worker listened to the DLQ when consuming starts', async () => {
+    const bus = await natsBus({ maxDeliver: 2 });
+    await bus.publishStart({ runId: 'unheard', pipeline: 'p', input: null });
+    // A bare client exhausts the deliveries: nobody hears the advisory.
+    const nc = await connect({ servers: server.url });
+    try {
+      const c = await jetstream(nc).consumers.get(
+        `${bus.prefix.toUpperCase()}_CMDS`,
+        `${bus.prefix}_workers`,
+      );
+      for (let i = 0; i < 2; i++) (await c.next({ expires: 1_000 }))?.nak();
+      expect(await c.next({ expires: 1_000 })).toBeNull();
+      expect(await bus.deadLetters()).toEqual([]);
+      await bus.publishStart({ runId: 'after', pipeline: 'p', input: null });
+      const seen = await drive(bus, ack, (s) => s.length >= 1);
+      expect(seen.map((c) => c.runId)).toEqual(['after']);
+      const dls = await bus.deadLetters();
+      expect(
+        dls
+          .map((d) => JSON.parse(new TextDecoder().decode(d.data)) as { runId: string })
+          .map((d) => d.runId),
+      ).toEqual(['unheard']);
+      expect(dls[0]?.reason).toMatch(/sweep/);
+    } finally {
+      await nc.close();
+    }
+  });
+
   it('redelivers a command after ack_wait when its consumer died without acking', async () => {
     const a = await natsBus({ ackWaitMs: 2_000 });
     await a.publishStart({ runId: 'orphan', pipeline: 'p', input: null });
@@ -169,7 +208,12 @@ describe('command bus (nats): poison messages and redelivery', () => {
     await taken;
     await a.close();
     // Worker B, on its own connection, gets it again once ack_wait has passed.
-    const b = await openNatsBus({ servers: server.url, prefix: a.prefix, ackWaitMs: 2_000, pullExpiresMs: 1_000 });
+    const b = await openNatsBus({
+      servers: server.url,
+      prefix: a.prefix,
+      ackWaitMs: 2_000,
+      pullExpiresMs: 1_000,
+    });
     opened.push(b);
     const t0 = Date.now();
     let deliveries = 0;

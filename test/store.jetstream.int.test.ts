@@ -72,7 +72,11 @@ describe('jetstream store: layout and reads', () => {
     const id = 'long';
     await store.log.append(id, [started()], 'no_stream');
     for (let s = 1; s < 150; s += 10) {
-      await store.log.append(id, Array.from({ length: 10 }, (_, i) => stepDone(s + i)), s);
+      await store.log.append(
+        id,
+        Array.from({ length: 10 }, (_, i) => stepDone(s + i)),
+        s,
+      );
       await store.log.append(`noise-${s}`, [started()], 'no_stream');
     }
     const tail = await store.log.read(id, 140);
@@ -83,7 +87,9 @@ describe('jetstream store: layout and reads', () => {
   });
 
   it('rejects run ids that are not subject tokens, naming the rule', async () => {
-    await expect(store.log.append('a.b', [started()], 'no_stream')).rejects.toThrow(/subject token/);
+    await expect(store.log.append('a.b', [started()], 'no_stream')).rejects.toThrow(
+      /subject token/,
+    );
     await expect(store.log.read('a b')).rejects.toThrow(/whitespace/);
   });
 
@@ -97,7 +103,10 @@ describe('jetstream store: layout and reads', () => {
     const stream = await (await js.streams.get('SCAN_EVENTS')).info();
     const h = headers();
     h.set('Plumbline-First', String(stream.state.last_seq));
-    await js.publish(`scan.run.${id}.ev`, JSON.stringify({ ...stepDone(1), runId: id, seq: 2 }), { headers: h, expect: { lastSubjectSequence: stream.state.last_seq } });
+    await js.publish(`scan.run.${id}.ev`, JSON.stringify({ ...stepDone(1), runId: id, seq: 2 }), {
+      headers: h,
+      expect: { lastSubjectSequence: stream.state.last_seq },
+    });
     // A stale expectation still conflicts; the right one succeeds and the index catches up.
     await expect(store.log.append(id, [stepDone(2)], 1)).rejects.toThrow(/version/);
     expect(await store.log.append(id, [stepDone(2)], 2)).toBe(3);

@@ -5,7 +5,14 @@
  * process: the run log does, and `plumbline resume` picks stranded runs up from there.
  */
 import { UsageError } from '../errors.js';
-import { encodeCommand, MAX_COMMAND_BYTES, runHandler, type Command, type CommandBus, type DeadLetter } from './types.js';
+import {
+  encodeCommand,
+  MAX_COMMAND_BYTES,
+  runHandler,
+  type Command,
+  type CommandBus,
+  type DeadLetter,
+} from './types.js';
 
 /** Options of {@link createLocalBus}. */
 export interface LocalBusOptions {
@@ -64,7 +71,13 @@ export function createLocalBus(opts: LocalBusOptions = {}): CommandBus {
   };
 
   const bury = (item: Item, reason: string): void => {
-    dead.push({ reason, subject: item.cmd.type, data: item.data, deliveries: item.deliveries, at: Date.now() });
+    dead.push({
+      reason,
+      subject: item.cmd.type,
+      data: item.data,
+      deliveries: item.deliveries,
+      at: Date.now(),
+    });
   };
 
   return {
@@ -80,7 +93,8 @@ export function createLocalBus(opts: LocalBusOptions = {}): CommandBus {
       return { duplicate: false };
     },
     async consume(handler, { concurrency, signal, onError }) {
-      if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError(`concurrency must be a positive integer, got ${concurrency}`);
+      if (!Number.isInteger(concurrency) || concurrency < 1)
+        throw new UsageError(`concurrency must be a positive integer, got ${concurrency}`);
       const worker = async (): Promise<void> => {
         for (let item = await take(signal); item !== undefined; item = await take(signal)) {
           const it = item;
@@ -93,7 +107,11 @@ export function createLocalBus(opts: LocalBusOptions = {}): CommandBus {
               working: () => undefined,
               ack: async () => undefined,
               nak: (delayMs = 0) => {
-                if (it.deliveries >= maxDeliver) return bury(it, `gave up after ${it.deliveries} deliveries without an ack (max_deliver ${maxDeliver})`);
+                if (it.deliveries >= maxDeliver)
+                  return bury(
+                    it,
+                    `gave up after ${it.deliveries} deliveries without an ack (max_deliver ${maxDeliver})`,
+                  );
                 it.readyAt = Date.now() + delayMs;
                 queue.push(it);
                 poke();

@@ -4,14 +4,33 @@
  * `<prefix>.dlq.>`. A start is published with msgID `start:<runId>`, so a second start of the
  * same run inside the duplicate window (2 min) is dropped by the server. A command nobody
  * acks within `ack_wait` is redelivered; after `max_deliver` deliveries the server stops and
- * announces it on the MAX_DELIVERIES advisory, which moves the message to the DLQ.
+ * announces it on the MAX_DELIVERIES advisory, which moves the message to the DLQ (and a
+ * start-up sweep catches those whose advisory nobody heard).
  */
-import { AckPolicy, DeliverPolicy, DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
 import { headers, nanos, nuid, type MsgHdrs } from '@nats-io/transport-node';
 import { UsageError } from '../errors.js';
 import { jsErrorCode, openNatsLink, type NatsConnectOptions } from '../store/natsConnect.js';
 import { readRange } from '../store/natsRead.js';
-import { decodeCommand, encodeCommand, MAX_COMMAND_BYTES, runHandler, type CommandBus, type CommandControl, type DeadLetter } from './types.js';
+import {
+  decodeCommand,
+  encodeCommand,
+  MAX_COMMAND_BYTES,
+  runHandler,
+  type CommandBus,
+  type CommandControl,
+  type DeadLetter,
+} from './types.js';
 
 /** Options of {@link openNatsBus}. */
 export interface NatsBusOptions extends NatsConnectOptions {
@@ -42,9 +61,15 @@ const H = {
 /** Header values cannot hold line breaks; keep reasons to one readable line. */
 const oneLine = (s: string): string => s.replace(/[\r\n]+/g, ' ').slice(0, 1_000);
 
-async function ensureStream(jsm: JetStreamManager, cfg: Parameters<JetStreamManager['streams']['add']>[0]): Promise<void> {
+async function ensureStream(
+  jsm: JetStreamManager,
+  cfg: Parameters<JetStreamManager['streams']['add']>[0],
+): Promise<void> {
   try {
-    await jsm.streams.info(cfg.name);
+    const info = await jsm.streams.info(cfg.name);
+    // Direct gets (the start-up sweep) need allow_direct, else they time out.
+    if (cfg.allow_direct === true && !info.config.allow_direct)
+      await jsm.streams.update(cfg.name, { ...info.config, allow_direct: true });
     return;
   } catch (e) {
     if (jsErrorCode(e) !== 10059) throw e;
@@ -59,7 +84,10 @@ async function ensureStream(jsm: JetStreamManager, cfg: Parameters<JetStreamMana
 /** Connects to NATS and opens (creating if needed) the command bus. */
 export async function openNatsBus(opts: NatsBusOptions): Promise<CommandBus> {
   const prefix = opts.prefix ?? 'plumbline';
-  if (!/^[A-Za-z0-9_-]{1,32}$/.test(prefix)) throw new UsageError(`NATS prefix ${JSON.stringify(prefix)} is invalid: use 1–32 letters, digits, '-' or '_'`);
+  if (!/^[A-Za-z0-9_-]{1,32}$/.test(prefix))
+    throw new UsageError(
+      `NATS prefix ${JSON.stringify(prefix)} is invalid: use 1–32 letters, digits, '-' or '_'`,
+    );
   const P = prefix.toUpperCase();
   const CMDS = `${P}_CMDS`;
   const DLQ = `${P}_DLQ`;
@@ -75,9 +103,25 @@ export async function openNatsBus(opts: NatsBusOptions): Promise<CommandBus> {
   let jsm: JetStreamManager;
   try {
     jsm = await jetstreamManager(nc, { timeout });
-    const common = { storage: StorageType.File, num_replicas: replicas, discard: DiscardPolicy.Old, duplicate_window: nanos(120_000) };
-    await ensureStream(jsm, { name: CMDS, subjects: [`${prefix}.cmd.>`], retention: RetentionPolicy.Workqueue, ...common });
-    await ensureStream(jsm, { name: DLQ, subjects: [`${prefix}.dlq.>`], retention: RetentionPolicy.Limits, ...common });
+    const common = {
+      storage: StorageType.File,
+      num_replicas: replicas,
+      discard: DiscardPolicy.Old,
+      duplicate_window: nanos(120_000),
+    };
+    await ensureStream(jsm, {
+      name: CMDS,
+      subjects: [`${prefix}.cmd.>`],
+      retention: RetentionPolicy.Workqueue,
+      allow_direct: true,
+      ...common,
+    });
+    await ensureStream(jsm, {
+      name: DLQ,
+      subjects: [`${prefix}.dlq.>`],
+      retention: RetentionPolicy.Limits,
+      ...common,
+    });
     const consumer = {
       durable_name: durable,
       ack_policy: AckPolicy.Explicit,
@@ -90,7 +134,10 @@ export async function openNatsBus(opts: NatsBusOptions): Promise<CommandBus> {
       await jsm.consumers.add(CMDS, consumer);
     } catch {
       // It exists with other settings: apply ours (ack_wait and max_deliver may be updated).
-      await jsm.consumers.update(CMDS, durable, { ack_wait: consumer.ack_wait, max_deliver: maxDeliver });
+      await jsm.consumers.update(CMDS, durable, {
+        ack_wait: consumer.ack_wait,
+        max_deliver: maxDeliver,
+      });
     }
   } catch (e) {
     await link.close();
@@ -98,26 +145,62 @@ export async function openNatsBus(opts: NatsBusOptions): Promise<CommandBus> {
   }
 
   /** Copies a command to the DLQ with the reason in headers (idempotent per stream seq). */
-  const toDlq = async (src: { subject: string; seq: number; data: Uint8Array; deliveries: number }, reason: string): Promise<void> => {
+  const toDlq = async (
+    src: { subject: string; seq: number; data: Uint8Array; deliveries: number },
+    reason: string,
+  ): Promise<void> => {
     const h: MsgHdrs = headers();
     h.set(H.reason, oneLine(reason));
     h.set(H.subject, src.subject);
     h.set(H.seq, String(src.seq));
     h.set(H.deliveries, String(src.deliveries));
     h.set(H.at, String(Date.now()));
-    const suffix = src.subject.startsWith(`${prefix}.cmd.`) ? src.subject.slice(prefix.length + 5) : 'unknown';
-    await link.retry(() => js.publish(`${prefix}.dlq.${suffix}`, src.data, { headers: h, msgID: `dlq:${src.seq}` }));
+    const suffix = src.subject.startsWith(`${prefix}.cmd.`)
+      ? src.subject.slice(prefix.length + 5)
+      : 'unknown';
+    await link.retry(() =>
+      js.publish(`${prefix}.dlq.${suffix}`, src.data, { headers: h, msgID: `dlq:${src.seq}` }),
+    );
   };
 
   /** The MAX_DELIVERIES advisory: the server gave up on a message; move it to the DLQ. */
   const onMaxDeliveries = async (payload: unknown): Promise<void> => {
-    const { stream_seq: seq, deliveries } = payload as { stream_seq?: unknown; deliveries?: unknown };
+    const { stream_seq: seq, deliveries } = payload as {
+      stream_seq?: unknown;
+      deliveries?: unknown;
+    };
     if (typeof seq !== 'number') return;
     const sm = await link.retry(() => jsm.streams.getMessage(CMDS, { seq })).catch(() => null);
     if (sm === null) return; // Already moved by another worker.
     const n = typeof deliveries === 'number' ? deliveries : maxDeliver;
-    await toDlq({ subject: sm.subject, seq, data: sm.data, deliveries: n }, `gave up after ${n} deliveries without an ack (max_deliver ${maxDeliver})`);
+    await toDlq(
+      { subject: sm.subject, seq, data: sm.data, deliveries: n },
+      `gave up after ${n} deliveries without an ack (max_deliver ${maxDeliver})`,
+    );
     await jsm.streams.deleteMessage(CMDS, seq, false).catch(() => false);
+  };
+
+  /**
+   * Backstop for a missed advisory (no worker was listening when it fired): on 2.9 an
+   * exhausted message stays in the work queue forever. When nothing is awaiting an ack, every
+   * message at or below the consumer's delivered position is such a message.
+   */
+  const sweepExhausted = async (): Promise<void> => {
+    const ci = await link.retry(() => jsm.consumers.info(CMDS, durable));
+    if (ci.num_ack_pending !== 0) return;
+    for (let seq = ci.ack_floor.stream_seq + 1; ;) {
+      const from = seq;
+      const sm = await link.retry(() =>
+        jsm.direct.getMessage(CMDS, { next_by_subj: `${prefix}.cmd.>`, seq: from }),
+      );
+      if (sm === null || sm.seq > ci.delivered.stream_seq) return;
+      await toDlq(
+        { subject: sm.subject, seq: sm.seq, data: sm.data, deliveries: maxDeliver },
+        `gave up after ${maxDeliver} deliveries without an ack (max_deliver ${maxDeliver}; found by the start-up sweep)`,
+      );
+      await jsm.streams.deleteMessage(CMDS, sm.seq, false).catch(() => false);
+      seq = sm.seq + 1;
+    }
   };
 
   const control = (m: JsMsg): CommandControl => ({
@@ -128,13 +211,20 @@ export async function openNatsBus(opts: NatsBusOptions): Promise<CommandBus> {
     },
     nak: (delayMs?: number) => m.nak(delayMs),
     deadLetter: async (reason: string) => {
-      await toDlq({ subject: m.subject, seq: m.seq, data: m.data, deliveries: m.info.deliveryCount }, reason);
+      await toDlq(
+        { subject: m.subject, seq: m.seq, data: m.data, deliveries: m.info.deliveryCount },
+        reason,
+      );
       // Plain term(): 2.9 ignores term(reason); the reason is in the DLQ headers.
       m.term();
     },
   });
 
-  const publish = async (subject: string, cmd: unknown, msgID: string): Promise<{ duplicate: boolean }> => {
+  const publish = async (
+    subject: string,
+    cmd: unknown,
+    msgID: string,
+  ): Promise<{ duplicate: boolean }> => {
     const data = encodeCommand(cmd, maxBytes);
     let attempts = 0;
     const ack = await link.retry(() => {
@@ -147,12 +237,20 @@ export async function openNatsBus(opts: NatsBusOptions): Promise<CommandBus> {
 
   return {
     kind: 'nats',
-    publishStart: (cmd) => publish(`${prefix}.cmd.start`, { ...cmd, type: 'start' }, `start:${cmd.runId}`),
-    publishResume: (cmd) => publish(`${prefix}.cmd.resume`, { ...cmd, type: 'resume' }, `resume:${cmd.runId}:${nuid.next()}`),
+    publishStart: (cmd) =>
+      publish(`${prefix}.cmd.start`, { ...cmd, type: 'start' }, `start:${cmd.runId}`),
+    publishResume: (cmd) =>
+      publish(
+        `${prefix}.cmd.resume`,
+        { ...cmd, type: 'resume' },
+        `resume:${cmd.runId}:${nuid.next()}`,
+      ),
 
     async consume(handler, { concurrency, signal, onError }) {
-      if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError(`concurrency must be a positive integer, got ${concurrency}`);
+      if (!Number.isInteger(concurrency) || concurrency < 1)
+        throw new UsageError(`concurrency must be a positive integer, got ${concurrency}`);
       const consumer = await js.consumers.get(CMDS, durable);
+      await sweepExhausted().catch((e: unknown) => onError?.(e, undefined));
       const adv = nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${CMDS}.${durable}`);
       const advisories = (async () => {
         for await (const a of adv) {

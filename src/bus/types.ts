@@ -94,7 +94,8 @@ export interface CommandBus {
   close(): Promise<void>;
 }
 
-const issues = (e: z.ZodError): string => e.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+const issues = (e: z.ZodError): string =>
+  e.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
 
 /** Validates and encodes a command for sending; a bad one is the caller's mistake. */
 export function encodeCommand(cmd: unknown, maxBytes = MAX_COMMAND_BYTES): Uint8Array {
@@ -102,14 +103,23 @@ export function encodeCommand(cmd: unknown, maxBytes = MAX_COMMAND_BYTES): Uint8
   if (!r.success) throw new UsageError(`invalid command: ${issues(r.error)}`);
   const data = new TextEncoder().encode(JSON.stringify(r.data));
   if (data.length > maxBytes) {
-    throw new UsageError(`command for run ${r.data.runId} is ${data.length} bytes, over the ${maxBytes}-byte limit: pass large inputs by reference (a path or URL)`);
+    throw new UsageError(
+      `command for run ${r.data.runId} is ${data.length} bytes, over the ${maxBytes}-byte limit: pass large inputs by reference (a path or URL)`,
+    );
   }
   return data;
 }
 
 /** Decodes a received message, or says why it must be dead-lettered. */
-export function decodeCommand(data: Uint8Array, maxBytes = MAX_COMMAND_BYTES): { ok: true; cmd: Command } | { ok: false; reason: string } {
-  if (data.length > maxBytes) return { ok: false, reason: `command is ${data.length} bytes, over the ${maxBytes}-byte limit` };
+export function decodeCommand(
+  data: Uint8Array,
+  maxBytes = MAX_COMMAND_BYTES,
+): { ok: true; cmd: Command } | { ok: false; reason: string } {
+  if (data.length > maxBytes)
+    return {
+      ok: false,
+      reason: `command is ${data.length} bytes, over the ${maxBytes}-byte limit`,
+    };
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(data);
@@ -123,7 +133,9 @@ export function decodeCommand(data: Uint8Array, maxBytes = MAX_COMMAND_BYTES): {
     return { ok: false, reason: `command is not JSON: ${(e as Error).message}` };
   }
   const r = Command.safeParse(raw);
-  return r.success ? { ok: true, cmd: r.data } : { ok: false, reason: `invalid command: ${issues(r.error)}` };
+  return r.success
+    ? { ok: true, cmd: r.data }
+    : { ok: false, reason: `invalid command: ${issues(r.error)}` };
 }
 
 /** The delay before a failed command is tried again: 1 s, 2 s, 4 s … up to 30 s. */
@@ -135,9 +147,15 @@ export function retryDelayMs(deliveries: number): number {
  * Runs a handler with a control whose first settle wins; acks when the handler returns
  * without settling, naks with {@link retryDelayMs} when it throws.
  */
-export async function runHandler(handler: CommandHandler, cmd: Command, ctl: CommandControl, onError?: ConsumeOptions['onError']): Promise<void> {
+export async function runHandler(
+  handler: CommandHandler,
+  cmd: Command,
+  ctl: CommandControl,
+  onError?: ConsumeOptions['onError'],
+): Promise<void> {
   let settled = false;
-  const once = <A extends unknown[], R>(f: (...a: A) => R, otherwise: R) =>
+  const once =
+    <A extends unknown[], R>(f: (...a: A) => R, otherwise: R) =>
     (...a: A): R => {
       if (settled) return otherwise;
       settled = true;

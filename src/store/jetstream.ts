@@ -18,16 +18,48 @@
  * batch in the log (every event is self-contained, so the run stays foldable), and the index
  * catches up on the next append or read of that run.
  */
-import { jetstream, jetstreamManager, DiscardPolicy, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import {
+  jetstream,
+  jetstreamManager,
+  DiscardPolicy,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamClient,
+  type JetStreamManager,
+} from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { headers, nanos, nuid, type NatsConnection } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { CorruptEventError, UsageError, VersionConflictError } from '../errors.js';
 import { NewEnvelope, StoredEnvelope } from '../machines/events.js';
-import { checkRunId, foldIndex, hashKey, IndexEntry, kvKey, startFor, toSummary, type Located } from './jetstreamIndex.js';
-import { isWrongLastSequence, jsErrorCode, openNatsLink, type NatsConnectOptions } from './natsConnect.js';
+import {
+  checkRunId,
+  foldIndex,
+  hashKey,
+  IndexEntry,
+  kvKey,
+  startFor,
+  toSummary,
+  type Located,
+} from './jetstreamIndex.js';
+import {
+  isWrongLastSequence,
+  jsErrorCode,
+  openNatsLink,
+  type NatsConnectOptions,
+} from './natsConnect.js';
 import { readRange, type ReadStats } from './natsRead.js';
-import type { ControlStore, EffectClaim, EffectLedger, EventLog, ExpectedVersion, PositionedEnvelope, RunFilter, SavedSnapshot, Store } from './types.js';
+import type {
+  ControlStore,
+  EffectClaim,
+  EffectLedger,
+  EventLog,
+  ExpectedVersion,
+  PositionedEnvelope,
+  RunFilter,
+  SavedSnapshot,
+  Store,
+} from './types.js';
 
 /** Options of {@link openJetStreamStore}. */
 export interface JetStreamStoreOptions extends NatsConnectOptions {
@@ -51,7 +83,11 @@ const WRITER = 'Plumbline-Writer';
 const FIRST = 'Plumbline-First';
 const PREFIX = /^[A-Za-z0-9_-]{1,32}$/;
 
-const Snapshot = z.object({ seq: z.number().int().nonnegative(), machineHash: z.string(), snapshot: z.unknown() });
+const Snapshot = z.object({
+  seq: z.number().int().nonnegative(),
+  machineHash: z.string(),
+  snapshot: z.unknown(),
+});
 const Effect = z.object({
   runId: z.string(),
   step: z.string(),
@@ -67,7 +103,12 @@ const Kill = z.object({ runId: z.string(), reason: z.string(), at: z.number() })
 const Breaker = z.object({ w: z.string(), value: z.unknown() });
 
 /** Creates the events stream, or checks and fixes the one that is there. */
-async function ensureStream(jsm: JetStreamManager, name: string, subject: string, replicas: number): Promise<void> {
+async function ensureStream(
+  jsm: JetStreamManager,
+  name: string,
+  subject: string,
+  replicas: number,
+): Promise<void> {
   const cfg = {
     name,
     subjects: [subject],
@@ -82,10 +123,13 @@ async function ensureStream(jsm: JetStreamManager, name: string, subject: string
     try {
       const info = await jsm.streams.info(name);
       if (!info.config.subjects?.includes(subject)) {
-        throw new UsageError(`stream ${name} exists but does not capture ${subject}: delete it or pick another --nats-prefix`);
+        throw new UsageError(
+          `stream ${name} exists but does not capture ${subject}: delete it or pick another --nats-prefix`,
+        );
       }
       // Without allow_direct every `last_by_subj` lookup would time out (5 s).
-      if (!info.config.allow_direct) await jsm.streams.update(name, { ...info.config, allow_direct: true });
+      if (!info.config.allow_direct)
+        await jsm.streams.update(name, { ...info.config, allow_direct: true });
       return;
     } catch (e) {
       if (jsErrorCode(e) !== 10059) throw e;
@@ -103,9 +147,13 @@ async function ensureStream(jsm: JetStreamManager, name: string, subject: string
 /** Connects to NATS and opens (creating if needed) the JetStream store. */
 export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<JetStreamStore> {
   const prefix = opts.prefix ?? 'plumbline';
-  if (!PREFIX.test(prefix)) throw new UsageError(`NATS prefix ${JSON.stringify(prefix)} is invalid: use 1–32 letters, digits, '-' or '_'`);
+  if (!PREFIX.test(prefix))
+    throw new UsageError(
+      `NATS prefix ${JSON.stringify(prefix)} is invalid: use 1–32 letters, digits, '-' or '_'`,
+    );
   const replicas = opts.replicas ?? 1;
-  if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) throw new UsageError(`replicas must be an integer from 1 to 5, got ${replicas}`);
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5)
+    throw new UsageError(`replicas must be an integer from 1 to 5, got ${replicas}`);
   const timeout = opts.timeoutMs ?? 5_000;
   const STREAM = `${prefix.toUpperCase()}_EVENTS`;
   const subjectOf = (runId: string): string => `${prefix}.run.${runId}.ev`;
@@ -121,12 +169,22 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     try {
       jsm = await jetstreamManager(nc, { timeout });
     } catch (e) {
-      throw new UsageError(`the NATS server has no JetStream (${(e as Error).message}): start nats-server with -js`, { cause: e });
+      throw new UsageError(
+        `the NATS server has no JetStream (${(e as Error).message}): start nats-server with -js`,
+        { cause: e },
+      );
     }
     await ensureStream(jsm, STREAM, `${prefix}.run.*.ev`, replicas);
     const kvm = new Kvm(js);
-    const bucket = (n: string): Promise<KV> => kvm.create(`${prefix}_${n}`, { history: 1, replicas, storage: StorageType.File, timeout });
-    [runs, snaps, effects, kills, breakers] = await Promise.all([bucket('runs'), bucket('snapshots'), bucket('effects'), bucket('kills'), bucket('breakers')]);
+    const bucket = (n: string): Promise<KV> =>
+      kvm.create(`${prefix}_${n}`, { history: 1, replicas, storage: StorageType.File, timeout });
+    [runs, snaps, effects, kills, breakers] = await Promise.all([
+      bucket('runs'),
+      bucket('snapshots'),
+      bucket('effects'),
+      bucket('kills'),
+      bucket('breakers'),
+    ]);
   } catch (e) {
     await nc.close();
     throw e;
@@ -145,26 +203,54 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     try {
       raw = JSON.parse(new TextDecoder().decode(data));
     } catch (e) {
-      throw new CorruptEventError(runId, 0, `stream position ${streamSeq} is not JSON (${(e as Error).message})`);
+      throw new CorruptEventError(
+        runId,
+        0,
+        `stream position ${streamSeq} is not JSON (${(e as Error).message})`,
+      );
     }
     const r = StoredEnvelope.safeParse(raw);
-    const seq = typeof (raw as { seq?: unknown } | null)?.seq === 'number' ? (raw as { seq: number }).seq : 0;
-    if (!r.success) throw new CorruptEventError(runId, seq, r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-    if (r.data.runId !== runId) throw new CorruptEventError(runId, seq, `stream position ${streamSeq} belongs to run ${r.data.runId}`);
+    const seq =
+      typeof (raw as { seq?: unknown } | null)?.seq === 'number' ? (raw as { seq: number }).seq : 0;
+    if (!r.success)
+      throw new CorruptEventError(
+        runId,
+        seq,
+        r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+      );
+    if (r.data.runId !== runId)
+      throw new CorruptEventError(
+        runId,
+        seq,
+        `stream position ${streamSeq} belongs to run ${r.data.runId}`,
+      );
     return r.data;
   };
 
   /** The run's index entry and its KV revision. */
-  const getIndex = async (runId: string): Promise<{ entry: IndexEntry; revision: number } | undefined> => {
+  const getIndex = async (
+    runId: string,
+  ): Promise<{ entry: IndexEntry; revision: number } | undefined> => {
     const e = await retry(() => runs.get(kvKey(runId)));
     if (e === null || e.operation !== 'PUT') return undefined;
     const r = IndexEntry.safeParse(e.json());
-    if (!r.success) throw new CorruptEventError(runId, 0, `run index entry is invalid: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    if (!r.success)
+      throw new CorruptEventError(
+        runId,
+        0,
+        `run index entry is invalid: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      );
     return { entry: r.data, revision: e.revision };
   };
 
   /** Compare-and-set on a KV key (revision 0: create). False when someone else won. */
-  const casPut = async (kv: KV, key: string, value: unknown, revision: number, isOurs?: (current: unknown) => boolean): Promise<boolean> => {
+  const casPut = async (
+    kv: KV,
+    key: string,
+    value: unknown,
+    revision: number,
+    isOurs?: (current: unknown) => boolean,
+  ): Promise<boolean> => {
     const body = JSON.stringify(value);
     let attempts = 0;
     try {
@@ -190,18 +276,32 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     if (m === null) return undefined;
     const env = parseEvent(runId, m.seq, m.data);
     const first = env.seq === 1 ? m.seq : Number(m.header.get(FIRST));
-    if (!Number.isInteger(first) || first < 1) throw new CorruptEventError(runId, env.seq, `stream position ${m.seq} has no ${FIRST} header`);
+    if (!Number.isInteger(first) || first < 1)
+      throw new CorruptEventError(
+        runId,
+        env.seq,
+        `stream position ${m.seq} has no ${FIRST} header`,
+      );
     return { env, streamSeq: m.seq, first };
   };
 
   /** Events of one run from stream sequence `start` on, checked to be contiguous. */
   const readRun = async (runId: string, start: number): Promise<Located[]> => {
-    const msgs = await retry(() => readRange(js, jsm, { stream: STREAM, filter: subjectOf(runId), startSeq: start }, stats, track));
+    const msgs = await retry(() =>
+      readRange(
+        js,
+        jsm,
+        { stream: STREAM, filter: subjectOf(runId), startSeq: start },
+        stats,
+        track,
+      ),
+    );
     const out: Located[] = [];
     for (const m of msgs) {
       const env = parseEvent(runId, m.seq, m.data);
       const prev = out[out.length - 1];
-      if (prev !== undefined && env.seq !== prev.env.seq + 1) throw new CorruptEventError(runId, env.seq, `follows seq ${prev.env.seq} in the stream`);
+      if (prev !== undefined && env.seq !== prev.env.seq + 1)
+        throw new CorruptEventError(runId, env.seq, `follows seq ${prev.env.seq} in the stream`);
       out.push({ env, streamSeq: m.seq });
     }
     return out;
@@ -228,30 +328,53 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
   };
 
   /** Records just-published events in the index: CAS on the entry we built on, else catch up. */
-  const updateIndex = async (runId: string, cur: { entry: IndexEntry; revision: number } | undefined, builtOn: number, written: Located[]): Promise<void> => {
+  const updateIndex = async (
+    runId: string,
+    cur: { entry: IndexEntry; revision: number } | undefined,
+    builtOn: number,
+    written: Located[],
+  ): Promise<void> => {
     const fast = cur === undefined ? builtOn === 0 : cur.entry.lastStreamSeq === builtOn;
-    if (fast && (await casPut(runs, kvKey(runId), foldIndex(runId, cur?.entry, written), cur?.revision ?? 0))) return;
+    if (
+      fast &&
+      (await casPut(runs, kvKey(runId), foldIndex(runId, cur?.entry, written), cur?.revision ?? 0))
+    )
+      return;
     await catchUp(runId);
   };
 
   /** Publishes one event expecting `prev` as the subject's last stream sequence; returns its stream sequence. */
-  const publishEvent = async (env: StoredEnvelope, prev: number, first: number | undefined, nonce: string, expected: ExpectedVersion): Promise<number> => {
+  const publishEvent = async (
+    env: StoredEnvelope,
+    prev: number,
+    first: number | undefined,
+    nonce: string,
+    expected: ExpectedVersion,
+  ): Promise<number> => {
     const h = headers();
     h.set(WRITER, nonce);
     if (first !== undefined) h.set(FIRST, String(first));
     const body = JSON.stringify(env);
     let ack;
     try {
-      ack = await retry(() => js.publish(subjectOf(env.runId), body, { msgID: `${env.runId}:${env.seq}`, expect: { lastSubjectSequence: prev }, headers: h }));
+      ack = await retry(() =>
+        js.publish(subjectOf(env.runId), body, {
+          msgID: `${env.runId}:${env.seq}`,
+          expect: { lastSubjectSequence: prev },
+          headers: h,
+        }),
+      );
     } catch (e) {
-      if (isWrongLastSequence(e)) throw new VersionConflictError(env.runId, expected, 'unknown', { cause: e });
+      if (isWrongLastSequence(e))
+        throw new VersionConflictError(env.runId, expected, 'unknown', { cause: e });
       throw e;
     }
     if (ack.duplicate) {
       // Same msgID seen in the dedup window: our own retried publish, or another writer's
       // event with this seq (the dedup check runs before the expectation check).
       const m = await retry(() => jsm.direct.getMessage(STREAM, { seq: ack.seq }));
-      if (m === null || m.header.get(WRITER) !== nonce) throw new VersionConflictError(env.runId, expected, 'unknown');
+      if (m === null || m.header.get(WRITER) !== nonce)
+        throw new VersionConflictError(env.runId, expected, 'unknown');
     }
     return ack.seq;
   };
@@ -267,11 +390,14 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       let first: number | undefined;
       if (expected === 'no_stream') {
         // A conflict is reported before a malformed batch, as the SQLite store does.
-        if (cur !== undefined) throw new VersionConflictError(runId, expected, cur.entry.summary.lastSeq);
+        if (cur !== undefined)
+          throw new VersionConflictError(runId, expected, cur.entry.summary.lastSeq);
         if (head.event.type !== 'run.started') {
           const tail = await lastOf(runId);
           if (tail !== undefined) throw new VersionConflictError(runId, expected, tail.env.seq);
-          throw new UsageError(`run ${runId}: the first event of a run must be run.started, got ${head.event.type}`);
+          throw new UsageError(
+            `run ${runId}: the first event of a run must be run.started, got ${head.event.type}`,
+          );
         }
       } else if (cur !== undefined && cur.entry.summary.lastSeq === expected) {
         prev = cur.entry.lastStreamSeq;
@@ -281,7 +407,8 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
         throw new VersionConflictError(runId, expected, cur.entry.summary.lastSeq);
       } else {
         const tail = await lastOf(runId);
-        if (tail === undefined || tail.env.seq !== expected) throw new VersionConflictError(runId, expected, tail?.env.seq ?? 'unknown');
+        if (tail === undefined || tail.env.seq !== expected)
+          throw new VersionConflictError(runId, expected, tail?.env.seq ?? 'unknown');
         prev = tail.streamSeq;
         first = tail.first;
       }
@@ -298,7 +425,8 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
         }
       } finally {
         // The events are durable once acked: a failing index update must not fail the append.
-        if (written.length > 0) await updateIndex(runId, cur, builtOn, written).catch(() => undefined);
+        if (written.length > 0)
+          await updateIndex(runId, cur, builtOn, written).catch(() => undefined);
       }
       return base + checked.length;
     },
@@ -316,13 +444,19 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       }
       const events = await readRun(runId, start);
       const last = events[events.length - 1];
-      if (last !== undefined && (cur === undefined || last.streamSeq > cur.entry.lastStreamSeq)) await catchUp(runId).catch(() => undefined);
+      if (last !== undefined && (cur === undefined || last.streamSeq > cur.entry.lastStreamSeq))
+        await catchUp(runId).catch(() => undefined);
       return events.filter((e) => e.env.seq >= fromSeq).map((e) => e.env);
     },
 
     async readAll(afterPos, limit = 1000) {
-      const msgs = await retry(() => readRange(js, jsm, { stream: STREAM, startSeq: afterPos + 1, limit }, stats, track));
-      return msgs.map((m): PositionedEnvelope => ({ ...parseEvent(runOfSubject(m.subject), m.seq, m.data), pos: m.seq }));
+      const msgs = await retry(() =>
+        readRange(js, jsm, { stream: STREAM, startSeq: afterPos + 1, limit }, stats, track),
+      );
+      return msgs.map((m): PositionedEnvelope => ({
+        ...parseEvent(runOfSubject(m.subject), m.seq, m.data),
+        pos: m.seq,
+      }));
     },
 
     async getRun(runId) {
@@ -336,8 +470,19 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     },
 
     async listRuns(filter: RunFilter = {}) {
-      const msgs = await retry(() => readRange(js, jsm, { stream: `KV_${prefix}_runs`, filter: `$KV.${prefix}_runs.>`, lastPerSubject: true }, stats, track));
-      const statuses = filter.status === undefined ? undefined : new Set(Array.isArray(filter.status) ? filter.status : [filter.status]);
+      const msgs = await retry(() =>
+        readRange(
+          js,
+          jsm,
+          { stream: `KV_${prefix}_runs`, filter: `$KV.${prefix}_runs.>`, lastPerSubject: true },
+          stats,
+          track,
+        ),
+      );
+      const statuses =
+        filter.status === undefined
+          ? undefined
+          : new Set(Array.isArray(filter.status) ? filter.status : [filter.status]);
       const out = [];
       for (const m of msgs) {
         const op = m.headers?.get('KV-Operation');
@@ -350,13 +495,20 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
         if (filter.updatedBefore !== undefined && !(s.updatedAt < filter.updatedBefore)) continue;
         out.push(toSummary(r.data));
       }
-      out.sort((a, b) => b.startedAt - a.startedAt || (a.runId < b.runId ? 1 : a.runId > b.runId ? -1 : 0));
+      out.sort(
+        (a, b) => b.startedAt - a.startedAt || (a.runId < b.runId ? 1 : a.runId > b.runId ? -1 : 0),
+      );
       return out.slice(0, filter.limit ?? out.length);
     },
 
     async saveSnapshot(runId, s: SavedSnapshot) {
       checkRunId(runId);
-      await retry(() => snaps.put(kvKey(runId), JSON.stringify({ seq: s.seq, machineHash: s.machineHash, snapshot: s.snapshot })));
+      await retry(() =>
+        snaps.put(
+          kvKey(runId),
+          JSON.stringify({ seq: s.seq, machineHash: s.machineHash, snapshot: s.snapshot }),
+        ),
+      );
     },
 
     async loadSnapshot(runId) {
@@ -364,7 +516,8 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       const e = await retry(() => snaps.get(kvKey(runId)));
       if (e === null || e.operation !== 'PUT') return undefined;
       const r = Snapshot.safeParse(e.json());
-      if (!r.success) throw new CorruptEventError(runId, 0, `saved snapshot is invalid: ${r.error.message}`);
+      if (!r.success)
+        throw new CorruptEventError(runId, 0, `saved snapshot is invalid: ${r.error.message}`);
       return { seq: r.data.seq, machineHash: r.data.machineHash, snapshot: r.data.snapshot };
     },
   };
@@ -379,15 +532,27 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     async claim(runId, step, key, at): Promise<EffectClaim> {
       const k = hashKey([runId, step, key]);
       const claimer = nuid.next();
-      const value: Effect = { runId, step, key, claimedAt: at, claimer, done: false, doneAt: null, result: null };
+      const value: Effect = {
+        runId,
+        step,
+        key,
+        claimedAt: at,
+        claimer,
+        done: false,
+        doneAt: null,
+        result: null,
+      };
       for (let attempt = 0; attempt < 5; attempt++) {
-        if (await casPut(effects, k, value, 0, (v) => (v as Effect).claimer === claimer)) return { status: 'claimed' };
+        if (await casPut(effects, k, value, 0, (v) => (v as Effect).claimer === claimer))
+          return { status: 'claimed' };
         const cur = await getEffect(k);
         if (cur === undefined) continue;
         if (cur.value.done) return { status: 'done', result: cur.value.result };
         return { status: 'unrecorded', claimedAt: cur.value.claimedAt };
       }
-      throw new Error(`effect ${step}/${key} of run ${runId}: the ledger entry kept changing; try again`);
+      throw new Error(
+        `effect ${step}/${key} of run ${runId}: the ledger entry kept changing; try again`,
+      );
     },
 
     async record(runId, step, key, result, at) {
@@ -396,10 +561,21 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
         const cur = await getEffect(k);
         // A second record keeps the first result (as the SQLite ledger does).
         if (cur?.value.done) return;
-        const value: Effect = { runId, step, key, claimedAt: cur?.value.claimedAt ?? at, claimer: cur?.value.claimer ?? '', done: true, doneAt: at, result: result ?? null };
+        const value: Effect = {
+          runId,
+          step,
+          key,
+          claimedAt: cur?.value.claimedAt ?? at,
+          claimer: cur?.value.claimer ?? '',
+          done: true,
+          doneAt: at,
+          result: result ?? null,
+        };
         if (await casPut(effects, k, value, cur?.revision ?? 0)) return;
       }
-      throw new Error(`effect ${step}/${key} of run ${runId}: the ledger entry kept changing; try again`);
+      throw new Error(
+        `effect ${step}/${key} of run ${runId}: the ledger entry kept changing; try again`,
+      );
     },
   };
 
@@ -407,7 +583,12 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     async setKill(flag) {
       checkRunId(flag.runId);
       // The first kill wins (later ones keep its reason), as in the SQLite store.
-      await casPut(kills, kvKey(flag.runId), { runId: flag.runId, reason: flag.reason, at: flag.at }, 0);
+      await casPut(
+        kills,
+        kvKey(flag.runId),
+        { runId: flag.runId, reason: flag.reason, at: flag.at },
+        0,
+      );
     },
     async getKill(runId) {
       checkRunId(runId);
@@ -422,7 +603,13 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     },
     async casBreaker(key, value, revision) {
       const w = nuid.next();
-      return casPut(breakers, kvKey(key), { w, value }, revision, (v) => (v as { w?: unknown }).w === w);
+      return casPut(
+        breakers,
+        kvKey(key),
+        { w, value },
+        revision,
+        (v) => (v as { w?: unknown }).w === w,
+      );
     },
   };
 

@@ -75,12 +75,23 @@ export function hashKey(parts: string[]): string {
 }
 
 /** Folds events (in order, contiguous) into a run's index entry. */
-export function foldIndex(runId: string, entry: IndexEntry | undefined, events: Located[]): IndexEntry {
-  let next: IndexEntry | undefined = entry === undefined ? undefined : { ...entry, summary: { ...entry.summary }, marks: [...entry.marks] };
+export function foldIndex(
+  runId: string,
+  entry: IndexEntry | undefined,
+  events: Located[],
+): IndexEntry {
+  let next: IndexEntry | undefined =
+    entry === undefined
+      ? undefined
+      : { ...entry, summary: { ...entry.summary }, marks: [...entry.marks] };
   for (const { env, streamSeq } of events) {
     if (next === undefined) {
       if (env.seq !== 1 || env.event.type !== 'run.started') {
-        throw new CorruptEventError(runId, env.seq, 'the run has no index entry and its first stored event is not run.started with seq 1');
+        throw new CorruptEventError(
+          runId,
+          env.seq,
+          'the run has no index entry and its first stored event is not run.started with seq 1',
+        );
       }
       const s = env.event as RunStarted;
       next = {
@@ -104,7 +115,11 @@ export function foldIndex(runId: string, entry: IndexEntry | undefined, events: 
         marks: [],
       };
     } else if (env.seq !== next.summary.lastSeq + 1 || streamSeq <= next.lastStreamSeq) {
-      throw new CorruptEventError(runId, env.seq, `expected seq ${next.summary.lastSeq + 1} after stream position ${next.lastStreamSeq}, found stream position ${streamSeq}`);
+      throw new CorruptEventError(
+        runId,
+        env.seq,
+        `expected seq ${next.summary.lastSeq + 1} after stream position ${next.lastStreamSeq}, found stream position ${streamSeq}`,
+      );
     }
     const sum = next.summary;
     sum.lastSeq = env.seq;

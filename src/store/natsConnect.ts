@@ -31,10 +31,14 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
     try {
       creds = readFileSync(opts.credsFile);
     } catch (e) {
-      throw new UsageError(`cannot read the NATS creds file ${opts.credsFile}: ${(e as Error).message}; pass --nats-creds with a readable file`, { cause: e });
+      throw new UsageError(
+        `cannot read the NATS creds file ${opts.credsFile}: ${(e as Error).message}; pass --nats-creds with a readable file`,
+        { cause: e },
+      );
     }
   }
-  const tls = opts.tls === undefined || opts.tls === false ? undefined : opts.tls === true ? {} : opts.tls;
+  const tls =
+    opts.tls === undefined || opts.tls === false ? undefined : opts.tls === true ? {} : opts.tls;
   try {
     return await connect({
       servers: opts.servers,
@@ -50,9 +54,12 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
     });
   } catch (e) {
     const servers = Array.isArray(opts.servers) ? opts.servers.join(', ') : opts.servers;
-    throw new UsageError(`cannot connect to NATS at ${servers}: ${(e as Error).message}; start nats-server with -js or pass the right --nats URL and credentials`, {
-      cause: e,
-    });
+    throw new UsageError(
+      `cannot connect to NATS at ${servers}: ${(e as Error).message}; start nats-server with -js or pass the right --nats URL and credentials`,
+      {
+        cause: e,
+      },
+    );
   }
 }
 
@@ -67,7 +74,13 @@ export function isWrongLastSequence(e: unknown): boolean {
   return code === 10071 || code === 10164;
 }
 
-const TRANSIENT_NAMES = new Set(['TimeoutError', 'RequestError', 'NoRespondersError', 'JetStreamNotEnabled', 'ConnectionError']);
+const TRANSIENT_NAMES = new Set([
+  'TimeoutError',
+  'RequestError',
+  'NoRespondersError',
+  'JetStreamNotEnabled',
+  'ConnectionError',
+]);
 
 /** True when retrying later may succeed: timeouts, no responders (JetStream restarting), 503. */
 export function isTransient(e: unknown): boolean {
@@ -138,8 +151,10 @@ export async function openNatsLink(opts: NatsConnectOptions): Promise<NatsLink> 
         try {
           return await attempt(op);
         } catch (e) {
-          if (!(e instanceof Reconnected || isTransient(e)) || closed || Date.now() >= deadline) throw e;
-          if (!(e instanceof Reconnected)) await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** n, 1_000)));
+          if (!(e instanceof Reconnected || isTransient(e)) || closed || Date.now() >= deadline)
+            throw e;
+          if (!(e instanceof Reconnected))
+            await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** n, 1_000)));
         }
       }
     },

@@ -4,7 +4,14 @@
  * an empty range returns at once instead of waiting forever (an ordered `consume()` on an
  * empty subject never ends), and no read waits for messages published after it started.
  */
-import { AckPolicy, DeliverPolicy, type ConsumerConfig, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  type ConsumerConfig,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 
 /** What to read. */
@@ -46,21 +53,35 @@ export async function readRange(
     num_replicas: 1,
     // A safety net if the delete below is lost (the process died mid-read).
     inactive_threshold: nanos(60_000),
-    deliver_policy: q.lastPerSubject ? DeliverPolicy.LastPerSubject : q.startSeq !== undefined && q.startSeq > 1 ? DeliverPolicy.StartSequence : DeliverPolicy.All,
-    ...(q.startSeq !== undefined && q.startSeq > 1 && !q.lastPerSubject ? { opt_start_seq: q.startSeq } : {}),
+    deliver_policy: q.lastPerSubject
+      ? DeliverPolicy.LastPerSubject
+      : q.startSeq !== undefined && q.startSeq > 1
+        ? DeliverPolicy.StartSequence
+        : DeliverPolicy.All,
+    ...(q.startSeq !== undefined && q.startSeq > 1 && !q.lastPerSubject
+      ? { opt_start_seq: q.startSeq }
+      : {}),
     ...(q.filter !== undefined ? { filter_subject: q.filter } : {}),
   };
   const ci = await jsm.consumers.add(q.stream, cfg);
   if (stats) {
     stats.consumers++;
-    stats.last = { stream: q.stream, ...(q.filter !== undefined ? { filter: q.filter } : {}), startSeq: q.startSeq ?? 1, pending: ci.num_pending };
+    stats.last = {
+      stream: q.stream,
+      ...(q.filter !== undefined ? { filter: q.filter } : {}),
+      startSeq: q.startSeq ?? 1,
+      pending: ci.num_pending,
+    };
   }
   try {
     const want = Math.min(ci.num_pending, limit);
     const out: JsMsg[] = [];
     const consumer = js.consumers.getConsumerFromInfo(ci);
     while (out.length < want) {
-      const batch = await consumer.fetch({ max_messages: Math.min(want - out.length, FETCH_BATCH), expires: 5_000 });
+      const batch = await consumer.fetch({
+        max_messages: Math.min(want - out.length, FETCH_BATCH),
+        expires: 5_000,
+      });
       let got = 0;
       for await (const m of batch) {
         out.push(m);

@@ -74,7 +74,8 @@ async function waitForInfo(port: number, deadline: number, exited: () => boolean
       sock.on('error', () => done(false));
     });
     if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nats-server did not accept connections on port ${port}`);
+    if (Date.now() > deadline)
+      throw new Error(`nats-server did not accept connections on port ${port}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
