@@ -66,6 +66,9 @@ describe('jetstream store: layout and reads', () => {
     const other = await store.log.read('other-7');
     expect(other.map((e) => e.seq)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
     expect(await store.log.getRun('other-7')).toMatchObject({ runId: 'other-7', lastSeq: 10 });
+    // A run with no index entry at all takes appends at its log's version.
+    expect(await store.log.append('other-8', [stepDone(11)], 10)).toBe(11);
+    expect(await store.log.getRun('other-8')).toMatchObject({ lastSeq: 11, startedAt: 1_000 });
   });
 
   it('uses marks to start long runs near the requested seq', async () => {
@@ -141,5 +144,30 @@ describe('jetstream store: server crash', () => {
     expect(events.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
     expect(await store.log.getRun(id)).toMatchObject({ lastSeq: 5, status: 'completed' });
     expect(await store.ledger.claim(id, 's', 'k', 1)).toEqual({ status: 'claimed' });
+  });
+
+  it('keeps every acknowledged append of a writer that runs through a kill -9', async () => {
+    const id = 'through';
+    await store.log.append(id, [started()], 'no_stream');
+    let seq = 1;
+    let stop = false;
+    const writer = (async () => {
+      while (!stop) {
+        seq = await store.log.append(id, [stepDone(seq)], seq);
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 150));
+    await server.kill('SIGKILL');
+    const atKill = seq;
+    await new Promise((r) => setTimeout(r, 300));
+    await server.restart();
+    await new Promise((r) => setTimeout(r, 300));
+    stop = true;
+    await writer;
+    console.log(`appends: ${atKill} before the kill, ${seq} in all`);
+    expect(seq).toBeGreaterThan(atKill);
+    const events = await store.log.read(id);
+    expect(events.map((e) => e.seq)).toEqual(Array.from({ length: seq }, (_, i) => i + 1));
+    expect(await store.log.getRun(id)).toMatchObject({ lastSeq: seq });
   });
 });
