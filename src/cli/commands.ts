@@ -14,6 +14,8 @@ import { exitCodeFor, type ExitBox } from './main.js';
 import { pipelineForRun, pipelinesFrom } from './pipelines.js';
 import { runDemo } from './demo.js';
 import { costReport } from './cost.js';
+import { renderLine, updateLine, type RunLine } from './progress.js';
+import { listStranded, registerOperatorCommands } from './operate.js';
 
 function globals(cmd: Command): GlobalOptions {
   return cmd.optsWithGlobals<GlobalOptions>();
@@ -52,8 +54,20 @@ export function registerCommands(program: Command, box: ExitBox): void {
     const store = await openStore(storeSpec(g));
     try {
       const events: StoredEnvelope[] = [];
-      const rt = makeRuntime(store, g, { onEvent: (e) => { events.push(e); if (o.json) outJson(e); } });
+      const tty = process.stdout.isTTY === true && o.json !== true;
+      let line: RunLine | undefined;
+      const rt = makeRuntime(store, g, {
+        onEvent: (e) => {
+          events.push(e);
+          if (o.json) outJson(e);
+          else if (tty) {
+            line = updateLine(line, e);
+            process.stdout.write(`\r\x1b[2K${renderLine(line)}`);
+          }
+        },
+      });
       const r = await rt.start(prepared, { input, ...(o.runId !== undefined ? { runId: o.runId } : {}), limits: limitsOf(o) });
+      if (tty) process.stdout.write('\n');
       if (o.json) outJson({ summary: true, runId: r.runId, status: r.status, costUsd: r.costUsd, outputs: r.outputs, error: r.error, parked: r.parked });
       else out(resultLine(r, pathOfSteps(events)));
       box.code = exitCodeFor(r.status);
@@ -147,9 +161,15 @@ export function registerCommands(program: Command, box: ExitBox): void {
     .description('list runs: id, pipeline, version, status, cost, events, started, ended')
     .option('--status <status>', 'only runs with this status')
     .option('--pipeline <name>', 'only runs of this pipeline')
+    .option('--stranded', 'only unfinished runs nobody touched for --older-than (default 5m)')
+    .option('--older-than <duration>', 'with --stranded: idle threshold', parseDuration)
     .option('--json', 'one JSON object per run')
-    .addHelpText('after', '\nExample:\n  plumbline runs --status parked --json')
-    .action(async (o: { status?: string; pipeline?: string; json?: boolean }, cmd: Command) => {
+    .addHelpText('after', '\nExample:\n  plumbline runs --status parked --json\n  plumbline runs --stranded --older-than 10m')
+    .action(async (o: { status?: string; pipeline?: string; json?: boolean; stranded?: boolean; olderThan?: number }, cmd: Command) => {
+      if (o.stranded) {
+        await listStranded(globals(cmd), o.olderThan, o.json === true);
+        return;
+      }
       const store = await openStore(storeSpec(globals(cmd)));
       try {
         const runs = await store.log.listRuns({
@@ -220,6 +240,8 @@ export function registerCommands(program: Command, box: ExitBox): void {
         await store.close();
       }
     });
+
+  registerOperatorCommands(program, box);
 
   program
     .command('demo')

@@ -33,6 +33,8 @@ export interface FoldOptions {
   until?: number;
   /** Called after each event (for `replay` output). */
   onStep?: (s: ReplayStep) => void;
+  /** Fold even when the recorded machine hash differs (verify then finds the first divergence). */
+  ignoreHash?: boolean;
   /** Start from this snapshot (taken after `seq`) and fold only the events after it. */
   from?: { seq: number; snapshot: RunSnapshot };
 }
@@ -56,7 +58,7 @@ export function foldLog(
   options: FoldOptions = {},
 ): Folded {
   const { started, at } = startedOf(runId, events);
-  if (started.machineHash !== hash) throw new MachineHashMismatchError(runId, started.machineHash, hash);
+  if (started.machineHash !== hash && options.ignoreHash !== true) throw new MachineHashMismatchError(runId, started.machineHash, hash);
   const verify = options.verify ?? true;
   let snapshot = options.from?.snapshot ?? initialSnapshot(machine, runInputOf(runId, started, at));
   let seq = options.from?.seq ?? 1;
