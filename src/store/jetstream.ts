@@ -12,6 +12,7 @@
  * and updating it), the append asks the stream itself (`last_by_subj` direct get) and the
  * index catches up afterwards. Reads start at the run's first event (or a mark near `fromSeq`)
  * with a consumer filtered on the run's subject, so they never scan the whole stream.
+ * The effect ledger, kill flags and breakers live in `jetstreamKv.ts`.
  *
  * Batches: NATS 2.9 has no atomic batch publish. A multi-event append publishes the events
  * one by one, each expecting the previous one; a crash in the middle leaves a prefix of the
@@ -35,7 +36,6 @@ import { NewEnvelope, StoredEnvelope } from '../machines/events.js';
 import {
   checkRunId,
   foldIndex,
-  hashKey,
   IndexEntry,
   kvKey,
   startFor,
@@ -48,11 +48,9 @@ import {
   openNatsLink,
   type NatsConnectOptions,
 } from './natsConnect.js';
+import { kvCas, kvControl } from './jetstreamKv.js';
 import { readRange, type ReadStats } from './natsRead.js';
 import type {
-  ControlStore,
-  EffectClaim,
-  EffectLedger,
   EventLog,
   ExpectedVersion,
   PositionedEnvelope,
@@ -88,19 +86,6 @@ const Snapshot = z.object({
   machineHash: z.string(),
   snapshot: z.unknown(),
 });
-const Effect = z.object({
-  runId: z.string(),
-  step: z.string(),
-  key: z.string(),
-  claimedAt: z.number(),
-  claimer: z.string(),
-  done: z.boolean(),
-  doneAt: z.number().nullable(),
-  result: z.unknown(),
-});
-type Effect = z.infer<typeof Effect>;
-const Kill = z.object({ runId: z.string(), reason: z.string(), at: z.number() });
-const Breaker = z.object({ w: z.string(), value: z.unknown() });
 
 /** Creates the events stream, or checks and fixes the one that is there. */
 async function ensureStream(
@@ -243,32 +228,8 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     return { entry: r.data, revision: e.revision };
   };
 
-  /** Compare-and-set on a KV key (revision 0: create). False when someone else won. */
-  const casPut = async (
-    kv: KV,
-    key: string,
-    value: unknown,
-    revision: number,
-    isOurs?: (current: unknown) => boolean,
-  ): Promise<boolean> => {
-    const body = JSON.stringify(value);
-    let attempts = 0;
-    try {
-      await retry(() => {
-        attempts++;
-        return revision === 0 ? kv.create(key, body) : kv.update(key, body, revision);
-      });
-      return true;
-    } catch (e) {
-      if (!isWrongLastSequence(e)) throw e;
-      // After a retry, "wrong last sequence" may be our own first attempt that did land.
-      if (attempts > 1 && isOurs) {
-        const cur = await retry(() => kv.get(key));
-        return cur !== null && cur.operation === 'PUT' && isOurs(cur.json());
-      }
-      return false;
-    }
-  };
+  const casPut = (kv: KV, key: string, value: unknown, revision: number): Promise<boolean> =>
+    kvCas(link, kv, key, value, revision);
 
   /** The run's last event in the stream (authoritative, unlike the index). */
   const lastOf = async (runId: string): Promise<(Located & { first: number }) | undefined> => {
@@ -522,96 +483,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     },
   };
 
-  const getEffect = async (k: string): Promise<{ value: Effect; revision: number } | undefined> => {
-    const e = await retry(() => effects.get(k));
-    if (e === null || e.operation !== 'PUT') return undefined;
-    return { value: Effect.parse(e.json()), revision: e.revision };
-  };
-
-  const ledger: EffectLedger = {
-    async claim(runId, step, key, at): Promise<EffectClaim> {
-      const k = hashKey([runId, step, key]);
-      const claimer = nuid.next();
-      const value: Effect = {
-        runId,
-        step,
-        key,
-        claimedAt: at,
-        claimer,
-        done: false,
-        doneAt: null,
-        result: null,
-      };
-      for (let attempt = 0; attempt < 5; attempt++) {
-        if (await casPut(effects, k, value, 0, (v) => (v as Effect).claimer === claimer))
-          return { status: 'claimed' };
-        const cur = await getEffect(k);
-        if (cur === undefined) continue;
-        if (cur.value.done) return { status: 'done', result: cur.value.result };
-        return { status: 'unrecorded', claimedAt: cur.value.claimedAt };
-      }
-      throw new Error(
-        `effect ${step}/${key} of run ${runId}: the ledger entry kept changing; try again`,
-      );
-    },
-
-    async record(runId, step, key, result, at) {
-      const k = hashKey([runId, step, key]);
-      for (let attempt = 0; attempt < 10; attempt++) {
-        const cur = await getEffect(k);
-        // A second record keeps the first result (as the SQLite ledger does).
-        if (cur?.value.done) return;
-        const value: Effect = {
-          runId,
-          step,
-          key,
-          claimedAt: cur?.value.claimedAt ?? at,
-          claimer: cur?.value.claimer ?? '',
-          done: true,
-          doneAt: at,
-          result: result ?? null,
-        };
-        if (await casPut(effects, k, value, cur?.revision ?? 0)) return;
-      }
-      throw new Error(
-        `effect ${step}/${key} of run ${runId}: the ledger entry kept changing; try again`,
-      );
-    },
-  };
-
-  const control: ControlStore = {
-    async setKill(flag) {
-      checkRunId(flag.runId);
-      // The first kill wins (later ones keep its reason), as in the SQLite store.
-      await casPut(
-        kills,
-        kvKey(flag.runId),
-        { runId: flag.runId, reason: flag.reason, at: flag.at },
-        0,
-      );
-    },
-    async getKill(runId) {
-      checkRunId(runId);
-      const e = await retry(() => kills.get(kvKey(runId)));
-      if (e === null || e.operation !== 'PUT') return undefined;
-      return Kill.parse(e.json());
-    },
-    async getBreaker(key) {
-      const e = await retry(() => breakers.get(kvKey(key)));
-      if (e === null || e.operation !== 'PUT') return { value: undefined, revision: 0 };
-      return { value: Breaker.parse(e.json()).value, revision: e.revision };
-    },
-    async casBreaker(key, value, revision) {
-      const w = nuid.next();
-      return casPut(
-        breakers,
-        kvKey(key),
-        { w, value },
-        revision,
-        (v) => (v as { w?: unknown }).w === w,
-      );
-    },
-  };
+  const { ledger, control } = kvControl(link, { effects, kills, breakers });
 
   return {
     kind: 'jetstream',

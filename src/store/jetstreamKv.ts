@@ -1,0 +1,149 @@
+/**
+ * The JetStream store's small shared state in KV buckets: the effect ledger (`kv.create` is
+ * the atomic claim, `update` with the revision records the result), kill flags (first one
+ * wins) and breaker records (compare-and-set on the KV revision).
+ */
+import type { KV } from '@nats-io/kv';
+import { nuid } from '@nats-io/transport-node';
+import { z } from 'zod';
+import { checkRunId, hashKey, kvKey } from './jetstreamIndex.js';
+import { isWrongLastSequence, type NatsLink } from './natsConnect.js';
+import type { ControlStore, EffectClaim, EffectLedger } from './types.js';
+
+/** A ledger entry: the original fields (the key is a hash), who claimed it, and the result. */
+const Effect = z.object({
+  runId: z.string(),
+  step: z.string(),
+  key: z.string(),
+  claimedAt: z.number(),
+  claimer: z.string(),
+  done: z.boolean(),
+  doneAt: z.number().nullable(),
+  result: z.unknown(),
+});
+type Effect = z.infer<typeof Effect>;
+const Kill = z.object({ runId: z.string(), reason: z.string(), at: z.number() });
+/** `w` identifies the writer, so a retried write can recognise its own first attempt. */
+const Breaker = z.object({ w: z.string(), value: z.unknown() });
+
+/**
+ * Compare-and-set on a KV key (revision 0: create); false when someone else won. After a
+ * retried attempt, "wrong last sequence" may be our own first attempt that did land:
+ * `isOurs` tells by looking at the stored value.
+ */
+export async function kvCas(
+  link: NatsLink,
+  kv: KV,
+  key: string,
+  value: unknown,
+  revision: number,
+  isOurs?: (current: unknown) => boolean,
+): Promise<boolean> {
+  const body = JSON.stringify(value);
+  let attempts = 0;
+  try {
+    await link.retry(() => {
+      attempts++;
+      return revision === 0 ? kv.create(key, body) : kv.update(key, body, revision);
+    });
+    return true;
+  } catch (e) {
+    if (!isWrongLastSequence(e)) throw e;
+    if (attempts > 1 && isOurs) {
+      const cur = await link.retry(() => kv.get(key));
+      return cur !== null && cur.operation === 'PUT' && isOurs(cur.json());
+    }
+    return false;
+  }
+}
+
+/** The effect ledger and control store over three KV buckets. */
+export function kvControl(
+  link: NatsLink,
+  buckets: { effects: KV; kills: KV; breakers: KV },
+): { ledger: EffectLedger; control: ControlStore } {
+  const { effects, kills, breakers } = buckets;
+
+  const getEffect = async (k: string): Promise<{ value: Effect; revision: number } | undefined> => {
+    const e = await link.retry(() => effects.get(k));
+    if (e === null || e.operation !== 'PUT') return undefined;
+    return { value: Effect.parse(e.json()), revision: e.revision };
+  };
+
+  const contended = (runId: string, step: string, key: string): Error =>
+    new Error(`effect ${step}/${key} of run ${runId}: the ledger entry kept changing; try again`);
+
+  const ledger: EffectLedger = {
+    async claim(runId, step, key, at): Promise<EffectClaim> {
+      const k = hashKey([runId, step, key]);
+      const claimer = nuid.next();
+      const value: Effect = {
+        runId,
+        step,
+        key,
+        claimedAt: at,
+        claimer,
+        done: false,
+        doneAt: null,
+        result: null,
+      };
+      const ours = (v: unknown): boolean => (v as Effect).claimer === claimer;
+      for (let attempt = 0; attempt < 5; attempt++) {
+        if (await kvCas(link, effects, k, value, 0, ours)) return { status: 'claimed' };
+        const cur = await getEffect(k);
+        if (cur === undefined) continue;
+        if (cur.value.done) return { status: 'done', result: cur.value.result };
+        return { status: 'unrecorded', claimedAt: cur.value.claimedAt };
+      }
+      throw contended(runId, step, key);
+    },
+
+    async record(runId, step, key, result, at) {
+      const k = hashKey([runId, step, key]);
+      for (let attempt = 0; attempt < 10; attempt++) {
+        const cur = await getEffect(k);
+        // A second record keeps the first result (as the SQLite ledger does).
+        if (cur?.value.done) return;
+        const value: Effect = {
+          runId,
+          step,
+          key,
+          claimedAt: cur?.value.claimedAt ?? at,
+          claimer: cur?.value.claimer ?? '',
+          done: true,
+          doneAt: at,
+          result: result ?? null,
+        };
+        if (await kvCas(link, effects, k, value, cur?.revision ?? 0)) return;
+      }
+      throw contended(runId, step, key);
+    },
+  };
+
+  const control: ControlStore = {
+    async setKill(flag) {
+      checkRunId(flag.runId);
+      // The first kill wins (later ones keep its reason), as in the SQLite store.
+      const value = { runId: flag.runId, reason: flag.reason, at: flag.at };
+      await kvCas(link, kills, kvKey(flag.runId), value, 0);
+    },
+    async getKill(runId) {
+      checkRunId(runId);
+      const e = await link.retry(() => kills.get(kvKey(runId)));
+      if (e === null || e.operation !== 'PUT') return undefined;
+      return Kill.parse(e.json());
+    },
+    async getBreaker(key) {
+      const e = await link.retry(() => breakers.get(kvKey(key)));
+      if (e === null || e.operation !== 'PUT') return { value: undefined, revision: 0 };
+      return { value: Breaker.parse(e.json()).value, revision: e.revision };
+    },
+    async casBreaker(key, value, revision) {
+      const w = nuid.next();
+      const ours = (v: unknown): boolean => (v as { w?: unknown }).w === w;
+      return kvCas(link, breakers, kvKey(key), { w, value }, revision, ours);
+    },
+  };
+
+  return { ledger, control };
+}
