@@ -16,6 +16,7 @@ import { runDemo } from './demo.js';
 import { costReport } from './cost.js';
 import { renderLine, updateLine, type RunLine } from './progress.js';
 import { listStranded, registerOperatorCommands } from './operate.js';
+import { registerFleetCommands } from './fleet.js';
 
 function globals(cmd: Command): GlobalOptions {
   return cmd.optsWithGlobals<GlobalOptions>();
@@ -242,6 +243,7 @@ export function registerCommands(program: Command, box: ExitBox): void {
     });
 
   registerOperatorCommands(program, box);
+  registerFleetCommands(program);
 
   program
     .command('demo')

@@ -1,0 +1,151 @@
+/**
+ * The worker: takes start and resume commands from the bus, drives each run to a terminal or
+ * parked state while heartbeating the command, acks only then, and dead-letters commands it can
+ * never process. A periodic check re-queues runs that nobody has touched for too long.
+ */
+import type { CommandBus, CommandControl, Command } from '../bus/types.js';
+import { isUsageError, serializeError } from '../errors.js';
+import { isTerminal } from '../machines/fold.js';
+import type { Runtime, RunResult } from './driver.js';
+import type { Logger } from './logger.js';
+import type { Prepared } from './prepare.js';
+
+/** Options of {@link runWorker}. */
+export interface WorkerOptions {
+  runtime: Runtime;
+  bus: CommandBus;
+  pipelines: Map<string, Prepared>;
+  concurrency: number;
+  signal: AbortSignal;
+  logger: Logger;
+  /** How often `working()` is sent while a run is driven (keep it well under the ack wait). */
+  heartbeatMs?: number;
+  /** How often to look for stranded runs (0 disables; default 60 s). */
+  strandedCheckMs?: number;
+  /** A running run untouched this long is stranded (default 5 min: longer than any backoff). */
+  strandedAfterMs?: number;
+  /** Called when a run starts or stops being driven here (for metrics and tests). */
+  onRunStart?: (cmd: Command) => void;
+  onRunEnd?: (r: RunResult | null, cmd: Command) => void;
+}
+
+/** Runs a worker until `signal` aborts; resolves once the runs in flight have stopped. */
+export async function runWorker(o: WorkerOptions): Promise<void> {
+  const { runtime, bus, pipelines, logger } = o;
+  const store = runtime.store;
+  const inFlight = new Set<string>();
+  const names = [...pipelines.keys()].join(', ') || '(none)';
+
+  const drive = async (prepared: Prepared, cmd: Command, ctl: CommandControl, go: () => Promise<RunResult>): Promise<void> => {
+    inFlight.add(cmd.runId);
+    o.onRunStart?.(cmd);
+    let result: RunResult | null = null;
+    const beat = setInterval(() => ctl.working(), o.heartbeatMs ?? 5_000);
+    try {
+      const r = await go();
+      result = r;
+      if (r.stopped === 'aborted') {
+        // Shutting down: let another worker take it at once.
+        ctl.nak(0);
+        return;
+      }
+      if (r.stopped === 'fenced') logger.warn({ runId: cmd.runId, decision: 'release', reason: 'another worker appended to this run: it owns it now' }, 'fenced');
+      await ctl.ack();
+    } finally {
+      clearInterval(beat);
+      inFlight.delete(cmd.runId);
+      o.onRunEnd?.(result, cmd);
+    }
+  };
+
+  const handle = async (cmd: Command, ctl: CommandControl): Promise<void> => {
+    const run = await store.log.getRun(cmd.runId);
+    const pipelineName = cmd.type === 'start' ? cmd.pipeline : run?.pipeline;
+    if (cmd.type === 'resume' && run === undefined) {
+      await ctl.deadLetter(`resume of unknown run '${cmd.runId}'`);
+      logger.error({ runId: cmd.runId, decision: 'dead-letter', reason: 'unknown run' }, 'command dead-lettered');
+      return;
+    }
+    const prepared = pipelineName !== undefined ? pipelines.get(pipelineName) : undefined;
+    if (prepared === undefined) {
+      const reason = `unknown pipeline '${pipelineName ?? '?'}': this worker loads ${names}; start workers with --pipelines <file|dir> that define it`;
+      await ctl.deadLetter(reason);
+      logger.error({ runId: cmd.runId, decision: 'dead-letter', reason }, 'command dead-lettered');
+      return;
+    }
+    if (run !== undefined && isTerminal(run.status)) {
+      logger.info({ runId: cmd.runId, decision: 'ack', reason: `run already ${run.status}` }, 'nothing to do');
+      await ctl.ack();
+      return;
+    }
+    if (cmd.type === 'start') {
+      if (run === undefined) {
+        try {
+          const l = cmd.limits ?? {};
+          await runtime.create(prepared, {
+            input: cmd.input,
+            runId: cmd.runId,
+            limits: {
+              ...(l.budgetUsd != null ? { budgetUsd: l.budgetUsd } : {}),
+              ...(l.maxIterations != null ? { maxIterations: l.maxIterations } : {}),
+              ...(l.deadlineAt != null ? { deadlineMs: Math.max(0, l.deadlineAt - Date.now()) } : {}),
+            },
+          });
+        } catch (e) {
+          // Another worker may have created it between our check and our append: drive it then.
+          if (!(isUsageError(e) && /already exists/.test(e.message))) {
+            if (isUsageError(e)) {
+              await ctl.deadLetter(e.message);
+              logger.error({ runId: cmd.runId, pipeline: prepared.pipeline.name, decision: 'dead-letter', reason: e.message }, 'command dead-lettered');
+              return;
+            }
+            throw e;
+          }
+        }
+      } else {
+        logger.info({ runId: cmd.runId, decision: 'take-over', reason: `delivery ${ctl.deliveries}: the run exists, rebuilding it from its log` }, 'take over');
+      }
+      await drive(prepared, cmd, ctl, () => runtime.drive(prepared, cmd.runId, o.signal));
+      return;
+    }
+    await drive(prepared, cmd, ctl, () =>
+      runtime.resume(
+        prepared,
+        cmd.runId,
+        {
+          ...(cmd.budgetUsd !== undefined ? { budgetUsd: cmd.budgetUsd } : {}),
+          ...(cmd.maxIterations !== undefined ? { maxIterations: cmd.maxIterations } : {}),
+          ...(cmd.deadlineAt !== undefined ? { deadlineMs: Math.max(0, cmd.deadlineAt - Date.now()) } : {}),
+        },
+        o.signal,
+      ),
+    );
+  };
+
+  const strandedEvery = o.strandedCheckMs ?? 60_000;
+  const strandedAfter = o.strandedAfterMs ?? 5 * 60_000;
+  const check = async (): Promise<void> => {
+    const stale = await store.log.listRuns({ status: 'running', updatedBefore: Date.now() - strandedAfter });
+    for (const r of stale) {
+      if (inFlight.has(r.runId) || !pipelines.has(r.pipeline)) continue;
+      await bus.publishResume({ runId: r.runId });
+      logger.warn({ runId: r.runId, pipeline: r.pipeline, decision: 'requeue', reason: `stranded: no event for ${Math.round((Date.now() - r.updatedAt) / 1000)} s` }, 'stranded run re-queued');
+    }
+  };
+  const timer =
+    strandedEvery > 0
+      ? setInterval(() => {
+          check().catch((e: unknown) => logger.error({ err: serializeError(e) }, 'stranded check failed'));
+        }, strandedEvery)
+      : undefined;
+  logger.info({ pipelines: names, concurrency: o.concurrency, decision: 'serve' }, 'worker started');
+  try {
+    await bus.consume(handle, {
+      concurrency: o.concurrency,
+      signal: o.signal,
+      onError: (e, cmd) => logger.error({ runId: cmd?.runId, err: serializeError(e), decision: 'nak', reason: 'handler failed: the command will be delivered again' }, 'command failed'),
+    });
+  } finally {
+    if (timer) clearInterval(timer);
+  }
+}
