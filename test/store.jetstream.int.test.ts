@@ -11,7 +11,11 @@ describeStore(
   'jetstream',
   async () => {
     contractServer = await startNatsServer();
-    return openJetStreamStore({ servers: contractServer.url });
+    // The suite's afterAll cannot close a store that failed to open: stop the server here.
+    return openJetStreamStore({ servers: contractServer.url }).catch(async (e: unknown) => {
+      await contractServer?.[Symbol.asyncDispose]();
+      throw e;
+    });
   },
   async () => {
     await contractServer?.[Symbol.asyncDispose]();

@@ -2,7 +2,7 @@
  * Starts a throwaway nats-server with JetStream for integration tests: random free port, its
  * own store directory, kill -9 and restart on the same port and store for crash tests.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect as tcpConnect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -39,6 +39,25 @@ export interface NatsServerHandle {
   stop(): Promise<void>;
   /** Stops the server and removes the store dir if this helper created it. */
   [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Servers still running, killed (and their own dirs removed) if the test process exits. */
+const live = new Map<ChildProcess, string | undefined>();
+process.once('exit', () => {
+  for (const [child, dir] of live) {
+    child.kill('SIGKILL');
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/**
+ * A worker killed by the test runner fires no 'exit' event: on Linux, `setpriv --pdeathsig`
+ * makes the kernel kill the server when the process that started it dies.
+ */
+let setpriv: boolean | undefined;
+function withParentDeathSignal(bin: string, args: string[]): [string, string[]] {
+  setpriv ??= spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status === 0;
+  return setpriv ? ['setpriv', ['--pdeathsig', 'KILL', bin, ...args]] : [bin, args];
 }
 
 /** A TCP port that was free a moment ago. */
@@ -100,9 +119,11 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   let exitWait: Promise<void> = Promise.resolve();
 
   const launch = async (): Promise<void> => {
-    const c = spawn(opts.bin ?? 'nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const [cmd, argv] = withParentDeathSignal(opts.bin ?? 'nats-server', args);
+    const c = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     child = c;
     exited = false;
+    live.set(c, ownDir ? storeDir : undefined);
     const append = (d: Buffer): void => {
       out = (out + d.toString()).slice(-20_000);
     };
@@ -110,6 +131,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     c.stderr?.on('data', append);
     exitWait = new Promise((resolve) => {
       c.once('exit', () => {
+        live.delete(c);
         exited = true;
         resolve();
       });
