@@ -78,10 +78,11 @@ export function registerFleetCommands(program: Command): void {
     .option('--concurrency <n>', 'runs driven at once (default 8)', positiveNumber('--concurrency'))
     .option('--ack-wait <duration>', 'redelivery to another worker after this long without a heartbeat (default 30s)', parseDuration)
     .option('--max-deliver <n>', 'deliveries before a command is dead-lettered (default 5)', positiveNumber('--max-deliver'))
-    .option('--metrics-port <port>', 'serve Prometheus metrics on 127.0.0.1:PORT/metrics', positiveNumber('--metrics-port'))
+    .option('--metrics-port <port>', 'serve Prometheus metrics on HOST:PORT/metrics', positiveNumber('--metrics-port'))
+    .option('--metrics-host <host>', 'address for the metrics server (default 127.0.0.1)', '127.0.0.1')
     .option('--stranded-after <duration>', 're-queue running runs untouched this long (default 5m)', parseDuration)
     .addHelpText('after', '\nExample:\n  plumbline worker --store nats://127.0.0.1:4222 --pipelines examples/ --concurrency 16 --metrics-port 9464')
-    .action(async (o: { pipelines: string[]; concurrency?: number; ackWait?: number; maxDeliver?: number; metricsPort?: number; strandedAfter?: number }, cmd: Command) => {
+    .action(async (o: { pipelines: string[]; metricsHost: string; concurrency?: number; ackWait?: number; maxDeliver?: number; metricsPort?: number; strandedAfter?: number }, cmd: Command) => {
       const g = globals(cmd);
       const pipelines = await loadPipelines(o.pipelines);
       const spec = storeSpec(g);
@@ -90,7 +91,7 @@ export function registerFleetCommands(program: Command): void {
       const store: Store = await openStore(spec);
       const bus = await openBus(spec, { ackWaitMs, ...(o.maxDeliver !== undefined ? { maxDeliver: o.maxDeliver } : {}) });
       const metrics = new WorkerMetrics();
-      const server = o.metricsPort !== undefined ? await metrics.serve(o.metricsPort) : undefined;
+      const server = o.metricsPort !== undefined ? await metrics.serve(o.metricsPort, o.metricsHost) : undefined;
       const timed: Store = {
         ...store,
         log: {

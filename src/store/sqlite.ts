@@ -3,8 +3,8 @@
  * transaction that checks the expected version, inserts the events and updates the run index,
  * so two processes can never both extend one run.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { CorruptEventError, UsageError, VersionConflictError } from '../errors.js';
 import { NewEnvelope, StoredEnvelope, type RunStarted } from '../machines/events.js';
@@ -24,6 +24,8 @@ import type {
 
 /** Options of {@link openSqliteStore}. */
 export interface SqliteOptions {
+  /** Event bodies larger than this many bytes go to a file beside the database (default 512 KiB). */
+  largePayloadBytes?: number;
   /** `NORMAL` (default: survives a process crash) or `FULL` (fsync per commit: survives power loss). */
   synchronous?: 'NORMAL' | 'FULL';
 }
@@ -77,6 +79,20 @@ function toSummary(r: RunRow): RunSummary {
   };
 }
 
+const BLOB_PREFIX = '{"$blob":';
+
+/** Reads a body that may have been moved to a blob file. */
+function resolveBody(blobDir: string | null, runId: string, seq: number, body: string): string {
+  if (!body.startsWith(BLOB_PREFIX)) return body;
+  const { $blob } = JSON.parse(body) as { $blob: string };
+  if (blobDir === null) throw new CorruptEventError(runId, seq, 'large payload reference in an in-memory store');
+  try {
+    return readFileSync(join(blobDir, $blob), 'utf8');
+  } catch (e) {
+    throw new CorruptEventError(runId, seq, `large payload file ${$blob} is missing (${(e as Error).message})`);
+  }
+}
+
 function parseStored(runId: string, seq: number, body: string): StoredEnvelope {
   let raw: unknown;
   try {
@@ -104,6 +120,18 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   db.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
   db.pragma('busy_timeout = 10000');
   db.exec(SCHEMA);
+  const blobDir = path === ':memory:' ? null : `${path}.blobs`;
+  const largeBytes = options.largePayloadBytes ?? 512 * 1024;
+  /** Moves an oversized body to a file (written before the row that points to it). */
+  const bodyFor = (runId: string, seq: number, body: string): string => {
+    if (blobDir === null || Buffer.byteLength(body) <= largeBytes) return body;
+    mkdirSync(blobDir, { recursive: true });
+    const name = `${runId}.${seq}.${Date.now().toString(36)}.json`;
+    const tmp = join(blobDir, `.${name}.tmp`);
+    writeFileSync(tmp, body);
+    renameSync(tmp, join(blobDir, name));
+    return JSON.stringify({ $blob: name });
+  };
 
   const q = {
     lastSeq: db.prepare<[string], { last_seq: number }>('SELECT last_seq FROM runs WHERE run_id = ?'),
@@ -144,7 +172,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     let seq = actual ?? 0;
     for (const e of events) {
       seq += 1;
-      q.insert.run(runId, seq, e.at, e.event.type, JSON.stringify(e));
+      q.insert.run(runId, seq, e.at, e.event.type, bodyFor(runId, seq, JSON.stringify(e)));
     }
     const last = events[events.length - 1] as NewEnvelope;
     const patch = {
@@ -184,10 +212,10 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       }
     },
     async read(runId, fromSeq = 1) {
-      return q.read.all(runId, fromSeq).map((r) => parseStored(runId, r.seq, r.body));
+      return q.read.all(runId, fromSeq).map((r) => parseStored(runId, r.seq, resolveBody(blobDir, runId, r.seq, r.body)));
     },
     async readAll(afterPos, limit = 1000) {
-      return q.readAll.all(afterPos, limit).map((r): PositionedEnvelope => ({ ...parseStored(r.run_id, r.seq, r.body), pos: r.pos }));
+      return q.readAll.all(afterPos, limit).map((r): PositionedEnvelope => ({ ...parseStored(r.run_id, r.seq, resolveBody(blobDir, r.run_id, r.seq, r.body)), pos: r.pos }));
     },
     async getRun(runId) {
       const r = q.getRun.get(runId);

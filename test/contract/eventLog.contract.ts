@@ -126,6 +126,18 @@ export function describeStore(name: string, open: () => Promise<Store>, close?: 
       expect((await store.control.getBreaker(key)).value).toEqual({ s: 'closed' });
     });
 
+    it('stores an event larger than a NATS message (2 MB output) and reads it back whole', async () => {
+      const id = rid();
+      const big = 'x'.repeat(2 * 1024 * 1024);
+      const ev = { ...stepDone(1), event: { type: 'STEP_DONE' as const, step: 's1', output: { big } } };
+      await store.log.append(id, [started(), ev, stepDone(2)], 'no_stream');
+      const events = await store.log.read(id);
+      expect(events).toHaveLength(3);
+      expect((events[1]?.event as { output: { big: string } }).output.big).toHaveLength(big.length);
+      const all = await store.log.readAll(0, 1_000_000);
+      expect(all.filter((e) => e.runId === id)).toHaveLength(3);
+    });
+
     it('saves and loads the newest snapshot', async () => {
       const id = rid();
       expect(await store.log.loadSnapshot(id)).toBeUndefined();
