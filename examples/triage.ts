@@ -30,7 +30,8 @@ export const URGENCY_THRESHOLD = 3;
 
 const outboxDir = (): string => process.env.PLUMBLINE_OUTBOX ?? join('.plumbline', 'outbox');
 type Classified = z.infer<typeof Classification>;
-const urgencyOf = (outputs: Record<string, unknown>): number => (outputs.classify as Classified).urgency;
+const urgencyOf = (outputs: Record<string, unknown>): number =>
+  (outputs.classify as Classified).urgency;
 
 export default definePipeline({
   name: 'triage',
@@ -69,7 +70,14 @@ export default definePipeline({
       },
       run: ({ key, input, outputs }) => {
         const path = join(outboxDir(), `${key}.json`);
-        writeFileAtomic(path, JSON.stringify({ ticket: input.id, classify: outputs.classify, draft: outputs.draft }, null, 2));
+        writeFileAtomic(
+          path,
+          JSON.stringify(
+            { ticket: input.id, classify: outputs.classify, draft: outputs.draft },
+            null,
+            2,
+          ),
+        );
         return { path };
       },
     }),

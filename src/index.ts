@@ -17,7 +17,13 @@ export { compilePipeline } from './machines/compile.js';
 export { describeMachine, machineHash } from './machines/graph.js';
 export type { MachineGraph, GraphNode, GraphEdge } from './machines/graph.js';
 export { foldLog } from './machines/replay.js';
-export type { RunEvent, MachineEvent, StoredEnvelope, RunStatus, Usage } from './machines/events.js';
+export type {
+  RunEvent,
+  MachineEvent,
+  StoredEnvelope,
+  RunStatus,
+  Usage,
+} from './machines/events.js';
 export {
   PlumblineError,
   UsageError,
@@ -30,7 +36,14 @@ export {
   isUsageError,
 } from './errors.js';
 export { openSqliteStore } from './store/sqlite.js';
-export type { Store, EventLog, EffectLedger, ControlStore, RunSummary, ExpectedVersion } from './store/types.js';
+export type {
+  Store,
+  EventLog,
+  EffectLedger,
+  ControlStore,
+  RunSummary,
+  ExpectedVersion,
+} from './store/types.js';
 export { Runtime } from './runtime/driver.js';
 export type { RuntimeOptions, RunResult, LimitOverrides } from './runtime/driver.js';
 export { prepare } from './runtime/prepare.js';

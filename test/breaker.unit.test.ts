@@ -5,7 +5,14 @@ import { describe, expect, it } from 'vitest';
 import { Breakers } from '../src/runtime/breakers.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 
-const config = { window: 6, minCalls: 4, failureRate: 0.5, consecutive: 3, coolDownMs: 1_000, probeTimeoutMs: 5_000 };
+const config = {
+  window: 6,
+  minCalls: 4,
+  failureRate: 0.5,
+  consecutive: 3,
+  coolDownMs: 1_000,
+  probeTimeoutMs: 5_000,
+};
 
 describe('circuit breaker', () => {
   it('opens on a failure streak, refuses during the cool-down, lets one probe through, closes on its success', async () => {
@@ -29,7 +36,8 @@ describe('circuit breaker', () => {
   it('opens on the failure rate of the window, and a failed probe opens it again', async () => {
     const store = openSqliteStore(':memory:');
     const b = new Breakers(store.control, config);
-    for (const [i, ok] of [true, false, true, false].entries()) await b.record('m', ok, ok ? 'ok' : 'overloaded', i);
+    for (const [i, ok] of [true, false, true, false].entries())
+      await b.record('m', ok, ok ? 'ok' : 'overloaded', i);
     expect((await b.state('m')).state).toBe('open');
     expect(await b.acquire('m', 2_000)).toBe('half_open');
     await b.record('m', false, 'overloaded', 2_001);
@@ -37,7 +45,7 @@ describe('circuit breaker', () => {
     await store.close();
   });
 
-  it('ignores client errors (a 400 is not the provider\'s trouble) and re-grants a lost probe', async () => {
+  it("ignores client errors (a 400 is not the provider's trouble) and re-grants a lost probe", async () => {
     const store = openSqliteStore(':memory:');
     const b = new Breakers(store.control, config);
     for (let i = 0; i < 10; i++) await b.record('m', false, 'bad_request', i);
@@ -55,7 +63,9 @@ describe('circuit breaker', () => {
     const c = new Breakers(store.control, config);
     for (let i = 0; i < 3; i++) await a.record('m', false, 'overloaded', i);
     expect((await c.state('m')).state).toBe('open');
-    const views = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? a : c).acquire('m', 5_000)));
+    const views = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => (i % 2 ? a : c).acquire('m', 5_000)),
+    );
     expect(views.filter((v) => v === 'half_open')).toHaveLength(1);
     await store.close();
   });

@@ -27,7 +27,9 @@ describe('bad input', () => {
     const r = await plumbline(['run', 'test/fixtures/pipelines/notAPipeline.ts', '--store', store]);
     expect(r.code).toBe(2);
     expect(oneLine(r.stderr)).toHaveLength(1);
-    expect(r.stderr).toMatch(/does not default-export a pipeline: add `export default definePipeline/);
+    expect(r.stderr).toMatch(
+      /does not default-export a pipeline: add `export default definePipeline/,
+    );
     expect(await runsIn(store)).toBe(0);
   });
 
@@ -46,10 +48,19 @@ describe('bad input', () => {
   });
 
   it('--input failing the input schema', async () => {
-    const r = await plumbline(['run', 'examples/triage.ts', '--store', store, '--input', '{"id":"T-1","subject":3}']);
+    const r = await plumbline([
+      'run',
+      'examples/triage.ts',
+      '--store',
+      store,
+      '--input',
+      '{"id":"T-1","subject":3}',
+    ]);
     expect(r.code).toBe(2);
     expect(oneLine(r.stderr)).toHaveLength(1);
-    expect(r.stderr).toMatch(/input does not match pipeline 'triage' input schema: from: .*subject: /);
+    expect(r.stderr).toMatch(
+      /input does not match pipeline 'triage' input schema: from: .*subject: /,
+    );
     expect(await runsIn(store)).toBe(0);
   });
 

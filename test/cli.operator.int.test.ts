@@ -12,23 +12,56 @@ import { harness, ofType } from './helpers/harness.js';
 
 describe('fork', () => {
   it('makes model calls only for the steps after SEQ', async () => {
-    await using h = await harness({ script: (req) => ({ kind: 'json', value: { note: `re: ${JSON.stringify(req.body.messages).slice(12, 30)}` } }) });
+    await using h = await harness({
+      script: (req) => ({
+        kind: 'json',
+        value: { note: `re: ${JSON.stringify(req.body.messages).slice(12, 30)}` },
+      }),
+    });
     const env = { ANTHROPIC_BASE_URL: h.fake.url };
-    const run = await plumbline(['run', 'test/fixtures/pipelines/budgeted.ts', '--input', '{"topic":"owls"}', '--store', h.dbPath, '--run-id', 'src-1'], env);
+    const run = await plumbline(
+      [
+        'run',
+        'test/fixtures/pipelines/budgeted.ts',
+        '--input',
+        '{"topic":"owls"}',
+        '--store',
+        h.dbPath,
+        '--run-id',
+        'src-1',
+      ],
+      env,
+    );
     expect(run.code, run.stderr).toBe(0);
     expect(h.fake.count).toBe(5);
     const source = await h.events('src-1');
     // seq 5 is the MODEL_RESPONSE of step "two": steps one and two are reused, three to five run.
     expect(source[4]?.event).toMatchObject({ type: 'MODEL_RESPONSE', step: 'two' });
-    const fork = await plumbline(['fork', 'src-1', '--at', '5', '--run-id', 'fork-1', '--store', h.dbPath, '--json'], env);
+    const fork = await plumbline(
+      ['fork', 'src-1', '--at', '5', '--run-id', 'fork-1', '--store', h.dbPath, '--json'],
+      env,
+    );
     expect(fork.code, fork.stderr).toBe(0);
     expect(h.fake.count).toBe(5 + 3);
-    const summary = ndjson(fork.stdout)[0] as { status: string; outputs: Record<string, unknown>; forkedFrom: unknown };
+    const summary = ndjson(fork.stdout)[0] as {
+      status: string;
+      outputs: Record<string, unknown>;
+      forkedFrom: unknown;
+    };
     expect(summary).toMatchObject({ status: 'completed', forkedFrom: { runId: 'src-1', seq: 5 } });
     const forked = await h.events('fork-1');
-    expect(forked[0]?.event).toMatchObject({ type: 'run.started', forkedFrom: { runId: 'src-1', seq: 5 } });
+    expect(forked[0]?.event).toMatchObject({
+      type: 'run.started',
+      forkedFrom: { runId: 'src-1', seq: 5 },
+    });
     expect(forked.slice(1, 5).map((e) => e.event)).toEqual(source.slice(1, 5).map((e) => e.event));
-    expect(ofType(forked, 'ATTEMPT').map((e) => e.event.step)).toEqual(['one', 'two', 'three', 'four', 'five']);
+    expect(ofType(forked, 'ATTEMPT').map((e) => e.event.step)).toEqual([
+      'one',
+      'two',
+      'three',
+      'four',
+      'five',
+    ]);
     const out = (await plumbline(['replay', 'fork-1', '--store', h.dbPath])).stdout;
     expect(out).toMatch(/every recorded state matched/);
   });
@@ -49,7 +82,12 @@ describe('verify', () => {
       writeFileSync(file, readFileSync(file, 'utf8').replace("name: 'ask'", "name: 'question'"));
       const bad = await plumbline(['verify', 'v-1', '--store', h.dbPath, '--json']);
       expect(bad.code).toBe(1);
-      const v = ndjson(bad.stdout)[0] as { runId: string; ok: boolean; firstMismatchSeq: number; message: string };
+      const v = ndjson(bad.stdout)[0] as {
+        runId: string;
+        ok: boolean;
+        firstMismatchSeq: number;
+        message: string;
+      };
       expect(v).toMatchObject({ runId: 'v-1', ok: false, firstMismatchSeq: 1 });
       expect(v.message).toMatch(/machine hash changed \(recorded \w+, now \w+\)/);
       const text = await plumbline(['verify', '--all', '--store', h.dbPath]);
@@ -66,7 +104,19 @@ describe('watch', () => {
   it('prints valid NDJSON with --json, and a progress line under a pseudo-terminal', async () => {
     await using h = await harness({ script: () => ({ kind: 'json', value: { note: 'x' } }) });
     const env = { ANTHROPIC_BASE_URL: h.fake.url };
-    const r = await plumbline(['run', 'test/fixtures/pipelines/budgeted.ts', '--input', '{"topic":"w"}', '--store', h.dbPath, '--run-id', 'w-1'], env);
+    const r = await plumbline(
+      [
+        'run',
+        'test/fixtures/pipelines/budgeted.ts',
+        '--input',
+        '{"topic":"w"}',
+        '--store',
+        h.dbPath,
+        '--run-id',
+        'w-1',
+      ],
+      env,
+    );
     expect(r.code).toBe(0);
     const json = await plumbline(['watch', 'w-1', '--json', '--store', h.dbPath]);
     expect(json.code).toBe(0);
@@ -77,7 +127,10 @@ describe('watch', () => {
     // Under a pseudo-terminal (util-linux `script`), watch draws the progress line of the run.
     const tty = await new Promise<string>((resolve) => {
       const cmd = `${process.execPath} bin/plumbline.mjs watch w-1 --store ${h.dbPath}`;
-      const child = spawn('script', ['-qfec', cmd, '/dev/null'], { cwd: ROOT, env: { ...process.env, PLUMBLINE_LOG_LEVEL: 'warn', TERM: 'xterm' } });
+      const child = spawn('script', ['-qfec', cmd, '/dev/null'], {
+        cwd: ROOT,
+        env: { ...process.env, PLUMBLINE_LOG_LEVEL: 'warn', TERM: 'xterm' },
+      });
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       child.on('close', () => resolve(out));
@@ -95,9 +148,15 @@ describe('stranded runs', () => {
     const { Runtime } = await import('../src/runtime/driver.js');
     const { loadPipeline } = await import('../src/runtime/load.js');
     const rt = new Runtime({ store: h.store });
-    await rt.create(await loadPipeline('test/fixtures/pipelines/stubborn.ts'), { input: {}, runId: 'idle-1' });
+    await rt.create(await loadPipeline('test/fixtures/pipelines/stubborn.ts'), {
+      input: {},
+      runId: 'idle-1',
+    });
     await new Promise((r) => setTimeout(r, 300));
-    const s = await plumbline(['runs', '--stranded', '--older-than', '200ms', '--json', '--store', h.dbPath], env);
+    const s = await plumbline(
+      ['runs', '--stranded', '--older-than', '200ms', '--json', '--store', h.dbPath],
+      env,
+    );
     expect((ndjson(s.stdout) as Array<{ runId: string }>).map((x) => x.runId)).toEqual(['idle-1']);
     const none = await plumbline(['stranded', '--older-than', '1h', '--store', h.dbPath]);
     expect(none.stdout).toMatch(/no stranded runs/);

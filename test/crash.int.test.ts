@@ -53,13 +53,20 @@ afterAll(async () => {
 
 const normalize = (v: unknown, id: string): string => JSON.stringify(v).split(id).join('<id>');
 
-async function outputsOf(storePath: string, runId: string): Promise<{ status: string; outputs: unknown; seqs: number[] }> {
+async function outputsOf(
+  storePath: string,
+  runId: string,
+): Promise<{ status: string; outputs: unknown; seqs: number[] }> {
   const store = openSqliteStore(storePath);
   try {
     const events = await store.log.read(runId);
     const prepared = await loadPipeline('test/fixtures/pipelines/crashy.ts');
     const folded = foldLog(prepared.machine, prepared.hash, runId, events);
-    return { status: String(folded.snapshot.value), outputs: folded.snapshot.context.outputs, seqs: events.map((e) => e.seq) };
+    return {
+      status: String(folded.snapshot.value),
+      outputs: folded.snapshot.context.outputs,
+      seqs: events.map((e) => e.seq),
+    };
   } finally {
     await store.close();
   }
@@ -82,8 +89,14 @@ describe('crash and resume', () => {
     const worker = async (): Promise<void> => {
       for (let point = queue.shift(); point !== undefined; point = queue.shift()) {
         const runId = `k-${point.replace(':', '-')}`;
-        const child = await tsNode('test/fixtures/crashChild.ts', [storePath, runId], { ...env, CRASH_AT: point });
-        expect(child.signal, `${point}: the child must die by SIGKILL (stderr: ${child.stderr})`).toBe('SIGKILL');
+        const child = await tsNode('test/fixtures/crashChild.ts', [storePath, runId], {
+          ...env,
+          CRASH_AT: point,
+        });
+        expect(
+          child.signal,
+          `${point}: the child must die by SIGKILL (stderr: ${child.stderr})`,
+        ).toBe('SIGKILL');
         const resumed = await plumbline(['resume', runId, '--store', storePath, '--json'], env);
         expect(resumed.code, `${point}: resume stderr: ${resumed.stderr}`).toBe(0);
         const summary = ndjson(resumed.stdout)[0] as { status: string };

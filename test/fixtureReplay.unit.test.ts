@@ -24,7 +24,7 @@ describe('recorded-log fixtures', () => {
     expect(files.length).toBeGreaterThanOrEqual(2);
   });
 
-  it.each(files)('%s replays against today\'s triage pipeline', async (file) => {
+  it.each(files)("%s replays against today's triage pipeline", async (file) => {
     const prepared = await loadPipeline('examples/triage.ts');
     const events = load(file);
     const last = events[events.length - 1] as StoredEnvelope;
@@ -38,8 +38,13 @@ describe('recorded-log fixtures', () => {
     const prepared = await loadPipeline('examples/triage.ts');
     const events = load('triage-skipped.jsonl');
     const first = events[0] as StoredEnvelope & { event: { machineHash: string } };
-    const altered = [{ ...first, event: { ...first.event, machineHash: 'deadbeefdeadbeef' } }, ...events.slice(1)];
-    expect(() => foldLog(prepared.machine, prepared.hash, 'triage-skipped', altered)).toThrow(MachineHashMismatchError);
+    const altered = [
+      { ...first, event: { ...first.event, machineHash: 'deadbeefdeadbeef' } },
+      ...events.slice(1),
+    ];
+    expect(() => foldLog(prepared.machine, prepared.hash, 'triage-skipped', altered)).toThrow(
+      MachineHashMismatchError,
+    );
     expect(() => foldLog(prepared.machine, prepared.hash, 'triage-skipped', altered)).toThrow(
       new RegExp(`deadbeefdeadbeef.*${prepared.hash}`),
     );
@@ -47,7 +52,12 @@ describe('recorded-log fixtures', () => {
 
   it('refuses the log after a step is renamed in the pipeline', async () => {
     const prepared = await loadPipeline('examples/triage.ts');
-    const renamed = prepare({ ...prepared.pipeline, steps: prepared.pipeline.steps.map((s) => (s.name === 'draft' ? { ...s, name: 'compose' } : s)) });
+    const renamed = prepare({
+      ...prepared.pipeline,
+      steps: prepared.pipeline.steps.map((s) =>
+        s.name === 'draft' ? { ...s, name: 'compose' } : s,
+      ),
+    });
     expect(renamed.hash).not.toBe(prepared.hash);
     const events = load('triage-reask-escalated.jsonl');
     expect(() => foldLog(renamed.machine, renamed.hash, 'triage-reask-escalated', events)).toThrow(
@@ -58,8 +68,14 @@ describe('recorded-log fixtures', () => {
   it('names the first seq whose recorded state no longer matches', async () => {
     const prepared = await loadPipeline('examples/triage.ts');
     const events = load('triage-reask-escalated.jsonl');
-    const altered = events.map((e) => (e.seq === 4 ? { ...e, state: { ...e.state, value: { classify: 'backoff' } } } : e));
-    expect(() => foldLog(prepared.machine, prepared.hash, 'x', altered)).toThrow(ReplayMismatchError);
-    expect(() => foldLog(prepared.machine, prepared.hash, 'x', altered)).toThrow(/seq 4: after ATTEMPT the log recorded \{"classify":"backoff"\}/);
+    const altered = events.map((e) =>
+      e.seq === 4 ? { ...e, state: { ...e.state, value: { classify: 'backoff' } } } : e,
+    );
+    expect(() => foldLog(prepared.machine, prepared.hash, 'x', altered)).toThrow(
+      ReplayMismatchError,
+    );
+    expect(() => foldLog(prepared.machine, prepared.hash, 'x', altered)).toThrow(
+      /seq 4: after ATTEMPT the log recorded \{"classify":"backoff"\}/,
+    );
   });
 });

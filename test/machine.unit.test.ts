@@ -14,23 +14,66 @@ const p = prepare(
     version: '1',
     input: z.object({}),
     steps: [
-      llm({ name: 'a', model: 'claude-haiku-4-5', prompt: () => 'x', output: z.object({ v: z.number() }) }),
+      llm({
+        name: 'a',
+        model: 'claude-haiku-4-5',
+        prompt: () => 'x',
+        output: z.object({ v: z.number() }),
+      }),
       effect({ name: 'b', key: () => 'k', run: () => 1 }),
     ],
   }),
 );
 
-const attempt = (usd: number, at = 10, breaker: 'closed' | 'open' | 'half_open' = 'closed'): MachineEvent => ({
-  type: 'ATTEMPT', step: 'a', attempt: 1, at, estimate: { inputTokens: 10, maxTokens: 100, usd }, breaker, model: 'claude-haiku-4-5',
+const attempt = (
+  usd: number,
+  at = 10,
+  breaker: 'closed' | 'open' | 'half_open' = 'closed',
+): MachineEvent => ({
+  type: 'ATTEMPT',
+  step: 'a',
+  attempt: 1,
+  at,
+  estimate: { inputTokens: 10, maxTokens: 100, usd },
+  breaker,
+  model: 'claude-haiku-4-5',
 });
 const response = (costUsd: number, verdict: 'valid' | 'invalid' = 'valid'): MachineEvent => ({
-  type: 'MODEL_RESPONSE', step: 'a', attempt: 1, requestId: 'r', model: 'm', stopReason: 'end_turn', costUsd, verdict,
-  usage: { inputTokens: 1, outputTokens: 1, cacheReadTokens: 0, cacheWrite5mTokens: 0, cacheWrite1hTokens: 0 },
-  ...(verdict === 'valid' ? { output: { v: 1 } } : {}), issues: verdict === 'valid' ? [] : ['v: required'], text: null, durationMs: 1,
+  type: 'MODEL_RESPONSE',
+  step: 'a',
+  attempt: 1,
+  requestId: 'r',
+  model: 'm',
+  stopReason: 'end_turn',
+  costUsd,
+  verdict,
+  usage: {
+    inputTokens: 1,
+    outputTokens: 1,
+    cacheReadTokens: 0,
+    cacheWrite5mTokens: 0,
+    cacheWrite1hTokens: 0,
+  },
+  ...(verdict === 'valid' ? { output: { v: 1 } } : {}),
+  issues: verdict === 'valid' ? [] : ['v: required'],
+  text: null,
+  durationMs: 1,
 });
 
-function given(limits: { budgetUsd?: number; maxIterations?: number; deadlineAt?: number }, ...events: MachineEvent[]): RunSnapshot {
-  let s = initialSnapshot(p.machine, { runId: 'r', input: {}, startedAt: 0, limits: { budgetUsd: limits.budgetUsd ?? null, maxIterations: limits.maxIterations ?? null, deadlineAt: limits.deadlineAt ?? null } });
+function given(
+  limits: { budgetUsd?: number; maxIterations?: number; deadlineAt?: number },
+  ...events: MachineEvent[]
+): RunSnapshot {
+  let s = initialSnapshot(p.machine, {
+    runId: 'r',
+    input: {},
+    startedAt: 0,
+    limits: {
+      budgetUsd: limits.budgetUsd ?? null,
+      maxIterations: limits.maxIterations ?? null,
+      deadlineAt: limits.deadlineAt ?? null,
+    },
+  });
   for (const e of events) s = step(p.machine, s, e);
   return s;
 }
@@ -44,7 +87,12 @@ describe('run statechart', () => {
   });
 
   it('parks on budget when spent + worst case exceeds the cap, and the actual cost replaces the reservation', () => {
-    const s = given({ budgetUsd: 0.01 }, attempt(0.004), response(0.003, 'invalid'), attempt(0.008));
+    const s = given(
+      { budgetUsd: 0.01 },
+      attempt(0.004),
+      response(0.003, 'invalid'),
+      attempt(0.008),
+    );
     expect(s.value).toBe('parked');
     expect(s.context.costUsd).toBe(0.003);
     expect(s.context.reservedUsd).toBe(0);
@@ -52,7 +100,10 @@ describe('run statechart', () => {
   });
 
   it('parks on the iteration cap, on the deadline, and on an open breaker', () => {
-    expect(given({ maxIterations: 1 }, attempt(0), response(0, 'invalid'), attempt(0)).context.parked?.reason).toBe('iterations');
+    expect(
+      given({ maxIterations: 1 }, attempt(0), response(0, 'invalid'), attempt(0)).context.parked
+        ?.reason,
+    ).toBe('iterations');
     expect(given({ deadlineAt: 100 }, attempt(0, 100)).context.parked?.reason).toBe('deadline');
     expect(given({ deadlineAt: 100 }, attempt(0, 99)).value).toEqual({ a: 'calling' });
     expect(given({}, attempt(0, 1, 'open')).context.parked?.reason).toBe('breaker');
@@ -61,7 +112,12 @@ describe('run statechart', () => {
 
   it('resumes a parked run in the step it parked in, with raised limits', () => {
     const parked = given({ budgetUsd: 0.001 }, attempt(0.01));
-    const s = step(p.machine, parked, { type: 'RESUME', budgetUsd: 1, maxIterations: null, deadlineAt: null });
+    const s = step(p.machine, parked, {
+      type: 'RESUME',
+      budgetUsd: 1,
+      maxIterations: null,
+      deadlineAt: null,
+    });
     expect(s.value).toEqual({ a: 'ready' });
     expect(s.context.limits.budgetUsd).toBe(1);
     expect(step(p.machine, s, attempt(0.01)).value).toEqual({ a: 'calling' });
@@ -84,6 +140,15 @@ describe('run statechart', () => {
 
   it('ignores an event the current state does not accept (same snapshot)', () => {
     const s = given({});
-    expect(step(p.machine, s, { type: 'EFFECT_DONE', step: 'b', key: 'k', result: 1, replayed: false, durationMs: 0 })).toBe(s);
+    expect(
+      step(p.machine, s, {
+        type: 'EFFECT_DONE',
+        step: 'b',
+        key: 'k',
+        result: 1,
+        replayed: false,
+        durationMs: 0,
+      }),
+    ).toBe(s);
   });
 });

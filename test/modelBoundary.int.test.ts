@@ -16,28 +16,58 @@ import { harness, ofType } from './helpers/harness.js';
 const Out = z.object({ title: z.string().min(3), score: z.number().int().min(0).max(10) });
 const good = { title: 'a good title', score: 7 };
 const price = priceFor('claude-sonnet-4-6');
-const perCall = costUsd({ inputTokens: 100, outputTokens: 50, cacheReadTokens: 0, cacheWrite5mTokens: 0, cacheWrite1hTokens: 0 }, price);
+const perCall = costUsd(
+  {
+    inputTokens: 100,
+    outputTokens: 50,
+    cacheReadTokens: 0,
+    cacheWrite5mTokens: 0,
+    cacheWrite1hTokens: 0,
+  },
+  price,
+);
 
-function pipelineWith(step: Partial<Parameters<typeof llm>[0]> = {}, retry = { baseMs: 100, maxBackoffMs: 400 }) {
+function pipelineWith(
+  step: Partial<Parameters<typeof llm>[0]> = {},
+  retry = { baseMs: 100, maxBackoffMs: 400 },
+) {
   return prepare(
     definePipeline({
       name: 'boundary',
       version: '1',
       input: z.object({}),
       retry,
-      steps: [llm({ name: 'ask', model: 'claude-sonnet-4-6', prompt: () => 'give me a title', output: Out, ...step })],
+      steps: [
+        llm({
+          name: 'ask',
+          model: 'claude-sonnet-4-6',
+          prompt: () => 'give me a title',
+          output: Out,
+          ...step,
+        }),
+      ],
     }),
   );
 }
 
-async function runScript(actions: FakeAction[], step: Partial<Parameters<typeof llm>[0]> = {}, factor = 100) {
+async function runScript(
+  actions: FakeAction[],
+  step: Partial<Parameters<typeof llm>[0]> = {},
+  factor = 100,
+) {
   const h = await harness({ script: [...actions, { kind: 'json', value: good }] });
   try {
     const rt = h.runtime({ clock: acceleratedClock(factor), killPollMs: 50 });
     const t0 = Date.now();
     const r = await rt.start(pipelineWith(step), { input: {} });
     const wallMs = Date.now() - t0;
-    return { r, events: await h.events(r.runId), requests: h.fake.count, bodies: h.fake.requests.map((q) => q.body), wallMs };
+    return {
+      r,
+      events: await h.events(r.runId),
+      requests: h.fake.count,
+      bodies: h.fake.requests.map((q) => q.body),
+      wallMs,
+    };
   } finally {
     await h.close();
   }
@@ -45,11 +75,18 @@ async function runScript(actions: FakeAction[], step: Partial<Parameters<typeof 
 
 describe('model boundary, run level', () => {
   it('retries a 429 after its retry-after and bills nothing for it', async () => {
-    const { r, events, requests } = await runScript([{ kind: 'status', status: 429, headers: { 'retry-after': '2' } }]);
+    const { r, events, requests } = await runScript([
+      { kind: 'status', status: 429, headers: { 'retry-after': '2' } },
+    ]);
     expect(r.status).toBe('completed');
     expect(requests).toBe(2);
     const [err] = ofType(events, 'MODEL_ERROR');
-    expect(err?.event).toMatchObject({ status: 429, kind: 'rate_limit', retryable: true, delayMs: 2000 });
+    expect(err?.event).toMatchObject({
+      status: 429,
+      kind: 'rate_limit',
+      retryable: true,
+      delayMs: 2000,
+    });
     const [timer] = ofType(events, 'TIMER');
     expect((timer?.event.at ?? 0) - (err?.event.retryAt ?? 0)).toBeGreaterThanOrEqual(0);
     expect((timer?.event.at ?? 0) - (err?.at ?? 0)).toBeGreaterThanOrEqual(2000);
@@ -57,7 +94,11 @@ describe('model boundary, run level', () => {
   });
 
   it('waits the 60 s cap, not 61 s, for retry-after: 61', async () => {
-    const { r, events, requests, wallMs } = await runScript([{ kind: 'status', status: 529, headers: { 'retry-after': '61' } }], {}, 200);
+    const { r, events, requests, wallMs } = await runScript(
+      [{ kind: 'status', status: 529, headers: { 'retry-after': '61' } }],
+      {},
+      200,
+    );
     expect(r.status).toBe('completed');
     expect(requests).toBe(2);
     const [err] = ofType(events, 'MODEL_ERROR');
@@ -86,14 +127,22 @@ describe('model boundary, run level', () => {
   });
 
   it('retries a timeout', async () => {
-    const { r, events, requests } = await runScript([{ kind: 'delay', ms: 3000, then: { kind: 'json', value: good } }], { timeoutMs: 300 });
+    const { r, events, requests } = await runScript(
+      [{ kind: 'delay', ms: 3000, then: { kind: 'json', value: good } }],
+      { timeoutMs: 300 },
+    );
     expect(r.status).toBe('completed');
     expect(requests).toBe(2);
-    expect(ofType(events, 'MODEL_ERROR')[0]?.event).toMatchObject({ kind: 'timeout', retryable: true });
+    expect(ofType(events, 'MODEL_ERROR')[0]?.event).toMatchObject({
+      kind: 'timeout',
+      retryable: true,
+    });
   });
 
-  it('sends a 400 exactly once and fails the step with the API\'s message', async () => {
-    const { r, requests } = await runScript([{ kind: 'status', status: 400, message: 'max_tokens: must be at most 64000' }]);
+  it("sends a 400 exactly once and fails the step with the API's message", async () => {
+    const { r, requests } = await runScript([
+      { kind: 'status', status: 400, message: 'max_tokens: must be at most 64000' },
+    ]);
     expect(requests).toBe(1);
     expect(r.status).toBe('failed');
     expect(r.error).toMatchObject({ step: 'ask', kind: 'bad_request', status: 400 });
@@ -101,7 +150,14 @@ describe('model boundary, run level', () => {
   });
 
   it('does not retry a spend-limit 429', async () => {
-    const { r, requests } = await runScript([{ kind: 'status', status: 429, errorCode: 'enforced_spend_limit_reached', message: 'spend limit reached' }]);
+    const { r, requests } = await runScript([
+      {
+        kind: 'status',
+        status: 429,
+        errorCode: 'enforced_spend_limit_reached',
+        message: 'spend limit reached',
+      },
+    ]);
     expect(requests).toBe(1);
     expect(r.status).toBe('failed');
     expect(r.error?.kind).toBe('spend_limit');
@@ -109,7 +165,13 @@ describe('model boundary, run level', () => {
 
   it('gives up after the transport-attempt limit', async () => {
     const overloaded: FakeAction = { kind: 'status', status: 529 };
-    const { r, requests } = await runScript([overloaded, overloaded, overloaded, overloaded, overloaded]);
+    const { r, requests } = await runScript([
+      overloaded,
+      overloaded,
+      overloaded,
+      overloaded,
+      overloaded,
+    ]);
     expect(requests).toBe(4);
     expect(r.status).toBe('failed');
     expect(r.error?.kind).toBe('overloaded');
@@ -117,25 +179,39 @@ describe('model boundary, run level', () => {
 
   it.each([
     ['not JSON', { kind: 'text', text: 'I think the title is "Foo"' } as FakeAction, /not JSON/],
-    ['prose around JSON', { kind: 'text', text: 'Here you go: {"title":"abc","score":1}' } as FakeAction, /text around the JSON/],
+    [
+      'prose around JSON',
+      { kind: 'text', text: 'Here you go: {"title":"abc","score":1}' } as FakeAction,
+      /text around the JSON/,
+    ],
     ['a missing field', { kind: 'json', value: { title: 'abcd' } } as FakeAction, /score/],
-    ['a failed refinement', { kind: 'json', value: { title: 'ab', score: 11 } } as FakeAction, /title.*\n?.*|score/],
+    [
+      'a failed refinement',
+      { kind: 'json', value: { title: 'ab', score: 11 } } as FakeAction,
+      /title.*\n?.*|score/,
+    ],
     ['an empty answer', { kind: 'text', text: '' } as FakeAction, /empty/],
-  ])('re-asks after %s with the errors, and bills the invalid attempt', async (_name, action, issue) => {
-    const { r, events, requests, bodies } = await runScript([action]);
-    expect(r.status).toBe('completed');
-    expect(requests).toBe(2);
-    const [bad] = ofType(events, 'MODEL_RESPONSE');
-    expect(bad?.event.verdict).toBe('invalid');
-    expect(bad?.event.issues.join('\n')).toMatch(issue);
-    const reask = JSON.stringify(bodies[1]);
-    expect(reask).toContain('Your previous answer was not accepted');
-    expect(r.costUsd).toBe(Math.round(perCall * 2 * 1e9) / 1e9);
-  });
+  ])(
+    're-asks after %s with the errors, and bills the invalid attempt',
+    async (_name, action, issue) => {
+      const { r, events, requests, bodies } = await runScript([action]);
+      expect(r.status).toBe('completed');
+      expect(requests).toBe(2);
+      const [bad] = ofType(events, 'MODEL_RESPONSE');
+      expect(bad?.event.verdict).toBe('invalid');
+      expect(bad?.event.issues.join('\n')).toMatch(issue);
+      const reask = JSON.stringify(bodies[1]);
+      expect(reask).toContain('Your previous answer was not accepted');
+      expect(r.costUsd).toBe(Math.round(perCall * 2 * 1e9) / 1e9);
+    },
+  );
 
   it('fails after the validation-attempt limit, kept apart from transport retries', async () => {
     const bad: FakeAction = { kind: 'json', value: { title: 'x' } };
-    const { r, requests, events } = await runScript([{ kind: 'status', status: 529 }, bad, bad, bad], { maxValidationAttempts: 3 });
+    const { r, requests, events } = await runScript(
+      [{ kind: 'status', status: 529 }, bad, bad, bad],
+      { maxValidationAttempts: 3 },
+    );
     expect(requests).toBe(4);
     expect(ofType(events, 'MODEL_ERROR')).toHaveLength(1);
     expect(r.status).toBe('failed');
@@ -153,18 +229,33 @@ describe('model boundary, run level', () => {
     const plain = await runScript([{ kind: 'max_tokens' }]);
     expect(plain.requests).toBe(1);
     expect(plain.r.error?.kind).toBe('validation:max_tokens');
-    const bigger = await runScript([{ kind: 'max_tokens' }], { maxTokens: 256, maxTokensOnRetry: 2048 });
+    const bigger = await runScript([{ kind: 'max_tokens' }], {
+      maxTokens: 256,
+      maxTokensOnRetry: 2048,
+    });
     expect(bigger.r.status).toBe('completed');
     expect(bigger.bodies.map((b) => b.max_tokens)).toEqual([256, 2048]);
   });
 
   it('records the cost of cache reads and both cache-write durations, with the request id', async () => {
-    const usage = { input_tokens: 1000, output_tokens: 500, cache_read_input_tokens: 20_000, cache_creation_input_tokens: 3000, cache_creation: { ephemeral_5m_input_tokens: 2000, ephemeral_1h_input_tokens: 1000 } };
+    const usage = {
+      input_tokens: 1000,
+      output_tokens: 500,
+      cache_read_input_tokens: 20_000,
+      cache_creation_input_tokens: 3000,
+      cache_creation: { ephemeral_5m_input_tokens: 2000, ephemeral_1h_input_tokens: 1000 },
+    };
     const { r, events } = await runScript([{ kind: 'json', value: good, usage }]);
     // Sonnet 4.6: 1000×3 + 2000×3.75 + 1000×6 + 20000×0.30 + 500×15 = 30,000 µ$ → $0.03
     expect(r.costUsd).toBe(0.03);
     const [resp] = ofType(events, 'MODEL_RESPONSE');
-    expect(resp?.event.usage).toEqual({ inputTokens: 1000, outputTokens: 500, cacheReadTokens: 20_000, cacheWrite5mTokens: 2000, cacheWrite1hTokens: 1000 });
+    expect(resp?.event.usage).toEqual({
+      inputTokens: 1000,
+      outputTokens: 500,
+      cacheReadTokens: 20_000,
+      cacheWrite5mTokens: 2000,
+      cacheWrite1hTokens: 1000,
+    });
     expect(resp?.event.requestId).toMatch(/^req_/);
   });
 

@@ -5,4 +5,8 @@ import { openSqliteStore } from '../src/store/sqlite.js';
 import { describeStore } from './contract/eventLog.contract.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'plumbline-sqlite-'));
-describeStore('sqlite', async () => openSqliteStore(join(dir, 'contract.db')), async () => rmSync(dir, { recursive: true, force: true }));
+describeStore(
+  'sqlite',
+  async () => openSqliteStore(join(dir, 'contract.db')),
+  async () => rmSync(dir, { recursive: true, force: true }),
+);

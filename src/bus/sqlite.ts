@@ -49,24 +49,38 @@ export function openSqliteBus(path: string, opts: SqliteBusOptions = {}): Comman
   db.pragma('busy_timeout = 10000');
   db.exec(SCHEMA);
   const q = {
-    insert: db.prepare('INSERT OR IGNORE INTO commands (dedup, kind, data, visible_at) VALUES (?, ?, ?, ?)'),
+    insert: db.prepare(
+      'INSERT OR IGNORE INTO commands (dedup, kind, data, visible_at) VALUES (?, ?, ?, ?)',
+    ),
     claim: db.prepare<[number, number, number], Row>(
       `UPDATE commands SET deliveries = deliveries + 1, visible_at = ?
        WHERE id = (SELECT id FROM commands WHERE done_at IS NULL AND dead_at IS NULL AND visible_at <= ? ORDER BY id LIMIT 1)
        AND visible_at <= ? RETURNING id, kind, data, deliveries`,
     ),
-    touch: db.prepare('UPDATE commands SET visible_at = ? WHERE id = ? AND done_at IS NULL AND dead_at IS NULL'),
+    touch: db.prepare(
+      'UPDATE commands SET visible_at = ? WHERE id = ? AND done_at IS NULL AND dead_at IS NULL',
+    ),
     ack: db.prepare('UPDATE commands SET done_at = ? WHERE id = ?'),
-    bury: db.prepare('UPDATE commands SET dead_reason = ?, dead_at = ? WHERE id = ? AND done_at IS NULL'),
-    dead: db.prepare<[], { kind: string; data: Buffer; deliveries: number; dead_reason: string; dead_at: number }>(
+    bury: db.prepare(
+      'UPDATE commands SET dead_reason = ?, dead_at = ? WHERE id = ? AND done_at IS NULL',
+    ),
+    dead: db.prepare<
+      [],
+      { kind: string; data: Buffer; deliveries: number; dead_reason: string; dead_at: number }
+    >(
       'SELECT kind, data, deliveries, dead_reason, dead_at FROM commands WHERE dead_at IS NOT NULL ORDER BY dead_at, id',
     ),
   };
   const claimTx = db.transaction((now: number) => q.claim.get(now + ackWait, now, now));
 
-  const publish = (cmd: { type: string; runId: string }, dedup: string | null): { duplicate: boolean } => {
+  const publish = (
+    cmd: { type: string; runId: string },
+    dedup: string | null,
+  ): { duplicate: boolean } => {
     const data = encodeCommand(cmd, maxBytes);
-    return { duplicate: q.insert.run(dedup, cmd.type, Buffer.from(data), Date.now()).changes === 0 };
+    return {
+      duplicate: q.insert.run(dedup, cmd.type, Buffer.from(data), Date.now()).changes === 0,
+    };
   };
 
   return {
@@ -97,7 +111,11 @@ export function openSqliteBus(path: string, opts: SqliteBusOptions = {}): Comman
         const { id, deliveries } = row;
         const data = new Uint8Array(row.data);
         if (deliveries > maxDeliver) {
-          q.bury.run(`delivered ${deliveries - 1} times without being acknowledged (max_deliver ${maxDeliver})`, Date.now(), id);
+          q.bury.run(
+            `delivered ${deliveries - 1} times without being acknowledged (max_deliver ${maxDeliver})`,
+            Date.now(),
+            id,
+          );
           continue;
         }
         const decoded = decodeCommand(data, maxBytes);
@@ -110,18 +128,29 @@ export function openSqliteBus(path: string, opts: SqliteBusOptions = {}): Comman
           working: () => void q.touch.run(Date.now() + ackWait, id),
           ack: async () => void q.ack.run(Date.now(), id),
           nak: (delayMs = 0) => {
-            if (deliveries >= maxDeliver) q.bury.run(`nak'ed on the last of ${maxDeliver} deliveries`, Date.now(), id);
+            if (deliveries >= maxDeliver)
+              q.bury.run(`nak'ed on the last of ${maxDeliver} deliveries`, Date.now(), id);
             else q.touch.run(Date.now() + delayMs, id);
           },
           deadLetter: async (reason: string) => void q.bury.run(reason, Date.now(), id),
         };
-        const p = runHandler(handler, decoded.cmd, ctl, o.onError).finally(() => inFlight.delete(p));
+        const p = runHandler(handler, decoded.cmd, ctl, o.onError).finally(() =>
+          inFlight.delete(p),
+        );
         inFlight.add(p);
       }
       await Promise.allSettled(inFlight);
     },
     async deadLetters(): Promise<DeadLetter[]> {
-      return q.dead.all().map((r) => ({ reason: r.dead_reason, subject: r.kind, data: new Uint8Array(r.data), deliveries: r.deliveries, at: r.dead_at }));
+      return q.dead
+        .all()
+        .map((r) => ({
+          reason: r.dead_reason,
+          subject: r.kind,
+          data: new Uint8Array(r.data),
+          deliveries: r.deliveries,
+          at: r.dead_at,
+        }));
     },
     async close() {
       if (db.open) db.close();

@@ -8,7 +8,17 @@ import { foldLog } from '../machines/replay.js';
 import { isTerminal } from '../machines/fold.js';
 import type { LimitOverrides } from '../runtime/driver.js';
 import { loadPipeline } from '../runtime/load.js';
-import { makeRuntime, openStore, out, outJson, parseDuration, parseInput, positiveNumber, storeSpec, type GlobalOptions } from './context.js';
+import {
+  makeRuntime,
+  openStore,
+  out,
+  outJson,
+  parseDuration,
+  parseInput,
+  positiveNumber,
+  storeSpec,
+  type GlobalOptions,
+} from './context.js';
 import { pathOfSteps, replayLine, resultLine, runRow, usd } from './format.js';
 import { exitCodeFor, type ExitBox } from './main.js';
 import { pipelineForRun, pipelinesFrom } from './pipelines.js';
@@ -22,7 +32,11 @@ function globals(cmd: Command): GlobalOptions {
   return cmd.optsWithGlobals<GlobalOptions>();
 }
 
-function limitsOf(o: { budgetUsd?: number; maxIterations?: number; deadline?: number }): LimitOverrides {
+function limitsOf(o: {
+  budgetUsd?: number;
+  maxIterations?: number;
+  deadline?: number;
+}): LimitOverrides {
   return {
     ...(o.budgetUsd !== undefined ? { budgetUsd: o.budgetUsd } : {}),
     ...(o.maxIterations !== undefined ? { maxIterations: o.maxIterations } : {}),
@@ -33,7 +47,11 @@ function limitsOf(o: { budgetUsd?: number; maxIterations?: number; deadline?: nu
 function addLimitOptions(c: Command): Command {
   return c
     .option('--budget-usd <n>', 'budget cap in USD for this run', positiveNumber('--budget-usd'))
-    .option('--max-iterations <n>', 'cap on model calls for this run', positiveNumber('--max-iterations'))
+    .option(
+      '--max-iterations <n>',
+      'cap on model calls for this run',
+      positiveNumber('--max-iterations'),
+    )
     .option('--deadline <duration>', 'wall-clock limit, e.g. 90s, 15m, 2h', parseDuration);
 }
 
@@ -47,115 +65,213 @@ export function registerCommands(program: Command, box: ExitBox): void {
       .option('--input <json>', 'the run input: JSON, or @file.json')
       .option('--run-id <id>', 'the run id (default: a new ULID)')
       .option('--json', 'print events and a summary as NDJSON')
-      .addHelpText('after', '\nExample:\n  plumbline run examples/triage.ts --input \'{"id":"T-1","from":"a@b.c","subject":"down","body":"prod is down"}\''),
-  ).action(async (file: string, o: { input?: string; runId?: string; json?: boolean; budgetUsd?: number; maxIterations?: number; deadline?: number }, cmd: Command) => {
-    const g = globals(cmd);
-    const prepared = await loadPipeline(file);
-    const input = await parseInput(o.input);
-    const store = await openStore(storeSpec(g));
-    try {
-      const events: StoredEnvelope[] = [];
-      const tty = process.stdout.isTTY === true && o.json !== true;
-      let line: RunLine | undefined;
-      const rt = makeRuntime(store, g, {
-        onEvent: (e) => {
-          events.push(e);
-          if (o.json) outJson(e);
-          else if (tty) {
-            line = updateLine(line, e);
-            process.stdout.write(`\r\x1b[2K${renderLine(line)}`);
-          }
-        },
-      });
-      const r = await rt.start(prepared, { input, ...(o.runId !== undefined ? { runId: o.runId } : {}), limits: limitsOf(o) });
-      if (tty) process.stdout.write('\n');
-      if (o.json) outJson({ summary: true, runId: r.runId, status: r.status, costUsd: r.costUsd, outputs: r.outputs, error: r.error, parked: r.parked });
-      else out(resultLine(r, pathOfSteps(events)));
-      box.code = exitCodeFor(r.status);
-    } finally {
-      await store.close();
-    }
-  });
+      .addHelpText(
+        'after',
+        '\nExample:\n  plumbline run examples/triage.ts --input \'{"id":"T-1","from":"a@b.c","subject":"down","body":"prod is down"}\'',
+      ),
+  ).action(
+    async (
+      file: string,
+      o: {
+        input?: string;
+        runId?: string;
+        json?: boolean;
+        budgetUsd?: number;
+        maxIterations?: number;
+        deadline?: number;
+      },
+      cmd: Command,
+    ) => {
+      const g = globals(cmd);
+      const prepared = await loadPipeline(file);
+      const input = await parseInput(o.input);
+      const store = await openStore(storeSpec(g));
+      try {
+        const events: StoredEnvelope[] = [];
+        const tty = process.stdout.isTTY === true && o.json !== true;
+        let line: RunLine | undefined;
+        const rt = makeRuntime(store, g, {
+          onEvent: (e) => {
+            events.push(e);
+            if (o.json) outJson(e);
+            else if (tty) {
+              line = updateLine(line, e);
+              process.stdout.write(`\r\x1b[2K${renderLine(line)}`);
+            }
+          },
+        });
+        const r = await rt.start(prepared, {
+          input,
+          ...(o.runId !== undefined ? { runId: o.runId } : {}),
+          limits: limitsOf(o),
+        });
+        if (tty) process.stdout.write('\n');
+        if (o.json)
+          outJson({
+            summary: true,
+            runId: r.runId,
+            status: r.status,
+            costUsd: r.costUsd,
+            outputs: r.outputs,
+            error: r.error,
+            parked: r.parked,
+          });
+        else out(resultLine(r, pathOfSteps(events)));
+        box.code = exitCodeFor(r.status);
+      } finally {
+        await store.close();
+      }
+    },
+  );
 
   program
     .command('resume')
-    .description('resume one unfinished run (raising its limits if parked), or every unfinished run')
+    .description(
+      'resume one unfinished run (raising its limits if parked), or every unfinished run',
+    )
     .argument('[runId]', 'the run to resume (default: every run still running)')
-    .option('--pipelines <paths...>', 'pipeline files or directories (default: the module recorded with the run)')
+    .option(
+      '--pipelines <paths...>',
+      'pipeline files or directories (default: the module recorded with the run)',
+    )
     .option('--include-parked', 'without a run id: also resume parked runs')
     .option('--budget-usd <n>', 'new budget cap in USD', positiveNumber('--budget-usd'))
     .option('--max-iterations <n>', 'new cap on model calls', positiveNumber('--max-iterations'))
     .option('--deadline <duration>', 'new wall-clock limit from now', parseDuration)
     .option('--json', 'print one summary line per run as JSON')
     .addHelpText('after', '\nExample:\n  plumbline resume 01J9Z... --budget-usd 0.05')
-    .action(async (runId: string | undefined, o: { pipelines?: string[]; includeParked?: boolean; json?: boolean; budgetUsd?: number; maxIterations?: number; deadline?: number }, cmd: Command) => {
-      const g = globals(cmd);
-      const store = await openStore(storeSpec(g));
-      try {
-        const given = await pipelinesFrom(o.pipelines);
-        let ids: string[];
-        if (runId !== undefined) {
-          const run = await store.log.getRun(runId);
-          if (run === undefined) throw new UsageError(`unknown run id '${runId}': list runs with \`plumbline runs\``);
-          ids = [runId];
-        } else {
-          const runs = await store.log.listRuns({ status: o.includeParked ? ['running', 'parked'] : ['running'] });
-          ids = runs.map((r) => r.runId).reverse();
-        }
-        const rt = makeRuntime(store, g);
-        let worst = 0;
-        for (const id of ids) {
-          const run = await store.log.getRun(id);
-          if (run !== undefined && isTerminal(run.status)) {
-            if (o.json) outJson({ runId: id, status: run.status, costUsd: run.costUsd, note: 'already finished' });
-            else out(`run ${id} is already ${run.status}: nothing to resume`);
-            worst = Math.max(worst, exitCodeFor(run.status));
-            continue;
+    .action(
+      async (
+        runId: string | undefined,
+        o: {
+          pipelines?: string[];
+          includeParked?: boolean;
+          json?: boolean;
+          budgetUsd?: number;
+          maxIterations?: number;
+          deadline?: number;
+        },
+        cmd: Command,
+      ) => {
+        const g = globals(cmd);
+        const store = await openStore(storeSpec(g));
+        try {
+          const given = await pipelinesFrom(o.pipelines);
+          let ids: string[];
+          if (runId !== undefined) {
+            const run = await store.log.getRun(runId);
+            if (run === undefined)
+              throw new UsageError(`unknown run id '${runId}': list runs with \`plumbline runs\``);
+            ids = [runId];
+          } else {
+            const runs = await store.log.listRuns({
+              status: o.includeParked ? ['running', 'parked'] : ['running'],
+            });
+            ids = runs.map((r) => r.runId).reverse();
           }
-          const prepared = await pipelineForRun(store, id, given);
-          const r = await rt.resume(prepared, id, limitsOf(o));
-          const events = await store.log.read(id);
-          if (o.json) outJson({ runId: r.runId, status: r.status, costUsd: r.costUsd, outputs: r.outputs, error: r.error, parked: r.parked });
-          else out(resultLine(r, pathOfSteps(events)));
-          worst = Math.max(worst, exitCodeFor(r.status));
+          const rt = makeRuntime(store, g);
+          let worst = 0;
+          for (const id of ids) {
+            const run = await store.log.getRun(id);
+            if (run !== undefined && isTerminal(run.status)) {
+              if (o.json)
+                outJson({
+                  runId: id,
+                  status: run.status,
+                  costUsd: run.costUsd,
+                  note: 'already finished',
+                });
+              else out(`run ${id} is already ${run.status}: nothing to resume`);
+              worst = Math.max(worst, exitCodeFor(run.status));
+              continue;
+            }
+            const prepared = await pipelineForRun(store, id, given);
+            const r = await rt.resume(prepared, id, limitsOf(o));
+            const events = await store.log.read(id);
+            if (o.json)
+              outJson({
+                runId: r.runId,
+                status: r.status,
+                costUsd: r.costUsd,
+                outputs: r.outputs,
+                error: r.error,
+                parked: r.parked,
+              });
+            else out(resultLine(r, pathOfSteps(events)));
+            worst = Math.max(worst, exitCodeFor(r.status));
+          }
+          if (ids.length === 0 && !o.json) out('no unfinished runs');
+          box.code = worst;
+        } finally {
+          await store.close();
         }
-        if (ids.length === 0 && !o.json) out('no unfinished runs');
-        box.code = worst;
-      } finally {
-        await store.close();
-      }
-    });
+      },
+    );
 
   program
     .command('replay')
-    .description('fold a run\'s log without side effects, print every transition, check the recorded states')
+    .description(
+      "fold a run's log without side effects, print every transition, check the recorded states",
+    )
     .argument('<runId>')
     .option('--until <seq>', 'stop after this seq', positiveNumber('--until'))
-    .option('--pipelines <paths...>', 'pipeline files or directories (default: the module recorded with the run)')
+    .option(
+      '--pipelines <paths...>',
+      'pipeline files or directories (default: the module recorded with the run)',
+    )
     .option('--json', 'one JSON object per transition')
     .addHelpText('after', '\nExample:\n  plumbline replay 01J9Z... --until 12')
-    .action(async (runId: string, o: { until?: number; pipelines?: string[]; json?: boolean }, cmd: Command) => {
-      const store = await openStore(storeSpec(globals(cmd)));
-      try {
-        const events = await store.log.read(runId);
-        if (events.length === 0) throw new UsageError(`unknown run id '${runId}': list runs with \`plumbline runs\``);
-        const prepared = await pipelineForRun(store, runId, await pipelinesFrom(o.pipelines));
-        const bySeq = new Map(events.map((e) => [e.seq, e]));
-        const folded = foldLog(prepared.machine, prepared.hash, runId, events, {
-          ...(o.until !== undefined ? { until: o.until } : {}),
-          onStep: (s) => {
-            const e = bySeq.get(s.seq) as StoredEnvelope;
-            if (o.json) outJson({ seq: s.seq, at: s.at, event: s.event, from: s.from, to: s.to, costUsd: e.state.costUsd, status: e.state.status });
-            else out(replayLine(e, s.from, s.to));
-          },
-        });
-        const status = folded.snapshot.status === 'done' ? String(folded.snapshot.value) : 'running';
-        if (!o.json) out(`replayed ${folded.seq} events: state ${JSON.stringify(folded.snapshot.value)}, cost ${usd(folded.snapshot.context.costUsd)}, every recorded state matched`);
-        else outJson({ summary: true, runId, seq: folded.seq, state: folded.snapshot.value, status, costUsd: folded.snapshot.context.costUsd, verified: true });
-      } finally {
-        await store.close();
-      }
-    });
+    .action(
+      async (
+        runId: string,
+        o: { until?: number; pipelines?: string[]; json?: boolean },
+        cmd: Command,
+      ) => {
+        const store = await openStore(storeSpec(globals(cmd)));
+        try {
+          const events = await store.log.read(runId);
+          if (events.length === 0)
+            throw new UsageError(`unknown run id '${runId}': list runs with \`plumbline runs\``);
+          const prepared = await pipelineForRun(store, runId, await pipelinesFrom(o.pipelines));
+          const bySeq = new Map(events.map((e) => [e.seq, e]));
+          const folded = foldLog(prepared.machine, prepared.hash, runId, events, {
+            ...(o.until !== undefined ? { until: o.until } : {}),
+            onStep: (s) => {
+              const e = bySeq.get(s.seq) as StoredEnvelope;
+              if (o.json)
+                outJson({
+                  seq: s.seq,
+                  at: s.at,
+                  event: s.event,
+                  from: s.from,
+                  to: s.to,
+                  costUsd: e.state.costUsd,
+                  status: e.state.status,
+                });
+              else out(replayLine(e, s.from, s.to));
+            },
+          });
+          const status =
+            folded.snapshot.status === 'done' ? String(folded.snapshot.value) : 'running';
+          if (!o.json)
+            out(
+              `replayed ${folded.seq} events: state ${JSON.stringify(folded.snapshot.value)}, cost ${usd(folded.snapshot.context.costUsd)}, every recorded state matched`,
+            );
+          else
+            outJson({
+              summary: true,
+              runId,
+              seq: folded.seq,
+              state: folded.snapshot.value,
+              status,
+              costUsd: folded.snapshot.context.costUsd,
+              verified: true,
+            });
+        } finally {
+          await store.close();
+        }
+      },
+    );
 
   program
     .command('runs')
@@ -165,27 +281,52 @@ export function registerCommands(program: Command, box: ExitBox): void {
     .option('--stranded', 'only unfinished runs nobody touched for --older-than (default 5m)')
     .option('--older-than <duration>', 'with --stranded: idle threshold', parseDuration)
     .option('--json', 'one JSON object per run')
-    .addHelpText('after', '\nExample:\n  plumbline runs --status parked --json\n  plumbline runs --stranded --older-than 10m')
-    .action(async (o: { status?: string; pipeline?: string; json?: boolean; stranded?: boolean; olderThan?: number }, cmd: Command) => {
-      if (o.stranded) {
-        await listStranded(globals(cmd), o.olderThan, o.json === true);
-        return;
-      }
-      const store = await openStore(storeSpec(globals(cmd)));
-      try {
-        const runs = await store.log.listRuns({
-          ...(o.status !== undefined ? { status: o.status as never } : {}),
-          ...(o.pipeline !== undefined ? { pipeline: o.pipeline } : {}),
-        });
-        if (o.json) runs.forEach((r) => outJson(r));
-        else {
-          out(['run'.padEnd(28), 'pipeline'.padEnd(14), 'ver'.padEnd(6), 'status'.padEnd(10), 'cost'.padStart(11), 'seq'.padStart(5), 'started'.padEnd(19), 'ended'].join(' '));
-          runs.forEach((r) => out(runRow(r)));
+    .addHelpText(
+      'after',
+      '\nExample:\n  plumbline runs --status parked --json\n  plumbline runs --stranded --older-than 10m',
+    )
+    .action(
+      async (
+        o: {
+          status?: string;
+          pipeline?: string;
+          json?: boolean;
+          stranded?: boolean;
+          olderThan?: number;
+        },
+        cmd: Command,
+      ) => {
+        if (o.stranded) {
+          await listStranded(globals(cmd), o.olderThan, o.json === true);
+          return;
         }
-      } finally {
-        await store.close();
-      }
-    });
+        const store = await openStore(storeSpec(globals(cmd)));
+        try {
+          const runs = await store.log.listRuns({
+            ...(o.status !== undefined ? { status: o.status as never } : {}),
+            ...(o.pipeline !== undefined ? { pipeline: o.pipeline } : {}),
+          });
+          if (o.json) runs.forEach((r) => outJson(r));
+          else {
+            out(
+              [
+                'run'.padEnd(28),
+                'pipeline'.padEnd(14),
+                'ver'.padEnd(6),
+                'status'.padEnd(10),
+                'cost'.padStart(11),
+                'seq'.padStart(5),
+                'started'.padEnd(19),
+                'ended',
+              ].join(' '),
+            );
+            runs.forEach((r) => out(runRow(r)));
+          }
+        } finally {
+          await store.close();
+        }
+      },
+    );
 
   program
     .command('cost')
@@ -195,14 +336,20 @@ export function registerCommands(program: Command, box: ExitBox): void {
     .addHelpText('after', '\nExample:\n  plumbline cost --by model')
     .action(async (o: { by?: string; json?: boolean }, cmd: Command) => {
       const by = o.by ?? 'pipeline';
-      if (!['pipeline', 'model', 'day'].includes(by)) throw new UsageError(`--by ${by}: use pipeline, model or day`);
+      if (!['pipeline', 'model', 'day'].includes(by))
+        throw new UsageError(`--by ${by}: use pipeline, model or day`);
       const store = await openStore(storeSpec(globals(cmd)));
       try {
         const rows = await costReport(store, by as 'pipeline' | 'model' | 'day');
         if (o.json) rows.forEach((r) => outJson(r));
         else {
-          out(`${by.padEnd(24)} ${'calls'.padStart(6)} ${'input'.padStart(9)} ${'output'.padStart(9)} ${'cache r'.padStart(9)} ${'cache w'.padStart(9)} ${'cost'.padStart(12)}`);
-          for (const r of rows) out(`${r.key.padEnd(24)} ${String(r.calls).padStart(6)} ${String(r.inputTokens).padStart(9)} ${String(r.outputTokens).padStart(9)} ${String(r.cacheReadTokens).padStart(9)} ${String(r.cacheWriteTokens).padStart(9)} ${usd(r.costUsd).padStart(12)}`);
+          out(
+            `${by.padEnd(24)} ${'calls'.padStart(6)} ${'input'.padStart(9)} ${'output'.padStart(9)} ${'cache r'.padStart(9)} ${'cache w'.padStart(9)} ${'cost'.padStart(12)}`,
+          );
+          for (const r of rows)
+            out(
+              `${r.key.padEnd(24)} ${String(r.calls).padStart(6)} ${String(r.inputTokens).padStart(9)} ${String(r.outputTokens).padStart(9)} ${String(r.cacheReadTokens).padStart(9)} ${String(r.cacheWriteTokens).padStart(9)} ${usd(r.costUsd).padStart(12)}`,
+            );
         }
       } finally {
         await store.close();
@@ -211,43 +358,74 @@ export function registerCommands(program: Command, box: ExitBox): void {
 
   program
     .command('kill')
-    .description('set a durable kill flag: the run stops before its next call or effect, and never resumes')
+    .description(
+      'set a durable kill flag: the run stops before its next call or effect, and never resumes',
+    )
     .argument('[runId]')
     .option('--all', 'kill every unfinished run')
     .option('--pipeline <name>', 'with --all: only runs of this pipeline')
     .option('--reason <text>', 'why (recorded in the log)', 'killed by operator')
-    .option('--pipelines <paths...>', 'pipeline files or directories (to record the kill in parked runs)')
+    .option(
+      '--pipelines <paths...>',
+      'pipeline files or directories (to record the kill in parked runs)',
+    )
     .option('--json', 'one JSON object per run killed')
-    .addHelpText('after', '\nExample:\n  plumbline kill 01J9Z... --reason "runaway loop"\n  plumbline kill --all --pipeline triage')
-    .action(async (runId: string | undefined, o: { all?: boolean; pipeline?: string; reason: string; pipelines?: string[]; json?: boolean }, cmd: Command) => {
-      if ((runId === undefined) === (o.all !== true)) throw new UsageError('kill needs a run id or --all (not both)');
-      const g = globals(cmd);
-      const store = await openStore(storeSpec(g));
-      try {
-        const rt = makeRuntime(store, g);
-        const given = await pipelinesFrom(o.pipelines);
-        const ids =
-          runId !== undefined
-            ? [runId]
-            : (await store.log.listRuns({ status: ['running', 'parked'], ...(o.pipeline !== undefined ? { pipeline: o.pipeline } : {}) })).map((r) => r.runId);
-        for (const id of ids) {
-          const run = await store.log.getRun(id);
-          const prepared = run !== undefined && run.status === 'parked' ? await pipelineForRun(store, id, given).catch(() => undefined) : undefined;
-          await rt.kill(id, o.reason, prepared);
-          if (o.json) outJson({ runId: id, killed: true, reason: o.reason });
-          else out(`kill flag set for run ${id}: ${o.reason}`);
+    .addHelpText(
+      'after',
+      '\nExample:\n  plumbline kill 01J9Z... --reason "runaway loop"\n  plumbline kill --all --pipeline triage',
+    )
+    .action(
+      async (
+        runId: string | undefined,
+        o: {
+          all?: boolean;
+          pipeline?: string;
+          reason: string;
+          pipelines?: string[];
+          json?: boolean;
+        },
+        cmd: Command,
+      ) => {
+        if ((runId === undefined) === (o.all !== true))
+          throw new UsageError('kill needs a run id or --all (not both)');
+        const g = globals(cmd);
+        const store = await openStore(storeSpec(g));
+        try {
+          const rt = makeRuntime(store, g);
+          const given = await pipelinesFrom(o.pipelines);
+          const ids =
+            runId !== undefined
+              ? [runId]
+              : (
+                  await store.log.listRuns({
+                    status: ['running', 'parked'],
+                    ...(o.pipeline !== undefined ? { pipeline: o.pipeline } : {}),
+                  })
+                ).map((r) => r.runId);
+          for (const id of ids) {
+            const run = await store.log.getRun(id);
+            const prepared =
+              run !== undefined && run.status === 'parked'
+                ? await pipelineForRun(store, id, given).catch(() => undefined)
+                : undefined;
+            await rt.kill(id, o.reason, prepared);
+            if (o.json) outJson({ runId: id, killed: true, reason: o.reason });
+            else out(`kill flag set for run ${id}: ${o.reason}`);
+          }
+        } finally {
+          await store.close();
         }
-      } finally {
-        await store.close();
-      }
-    });
+      },
+    );
 
   registerOperatorCommands(program, box);
   registerFleetCommands(program);
 
   program
     .command('demo')
-    .description('run the ticket-triage example end to end (fake Claude when ANTHROPIC_API_KEY is unset)')
+    .description(
+      'run the ticket-triage example end to end (fake Claude when ANTHROPIC_API_KEY is unset)',
+    )
     .option('--tickets <n>', 'how many sample tickets (default 5)', positiveNumber('--tickets'))
     .addHelpText('after', '\nExample:\n  plumbline demo --store /tmp/demo.db')
     .action(async (o: { tickets?: number }, cmd: Command) => {

@@ -54,7 +54,10 @@ export function modelFromEnv(): ModelClient {
 
 /** The CLI's logger: JSON to stderr (pretty on a TTY), level from `--log-level`. */
 export function cliLogger(opts: GlobalOptions): Logger {
-  const extra = (process.env.PLUMBLINE_REDACT ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const extra = (process.env.PLUMBLINE_REDACT ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   return createLogger({
     ...(opts.logLevel !== undefined ? { level: opts.logLevel } : {}),
     redact: extra,
@@ -86,7 +89,9 @@ export async function parseInput(raw: string | undefined): Promise<unknown> {
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
-    throw new UsageError(`--input is not valid JSON (${(e as Error).message}): pass a JSON object or @file.json`);
+    throw new UsageError(
+      `--input is not valid JSON (${(e as Error).message}): pass a JSON object or @file.json`,
+    );
   }
 }
 
@@ -94,7 +99,8 @@ export async function parseInput(raw: string | undefined): Promise<unknown> {
 export function positiveNumber(name: string): (v: string) => number {
   return (v) => {
     const n = Number(v);
-    if (!Number.isFinite(n) || n < 0) throw new UsageError(`${name} must be a number >= 0, got '${v}'`);
+    if (!Number.isFinite(n) || n < 0)
+      throw new UsageError(`${name} must be a number >= 0, got '${v}'`);
     return n;
   };
 }
@@ -102,21 +108,28 @@ export function positiveNumber(name: string): (v: string) => number {
 /** Parses a duration like `90s`, `15m`, `2h`, `500ms` or plain milliseconds. */
 export function parseDuration(v: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(v.trim());
-  if (m === null) throw new UsageError(`--deadline '${v}' is not a duration: use e.g. 500ms, 90s, 15m, 2h`);
+  if (m === null)
+    throw new UsageError(`--deadline '${v}' is not a duration: use e.g. 500ms, 90s, 15m, 2h`);
   const n = Number(m[1]);
   const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 'ms') as 'ms'];
   return n * unit;
 }
 
 /** The runtime every verb drives runs with: store, model from the environment, breakers, logger. */
-export function makeRuntime(store: Store, g: GlobalOptions, extra: Partial<RuntimeOptions> = {}): Runtime {
+export function makeRuntime(
+  store: Store,
+  g: GlobalOptions,
+  extra: Partial<RuntimeOptions> = {},
+): Runtime {
   const logger = cliLogger(g);
   return new Runtime({
     store,
     modelFactory: modelFromEnv,
     logger,
     breakers: new Breakers(store.control, breakerConfigFromEnv(), logger),
-    ...(process.env.PLUMBLINE_LOG_MAX_CHARS ? { logMaxChars: Number(process.env.PLUMBLINE_LOG_MAX_CHARS) } : {}),
+    ...(process.env.PLUMBLINE_LOG_MAX_CHARS
+      ? { logMaxChars: Number(process.env.PLUMBLINE_LOG_MAX_CHARS) }
+      : {}),
     ...extra,
   });
 }
@@ -128,6 +141,8 @@ export function breakerConfigFromEnv(): Partial<BreakerConfig> {
   try {
     return JSON.parse(raw) as Partial<BreakerConfig>;
   } catch {
-    throw new UsageError(`PLUMBLINE_BREAKER is not JSON: use e.g. {"window":10,"failureRate":0.5,"coolDownMs":30000}`);
+    throw new UsageError(
+      `PLUMBLINE_BREAKER is not JSON: use e.g. {"window":10,"failureRate":0.5,"coolDownMs":30000}`,
+    );
   }
 }

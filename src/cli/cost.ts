@@ -16,7 +16,10 @@ export interface CostRow {
 }
 
 /** Sums model attempts across every run by pipeline, model or day (UTC). */
-export async function costReport(store: Store, by: 'pipeline' | 'model' | 'day'): Promise<CostRow[]> {
+export async function costReport(
+  store: Store,
+  by: 'pipeline' | 'model' | 'day',
+): Promise<CostRow[]> {
   const pipelineOf = new Map<string, string>();
   const rows = new Map<string, CostRow>();
   let pos = 0;
@@ -28,8 +31,21 @@ export async function costReport(store: Store, by: 'pipeline' | 'model' | 'day')
       const ev = e.event;
       if (ev.type === 'run.started') pipelineOf.set(e.runId, ev.pipeline);
       if (ev.type !== 'MODEL_RESPONSE' && ev.type !== 'MODEL_ERROR') continue;
-      const key = by === 'model' ? ev.model : by === 'day' ? new Date(e.at).toISOString().slice(0, 10) : (pipelineOf.get(e.runId) ?? '?');
-      const row = rows.get(key) ?? { key, calls: 0, inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, costUsd: 0 };
+      const key =
+        by === 'model'
+          ? ev.model
+          : by === 'day'
+            ? new Date(e.at).toISOString().slice(0, 10)
+            : (pipelineOf.get(e.runId) ?? '?');
+      const row = rows.get(key) ?? {
+        key,
+        calls: 0,
+        inputTokens: 0,
+        outputTokens: 0,
+        cacheReadTokens: 0,
+        cacheWriteTokens: 0,
+        costUsd: 0,
+      };
       row.calls += 1;
       const u = ev.usage;
       if (u !== null) {

@@ -24,8 +24,13 @@ export async function runDemo(g: GlobalOptions, n: number): Promise<number> {
     out('using Claude (ANTHROPIC_API_KEY is set)');
     model = createAnthropicClient({});
   } else {
-    fake = await startFakeClaude({ script: demoScript, usage: { input_tokens: 420, output_tokens: 85, cache_read_input_tokens: 0 } });
-    out(`no ANTHROPIC_API_KEY: using the fake Claude at ${fake.url} (scripted answers, real SDK over HTTP)`);
+    fake = await startFakeClaude({
+      script: demoScript,
+      usage: { input_tokens: 420, output_tokens: 85, cache_read_input_tokens: 0 },
+    });
+    out(
+      `no ANTHROPIC_API_KEY: using the fake Claude at ${fake.url} (scripted answers, real SDK over HTTP)`,
+    );
     model = createAnthropicClient({ apiKey: 'fake-key-for-the-demo', baseURL: fake.url });
   }
   process.env.PLUMBLINE_OUTBOX ??= join('.plumbline', 'outbox');
@@ -34,17 +39,25 @@ export async function runDemo(g: GlobalOptions, n: number): Promise<number> {
   let worst = 0;
   try {
     const prepared = await loadPipeline(join(root, 'examples', 'triage.ts'));
-    const rt = new Runtime({ store, model, logger: cliLogger({ ...g, logLevel: g.logLevel ?? 'warn' }) });
+    const rt = new Runtime({
+      store,
+      model,
+      logger: cliLogger({ ...g, logLevel: g.logLevel ?? 'warn' }),
+    });
     out(`store: ${spec}   outbox: ${process.env.PLUMBLINE_OUTBOX}`);
     let total = 0;
     for (const ticket of DEMO_TICKETS.slice(0, n)) {
-      const r = await rt.start(prepared, { input: { ...ticket, id: `${ticket.id}-${Date.now().toString(36)}` } });
+      const r = await rt.start(prepared, {
+        input: { ...ticket, id: `${ticket.id}-${Date.now().toString(36)}` },
+      });
       const events = await store.log.read(r.runId);
       out(resultLine(r, pathOfSteps(events)));
       total += r.costUsd;
       worst = Math.max(worst, exitCodeFor(r.status));
     }
-    out(`total cost ${usd(total)}${fake !== undefined ? ` (priced as if real; the fake served ${fake.count} requests)` : ''}`);
+    out(
+      `total cost ${usd(total)}${fake !== undefined ? ` (priced as if real; the fake served ${fake.count} requests)` : ''}`,
+    );
     out('next: `plumbline runs`, `plumbline replay <run id>`, `plumbline cost --by model`');
   } finally {
     await store.close();

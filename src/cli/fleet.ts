@@ -10,7 +10,18 @@ import { loadPipeline, loadPipelines } from '../runtime/load.js';
 import { WorkerMetrics } from '../runtime/metrics.js';
 import { runWorker } from '../runtime/worker.js';
 import type { Store } from '../store/types.js';
-import { cliLogger, makeRuntime, openStore, out, outJson, parseDuration, parseInput, positiveNumber, storeSpec, type GlobalOptions } from './context.js';
+import {
+  cliLogger,
+  makeRuntime,
+  openStore,
+  out,
+  outJson,
+  parseDuration,
+  parseInput,
+  positiveNumber,
+  storeSpec,
+  type GlobalOptions,
+} from './context.js';
 import { openNatsBusFromUrl } from './natsStore.js';
 
 function globals(cmd: Command): GlobalOptions {
@@ -18,7 +29,10 @@ function globals(cmd: Command): GlobalOptions {
 }
 
 /** Opens the command bus that goes with a store spec. */
-export async function openBus(spec: string, opts: { ackWaitMs?: number; maxDeliver?: number } = {}): Promise<CommandBus> {
+export async function openBus(
+  spec: string,
+  opts: { ackWaitMs?: number; maxDeliver?: number } = {},
+): Promise<CommandBus> {
   if (/^(nats|tls):\/\//.test(spec)) return openNatsBusFromUrl(spec, opts);
   return openSqliteBus(spec, opts);
 }
@@ -27,110 +41,195 @@ export async function openBus(spec: string, opts: { ackWaitMs?: number; maxDeliv
 export function registerFleetCommands(program: Command): void {
   program
     .command('start')
-    .description('queue a run for the workers (a duplicate start of the same run id is dropped, and says so)')
+    .description(
+      'queue a run for the workers (a duplicate start of the same run id is dropped, and says so)',
+    )
     .argument('<pipeline>', 'a pipeline module path, or a pipeline name the workers load')
     .option('--input <json>', 'the run input: JSON, or @file.json')
     .option('--run-id <id>', 'the run id (default: a new ULID); also the deduplication key')
     .option('--budget-usd <n>', 'budget cap in USD for this run', positiveNumber('--budget-usd'))
-    .option('--max-iterations <n>', 'cap on model calls for this run', positiveNumber('--max-iterations'))
+    .option(
+      '--max-iterations <n>',
+      'cap on model calls for this run',
+      positiveNumber('--max-iterations'),
+    )
     .option('--deadline <duration>', 'wall-clock limit from now, e.g. 15m', parseDuration)
     .option('--json', 'print {runId, duplicate} as JSON')
-    .addHelpText('after', '\nExample:\n  plumbline start examples/triage.ts --store nats://127.0.0.1:4222 --input @ticket.json --run-id T-1001')
-    .action(async (pipeline: string, o: { input?: string; runId?: string; budgetUsd?: number; maxIterations?: number; deadline?: number; json?: boolean }, cmd: Command) => {
-      const g = globals(cmd);
-      const input = await parseInput(o.input);
-      let name = pipeline;
-      let module: string | undefined;
-      if (/\.(m?ts|m?js)$/.test(pipeline)) {
-        const prepared = await loadPipeline(pipeline);
-        name = prepared.pipeline.name;
-        module = prepared.module ?? undefined;
-        const parsed = prepared.pipeline.input.safeParse(input);
-        if (!parsed.success) throw new UsageError(`input does not match pipeline '${name}' input schema: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
-      }
-      const { ulid } = await import('ulid');
-      const runId = o.runId ?? ulid();
-      if (!/^[A-Za-z0-9_-]{1,128}$/.test(runId)) throw new UsageError(`run id '${runId}' is invalid: use 1-128 letters, digits, '-' or '_'`);
-      const bus = await openBus(storeSpec(g));
-      try {
-        const r = await bus.publishStart({
-          runId,
-          pipeline: name,
-          input,
-          ...(module !== undefined ? { module } : {}),
-          limits: {
-            ...(o.budgetUsd !== undefined ? { budgetUsd: o.budgetUsd } : {}),
-            ...(o.maxIterations !== undefined ? { maxIterations: o.maxIterations } : {}),
-            ...(o.deadline !== undefined ? { deadlineAt: Date.now() + o.deadline } : {}),
-          },
-        });
-        if (o.json) outJson({ runId, pipeline: name, duplicate: r.duplicate });
-        else out(r.duplicate ? `duplicate start for run ${runId}: already queued or started, dropped` : `queued run ${runId} (${name})`);
-      } finally {
-        await bus.close();
-      }
-    });
+    .addHelpText(
+      'after',
+      '\nExample:\n  plumbline start examples/triage.ts --store nats://127.0.0.1:4222 --input @ticket.json --run-id T-1001',
+    )
+    .action(
+      async (
+        pipeline: string,
+        o: {
+          input?: string;
+          runId?: string;
+          budgetUsd?: number;
+          maxIterations?: number;
+          deadline?: number;
+          json?: boolean;
+        },
+        cmd: Command,
+      ) => {
+        const g = globals(cmd);
+        const input = await parseInput(o.input);
+        let name = pipeline;
+        let module: string | undefined;
+        if (/\.(m?ts|m?js)$/.test(pipeline)) {
+          const prepared = await loadPipeline(pipeline);
+          name = prepared.pipeline.name;
+          module = prepared.module ?? undefined;
+          const parsed = prepared.pipeline.input.safeParse(input);
+          if (!parsed.success)
+            throw new UsageError(
+              `input does not match pipeline '${name}' input schema: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+            );
+        }
+        const { ulid } = await import('ulid');
+        const runId = o.runId ?? ulid();
+        if (!/^[A-Za-z0-9_-]{1,128}$/.test(runId))
+          throw new UsageError(
+            `run id '${runId}' is invalid: use 1-128 letters, digits, '-' or '_'`,
+          );
+        const bus = await openBus(storeSpec(g));
+        try {
+          const r = await bus.publishStart({
+            runId,
+            pipeline: name,
+            input,
+            ...(module !== undefined ? { module } : {}),
+            limits: {
+              ...(o.budgetUsd !== undefined ? { budgetUsd: o.budgetUsd } : {}),
+              ...(o.maxIterations !== undefined ? { maxIterations: o.maxIterations } : {}),
+              ...(o.deadline !== undefined ? { deadlineAt: Date.now() + o.deadline } : {}),
+            },
+          });
+          if (o.json) outJson({ runId, pipeline: name, duplicate: r.duplicate });
+          else
+            out(
+              r.duplicate
+                ? `duplicate start for run ${runId}: already queued or started, dropped`
+                : `queued run ${runId} (${name})`,
+            );
+        } finally {
+          await bus.close();
+        }
+      },
+    );
 
   program
     .command('worker')
-    .description('drive queued runs: take start/resume commands, heartbeat, ack when terminal or parked')
+    .description(
+      'drive queued runs: take start/resume commands, heartbeat, ack when terminal or parked',
+    )
     .requiredOption('--pipelines <paths...>', 'pipeline files or directories this worker can run')
     .option('--concurrency <n>', 'runs driven at once (default 8)', positiveNumber('--concurrency'))
-    .option('--ack-wait <duration>', 'redelivery to another worker after this long without a heartbeat (default 30s)', parseDuration)
-    .option('--max-deliver <n>', 'deliveries before a command is dead-lettered (default 5)', positiveNumber('--max-deliver'))
-    .option('--metrics-port <port>', 'serve Prometheus metrics on HOST:PORT/metrics', positiveNumber('--metrics-port'))
-    .option('--metrics-host <host>', 'address for the metrics server (default 127.0.0.1)', '127.0.0.1')
-    .option('--stranded-after <duration>', 're-queue running runs untouched this long (default 5m)', parseDuration)
-    .addHelpText('after', '\nExample:\n  plumbline worker --store nats://127.0.0.1:4222 --pipelines examples/ --concurrency 16 --metrics-port 9464')
-    .action(async (o: { pipelines: string[]; metricsHost: string; concurrency?: number; ackWait?: number; maxDeliver?: number; metricsPort?: number; strandedAfter?: number }, cmd: Command) => {
-      const g = globals(cmd);
-      const pipelines = await loadPipelines(o.pipelines);
-      const spec = storeSpec(g);
-      const logger = cliLogger(g);
-      const ackWaitMs = o.ackWait ?? 30_000;
-      const store: Store = await openStore(spec);
-      const bus = await openBus(spec, { ackWaitMs, ...(o.maxDeliver !== undefined ? { maxDeliver: o.maxDeliver } : {}) });
-      const metrics = new WorkerMetrics();
-      const server = o.metricsPort !== undefined ? await metrics.serve(o.metricsPort, o.metricsHost) : undefined;
-      const timed: Store = {
-        ...store,
-        log: {
-          ...store.log,
-          append: async (runId, events, expected) => {
-            const end = metrics.appendSeconds.startTimer();
-            try {
-              return await store.log.append(runId, events, expected);
-            } finally {
-              end();
-            }
-          },
+    .option(
+      '--ack-wait <duration>',
+      'redelivery to another worker after this long without a heartbeat (default 30s)',
+      parseDuration,
+    )
+    .option(
+      '--max-deliver <n>',
+      'deliveries before a command is dead-lettered (default 5)',
+      positiveNumber('--max-deliver'),
+    )
+    .option(
+      '--metrics-port <port>',
+      'serve Prometheus metrics on HOST:PORT/metrics',
+      positiveNumber('--metrics-port'),
+    )
+    .option(
+      '--metrics-host <host>',
+      'address for the metrics server (default 127.0.0.1)',
+      '127.0.0.1',
+    )
+    .option(
+      '--stranded-after <duration>',
+      're-queue running runs untouched this long (default 5m)',
+      parseDuration,
+    )
+    .addHelpText(
+      'after',
+      '\nExample:\n  plumbline worker --store nats://127.0.0.1:4222 --pipelines examples/ --concurrency 16 --metrics-port 9464',
+    )
+    .action(
+      async (
+        o: {
+          pipelines: string[];
+          metricsHost: string;
+          concurrency?: number;
+          ackWait?: number;
+          maxDeliver?: number;
+          metricsPort?: number;
+          strandedAfter?: number;
         },
-      };
-      const runtime = makeRuntime(timed, g, { onEvent: (e) => metrics.observe(e) });
-      const ac = new AbortController();
-      const stop = (): void => {
-        logger.info({ decision: 'stop', reason: 'signal received: finishing runs in flight' }, 'worker stopping');
-        ac.abort();
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-      try {
-        await runWorker({
-          runtime,
-          bus,
-          pipelines,
-          concurrency: o.concurrency ?? 8,
-          signal: ac.signal,
-          logger,
-          heartbeatMs: Math.max(100, Math.floor(ackWaitMs / 3)),
-          ...(o.strandedAfter !== undefined ? { strandedAfterMs: o.strandedAfter, strandedCheckMs: Math.max(1_000, Math.floor(o.strandedAfter / 2)) } : {}),
-          onRunStart: () => metrics.inFlight.inc(),
-          onRunEnd: () => metrics.inFlight.dec(),
+        cmd: Command,
+      ) => {
+        const g = globals(cmd);
+        const pipelines = await loadPipelines(o.pipelines);
+        const spec = storeSpec(g);
+        const logger = cliLogger(g);
+        const ackWaitMs = o.ackWait ?? 30_000;
+        const store: Store = await openStore(spec);
+        const bus = await openBus(spec, {
+          ackWaitMs,
+          ...(o.maxDeliver !== undefined ? { maxDeliver: o.maxDeliver } : {}),
         });
-      } finally {
-        server?.close();
-        await bus.close();
-        await store.close();
-      }
-    });
+        const metrics = new WorkerMetrics();
+        const server =
+          o.metricsPort !== undefined
+            ? await metrics.serve(o.metricsPort, o.metricsHost)
+            : undefined;
+        const timed: Store = {
+          ...store,
+          log: {
+            ...store.log,
+            append: async (runId, events, expected) => {
+              const end = metrics.appendSeconds.startTimer();
+              try {
+                return await store.log.append(runId, events, expected);
+              } finally {
+                end();
+              }
+            },
+          },
+        };
+        const runtime = makeRuntime(timed, g, { onEvent: (e) => metrics.observe(e) });
+        const ac = new AbortController();
+        const stop = (): void => {
+          logger.info(
+            { decision: 'stop', reason: 'signal received: finishing runs in flight' },
+            'worker stopping',
+          );
+          ac.abort();
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        try {
+          await runWorker({
+            runtime,
+            bus,
+            pipelines,
+            concurrency: o.concurrency ?? 8,
+            signal: ac.signal,
+            logger,
+            heartbeatMs: Math.max(100, Math.floor(ackWaitMs / 3)),
+            ...(o.strandedAfter !== undefined
+              ? {
+                  strandedAfterMs: o.strandedAfter,
+                  strandedCheckMs: Math.max(1_000, Math.floor(o.strandedAfter / 2)),
+                }
+              : {}),
+            onRunStart: () => metrics.inFlight.inc(),
+            onRunEnd: () => metrics.inFlight.dec(),
+          });
+        } finally {
+          server?.close();
+          await bus.close();
+          await store.close();
+        }
+      },
+    );
 }

@@ -81,6 +81,16 @@ export function replayLine(e: StoredEnvelope, from: unknown, to: unknown): strin
 /** A row of `plumbline runs`. */
 export function runRow(r: RunSummary): string {
   const started = new Date(r.startedAt).toISOString().replace('T', ' ').slice(0, 19);
-  const ended = r.endedAt !== null ? new Date(r.endedAt).toISOString().replace('T', ' ').slice(0, 19) : '-';
-  return [r.runId.padEnd(28), r.pipeline.padEnd(14), r.version.padEnd(6), r.status.padEnd(10), usd(r.costUsd).padStart(11), String(r.lastSeq).padStart(5), started, ended].join(' ');
+  const ended =
+    r.endedAt !== null ? new Date(r.endedAt).toISOString().replace('T', ' ').slice(0, 19) : '-';
+  return [
+    r.runId.padEnd(28),
+    r.pipeline.padEnd(14),
+    r.version.padEnd(6),
+    r.status.padEnd(10),
+    usd(r.costUsd).padStart(11),
+    String(r.lastSeq).padStart(5),
+    started,
+    ended,
+  ].join(' ');
 }

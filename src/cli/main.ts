@@ -23,9 +23,18 @@ export interface ExitBox {
 /** Builds the program (exported for tests of the help text). */
 export function buildProgram(box: ExitBox): Command {
   const program = new Command('plumbline')
-    .description('A durable runtime for LLM pipelines: every step logged, replayable, resumable, capped.')
-    .addOption(new Option('--store <spec>', 'SQLite path or nats:// URL (env PLUMBLINE_STORE)').default(undefined))
-    .option('--log-level <level>', 'pino level: trace, debug, info, warn, error, silent (env PLUMBLINE_LOG_LEVEL)')
+    .description(
+      'A durable runtime for LLM pipelines: every step logged, replayable, resumable, capped.',
+    )
+    .addOption(
+      new Option('--store <spec>', 'SQLite path or nats:// URL (env PLUMBLINE_STORE)').default(
+        undefined,
+      ),
+    )
+    .option(
+      '--log-level <level>',
+      'pino level: trace, debug, info, warn, error, silent (env PLUMBLINE_LOG_LEVEL)',
+    )
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerCommands(program, box);
@@ -42,7 +51,12 @@ export async function main(argv: string[]): Promise<number> {
     return box.code;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      if (
+        e.code === 'commander.helpDisplayed' ||
+        e.code === 'commander.version' ||
+        e.code === 'commander.help'
+      )
+        return 0;
       return 2;
     }
     if (isUsageError(e)) {

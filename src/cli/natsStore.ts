@@ -27,9 +27,14 @@ export function natsOptionsFromSpec(spec: string): NatsConnectOptions & { replic
   token = env.NATS_TOKEN ?? token;
   user = env.NATS_USER ?? user;
   pass = env.NATS_PASSWORD ?? pass;
-  const tls = env.NATS_TLS_CA || env.NATS_TLS_CERT || spec.startsWith('tls://')
-    ? { ...(env.NATS_TLS_CA ? { caFile: env.NATS_TLS_CA } : {}), ...(env.NATS_TLS_CERT ? { certFile: env.NATS_TLS_CERT } : {}), ...(env.NATS_TLS_KEY ? { keyFile: env.NATS_TLS_KEY } : {}) }
-    : undefined;
+  const tls =
+    env.NATS_TLS_CA || env.NATS_TLS_CERT || spec.startsWith('tls://')
+      ? {
+          ...(env.NATS_TLS_CA ? { caFile: env.NATS_TLS_CA } : {}),
+          ...(env.NATS_TLS_CERT ? { certFile: env.NATS_TLS_CERT } : {}),
+          ...(env.NATS_TLS_KEY ? { keyFile: env.NATS_TLS_KEY } : {}),
+        }
+      : undefined;
   return {
     servers,
     ...(token !== undefined ? { token } : {}),
@@ -49,7 +54,10 @@ export async function openJetStreamStoreFromUrl(spec: string): Promise<Store> {
 }
 
 /** Opens the NATS command bus at `spec`. */
-export async function openNatsBusFromUrl(spec: string, opts: { ackWaitMs?: number; maxDeliver?: number } = {}): Promise<CommandBus> {
+export async function openNatsBusFromUrl(
+  spec: string,
+  opts: { ackWaitMs?: number; maxDeliver?: number } = {},
+): Promise<CommandBus> {
   const { openNatsBus } = await import('../bus/nats.js');
   return openNatsBus({ ...natsOptionsFromSpec(spec), ...opts });
 }

@@ -4,7 +4,17 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { forkRun } from '../runtime/fork.js';
-import { makeRuntime, openStore, out, outJson, parseDuration, parseInput, positiveNumber, storeSpec, type GlobalOptions } from './context.js';
+import {
+  makeRuntime,
+  openStore,
+  out,
+  outJson,
+  parseDuration,
+  parseInput,
+  positiveNumber,
+  storeSpec,
+  type GlobalOptions,
+} from './context.js';
 import { pathOfSteps, resultLine, runRow } from './format.js';
 import { exitCodeFor, type ExitBox } from './main.js';
 import { pipelineForRun, pipelinesFrom } from './pipelines.js';
@@ -19,121 +29,210 @@ function globals(cmd: Command): GlobalOptions {
 export function registerOperatorCommands(program: Command, box: ExitBox): void {
   program
     .command('fork')
-    .description('start a new run from the folded state of another at SEQ, reusing its recorded results before SEQ')
+    .description(
+      'start a new run from the folded state of another at SEQ, reusing its recorded results before SEQ',
+    )
     .argument('<runId>')
-    .requiredOption('--at <seq>', 'copy the source log up to and including this seq', positiveNumber('--at'))
+    .requiredOption(
+      '--at <seq>',
+      'copy the source log up to and including this seq',
+      positiveNumber('--at'),
+    )
     .option('--run-id <id>', 'the new run id')
     .option('--input <json>', 'a different input (JSON or @file.json)')
     .option('--budget-usd <n>', 'budget cap for the fork', positiveNumber('--budget-usd'))
-    .option('--max-iterations <n>', 'model-call cap for the fork', positiveNumber('--max-iterations'))
-    .option('--pipelines <paths...>', 'pipeline files or directories (default: the module recorded with the run)')
+    .option(
+      '--max-iterations <n>',
+      'model-call cap for the fork',
+      positiveNumber('--max-iterations'),
+    )
+    .option(
+      '--pipelines <paths...>',
+      'pipeline files or directories (default: the module recorded with the run)',
+    )
     .option('--json', 'print a JSON summary')
     .addHelpText('after', '\nExample:\n  plumbline fork 01J9Z... --at 5 --budget-usd 0.10')
-    .action(async (sourceId: string, o: { at: number; runId?: string; input?: string; budgetUsd?: number; maxIterations?: number; pipelines?: string[]; json?: boolean }, cmd: Command) => {
-      const g = globals(cmd);
-      const store = await openStore(storeSpec(g));
-      try {
-        const prepared = await pipelineForRun(store, sourceId, await pipelinesFrom(o.pipelines));
-        const rt = makeRuntime(store, g);
-        const input = o.input !== undefined ? await parseInput(o.input) : undefined;
-        const runId = await forkRun(rt, prepared, sourceId, {
-          at: o.at,
-          now: Date.now(),
-          ...(o.runId !== undefined ? { runId: o.runId } : {}),
-          ...(input !== undefined ? { input } : {}),
-          limits: { ...(o.budgetUsd !== undefined ? { budgetUsd: o.budgetUsd } : {}), ...(o.maxIterations !== undefined ? { maxIterations: o.maxIterations } : {}) },
-        });
-        const r = await rt.drive(prepared, runId);
-        if (o.json) outJson({ runId, forkedFrom: { runId: sourceId, seq: o.at }, status: r.status, costUsd: r.costUsd, outputs: r.outputs });
-        else out(`fork of ${sourceId}@${o.at}: ${resultLine(r, pathOfSteps(await store.log.read(runId)))}`);
-        box.code = exitCodeFor(r.status);
-      } finally {
-        await store.close();
-      }
-    });
+    .action(
+      async (
+        sourceId: string,
+        o: {
+          at: number;
+          runId?: string;
+          input?: string;
+          budgetUsd?: number;
+          maxIterations?: number;
+          pipelines?: string[];
+          json?: boolean;
+        },
+        cmd: Command,
+      ) => {
+        const g = globals(cmd);
+        const store = await openStore(storeSpec(g));
+        try {
+          const prepared = await pipelineForRun(store, sourceId, await pipelinesFrom(o.pipelines));
+          const rt = makeRuntime(store, g);
+          const input = o.input !== undefined ? await parseInput(o.input) : undefined;
+          const runId = await forkRun(rt, prepared, sourceId, {
+            at: o.at,
+            now: Date.now(),
+            ...(o.runId !== undefined ? { runId: o.runId } : {}),
+            ...(input !== undefined ? { input } : {}),
+            limits: {
+              ...(o.budgetUsd !== undefined ? { budgetUsd: o.budgetUsd } : {}),
+              ...(o.maxIterations !== undefined ? { maxIterations: o.maxIterations } : {}),
+            },
+          });
+          const r = await rt.drive(prepared, runId);
+          if (o.json)
+            outJson({
+              runId,
+              forkedFrom: { runId: sourceId, seq: o.at },
+              status: r.status,
+              costUsd: r.costUsd,
+              outputs: r.outputs,
+            });
+          else
+            out(
+              `fork of ${sourceId}@${o.at}: ${resultLine(r, pathOfSteps(await store.log.read(runId)))}`,
+            );
+          box.code = exitCodeFor(r.status);
+        } finally {
+          await store.close();
+        }
+      },
+    );
 
   program
     .command('verify')
-    .description('replay recorded logs against the current pipeline code; non-zero exit if any no longer matches')
+    .description(
+      'replay recorded logs against the current pipeline code; non-zero exit if any no longer matches',
+    )
     .argument('[runIds...]')
     .option('--all', 'every run in the store')
-    .option('--pipelines <paths...>', 'pipeline files or directories (default: the module recorded with each run)')
+    .option(
+      '--pipelines <paths...>',
+      'pipeline files or directories (default: the module recorded with each run)',
+    )
     .option('--json', 'one JSON object per run')
-    .addHelpText('after', '\nExample (CI, before a deploy):\n  plumbline verify --all --pipelines pipelines/')
-    .action(async (ids: string[], o: { all?: boolean; pipelines?: string[]; json?: boolean }, cmd: Command) => {
-      if ((ids.length === 0) === (o.all !== true)) throw new UsageError('verify needs run ids or --all (not both)');
-      const store = await openStore(storeSpec(globals(cmd)));
-      try {
-        const given = await pipelinesFrom(o.pipelines);
-        const runIds = o.all ? (await store.log.listRuns()).map((r) => r.runId) : ids;
-        let bad = 0;
-        for (const id of runIds) {
-          if ((await store.log.getRun(id)) === undefined) throw new UsageError(`unknown run id '${id}': list runs with \`plumbline runs\``);
-          const v = await verifyRun(store, id, given);
-          if (!v.ok) bad += 1;
-          if (o.json) outJson(v);
-          else out(`${v.ok ? 'ok  ' : 'FAIL'} ${id} (${v.pipeline}): ${v.message}`);
+    .addHelpText(
+      'after',
+      '\nExample (CI, before a deploy):\n  plumbline verify --all --pipelines pipelines/',
+    )
+    .action(
+      async (
+        ids: string[],
+        o: { all?: boolean; pipelines?: string[]; json?: boolean },
+        cmd: Command,
+      ) => {
+        if ((ids.length === 0) === (o.all !== true))
+          throw new UsageError('verify needs run ids or --all (not both)');
+        const store = await openStore(storeSpec(globals(cmd)));
+        try {
+          const given = await pipelinesFrom(o.pipelines);
+          const runIds = o.all ? (await store.log.listRuns()).map((r) => r.runId) : ids;
+          let bad = 0;
+          for (const id of runIds) {
+            if ((await store.log.getRun(id)) === undefined)
+              throw new UsageError(`unknown run id '${id}': list runs with \`plumbline runs\``);
+            const v = await verifyRun(store, id, given);
+            if (!v.ok) bad += 1;
+            if (o.json) outJson(v);
+            else out(`${v.ok ? 'ok  ' : 'FAIL'} ${id} (${v.pipeline}): ${v.message}`);
+          }
+          if (!o.json)
+            out(
+              `${runIds.length - bad} of ${runIds.length} runs verified${bad ? `, ${bad} no longer match` : ''}`,
+            );
+          box.code = bad > 0 ? 1 : 0;
+        } finally {
+          await store.close();
         }
-        if (!o.json) out(`${runIds.length - bad} of ${runIds.length} runs verified${bad ? `, ${bad} no longer match` : ''}`);
-        box.code = bad > 0 ? 1 : 0;
-      } finally {
-        await store.close();
-      }
-    });
+      },
+    );
 
   program
     .command('watch')
     .description('live tail of run events: progress lines on a TTY, NDJSON with --json')
     .argument('[runId]')
     .option('--all', 'every run (live from now unless --from)')
-    .option('--from <seq>', 'first seq of the run (or store position with --all)', positiveNumber('--from'))
+    .option(
+      '--from <seq>',
+      'first seq of the run (or store position with --all)',
+      positiveNumber('--from'),
+    )
     .option('--json', 'NDJSON: one stored event per line')
     .addHelpText('after', '\nExample:\n  plumbline watch --all\n  plumbline watch 01J9Z... --json')
-    .action(async (runId: string | undefined, o: { all?: boolean; from?: number; json?: boolean }, cmd: Command) => {
-      if ((runId === undefined) === (o.all !== true)) throw new UsageError('watch needs a run id or --all (not both)');
-      const store = await openStore(storeSpec(globals(cmd)));
-      const ac = new AbortController();
-      const stop = (): void => ac.abort();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-      try {
-        if (runId !== undefined && (await store.log.getRun(runId)) === undefined) throw new UsageError(`unknown run id '${runId}': list runs with \`plumbline runs\``);
-        const status = await watch(store, {
-          ...(runId !== undefined ? { runId } : {}),
-          ...(o.from !== undefined ? { from: o.from } : {}),
-          json: o.json === true,
-          tty: process.stdout.isTTY === true,
-          signal: ac.signal,
-          write: (t) => process.stdout.write(t),
-        });
-        box.code = status === null ? 0 : exitCodeFor(status as never);
-      } finally {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        await store.close();
-      }
-    });
+    .action(
+      async (
+        runId: string | undefined,
+        o: { all?: boolean; from?: number; json?: boolean },
+        cmd: Command,
+      ) => {
+        if ((runId === undefined) === (o.all !== true))
+          throw new UsageError('watch needs a run id or --all (not both)');
+        const store = await openStore(storeSpec(globals(cmd)));
+        const ac = new AbortController();
+        const stop = (): void => ac.abort();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        try {
+          if (runId !== undefined && (await store.log.getRun(runId)) === undefined)
+            throw new UsageError(`unknown run id '${runId}': list runs with \`plumbline runs\``);
+          const status = await watch(store, {
+            ...(runId !== undefined ? { runId } : {}),
+            ...(o.from !== undefined ? { from: o.from } : {}),
+            json: o.json === true,
+            tty: process.stdout.isTTY === true,
+            signal: ac.signal,
+            write: (t) => process.stdout.write(t),
+          });
+          box.code = status === null ? 0 : exitCodeFor(status as never);
+        } finally {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          await store.close();
+        }
+      },
+    );
 
   program
     .command('stranded')
-    .description('list unfinished runs that nobody has touched for a while (then `resume` or `kill` them)')
+    .description(
+      'list unfinished runs that nobody has touched for a while (then `resume` or `kill` them)',
+    )
     .option('--older-than <duration>', 'idle for longer than this (default 5m)', parseDuration)
     .option('--json', 'one JSON object per run')
-    .addHelpText('after', '\nExample:\n  plumbline stranded --older-than 10m   # same as: plumbline runs --stranded')
+    .addHelpText(
+      'after',
+      '\nExample:\n  plumbline stranded --older-than 10m   # same as: plumbline runs --stranded',
+    )
     .action(async (o: { olderThan?: number; json?: boolean }, cmd: Command) => {
       await listStranded(globals(cmd), o.olderThan, o.json === true);
     });
 }
 
 /** Lists stranded runs (shared by `stranded` and `runs --stranded`). */
-export async function listStranded(g: GlobalOptions, olderThanMs = 5 * 60_000, json: boolean): Promise<number> {
+export async function listStranded(
+  g: GlobalOptions,
+  olderThanMs = 5 * 60_000,
+  json: boolean,
+): Promise<number> {
   const store = await openStore(storeSpec(g));
   try {
-    const runs = await store.log.listRuns({ status: 'running', updatedBefore: Date.now() - olderThanMs });
+    const runs = await store.log.listRuns({
+      status: 'running',
+      updatedBefore: Date.now() - olderThanMs,
+    });
     if (json) runs.forEach((r) => outJson({ ...r, idleMs: Date.now() - r.updatedAt }));
     else {
-      runs.forEach((r) => out(`${runRow(r)}  idle ${Math.round((Date.now() - r.updatedAt) / 1000)}s`));
-      out(runs.length === 0 ? 'no stranded runs' : `${runs.length} stranded: \`plumbline resume <runId>\` (or \`plumbline resume\` for all), or \`plumbline kill <runId>\``);
+      runs.forEach((r) =>
+        out(`${runRow(r)}  idle ${Math.round((Date.now() - r.updatedAt) / 1000)}s`),
+      );
+      out(
+        runs.length === 0
+          ? 'no stranded runs'
+          : `${runs.length} stranded: \`plumbline resume <runId>\` (or \`plumbline resume\` for all), or \`plumbline kill <runId>\``,
+      );
     }
     return runs.length;
   } finally {

@@ -10,12 +10,18 @@ import type { Prepared } from '../runtime/prepare.js';
 import type { Store } from '../store/types.js';
 
 /** Loads `--pipelines` if given (empty map otherwise). */
-export async function pipelinesFrom(paths: readonly string[] | undefined): Promise<Map<string, Prepared>> {
+export async function pipelinesFrom(
+  paths: readonly string[] | undefined,
+): Promise<Map<string, Prepared>> {
   return paths !== undefined && paths.length > 0 ? loadPipelines(paths) : new Map();
 }
 
 /** The prepared pipeline for a recorded run. */
-export async function pipelineForRun(store: Store, runId: string, given: Map<string, Prepared>): Promise<Prepared> {
+export async function pipelineForRun(
+  store: Store,
+  runId: string,
+  given: Map<string, Prepared>,
+): Promise<Prepared> {
   const head = await store.log.read(runId, 1);
   const { started } = startedOf(runId, head.slice(0, 1));
   const fromFlag = given.get(started.pipeline);
@@ -28,7 +34,9 @@ export async function pipelineForRun(store: Store, runId: string, given: Map<str
   }
   const prepared = await loadPipeline(started.module);
   if (prepared.pipeline.name !== started.pipeline) {
-    throw new UsageError(`${started.module} now defines pipeline '${prepared.pipeline.name}', not '${started.pipeline}': pass --pipelines`);
+    throw new UsageError(
+      `${started.module} now defines pipeline '${prepared.pipeline.name}', not '${started.pipeline}': pass --pipelines`,
+    );
   }
   return prepared;
 }

@@ -30,10 +30,36 @@ export function updateLine(line: RunLine | undefined, e: StoredEnvelope): RunLin
   const base: RunLine =
     line ??
     (e.event.type === 'run.started'
-      ? { runId: e.runId, pipeline: e.event.pipeline, steps: stepsOf(e.event.definition), step: null, attempt: 0, costUsd: 0, status: 'running', seq: 0 }
-      : { runId: e.runId, pipeline: '?', steps: [], step: null, attempt: 0, costUsd: 0, status: 'running', seq: 0 });
-  const attempt = 'attempt' in e.event ? e.event.attempt : e.state.step !== base.step ? 0 : base.attempt;
-  return { ...base, step: e.state.step, attempt, costUsd: e.state.costUsd, status: e.state.status, seq: e.seq };
+      ? {
+          runId: e.runId,
+          pipeline: e.event.pipeline,
+          steps: stepsOf(e.event.definition),
+          step: null,
+          attempt: 0,
+          costUsd: 0,
+          status: 'running',
+          seq: 0,
+        }
+      : {
+          runId: e.runId,
+          pipeline: '?',
+          steps: [],
+          step: null,
+          attempt: 0,
+          costUsd: 0,
+          status: 'running',
+          seq: 0,
+        });
+  const attempt =
+    'attempt' in e.event ? e.event.attempt : e.state.step !== base.step ? 0 : base.attempt;
+  return {
+    ...base,
+    step: e.state.step,
+    attempt,
+    costUsd: e.state.costUsd,
+    status: e.state.status,
+    seq: e.seq,
+  };
 }
 
 /** Renders a run line, e.g. `01J… triage [███░░] 3/4 draft #2 $0.004100 running`. */
@@ -43,6 +69,7 @@ export function renderLine(l: RunLine, width = 20): string {
   const done = l.status === 'completed' ? total : idx;
   const filled = Math.round((done / total) * width);
   const bar = `${'█'.repeat(filled)}${'░'.repeat(width - filled)}`;
-  const stepText = l.status === 'completed' ? 'done' : `${l.step ?? '-'}${l.attempt > 0 ? ` #${l.attempt}` : ''}`;
+  const stepText =
+    l.status === 'completed' ? 'done' : `${l.step ?? '-'}${l.attempt > 0 ? ` #${l.attempt}` : ''}`;
   return `${l.runId.slice(0, 26).padEnd(26)} ${l.pipeline.padEnd(12)} [${bar}] ${String(done).padStart(2)}/${total} ${stepText.padEnd(16)} ${usd(l.costUsd)} ${l.status} (seq ${l.seq})`;
 }

@@ -21,7 +21,11 @@ export interface VerifyResult {
 }
 
 /** Verifies one run. */
-export async function verifyRun(store: Store, runId: string, given: Map<string, Prepared>): Promise<VerifyResult> {
+export async function verifyRun(
+  store: Store,
+  runId: string,
+  given: Map<string, Prepared>,
+): Promise<VerifyResult> {
   const events = await store.log.read(runId);
   const { started } = startedOf(runId, events);
   const base = { runId, pipeline: started.pipeline, recordedHash: started.machineHash };
@@ -29,7 +33,13 @@ export async function verifyRun(store: Store, runId: string, given: Map<string, 
   try {
     prepared = await pipelineForRun(store, runId, given);
   } catch (e) {
-    return { ...base, ok: false, currentHash: null, firstMismatchSeq: null, message: (e as Error).message };
+    return {
+      ...base,
+      ok: false,
+      currentHash: null,
+      firstMismatchSeq: null,
+      message: (e as Error).message,
+    };
   }
   const hashOk = prepared.hash === started.machineHash;
   try {
@@ -46,6 +56,18 @@ export async function verifyRun(store: Store, runId: string, given: Map<string, 
     };
   }
   return hashOk
-    ? { ...base, ok: true, currentHash: prepared.hash, firstMismatchSeq: null, message: `all ${events.length} recorded states match` }
-    : { ...base, ok: false, currentHash: prepared.hash, firstMismatchSeq: null, message: `machine hash changed (recorded ${started.machineHash}, now ${prepared.hash}) although every recorded state still folds the same` };
+    ? {
+        ...base,
+        ok: true,
+        currentHash: prepared.hash,
+        firstMismatchSeq: null,
+        message: `all ${events.length} recorded states match`,
+      }
+    : {
+        ...base,
+        ok: false,
+        currentHash: prepared.hash,
+        firstMismatchSeq: null,
+        message: `machine hash changed (recorded ${started.machineHash}, now ${prepared.hash}) although every recorded state still folds the same`,
+      };
 }

@@ -8,12 +8,20 @@ import type { MachineEvent, ParkReason } from './events.js';
 
 type Args = { context: RunContext; event: MachineEvent };
 
-function bump(ctx: RunContext, step: string, field: keyof StepAttempts): Record<string, StepAttempts> {
+function bump(
+  ctx: RunContext,
+  step: string,
+  field: keyof StepAttempts,
+): Record<string, StepAttempts> {
   const a = attemptsOf(ctx, step);
   return { ...ctx.attempts, [step]: { ...a, [field]: a[field] + 1 } };
 }
 
-function addCost(ctx: RunContext, step: string, usd: number): Pick<RunContext, 'costUsd' | 'stepCostUsd'> {
+function addCost(
+  ctx: RunContext,
+  step: string,
+  usd: number,
+): Pick<RunContext, 'costUsd' | 'stepCostUsd'> {
   return {
     costUsd: roundUsd(ctx.costUsd + usd),
     stepCostUsd: { ...ctx.stepCostUsd, [step]: roundUsd((ctx.stepCostUsd[step] ?? 0) + usd) },
@@ -65,28 +73,37 @@ export const actions = {
     parked: { step: context.step ?? '', reason: p.reason, detail: parkDetail(context, p.reason) },
     pending: null,
   })),
-  recordResponse: assign(({ context, event }: Args, p: { step: string; maxTokensOnRetry: number | null }) => {
-    if (event.type !== 'MODEL_RESPONSE') return {};
-    const valid = event.verdict === 'valid';
-    return {
-      ...addCost(context, p.step, event.costUsd),
-      reservedUsd: 0,
-      pending: null,
-      last: { verdict: event.verdict, kind: 'validation', message: event.issues.join('; ') },
-      outputs: valid ? { ...context.outputs, [p.step]: event.output } : context.outputs,
-      attempts: valid ? context.attempts : bump(context, p.step, 'validation'),
-      feedback: valid ? null : event.issues,
-      maxTokensOverride:
-        event.verdict === 'max_tokens' && p.maxTokensOnRetry !== null ? p.maxTokensOnRetry : context.maxTokensOverride,
-    };
-  }),
+  recordResponse: assign(
+    ({ context, event }: Args, p: { step: string; maxTokensOnRetry: number | null }) => {
+      if (event.type !== 'MODEL_RESPONSE') return {};
+      const valid = event.verdict === 'valid';
+      return {
+        ...addCost(context, p.step, event.costUsd),
+        reservedUsd: 0,
+        pending: null,
+        last: { verdict: event.verdict, kind: 'validation', message: event.issues.join('; ') },
+        outputs: valid ? { ...context.outputs, [p.step]: event.output } : context.outputs,
+        attempts: valid ? context.attempts : bump(context, p.step, 'validation'),
+        feedback: valid ? null : event.issues,
+        maxTokensOverride:
+          event.verdict === 'max_tokens' && p.maxTokensOnRetry !== null
+            ? p.maxTokensOnRetry
+            : context.maxTokensOverride,
+      };
+    },
+  ),
   recordModelError: assign(({ context, event }: Args, p: { step: string }) => {
     if (event.type !== 'MODEL_ERROR') return {};
     return {
       ...addCost(context, p.step, event.costUsd),
       reservedUsd: 0,
       pending: null,
-      last: { retryable: event.retryable, kind: event.kind, message: event.message, status: event.status },
+      last: {
+        retryable: event.retryable,
+        kind: event.kind,
+        message: event.message,
+        status: event.status,
+      },
       attempts: bump(context, p.step, 'transport'),
       waitUntil: event.retryAt,
     };
@@ -107,8 +124,10 @@ export const actions = {
     };
   }),
   recordOutput: assign(({ context, event }: Args) => {
-    if (event.type === 'EFFECT_DONE') return { outputs: { ...context.outputs, [event.step]: event.result } };
-    if (event.type === 'STEP_DONE') return { outputs: { ...context.outputs, [event.step]: event.output } };
+    if (event.type === 'EFFECT_DONE')
+      return { outputs: { ...context.outputs, [event.step]: event.result } };
+    if (event.type === 'STEP_DONE')
+      return { outputs: { ...context.outputs, [event.step]: event.output } };
     return {};
   }),
   recordStepFailure: assign(({ event }: Args) => {
@@ -118,10 +137,17 @@ export const actions = {
   clearWait: assign({ waitUntil: null }),
   fail: assign(({ context }: Args) => {
     const last = context.last ?? {};
-    const kind = last.verdict !== undefined && last.verdict !== 'valid' ? `validation:${last.verdict}` : (last.kind ?? 'unknown');
-    return { error: { step: context.step, kind, message: last.message ?? '', status: last.status ?? null } };
+    const kind =
+      last.verdict !== undefined && last.verdict !== 'valid'
+        ? `validation:${last.verdict}`
+        : (last.kind ?? 'unknown');
+    return {
+      error: { step: context.step, kind, message: last.message ?? '', status: last.status ?? null },
+    };
   }),
-  kill: assign(({ event }: Args) => (event.type === 'KILL' ? { killed: { reason: event.reason } } : {})),
+  kill: assign(({ event }: Args) =>
+    event.type === 'KILL' ? { killed: { reason: event.reason } } : {},
+  ),
   resume: assign(({ context, event }: Args) => {
     if (event.type !== 'RESUME') return {};
     return {

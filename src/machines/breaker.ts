@@ -63,22 +63,39 @@ const push = (ctx: BreakerContext, ok: boolean): Partial<BreakerContext> => ({
 
 /** The breaker machine. */
 export const breakerMachine = setup({
-  types: {} as { context: BreakerContext; events: BreakerEvent; input: Partial<BreakerConfig> | undefined },
+  types: {} as {
+    context: BreakerContext;
+    events: BreakerEvent;
+    input: Partial<BreakerConfig> | undefined;
+  },
   guards: {
     tripped,
-    coolDownOver: ({ context, event }) => context.openedAt !== null && event.now - context.openedAt >= context.config.coolDownMs,
-    probeLost: ({ context, event }) => context.probeAt !== null && event.now - context.probeAt >= context.config.probeTimeoutMs,
+    coolDownOver: ({ context, event }) =>
+      context.openedAt !== null && event.now - context.openedAt >= context.config.coolDownMs,
+    probeLost: ({ context, event }) =>
+      context.probeAt !== null && event.now - context.probeAt >= context.config.probeTimeoutMs,
   },
   actions: {
     recordSuccess: assign(({ context }) => push(context, true)),
     recordFailure: assign(({ context }) => push(context, false)),
-    open: assign(({ context, event }) => ({ openedAt: event.now, probeAt: null, opens: context.opens + 1 })),
+    open: assign(({ context, event }) => ({
+      openedAt: event.now,
+      probeAt: null,
+      opens: context.opens + 1,
+    })),
     takeProbe: assign(({ event }) => ({ probeAt: event.now })),
     reset: assign({ outcomes: [], streak: 0, openedAt: null, probeAt: null }),
   },
 }).createMachine({
   id: 'breaker',
-  context: ({ input }) => ({ config: { ...DEFAULT_BREAKER, ...input }, outcomes: [], streak: 0, openedAt: null, probeAt: null, opens: 0 }),
+  context: ({ input }) => ({
+    config: { ...DEFAULT_BREAKER, ...input },
+    outcomes: [],
+    streak: 0,
+    openedAt: null,
+    probeAt: null,
+    opens: 0,
+  }),
   initial: 'closed',
   states: {
     closed: {
@@ -87,7 +104,9 @@ export const breakerMachine = setup({
         FAILURE: { target: 'checking', actions: 'recordFailure' },
       },
     },
-    checking: { always: [{ guard: 'tripped', target: 'open', actions: 'open' }, { target: 'closed' }] },
+    checking: {
+      always: [{ guard: 'tripped', target: 'open', actions: 'open' }, { target: 'closed' }],
+    },
     open: { on: { ACQUIRE: { guard: 'coolDownOver', target: 'halfOpen', actions: 'takeProbe' } } },
     halfOpen: {
       on: {

@@ -70,7 +70,10 @@ function llmStates(s: LlmStep, next: string | null, maxTransport: number): State
               params: { step: s.name, maxTokensOnRetry: s.maxTokensOnRetry ?? null },
             },
           },
-          MODEL_ERROR: { target: 'retry', actions: { type: 'recordModelError', params: { step: s.name } } },
+          MODEL_ERROR: {
+            target: 'retry',
+            actions: { type: 'recordModelError', params: { step: s.name } },
+          },
         },
       },
       validate: {
@@ -85,7 +88,11 @@ function llmStates(s: LlmStep, next: string | null, maxTransport: number): State
           {
             guard: {
               type: 'canRetry',
-              params: { step: s.name, maxAttempts: s.retry?.maxAttempts ?? maxTransport, counter: 'transport' },
+              params: {
+                step: s.name,
+                maxAttempts: s.retry?.maxAttempts ?? maxTransport,
+                counter: 'transport',
+              },
             },
             target: 'backoff',
           },
@@ -103,11 +110,16 @@ function effectStates(s: EffectStep, next: string | null): StateConfig {
     entry: enter(s.name),
     initial: 'ready',
     states: {
-      ready: { on: { EFFECT_STARTED: { target: 'running' }, SKIP: skipOn(next), STEP_FAILED: stepFailed } },
+      ready: {
+        on: { EFFECT_STARTED: { target: 'running' }, SKIP: skipOn(next), STEP_FAILED: stepFailed },
+      },
       running: {
         on: {
           EFFECT_DONE: { target: target(next), actions: 'recordOutput' },
-          EFFECT_FAILED: { target: 'retry', actions: { type: 'recordEffectFailure', params: { step: s.name } } },
+          EFFECT_FAILED: {
+            target: 'retry',
+            actions: { type: 'recordEffectFailure', params: { step: s.name } },
+          },
         },
       },
       retry: {

@@ -99,7 +99,12 @@ export const MachineEvent = z.discriminatedUnion('type', [
   /** The backoff deadline passed: call again. */
   z.object({ type: z.literal('TIMER'), ...stepRef, at: z.number() }),
   /** An effect is about to run with this idempotency key (recorded before it runs). */
-  z.object({ type: z.literal('EFFECT_STARTED'), ...stepRef, key: z.string(), attempt: z.number().int().positive() }),
+  z.object({
+    type: z.literal('EFFECT_STARTED'),
+    ...stepRef,
+    key: z.string(),
+    attempt: z.number().int().positive(),
+  }),
   /** An effect finished (or its ledger entry already held a result: `replayed`). */
   z.object({
     type: z.literal('EFFECT_DONE'),

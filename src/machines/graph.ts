@@ -50,7 +50,9 @@ function describeAction(a: unknown): string {
   if (typeof a === 'string') return a;
   if (typeof a === 'function') return (a as { type?: string }).type ?? (a.name || 'inline');
   const o = a as { type?: string; params?: unknown };
-  return o.params === undefined ? (o.type ?? 'inline') : `${o.type ?? 'inline'}(${JSON.stringify(o.params)})`;
+  return o.params === undefined
+    ? (o.type ?? 'inline')
+    : `${o.type ?? 'inline'}(${JSON.stringify(o.params)})`;
 }
 
 function edge(
@@ -75,7 +77,14 @@ export function describeMachine(machine: AnyStateMachine): MachineGraph {
   const edges: GraphEdge[] = [];
   const visit = (node: AnyStateNode, parent: string | null): void => {
     const initial = node.type === 'compound' ? (node.initial?.target[0]?.key ?? null) : null;
-    nodes.push({ id: node.id, key: node.key, parent, type: node.type, initial, tags: [...node.tags] });
+    nodes.push({
+      id: node.id,
+      key: node.key,
+      parent,
+      type: node.type,
+      initial,
+      tags: [...node.tags],
+    });
     for (const [event, defs] of node.transitions) {
       if (event.startsWith('xstate.after')) continue;
       defs.forEach((d, i) => edges.push(edge(node, event, i, d)));

@@ -132,7 +132,9 @@ export function definePipeline<S extends z.ZodType>(options: PipelineOptions<S>)
   }
   if (!options.version) throw new UsageError(`pipeline '${options.name}' needs a version string`);
   if (options.steps.length === 0) {
-    throw new UsageError(`pipeline '${options.name}' has no steps: add at least one llm(), effect() or step()`);
+    throw new UsageError(
+      `pipeline '${options.name}' has no steps: add at least one llm(), effect() or step()`,
+    );
   }
   const seen = new Set<string>();
   for (const s of options.steps) {
@@ -142,7 +144,9 @@ export function definePipeline<S extends z.ZodType>(options: PipelineOptions<S>)
       );
     }
     if (seen.has(s.name)) {
-      throw new UsageError(`pipeline '${options.name}' has two steps named '${s.name}': rename one`);
+      throw new UsageError(
+        `pipeline '${options.name}' has two steps named '${s.name}': rename one`,
+      );
     }
     seen.add(s.name);
   }
@@ -150,7 +154,9 @@ export function definePipeline<S extends z.ZodType>(options: PipelineOptions<S>)
 }
 
 /** A model call whose answer must match `output`. */
-export function llm<I = any, O extends z.ZodType = z.ZodType>(options: LlmStepOptions<I, O>): LlmStep<I> {
+export function llm<I = any, O extends z.ZodType = z.ZodType>(
+  options: LlmStepOptions<I, O>,
+): LlmStep<I> {
   return { ...options, kind: 'llm' };
 }
 

@@ -5,7 +5,14 @@
 import { MachineHashMismatchError, ReplayMismatchError, UsageError } from '../errors.js';
 import type { RunMachine } from './compile.js';
 import type { MachineEvent, RunStarted, StoredEnvelope } from './events.js';
-import { initialSnapshot, runInputOf, sameJson, step, summarize, type RunSnapshot } from './fold.js';
+import {
+  initialSnapshot,
+  runInputOf,
+  sameJson,
+  step,
+  summarize,
+  type RunSnapshot,
+} from './fold.js';
 
 /** One transition of a replay. */
 export interface ReplayStep {
@@ -40,11 +47,19 @@ export interface FoldOptions {
 }
 
 /** The `run.started` event of a log, or a UsageError naming the fix. */
-export function startedOf(runId: string, events: readonly StoredEnvelope[]): { started: RunStarted; at: number } {
+export function startedOf(
+  runId: string,
+  events: readonly StoredEnvelope[],
+): { started: RunStarted; at: number } {
   const first = events[0];
-  if (first === undefined) throw new UsageError(`unknown run id '${runId}': list runs with \`plumbline runs\``);
+  if (first === undefined)
+    throw new UsageError(`unknown run id '${runId}': list runs with \`plumbline runs\``);
   if (first.event.type !== 'run.started') {
-    throw new ReplayMismatchError(runId, first.seq, `the log does not begin with run.started (found ${first.event.type})`);
+    throw new ReplayMismatchError(
+      runId,
+      first.seq,
+      `the log does not begin with run.started (found ${first.event.type})`,
+    );
   }
   return { started: first.event, at: first.at };
 }
@@ -58,7 +73,8 @@ export function foldLog(
   options: FoldOptions = {},
 ): Folded {
   const { started, at } = startedOf(runId, events);
-  if (started.machineHash !== hash && options.ignoreHash !== true) throw new MachineHashMismatchError(runId, started.machineHash, hash);
+  if (started.machineHash !== hash && options.ignoreHash !== true)
+    throw new MachineHashMismatchError(runId, started.machineHash, hash);
   const verify = options.verify ?? true;
   let snapshot = options.from?.snapshot ?? initialSnapshot(machine, runInputOf(runId, started, at));
   let seq = options.from?.seq ?? 1;
@@ -81,12 +97,18 @@ export function foldLog(
   for (const env of events) {
     if (env.seq <= seq) continue;
     if (options.until !== undefined && env.seq > options.until) break;
-    if (env.seq !== seq + 1) throw new ReplayMismatchError(runId, env.seq, `gap in the log after seq ${seq}`);
-    if (env.event.type === 'run.started') throw new ReplayMismatchError(runId, env.seq, 'a second run.started');
+    if (env.seq !== seq + 1)
+      throw new ReplayMismatchError(runId, env.seq, `gap in the log after seq ${seq}`);
+    if (env.event.type === 'run.started')
+      throw new ReplayMismatchError(runId, env.seq, 'a second run.started');
     const from = snapshot.value;
     const next = step(machine, snapshot, env.event as MachineEvent);
     if (next === snapshot) {
-      throw new ReplayMismatchError(runId, env.seq, `${env.event.type} is not accepted in state ${JSON.stringify(from)}`);
+      throw new ReplayMismatchError(
+        runId,
+        env.seq,
+        `${env.event.type} is not accepted in state ${JSON.stringify(from)}`,
+      );
     }
     snapshot = next;
     seq = env.seq;

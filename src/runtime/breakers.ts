@@ -3,13 +3,25 @@
  * in the store's control state and updated with compare-and-set, so every worker sees one state.
  */
 import { initialTransition, transition } from 'xstate';
-import { breakerMachine, type BreakerConfig, type BreakerEvent, type BreakerSnapshot } from '../machines/breaker.js';
+import {
+  breakerMachine,
+  type BreakerConfig,
+  type BreakerEvent,
+  type BreakerSnapshot,
+} from '../machines/breaker.js';
 import type { ControlStore } from '../store/types.js';
 import type { BreakerGate } from './env.js';
 import type { Logger } from './logger.js';
 
 /** Failure kinds that count against a model's breaker (the provider's trouble, not ours). */
-export const BREAKER_KINDS = new Set(['overloaded', 'server', 'timeout', 'connection', 'request_timeout', 'rate_limit']);
+export const BREAKER_KINDS = new Set([
+  'overloaded',
+  'server',
+  'timeout',
+  'connection',
+  'request_timeout',
+  'rate_limit',
+]);
 
 interface Persisted {
   value: string;
@@ -34,21 +46,47 @@ export class Breakers implements BreakerGate {
   ) {}
 
   private restore(p: Persisted | undefined): BreakerSnapshot {
-    if (p === undefined) return initialTransition(breakerMachine, this.config)[0] as BreakerSnapshot;
-    return breakerMachine.resolveState({ value: p.value as never, context: { ...p.context, config: { ...p.context.config, ...this.config } } }) as BreakerSnapshot;
+    if (p === undefined)
+      return initialTransition(breakerMachine, this.config)[0] as BreakerSnapshot;
+    return breakerMachine.resolveState({
+      value: p.value as never,
+      context: { ...p.context, config: { ...p.context.config, ...this.config } },
+    }) as BreakerSnapshot;
   }
 
   /** Applies `event` to the breaker of `model` with compare-and-set; returns before and after. */
-  private async apply(model: string, event: BreakerEvent): Promise<{ before: BreakerSnapshot; after: BreakerSnapshot }> {
+  private async apply(
+    model: string,
+    event: BreakerEvent,
+  ): Promise<{ before: BreakerSnapshot; after: BreakerSnapshot }> {
     const key = `model:${model}`;
     for (let i = 0; i < 50; i++) {
       const { value, revision } = await this.control.getBreaker(key);
       const before = this.restore(value as Persisted | undefined);
       const after = transition(breakerMachine, before, event)[0] as BreakerSnapshot;
-      if (after.value === before.value && JSON.stringify(after.context) === JSON.stringify(before.context)) return { before, after };
-      const ok = await this.control.casBreaker(key, { value: after.value, context: after.context } satisfies Persisted, revision);
+      if (
+        after.value === before.value &&
+        JSON.stringify(after.context) === JSON.stringify(before.context)
+      )
+        return { before, after };
+      const ok = await this.control.casBreaker(
+        key,
+        { value: after.value, context: after.context } satisfies Persisted,
+        revision,
+      );
       if (ok) {
-        if (after.value !== before.value) this.logger?.warn({ breaker: key, from: before.value, to: after.value, event: event.type, decision: `breaker-${String(after.value)}`, reason: `failures ${after.context.outcomes.filter((o: boolean) => !o).length}/${after.context.outcomes.length}, streak ${after.context.streak}` }, `breaker ${key}: ${String(before.value)} → ${String(after.value)}`);
+        if (after.value !== before.value)
+          this.logger?.warn(
+            {
+              breaker: key,
+              from: before.value,
+              to: after.value,
+              event: event.type,
+              decision: `breaker-${String(after.value)}`,
+              reason: `failures ${after.context.outcomes.filter((o: boolean) => !o).length}/${after.context.outcomes.length}, streak ${after.context.streak}`,
+            },
+            `breaker ${key}: ${String(before.value)} → ${String(after.value)}`,
+          );
         return { before, after };
       }
     }
@@ -59,7 +97,12 @@ export class Breakers implements BreakerGate {
     const { before, after } = await this.apply(model, { type: 'ACQUIRE', now });
     if (after.value === 'closed') return 'closed';
     // This caller took the probe: the state entered halfOpen (or a lost probe was re-taken).
-    if (after.value === 'halfOpen' && after.context.probeAt === now && (before.value !== 'halfOpen' || before.context.probeAt !== now)) return 'half_open';
+    if (
+      after.value === 'halfOpen' &&
+      after.context.probeAt === now &&
+      (before.value !== 'halfOpen' || before.context.probeAt !== now)
+    )
+      return 'half_open';
     return 'open';
   }
 
@@ -72,6 +115,12 @@ export class Breakers implements BreakerGate {
   async state(model: string): Promise<BreakerState> {
     const key = `model:${model}`;
     const s = this.restore((await this.control.getBreaker(key)).value as Persisted | undefined);
-    return { key, state: s.value as BreakerState['state'], openedAt: s.context.openedAt, opens: s.context.opens, outcomes: s.context.outcomes };
+    return {
+      key,
+      state: s.value as BreakerState['state'],
+      openedAt: s.context.openedAt,
+      opens: s.context.opens,
+      outcomes: s.context.outcomes,
+    };
   }
 }

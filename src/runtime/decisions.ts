@@ -16,8 +16,10 @@ const usd = (x: number): string => `$${x.toFixed(6)}`;
 export function describeDecision(event: MachineEvent, next: RunSnapshot): Decision {
   const ctx = next.context;
   const status = statusOf(next);
-  if (status === 'parked' && ctx.parked !== null) return { decision: 'park', reason: `${ctx.parked.reason}: ${ctx.parked.detail}` };
-  if (status === 'failed' && ctx.error !== null) return { decision: 'fail', reason: `${ctx.error.kind}: ${ctx.error.message}` };
+  if (status === 'parked' && ctx.parked !== null)
+    return { decision: 'park', reason: `${ctx.parked.reason}: ${ctx.parked.detail}` };
+  if (status === 'failed' && ctx.error !== null)
+    return { decision: 'fail', reason: `${ctx.error.kind}: ${ctx.error.message}` };
   switch (event.type) {
     case 'ATTEMPT':
       return {
@@ -25,10 +27,14 @@ export function describeDecision(event: MachineEvent, next: RunSnapshot): Decisi
         reason: `within limits: call ${ctx.iterations}${ctx.limits.maxIterations !== null ? `/${ctx.limits.maxIterations}` : ''}, reserved ${usd(event.estimate.usd)}, spent ${usd(ctx.costUsd)}${ctx.limits.budgetUsd !== null ? ` of ${usd(ctx.limits.budgetUsd)}` : ''}, breaker ${event.breaker}`,
       };
     case 'MODEL_RESPONSE':
-      if (event.verdict === 'valid') return { decision: 'accept', reason: `valid output, cost ${usd(event.costUsd)}` };
+      if (event.verdict === 'valid')
+        return { decision: 'accept', reason: `valid output, cost ${usd(event.costUsd)}` };
       return { decision: 're-ask', reason: `${event.verdict}: ${event.issues.join('; ')}` };
     case 'MODEL_ERROR':
-      return { decision: 'retry', reason: `${event.kind}${event.status !== null ? ` ${event.status}` : ''} is retryable: wait ${event.delayMs} ms` };
+      return {
+        decision: 'retry',
+        reason: `${event.kind}${event.status !== null ? ` ${event.status}` : ''} is retryable: wait ${event.delayMs} ms`,
+      };
     case 'TIMER':
       return { decision: 'wake', reason: 'backoff over' };
     case 'SKIP':
@@ -37,10 +43,16 @@ export function describeDecision(event: MachineEvent, next: RunSnapshot): Decisi
       return { decision: 'run-effect', reason: `key ${event.key}` };
     case 'EFFECT_DONE':
       return event.replayed
-        ? { decision: 'effect-replayed', reason: `key ${event.key} already done: recorded result reused` }
+        ? {
+            decision: 'effect-replayed',
+            reason: `key ${event.key} already done: recorded result reused`,
+          }
         : { decision: 'effect-done', reason: `key ${event.key}` };
     case 'EFFECT_FAILED':
-      return { decision: 'retry', reason: `effect failed: ${event.message}: wait ${event.delayMs} ms` };
+      return {
+        decision: 'retry',
+        reason: `effect failed: ${event.message}: wait ${event.delayMs} ms`,
+      };
     case 'STEP_DONE':
       return { decision: 'done', reason: 'step returned' };
     case 'STEP_FAILED':
@@ -48,6 +60,9 @@ export function describeDecision(event: MachineEvent, next: RunSnapshot): Decisi
     case 'KILL':
       return { decision: 'kill', reason: event.reason };
     case 'RESUME':
-      return { decision: 'resume', reason: `limits now budget ${String(ctx.limits.budgetUsd)}, iterations ${String(ctx.limits.maxIterations)}` };
+      return {
+        decision: 'resume',
+        reason: `limits now budget ${String(ctx.limits.budgetUsd)}, iterations ${String(ctx.limits.maxIterations)}`,
+      };
   }
 }

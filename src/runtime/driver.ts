@@ -7,7 +7,15 @@ import { ulid } from 'ulid';
 import { UsageError, isVersionConflict, serializeError } from '../errors.js';
 import type { RunContext } from '../machines/context.js';
 import type { MachineEvent, NewEnvelope, RunStatus, StoredEnvelope } from '../machines/events.js';
-import { initialSnapshot, isTerminal, phaseOf, statusOf, step as foldStep, summarize, type RunSnapshot } from '../machines/fold.js';
+import {
+  initialSnapshot,
+  isTerminal,
+  phaseOf,
+  statusOf,
+  step as foldStep,
+  summarize,
+  type RunSnapshot,
+} from '../machines/fold.js';
 import { foldLog, persistable, restore } from '../machines/replay.js';
 import type { ModelClient } from '../model/types.js';
 import type { Store } from '../store/types.js';
@@ -96,7 +104,9 @@ export class Runtime {
   private model(): ModelClient {
     if (this.modelClient === undefined) {
       if (this.opts.modelFactory === undefined) {
-        throw new UsageError('this pipeline calls a model but no model client is configured: set ANTHROPIC_API_KEY');
+        throw new UsageError(
+          'this pipeline calls a model but no model client is configured: set ANTHROPIC_API_KEY',
+        );
       }
       this.modelClient = this.opts.modelFactory();
     }
@@ -104,18 +114,28 @@ export class Runtime {
   }
 
   /** Validates the input, records `run.started`, and drives the new run. */
-  async start(prepared: Prepared, args: { input: unknown; runId?: string; limits?: LimitOverrides; signal?: AbortSignal }): Promise<RunResult> {
+  async start(
+    prepared: Prepared,
+    args: { input: unknown; runId?: string; limits?: LimitOverrides; signal?: AbortSignal },
+  ): Promise<RunResult> {
     const runId = await this.create(prepared, args);
     return this.drive(prepared, runId, args.signal);
   }
 
   /** Validates the input and records `run.started` without driving; returns the run id. */
-  async create(prepared: Prepared, args: { input: unknown; runId?: string; limits?: LimitOverrides }): Promise<string> {
+  async create(
+    prepared: Prepared,
+    args: { input: unknown; runId?: string; limits?: LimitOverrides },
+  ): Promise<string> {
     const { pipeline } = prepared;
     const parsed = pipeline.input.safeParse(args.input);
     if (!parsed.success) {
-      const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-      throw new UsageError(`input does not match pipeline '${pipeline.name}' input schema: ${issues}`);
+      const issues = parsed.error.issues
+        .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+        .join('; ');
+      throw new UsageError(
+        `input does not match pipeline '${pipeline.name}' input schema: ${issues}`,
+      );
     }
     const runId = args.runId ?? ulid();
     if (!/^[A-Za-z0-9_-]{1,128}$/.test(runId)) {
@@ -128,7 +148,12 @@ export class Runtime {
       maxIterations: l.maxIterations ?? DEFAULT_MAX_ITERATIONS,
       deadlineAt: l.deadlineMs !== undefined ? now + l.deadlineMs : null,
     };
-    const snap = initialSnapshot(prepared.machine, { runId, input: parsed.data, limits, startedAt: now });
+    const snap = initialSnapshot(prepared.machine, {
+      runId,
+      input: parsed.data,
+      limits,
+      startedAt: now,
+    });
     const env: NewEnvelope = {
       v: 1,
       at: now,
@@ -148,17 +173,34 @@ export class Runtime {
     try {
       await this.store.log.append(runId, [env], 'no_stream');
     } catch (e) {
-      if (isVersionConflict(e)) throw new UsageError(`run id '${runId}' already exists: resume it with \`plumbline resume ${runId}\` or pick another id`);
+      if (isVersionConflict(e))
+        throw new UsageError(
+          `run id '${runId}' already exists: resume it with \`plumbline resume ${runId}\` or pick another id`,
+        );
       throw e;
     }
     this.opts.hooks?.afterAppend?.(runId, 1, 'run.started');
-    this.logger.info({ runId, pipeline: pipeline.name, seq: 1, event: 'run.started', decision: 'start', reason: 'new run', input: truncate(parsed.data, this.opts.logMaxChars ?? 500) }, 'run started');
+    this.logger.info(
+      {
+        runId,
+        pipeline: pipeline.name,
+        seq: 1,
+        event: 'run.started',
+        decision: 'start',
+        reason: 'new run',
+        input: truncate(parsed.data, this.opts.logMaxChars ?? 500),
+      },
+      'run started',
+    );
     this.emit(runId, 1, env);
     return runId;
   }
 
   /** Rebuilds a run from its log (snapshot + tail when one was saved). */
-  async rebuild(prepared: Prepared, runId: string): Promise<{ snapshot: RunSnapshot; seq: number; last: StoredEnvelope | undefined }> {
+  async rebuild(
+    prepared: Prepared,
+    runId: string,
+  ): Promise<{ snapshot: RunSnapshot; seq: number; last: StoredEnvelope | undefined }> {
     const saved = await this.store.log.loadSnapshot(runId);
     if (saved !== undefined && saved.machineHash === prepared.hash) {
       const head = await this.store.log.read(runId, 1);
@@ -177,7 +219,11 @@ export class Runtime {
   }
 
   /** Drives a run from wherever its log says it is, until it is terminal or parked. */
-  async drive(prepared: Prepared, runId: string, signal: AbortSignal = new AbortController().signal): Promise<RunResult> {
+  async drive(
+    prepared: Prepared,
+    runId: string,
+    signal: AbortSignal = new AbortController().signal,
+  ): Promise<RunResult> {
     const rebuilt = await this.rebuild(prepared, runId);
     let { snapshot, seq } = rebuilt;
     const last = rebuilt.last;
@@ -199,22 +245,41 @@ export class Runtime {
       if (statusOf(snapshot) !== 'running') return resultOf(snapshot, seq);
       const where = phaseOf(snapshot);
       const stepDef = where !== null ? steps.get(where.step) : undefined;
-      if (where === null || stepDef === undefined) throw new Error(`internal: run ${runId} is in an unknown state ${JSON.stringify(snapshot.value)}`);
+      if (where === null || stepDef === undefined)
+        throw new Error(
+          `internal: run ${runId} is in an unknown state ${JSON.stringify(snapshot.value)}`,
+        );
       let outcome;
       try {
         outcome = await execute(env, stepDef, where.phase, snapshot, signal);
       } catch (e) {
         // A bug in user code outside a step function (prompt, key, skip): record it as a failure.
-        outcome = { type: 'STEP_FAILED' as const, step: stepDef.name, message: `pipeline code threw in step '${stepDef.name}': ${serializeError(e).message}` };
+        outcome = {
+          type: 'STEP_FAILED' as const,
+          step: stepDef.name,
+          message: `pipeline code threw in step '${stepDef.name}': ${serializeError(e).message}`,
+        };
       }
       if (isInterrupt(outcome)) return resultOf(snapshot, seq, 'aborted');
       const next = foldStep(prepared.machine, snapshot, outcome);
-      if (next === snapshot) throw new Error(`internal: ${outcome.type} not accepted in state ${JSON.stringify(snapshot.value)}`);
+      if (next === snapshot)
+        throw new Error(
+          `internal: ${outcome.type} not accepted in state ${JSON.stringify(snapshot.value)}`,
+        );
       try {
         seq = await this.appendEvent(runId, seq, outcome, next);
       } catch (e) {
         if (isVersionConflict(e)) {
-          this.logger.warn({ runId, seq, event: outcome.type, decision: 'stop', reason: 'another process appended to this run (fenced)' }, 'fenced');
+          this.logger.warn(
+            {
+              runId,
+              seq,
+              event: outcome.type,
+              decision: 'stop',
+              reason: 'another process appended to this run (fenced)',
+            },
+            'fenced',
+          );
           return resultOf(snapshot, seq, 'fenced');
         }
         throw e;
@@ -223,11 +288,21 @@ export class Runtime {
       this.logDecision(prepared, runId, seq, outcome, next);
       snapshot = next;
       const every = this.opts.snapshotEvery ?? 200;
-      if (seq % every === 0) await this.store.log.saveSnapshot(runId, { seq, machineHash: prepared.hash, snapshot: persistable(snapshot) });
+      if (seq % every === 0)
+        await this.store.log.saveSnapshot(runId, {
+          seq,
+          machineHash: prepared.hash,
+          snapshot: persistable(snapshot),
+        });
     }
   }
 
-  private async appendEvent(runId: string, seq: number, event: MachineEvent, next: RunSnapshot): Promise<number> {
+  private async appendEvent(
+    runId: string,
+    seq: number,
+    event: MachineEvent,
+    next: RunSnapshot,
+  ): Promise<number> {
     const env: NewEnvelope = { v: 1, at: this.clock.now(), event, state: summarize(next) };
     const newSeq = await this.store.log.append(runId, [env], seq);
     this.opts.hooks?.afterAppend?.(runId, newSeq, event.type);
@@ -239,12 +314,25 @@ export class Runtime {
     this.opts.onEvent?.({ ...env, runId, seq });
   }
 
-  private logDecision(prepared: Prepared, runId: string, seq: number, event: MachineEvent, next: RunSnapshot): void {
+  private logDecision(
+    prepared: Prepared,
+    runId: string,
+    seq: number,
+    event: MachineEvent,
+    next: RunSnapshot,
+  ): void {
     const { decision, reason } = describeDecision(event, next);
     const max = this.opts.logMaxChars ?? 500;
     const stepName = 'step' in event ? event.step : next.context.step;
     const attempt = 'attempt' in event ? event.attempt : undefined;
-    const output = event.type === 'MODEL_RESPONSE' ? event.output : event.type === 'EFFECT_DONE' ? event.result : event.type === 'STEP_DONE' ? event.output : undefined;
+    const output =
+      event.type === 'MODEL_RESPONSE'
+        ? event.output
+        : event.type === 'EFFECT_DONE'
+          ? event.result
+          : event.type === 'STEP_DONE'
+            ? event.output
+            : undefined;
     this.logger.info(
       {
         runId,
@@ -263,12 +351,28 @@ export class Runtime {
     );
     const status = statusOf(next);
     if (isTerminal(status) || status === 'parked') {
-      this.logger.info({ runId, pipeline: prepared.pipeline.name, seq, event: event.type, decision: status, reason: status === 'completed' ? 'all steps done' : reason, costUsd: next.context.costUsd }, `run ${status}`);
+      this.logger.info(
+        {
+          runId,
+          pipeline: prepared.pipeline.name,
+          seq,
+          event: event.type,
+          decision: status,
+          reason: status === 'completed' ? 'all steps done' : reason,
+          costUsd: next.context.costUsd,
+        },
+        `run ${status}`,
+      );
     }
   }
 
   /** Resumes a parked run with optionally raised limits (recorded as RESUME), then drives it. */
-  async resume(prepared: Prepared, runId: string, raise: LimitOverrides = {}, signal?: AbortSignal): Promise<RunResult> {
+  async resume(
+    prepared: Prepared,
+    runId: string,
+    raise: LimitOverrides = {},
+    signal?: AbortSignal,
+  ): Promise<RunResult> {
     const { snapshot, seq } = await this.rebuild(prepared, runId);
     const kill = await this.store.control.getKill(runId);
     if (kill !== undefined && statusOf(snapshot) !== 'killed') {
@@ -293,7 +397,8 @@ export class Runtime {
   /** Sets the durable kill flag; a run that no one drives is moved to `killed` here. */
   async kill(runId: string, reason: string, prepared?: Prepared): Promise<void> {
     const run = await this.store.log.getRun(runId);
-    if (run === undefined) throw new UsageError(`unknown run id '${runId}': list runs with \`plumbline runs\``);
+    if (run === undefined)
+      throw new UsageError(`unknown run id '${runId}': list runs with \`plumbline runs\``);
     await this.store.control.setKill({ runId, reason, at: this.clock.now() });
     if (prepared === undefined || isTerminal(run.status)) return;
     if (run.status === 'parked') {

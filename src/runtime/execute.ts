@@ -28,11 +28,18 @@ async function killEvent(env: DriverEnv, runId: string): Promise<MachineEvent | 
 function skipEvent(step: Step, snap: RunSnapshot): MachineEvent | null {
   if (step.skip === undefined) return null;
   const reason = step.skip(stepContext(snap.context, step.name));
-  return typeof reason === 'string' && reason !== '' ? { type: 'SKIP', step: step.name, reason } : null;
+  return typeof reason === 'string' && reason !== ''
+    ? { type: 'SKIP', step: step.name, reason }
+    : null;
 }
 
 /** Waits until `until` (epoch ms), checking the kill flag; returns a KILL event if killed. */
-async function waitUntil(env: DriverEnv, runId: string, until: number, signal: AbortSignal): Promise<Outcome | null> {
+async function waitUntil(
+  env: DriverEnv,
+  runId: string,
+  until: number,
+  signal: AbortSignal,
+): Promise<Outcome | null> {
   for (;;) {
     const kill = await killEvent(env, runId);
     if (kill !== null) return kill;
@@ -43,7 +50,13 @@ async function waitUntil(env: DriverEnv, runId: string, until: number, signal: A
   }
 }
 
-async function llmPhase(env: DriverEnv, step: LlmStep, phase: string, snap: RunSnapshot, signal: AbortSignal): Promise<Outcome> {
+async function llmPhase(
+  env: DriverEnv,
+  step: LlmStep,
+  phase: string,
+  snap: RunSnapshot,
+  signal: AbortSignal,
+): Promise<Outcome> {
   const ctx = snap.context;
   const runId = ctx.runId;
   if (phase === 'ready') {
@@ -53,13 +66,20 @@ async function llmPhase(env: DriverEnv, step: LlmStep, phase: string, snap: RunS
     if (skip !== null) return skip;
     const request = buildRequest(step, ctx);
     const price = env.prepared.priceOf(step);
-    const breaker = env.breakers !== undefined ? await env.breakers.acquire(step.model, env.clock.now()) : 'closed';
+    const breaker =
+      env.breakers !== undefined
+        ? await env.breakers.acquire(step.model, env.clock.now())
+        : 'closed';
     return {
       type: 'ATTEMPT',
       step: step.name,
       attempt: attemptsOf(ctx, step.name).calls + 1,
       at: env.clock.now(),
-      estimate: { inputTokens: estimateInputTokens(request), maxTokens: request.maxTokens, usd: worstCaseUsd(request, price) },
+      estimate: {
+        inputTokens: estimateInputTokens(request),
+        maxTokens: request.maxTokens,
+        usd: worstCaseUsd(request, price),
+      },
       breaker,
       model: step.model,
     };
@@ -92,7 +112,10 @@ async function llmPhase(env: DriverEnv, step: LlmStep, phase: string, snap: RunS
     if (signal.aborted) return { interrupt: 'aborted' };
     const price = env.prepared.priceOf(step);
     if (outcome.ok) {
-      const judged = judgeOutput({ text: outcome.text, stopReason: outcome.stopReason }, step.output);
+      const judged = judgeOutput(
+        { text: outcome.text, stopReason: outcome.stopReason },
+        step.output,
+      );
       await env.breakers?.record(step.model, true, 'ok', env.clock.now());
       return {
         type: 'MODEL_RESPONSE',
@@ -113,7 +136,9 @@ async function llmPhase(env: DriverEnv, step: LlmStep, phase: string, snap: RunS
     const err: ClassifiedError = outcome.error;
     await env.breakers?.record(step.model, false, err.kind, env.clock.now());
     const failures = attemptsOf(ctx, step.name).transport + 1;
-    const delayMs = err.retryable ? retryDelayMs(err, failures, env.prepared.retryOf(step), env.random) : 0;
+    const delayMs = err.retryable
+      ? retryDelayMs(err, failures, env.prepared.retryOf(step), env.random)
+      : 0;
     return {
       type: 'MODEL_ERROR',
       step: step.name,
@@ -134,14 +159,25 @@ async function llmPhase(env: DriverEnv, step: LlmStep, phase: string, snap: RunS
   return backoff(env, step, snap, signal);
 }
 
-async function backoff(env: DriverEnv, step: Step, snap: RunSnapshot, signal: AbortSignal): Promise<Outcome> {
+async function backoff(
+  env: DriverEnv,
+  step: Step,
+  snap: RunSnapshot,
+  signal: AbortSignal,
+): Promise<Outcome> {
   const until = snap.context.waitUntil ?? env.clock.now();
   const stop = await waitUntil(env, snap.context.runId, until, signal);
   if (stop !== null) return stop;
   return { type: 'TIMER', step: step.name, at: env.clock.now() };
 }
 
-async function effectPhase(env: DriverEnv, step: EffectStep, phase: string, snap: RunSnapshot, signal: AbortSignal): Promise<Outcome> {
+async function effectPhase(
+  env: DriverEnv,
+  step: EffectStep,
+  phase: string,
+  snap: RunSnapshot,
+  signal: AbortSignal,
+): Promise<Outcome> {
   const ctx = snap.context;
   if (phase === 'ready') {
     const kill = await killEvent(env, ctx.runId);
@@ -149,15 +185,28 @@ async function effectPhase(env: DriverEnv, step: EffectStep, phase: string, snap
     const skip = skipEvent(step, snap);
     if (skip !== null) return skip;
     const key = step.key(stepContext(ctx, step.name));
-    return { type: 'EFFECT_STARTED', step: step.name, key: String(key), attempt: attemptsOf(ctx, step.name).failures + 1 };
+    return {
+      type: 'EFFECT_STARTED',
+      step: step.name,
+      key: String(key),
+      attempt: attemptsOf(ctx, step.name).failures + 1,
+    };
   }
   if (phase === 'running') {
     const key = env.lastEffectKey;
-    if (key === null) throw new Error(`internal: effect ${step.name} running without a recorded key`);
+    if (key === null)
+      throw new Error(`internal: effect ${step.name} running without a recorded key`);
     const started = env.clock.now();
     const claim = await env.store.ledger.claim(ctx.runId, step.name, key, started);
     if (claim.status === 'done') {
-      return { type: 'EFFECT_DONE', step: step.name, key, result: claim.result ?? null, replayed: true, durationMs: 0 };
+      return {
+        type: 'EFFECT_DONE',
+        step: step.name,
+        key,
+        result: claim.result ?? null,
+        replayed: true,
+        durationMs: 0,
+      };
     }
     env.hooks?.afterEffectClaimed?.(ctx.runId, step.name, key);
     try {
@@ -165,7 +214,14 @@ async function effectPhase(env: DriverEnv, step: EffectStep, phase: string, snap
       const json = result === undefined ? null : (JSON.parse(JSON.stringify(result)) as unknown);
       env.hooks?.afterEffectRan?.(ctx.runId, step.name, key);
       await env.store.ledger.record(ctx.runId, step.name, key, json, env.clock.now());
-      return { type: 'EFFECT_DONE', step: step.name, key, result: json, replayed: false, durationMs: env.clock.now() - started };
+      return {
+        type: 'EFFECT_DONE',
+        step: step.name,
+        key,
+        result: json,
+        replayed: false,
+        durationMs: env.clock.now() - started,
+      };
     } catch (e) {
       const failures = attemptsOf(ctx, step.name).failures + 1;
       const delayMs = Math.floor(env.random() * Math.min(8_000, 500 * 2 ** (failures - 1)));
@@ -183,21 +239,35 @@ async function effectPhase(env: DriverEnv, step: EffectStep, phase: string, snap
   return backoff(env, step, snap, signal);
 }
 
-async function transformPhase(env: DriverEnv, step: TransformStep, snap: RunSnapshot): Promise<Outcome> {
+async function transformPhase(
+  env: DriverEnv,
+  step: TransformStep,
+  snap: RunSnapshot,
+): Promise<Outcome> {
   const kill = await killEvent(env, snap.context.runId);
   if (kill !== null) return kill;
   const skip = skipEvent(step, snap);
   if (skip !== null) return skip;
   try {
     const out = await step.run(stepContext(snap.context, step.name));
-    return { type: 'STEP_DONE', step: step.name, output: out === undefined ? null : (JSON.parse(JSON.stringify(out)) as unknown) };
+    return {
+      type: 'STEP_DONE',
+      step: step.name,
+      output: out === undefined ? null : (JSON.parse(JSON.stringify(out)) as unknown),
+    };
   } catch (e) {
     return { type: 'STEP_FAILED', step: step.name, message: serializeError(e).message };
   }
 }
 
 /** Performs the I/O that `phase` of `step` calls for and returns the event to record. */
-export async function execute(env: DriverEnv, step: Step, phase: string, snap: RunSnapshot, signal: AbortSignal): Promise<Outcome> {
+export async function execute(
+  env: DriverEnv,
+  step: Step,
+  phase: string,
+  snap: RunSnapshot,
+  signal: AbortSignal,
+): Promise<Outcome> {
   switch (step.kind) {
     case 'llm':
       return llmPhase(env, step, phase, snap, signal);

@@ -25,11 +25,20 @@ export interface ForkOptions {
  * Creates the fork's log (verifying that the prefix replays against today's pipeline) and
  * returns its run id; drive it with `runtime.drive`.
  */
-export async function forkRun(runtime: Runtime, prepared: Prepared, sourceId: string, o: ForkOptions): Promise<string> {
+export async function forkRun(
+  runtime: Runtime,
+  prepared: Prepared,
+  sourceId: string,
+  o: ForkOptions,
+): Promise<string> {
   const events = await runtime.store.log.read(sourceId);
-  if (events.length === 0) throw new UsageError(`unknown run id '${sourceId}': list runs with \`plumbline runs\``);
+  if (events.length === 0)
+    throw new UsageError(`unknown run id '${sourceId}': list runs with \`plumbline runs\``);
   const last = events[events.length - 1]?.seq ?? 0;
-  if (!Number.isInteger(o.at) || o.at < 1 || o.at > last) throw new UsageError(`--at ${o.at} is outside run ${sourceId}'s log: pick a seq from 1 to ${last}`);
+  if (!Number.isInteger(o.at) || o.at < 1 || o.at > last)
+    throw new UsageError(
+      `--at ${o.at} is outside run ${sourceId}'s log: pick a seq from 1 to ${last}`,
+    );
   const prefix = events.filter((e) => e.seq <= o.at);
   // The prefix must still replay on today's code (a changed prompt is fine; a renamed step is not).
   foldLog(prepared.machine, prepared.hash, sourceId, prefix, { ignoreHash: true });
@@ -37,7 +46,10 @@ export async function forkRun(runtime: Runtime, prepared: Prepared, sourceId: st
   let input = started.input;
   if (o.input !== undefined) {
     const parsed = prepared.pipeline.input.safeParse(o.input);
-    if (!parsed.success) throw new UsageError(`--input does not match pipeline '${prepared.pipeline.name}' input schema: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+    if (!parsed.success)
+      throw new UsageError(
+        `--input does not match pipeline '${prepared.pipeline.name}' input schema: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+      );
     input = parsed.data;
   }
   const l = o.limits ?? {};
@@ -50,10 +62,20 @@ export async function forkRun(runtime: Runtime, prepared: Prepared, sourceId: st
   const head: NewEnvelope = {
     v: 1,
     at: o.now,
-    event: { ...started, machineHash: prepared.hash, definition: prepared.graph, module: prepared.module, input, limits, forkedFrom: { runId: sourceId, seq: o.at } },
+    event: {
+      ...started,
+      machineHash: prepared.hash,
+      definition: prepared.graph,
+      module: prepared.module,
+      input,
+      limits,
+      forkedFrom: { runId: sourceId, seq: o.at },
+    },
     state: prefix[0]?.state as NewEnvelope['state'],
   };
-  const copied: NewEnvelope[] = prefix.slice(1).map((e) => ({ v: 1, at: e.at, event: e.event, state: e.state }));
+  const copied: NewEnvelope[] = prefix
+    .slice(1)
+    .map((e) => ({ v: 1, at: e.at, event: e.event, state: e.state }));
   try {
     await runtime.store.log.append(runId, [head, ...copied], 'no_stream');
   } catch (e) {

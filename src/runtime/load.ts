@@ -13,12 +13,15 @@ const EXTENSIONS = new Set(['.ts', '.mts', '.js', '.mjs']);
 /** Imports `file` and returns its default-exported pipeline, compiled. */
 export async function loadPipeline(file: string): Promise<Prepared> {
   const path = resolve(file);
-  if (!existsSync(path)) throw new UsageError(`pipeline file not found: ${file}: pass the path of a .ts or .js module`);
+  if (!existsSync(path))
+    throw new UsageError(`pipeline file not found: ${file}: pass the path of a .ts or .js module`);
   let mod: Record<string, unknown>;
   try {
     mod = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
   } catch (e) {
-    throw new UsageError(`cannot load pipeline module ${file}: ${(e as Error).message}`, { cause: e });
+    throw new UsageError(`cannot load pipeline module ${file}: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   const value = mod.default;
   if (!isPipeline(value)) {
@@ -37,7 +40,8 @@ export async function loadPipelines(paths: readonly string[]): Promise<Map<strin
     if (!existsSync(abs)) throw new UsageError(`--pipelines: ${p} does not exist`);
     if (statSync(abs).isDirectory()) {
       for (const f of readdirSync(abs).sort()) {
-        if (EXTENSIONS.has(extname(f)) && !f.endsWith('.d.ts') && !f.includes('.test.')) files.push(join(abs, f));
+        if (EXTENSIONS.has(extname(f)) && !f.endsWith('.d.ts') && !f.includes('.test.'))
+          files.push(join(abs, f));
       }
     } else files.push(abs);
   }
@@ -45,7 +49,10 @@ export async function loadPipelines(paths: readonly string[]): Promise<Map<strin
   for (const f of files) {
     const prepared = await loadPipeline(f);
     const name = prepared.pipeline.name;
-    if (out.has(name)) throw new UsageError(`two modules define pipeline '${name}': ${out.get(name)?.module} and ${f}`);
+    if (out.has(name))
+      throw new UsageError(
+        `two modules define pipeline '${name}': ${out.get(name)?.module} and ${f}`,
+      );
     out.set(name, prepared);
   }
   return out;

@@ -45,7 +45,10 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     return pino({
       level,
       redact,
-      transport: { target: 'pino-pretty', options: { destination: 2, colorize: true, ignore: 'pid,hostname' } },
+      transport: {
+        target: 'pino-pretty',
+        options: { destination: 2, colorize: true, ignore: 'pid,hostname' },
+      },
     });
   }
   const stream = typeof dest === 'number' ? pino.destination({ fd: dest, sync: true }) : dest;

@@ -32,9 +32,13 @@ export function prepare(pipeline: Pipeline, module: string | null = null): Prepa
   for (const s of pipeline.steps) {
     if (s.kind !== 'llm') continue;
     try {
-      prices.set(s.name, s.price !== undefined ? checkPrice(s.model, s.price) : priceFor(s.model, pipeline.prices));
+      prices.set(
+        s.name,
+        s.price !== undefined ? checkPrice(s.model, s.price) : priceFor(s.model, pipeline.prices),
+      );
     } catch (e) {
-      if (e instanceof UsageError) throw new UsageError(`pipeline '${pipeline.name}' step '${s.name}': ${e.message}`);
+      if (e instanceof UsageError)
+        throw new UsageError(`pipeline '${pipeline.name}' step '${s.name}': ${e.message}`);
       throw e;
     }
   }

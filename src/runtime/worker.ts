@@ -36,7 +36,12 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
   const inFlight = new Set<string>();
   const names = [...pipelines.keys()].join(', ') || '(none)';
 
-  const drive = async (prepared: Prepared, cmd: Command, ctl: CommandControl, go: () => Promise<RunResult>): Promise<void> => {
+  const drive = async (
+    prepared: Prepared,
+    cmd: Command,
+    ctl: CommandControl,
+    go: () => Promise<RunResult>,
+  ): Promise<void> => {
     inFlight.add(cmd.runId);
     o.onRunStart?.(cmd);
     let result: RunResult | null = null;
@@ -49,7 +54,15 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
         ctl.nak(0);
         return;
       }
-      if (r.stopped === 'fenced') logger.warn({ runId: cmd.runId, decision: 'release', reason: 'another worker appended to this run: it owns it now' }, 'fenced');
+      if (r.stopped === 'fenced')
+        logger.warn(
+          {
+            runId: cmd.runId,
+            decision: 'release',
+            reason: 'another worker appended to this run: it owns it now',
+          },
+          'fenced',
+        );
       await ctl.ack();
     } finally {
       clearInterval(beat);
@@ -63,7 +76,10 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
     const pipelineName = cmd.type === 'start' ? cmd.pipeline : run?.pipeline;
     if (cmd.type === 'resume' && run === undefined) {
       await ctl.deadLetter(`resume of unknown run '${cmd.runId}'`);
-      logger.error({ runId: cmd.runId, decision: 'dead-letter', reason: 'unknown run' }, 'command dead-lettered');
+      logger.error(
+        { runId: cmd.runId, decision: 'dead-letter', reason: 'unknown run' },
+        'command dead-lettered',
+      );
       return;
     }
     const prepared = pipelineName !== undefined ? pipelines.get(pipelineName) : undefined;
@@ -74,7 +90,10 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
       return;
     }
     if (run !== undefined && isTerminal(run.status)) {
-      logger.info({ runId: cmd.runId, decision: 'ack', reason: `run already ${run.status}` }, 'nothing to do');
+      logger.info(
+        { runId: cmd.runId, decision: 'ack', reason: `run already ${run.status}` },
+        'nothing to do',
+      );
       await ctl.ack();
       return;
     }
@@ -88,7 +107,9 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
             limits: {
               ...(l.budgetUsd != null ? { budgetUsd: l.budgetUsd } : {}),
               ...(l.maxIterations != null ? { maxIterations: l.maxIterations } : {}),
-              ...(l.deadlineAt != null ? { deadlineMs: Math.max(0, l.deadlineAt - Date.now()) } : {}),
+              ...(l.deadlineAt != null
+                ? { deadlineMs: Math.max(0, l.deadlineAt - Date.now()) }
+                : {}),
             },
           });
         } catch (e) {
@@ -96,14 +117,29 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
           if (!(isUsageError(e) && /already exists/.test(e.message))) {
             if (isUsageError(e)) {
               await ctl.deadLetter(e.message);
-              logger.error({ runId: cmd.runId, pipeline: prepared.pipeline.name, decision: 'dead-letter', reason: e.message }, 'command dead-lettered');
+              logger.error(
+                {
+                  runId: cmd.runId,
+                  pipeline: prepared.pipeline.name,
+                  decision: 'dead-letter',
+                  reason: e.message,
+                },
+                'command dead-lettered',
+              );
               return;
             }
             throw e;
           }
         }
       } else {
-        logger.info({ runId: cmd.runId, decision: 'take-over', reason: `delivery ${ctl.deliveries}: the run exists, rebuilding it from its log` }, 'take over');
+        logger.info(
+          {
+            runId: cmd.runId,
+            decision: 'take-over',
+            reason: `delivery ${ctl.deliveries}: the run exists, rebuilding it from its log`,
+          },
+          'take over',
+        );
       }
       await drive(prepared, cmd, ctl, () => runtime.drive(prepared, cmd.runId, o.signal));
       return;
@@ -115,7 +151,9 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
         {
           ...(cmd.budgetUsd !== undefined ? { budgetUsd: cmd.budgetUsd } : {}),
           ...(cmd.maxIterations !== undefined ? { maxIterations: cmd.maxIterations } : {}),
-          ...(cmd.deadlineAt !== undefined ? { deadlineMs: Math.max(0, cmd.deadlineAt - Date.now()) } : {}),
+          ...(cmd.deadlineAt !== undefined
+            ? { deadlineMs: Math.max(0, cmd.deadlineAt - Date.now()) }
+            : {}),
         },
         o.signal,
       ),
@@ -125,25 +163,50 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
   const strandedEvery = o.strandedCheckMs ?? 60_000;
   const strandedAfter = o.strandedAfterMs ?? 5 * 60_000;
   const check = async (): Promise<void> => {
-    const stale = await store.log.listRuns({ status: 'running', updatedBefore: Date.now() - strandedAfter });
+    const stale = await store.log.listRuns({
+      status: 'running',
+      updatedBefore: Date.now() - strandedAfter,
+    });
     for (const r of stale) {
       if (inFlight.has(r.runId) || !pipelines.has(r.pipeline)) continue;
       await bus.publishResume({ runId: r.runId });
-      logger.warn({ runId: r.runId, pipeline: r.pipeline, decision: 'requeue', reason: `stranded: no event for ${Math.round((Date.now() - r.updatedAt) / 1000)} s` }, 'stranded run re-queued');
+      logger.warn(
+        {
+          runId: r.runId,
+          pipeline: r.pipeline,
+          decision: 'requeue',
+          reason: `stranded: no event for ${Math.round((Date.now() - r.updatedAt) / 1000)} s`,
+        },
+        'stranded run re-queued',
+      );
     }
   };
   const timer =
     strandedEvery > 0
       ? setInterval(() => {
-          check().catch((e: unknown) => logger.error({ err: serializeError(e) }, 'stranded check failed'));
+          check().catch((e: unknown) =>
+            logger.error({ err: serializeError(e) }, 'stranded check failed'),
+          );
         }, strandedEvery)
       : undefined;
-  logger.info({ pipelines: names, concurrency: o.concurrency, decision: 'serve' }, 'worker started');
+  logger.info(
+    { pipelines: names, concurrency: o.concurrency, decision: 'serve' },
+    'worker started',
+  );
   try {
     await bus.consume(handle, {
       concurrency: o.concurrency,
       signal: o.signal,
-      onError: (e, cmd) => logger.error({ runId: cmd?.runId, err: serializeError(e), decision: 'nak', reason: 'handler failed: the command will be delivered again' }, 'command failed'),
+      onError: (e, cmd) =>
+        logger.error(
+          {
+            runId: cmd?.runId,
+            err: serializeError(e),
+            decision: 'nak',
+            reason: 'handler failed: the command will be delivered again',
+          },
+          'command failed',
+        ),
     });
   } finally {
     if (timer) clearInterval(timer);

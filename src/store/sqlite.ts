@@ -85,11 +85,16 @@ const BLOB_PREFIX = '{"$blob":';
 function resolveBody(blobDir: string | null, runId: string, seq: number, body: string): string {
   if (!body.startsWith(BLOB_PREFIX)) return body;
   const { $blob } = JSON.parse(body) as { $blob: string };
-  if (blobDir === null) throw new CorruptEventError(runId, seq, 'large payload reference in an in-memory store');
+  if (blobDir === null)
+    throw new CorruptEventError(runId, seq, 'large payload reference in an in-memory store');
   try {
     return readFileSync(join(blobDir, $blob), 'utf8');
   } catch (e) {
-    throw new CorruptEventError(runId, seq, `large payload file ${$blob} is missing (${(e as Error).message})`);
+    throw new CorruptEventError(
+      runId,
+      seq,
+      `large payload file ${$blob} is missing (${(e as Error).message})`,
+    );
   }
 }
 
@@ -101,7 +106,12 @@ function parseStored(runId: string, seq: number, body: string): StoredEnvelope {
     throw new CorruptEventError(runId, seq, `not JSON (${(e as Error).message})`);
   }
   const r = StoredEnvelope.safeParse({ ...(raw as object), runId, seq });
-  if (!r.success) throw new CorruptEventError(runId, seq, r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+  if (!r.success)
+    throw new CorruptEventError(
+      runId,
+      seq,
+      r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+    );
   return r.data;
 }
 
@@ -114,7 +124,10 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   try {
     db = new Database(path);
   } catch (e) {
-    throw new UsageError(`cannot open the SQLite store at ${path}: ${(e as Error).message}; pass --store with a writable path`, { cause: e });
+    throw new UsageError(
+      `cannot open the SQLite store at ${path}: ${(e as Error).message}; pass --store with a writable path`,
+      { cause: e },
+    );
   }
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
@@ -134,7 +147,9 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   };
 
   const q = {
-    lastSeq: db.prepare<[string], { last_seq: number }>('SELECT last_seq FROM runs WHERE run_id = ?'),
+    lastSeq: db.prepare<[string], { last_seq: number }>(
+      'SELECT last_seq FROM runs WHERE run_id = ?',
+    ),
     insert: db.prepare('INSERT INTO events (run_id, seq, at, type, body) VALUES (?, ?, ?, ?, ?)'),
     createRun: db.prepare(
       `INSERT INTO runs (run_id, pipeline, version, machine_hash, module, status, step, cost_usd, last_seq, started_at, updated_at, ended_at)
@@ -144,59 +159,90 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       `UPDATE runs SET status = @status, step = @step, cost_usd = @costUsd, last_seq = @lastSeq, updated_at = @at,
        ended_at = COALESCE(ended_at, @endedAt) WHERE run_id = @runId`,
     ),
-    read: db.prepare<[string, number], { seq: number; body: string }>('SELECT seq, body FROM events WHERE run_id = ? AND seq >= ? ORDER BY seq'),
-    readAll: db.prepare<[number, number], { pos: number; run_id: string; seq: number; body: string }>(
-      'SELECT pos, run_id, seq, body FROM events WHERE pos > ? ORDER BY pos LIMIT ?',
+    read: db.prepare<[string, number], { seq: number; body: string }>(
+      'SELECT seq, body FROM events WHERE run_id = ? AND seq >= ? ORDER BY seq',
     ),
+    readAll: db.prepare<
+      [number, number],
+      { pos: number; run_id: string; seq: number; body: string }
+    >('SELECT pos, run_id, seq, body FROM events WHERE pos > ? ORDER BY pos LIMIT ?'),
     getRun: db.prepare<[string], RunRow>('SELECT * FROM runs WHERE run_id = ?'),
-    claim: db.prepare('INSERT OR IGNORE INTO effects (run_id, step, key, claimed_at) VALUES (?, ?, ?, ?)'),
-    getEffect: db.prepare<[string, string, string], { claimed_at: number; done_at: number | null; result: string | null }>(
-      'SELECT claimed_at, done_at, result FROM effects WHERE run_id = ? AND step = ? AND key = ?',
+    claim: db.prepare(
+      'INSERT OR IGNORE INTO effects (run_id, step, key, claimed_at) VALUES (?, ?, ?, ?)',
     ),
-    record: db.prepare('UPDATE effects SET done_at = ?, result = ? WHERE run_id = ? AND step = ? AND key = ? AND done_at IS NULL'),
+    getEffect: db.prepare<
+      [string, string, string],
+      { claimed_at: number; done_at: number | null; result: string | null }
+    >('SELECT claimed_at, done_at, result FROM effects WHERE run_id = ? AND step = ? AND key = ?'),
+    record: db.prepare(
+      'UPDATE effects SET done_at = ?, result = ? WHERE run_id = ? AND step = ? AND key = ? AND done_at IS NULL',
+    ),
     setKill: db.prepare('INSERT OR IGNORE INTO kills (run_id, reason, at) VALUES (?, ?, ?)'),
-    getKill: db.prepare<[string], { reason: string; at: number }>('SELECT reason, at FROM kills WHERE run_id = ?'),
-    getBreaker: db.prepare<[string], { value: string; revision: number }>('SELECT value, revision FROM breakers WHERE key = ?'),
-    insertBreaker: db.prepare('INSERT OR IGNORE INTO breakers (key, value, revision) VALUES (?, ?, 1)'),
-    updateBreaker: db.prepare('UPDATE breakers SET value = ?, revision = revision + 1 WHERE key = ? AND revision = ?'),
-    saveSnapshot: db.prepare('INSERT OR REPLACE INTO snapshots (run_id, seq, machine_hash, body) VALUES (?, ?, ?, ?)'),
-    loadSnapshot: db.prepare<[string], { seq: number; machine_hash: string; body: string }>('SELECT seq, machine_hash, body FROM snapshots WHERE run_id = ?'),
+    getKill: db.prepare<[string], { reason: string; at: number }>(
+      'SELECT reason, at FROM kills WHERE run_id = ?',
+    ),
+    getBreaker: db.prepare<[string], { value: string; revision: number }>(
+      'SELECT value, revision FROM breakers WHERE key = ?',
+    ),
+    insertBreaker: db.prepare(
+      'INSERT OR IGNORE INTO breakers (key, value, revision) VALUES (?, ?, 1)',
+    ),
+    updateBreaker: db.prepare(
+      'UPDATE breakers SET value = ?, revision = revision + 1 WHERE key = ? AND revision = ?',
+    ),
+    saveSnapshot: db.prepare(
+      'INSERT OR REPLACE INTO snapshots (run_id, seq, machine_hash, body) VALUES (?, ?, ?, ?)',
+    ),
+    loadSnapshot: db.prepare<[string], { seq: number; machine_hash: string; body: string }>(
+      'SELECT seq, machine_hash, body FROM snapshots WHERE run_id = ?',
+    ),
   };
 
-  const appendTx = db.transaction((runId: string, events: NewEnvelope[], expected: ExpectedVersion): number => {
-    const row = q.lastSeq.get(runId);
-    const actual = row?.last_seq;
-    if (expected === 'no_stream' ? actual !== undefined : actual !== expected) {
-      throw new VersionConflictError(runId, expected, actual ?? 'unknown');
-    }
-    let seq = actual ?? 0;
-    for (const e of events) {
-      seq += 1;
-      q.insert.run(runId, seq, e.at, e.event.type, bodyFor(runId, seq, JSON.stringify(e)));
-    }
-    const last = events[events.length - 1] as NewEnvelope;
-    const patch = {
-      runId,
-      status: last.state.status,
-      step: last.state.step,
-      costUsd: last.state.costUsd,
-      lastSeq: seq,
-      at: last.at,
-      endedAt: TERMINAL.has(last.state.status) ? last.at : null,
-    };
-    if (expected === 'no_stream') {
-      const first = events[0] as NewEnvelope;
-      if (first.event.type !== 'run.started') {
-        throw new UsageError(`run ${runId}: the first event of a run must be run.started, got ${first.event.type}`);
+  const appendTx = db.transaction(
+    (runId: string, events: NewEnvelope[], expected: ExpectedVersion): number => {
+      const row = q.lastSeq.get(runId);
+      const actual = row?.last_seq;
+      if (expected === 'no_stream' ? actual !== undefined : actual !== expected) {
+        throw new VersionConflictError(runId, expected, actual ?? 'unknown');
       }
-      const s = first.event as RunStarted;
-      q.createRun.run({ ...patch, pipeline: s.pipeline, version: s.version, machineHash: s.machineHash, module: s.module, at: first.at });
-      q.updateRun.run(patch);
-    } else {
-      q.updateRun.run(patch);
-    }
-    return seq;
-  });
+      let seq = actual ?? 0;
+      for (const e of events) {
+        seq += 1;
+        q.insert.run(runId, seq, e.at, e.event.type, bodyFor(runId, seq, JSON.stringify(e)));
+      }
+      const last = events[events.length - 1] as NewEnvelope;
+      const patch = {
+        runId,
+        status: last.state.status,
+        step: last.state.step,
+        costUsd: last.state.costUsd,
+        lastSeq: seq,
+        at: last.at,
+        endedAt: TERMINAL.has(last.state.status) ? last.at : null,
+      };
+      if (expected === 'no_stream') {
+        const first = events[0] as NewEnvelope;
+        if (first.event.type !== 'run.started') {
+          throw new UsageError(
+            `run ${runId}: the first event of a run must be run.started, got ${first.event.type}`,
+          );
+        }
+        const s = first.event as RunStarted;
+        q.createRun.run({
+          ...patch,
+          pipeline: s.pipeline,
+          version: s.version,
+          machineHash: s.machineHash,
+          module: s.module,
+          at: first.at,
+        });
+        q.updateRun.run(patch);
+      } else {
+        q.updateRun.run(patch);
+      }
+      return seq;
+    },
+  );
 
   const log: EventLog = {
     async append(runId, events, expected) {
@@ -205,17 +251,27 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       try {
         return appendTx.immediate(runId, checked, expected);
       } catch (e) {
-        if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE' || (e as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+        if (
+          (e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE' ||
+          (e as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY'
+        ) {
           throw new VersionConflictError(runId, expected, 'unknown', { cause: e });
         }
         throw e;
       }
     },
     async read(runId, fromSeq = 1) {
-      return q.read.all(runId, fromSeq).map((r) => parseStored(runId, r.seq, resolveBody(blobDir, runId, r.seq, r.body)));
+      return q.read
+        .all(runId, fromSeq)
+        .map((r) => parseStored(runId, r.seq, resolveBody(blobDir, runId, r.seq, r.body)));
     },
     async readAll(afterPos, limit = 1000) {
-      return q.readAll.all(afterPos, limit).map((r): PositionedEnvelope => ({ ...parseStored(r.run_id, r.seq, resolveBody(blobDir, r.run_id, r.seq, r.body)), pos: r.pos }));
+      return q.readAll
+        .all(afterPos, limit)
+        .map((r): PositionedEnvelope => ({
+          ...parseStored(r.run_id, r.seq, resolveBody(blobDir, r.run_id, r.seq, r.body)),
+          pos: r.pos,
+        }));
     },
     async getRun(runId) {
       const r = q.getRun.get(runId);
@@ -245,7 +301,9 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     },
     async loadSnapshot(runId) {
       const r = q.loadSnapshot.get(runId);
-      return r === undefined ? undefined : { seq: r.seq, machineHash: r.machine_hash, snapshot: JSON.parse(r.body) as unknown };
+      return r === undefined
+        ? undefined
+        : { seq: r.seq, machineHash: r.machine_hash, snapshot: JSON.parse(r.body) as unknown };
     },
   };
 
@@ -256,7 +314,10 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       const r = q.getEffect.get(runId, step, key);
       if (r === undefined) return { status: 'claimed' };
       if (r.done_at === null) return { status: 'unrecorded', claimedAt: r.claimed_at };
-      return { status: 'done', result: r.result === null ? undefined : (JSON.parse(r.result) as unknown) };
+      return {
+        status: 'done',
+        result: r.result === null ? undefined : (JSON.parse(r.result) as unknown),
+      };
     },
     async record(runId, step, key, result, at) {
       q.claim.run(runId, step, key, at);
@@ -274,7 +335,9 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     },
     async getBreaker(key) {
       const r = q.getBreaker.get(key);
-      return r === undefined ? { value: undefined, revision: 0 } : { value: JSON.parse(r.value) as unknown, revision: r.revision };
+      return r === undefined
+        ? { value: undefined, revision: 0 }
+        : { value: JSON.parse(r.value) as unknown, revision: r.revision };
     },
     async casBreaker(key, value, revision) {
       const body = JSON.stringify(value);

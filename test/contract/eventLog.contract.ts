@@ -11,7 +11,11 @@ let counter = 0;
 const rid = (): string => `run-${Date.now().toString(36)}-${(counter++).toString(36)}`;
 
 /** Registers the contract suite for a store factory. */
-export function describeStore(name: string, open: () => Promise<Store>, close?: () => Promise<void>): void {
+export function describeStore(
+  name: string,
+  open: () => Promise<Store>,
+  close?: () => Promise<void>,
+): void {
   describe(`store contract: ${name}`, () => {
     let store: Store;
     beforeAll(async () => {
@@ -24,7 +28,11 @@ export function describeStore(name: string, open: () => Promise<Store>, close?: 
 
     it('appends a new run and reads it back in order, with the run index updated', async () => {
       const id = rid();
-      const last = await store.log.append(id, [started('contract-a'), stepDone(1), stepDone(2, 'completed', 0.5)], 'no_stream');
+      const last = await store.log.append(
+        id,
+        [started('contract-a'), stepDone(1), stepDone(2, 'completed', 0.5)],
+        'no_stream',
+      );
       expect(last).toBe(3);
       const events = await store.log.read(id);
       expect(events.map((e) => e.seq)).toEqual([1, 2, 3]);
@@ -33,7 +41,14 @@ export function describeStore(name: string, open: () => Promise<Store>, close?: 
       expect(events[2]?.state.status).toBe('completed');
       expect((await store.log.read(id, 3)).map((e) => e.seq)).toEqual([3]);
       const run = await store.log.getRun(id);
-      expect(run).toMatchObject({ runId: id, pipeline: 'contract-a', status: 'completed', lastSeq: 3, costUsd: 0.5, step: 's2' });
+      expect(run).toMatchObject({
+        runId: id,
+        pipeline: 'contract-a',
+        status: 'completed',
+        lastSeq: 3,
+        costUsd: 0.5,
+        step: 's2',
+      });
       expect(run?.endedAt).not.toBeNull();
     });
 
@@ -46,16 +61,24 @@ export function describeStore(name: string, open: () => Promise<Store>, close?: 
       const id = rid();
       await store.log.append(id, [started()], 'no_stream');
       await store.log.append(id, [stepDone(1)], 1);
-      await expect(store.log.append(id, [stepDone(2)], 1)).rejects.toBeInstanceOf(VersionConflictError);
-      await expect(store.log.append(id, [started()], 'no_stream')).rejects.toBeInstanceOf(VersionConflictError);
-      await expect(store.log.append(id, [stepDone(2)], 5)).rejects.toBeInstanceOf(VersionConflictError);
+      await expect(store.log.append(id, [stepDone(2)], 1)).rejects.toBeInstanceOf(
+        VersionConflictError,
+      );
+      await expect(store.log.append(id, [started()], 'no_stream')).rejects.toBeInstanceOf(
+        VersionConflictError,
+      );
+      await expect(store.log.append(id, [stepDone(2)], 5)).rejects.toBeInstanceOf(
+        VersionConflictError,
+      );
       expect((await store.log.read(id)).length).toBe(2);
     });
 
     it('lets exactly one of 20 concurrent appends with the same expectation win', async () => {
       const id = rid();
       await store.log.append(id, [started()], 'no_stream');
-      const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => store.log.append(id, [stepDone(i)], 1)));
+      const results = await Promise.allSettled(
+        Array.from({ length: 20 }, (_, i) => store.log.append(id, [stepDone(i)], 1)),
+      );
       expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
       const rejected = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
       expect(rejected.every((r) => isVersionConflict(r.reason))).toBe(true);
@@ -64,7 +87,9 @@ export function describeStore(name: string, open: () => Promise<Store>, close?: 
 
     it('refuses a first event that is not run.started, and an invalid envelope', async () => {
       const id = rid();
-      await expect(store.log.append(id, [stepDone(1)], 'no_stream')).rejects.toThrow(/run\.started/);
+      await expect(store.log.append(id, [stepDone(1)], 'no_stream')).rejects.toThrow(
+        /run\.started/,
+      );
       const bad = { ...stepDone(1), v: 2 } as unknown as ReturnType<typeof stepDone>;
       await store.log.append(id, [started()], 'no_stream');
       await expect(store.log.append(id, [bad], 1)).rejects.toThrow();
@@ -91,22 +116,40 @@ export function describeStore(name: string, open: () => Promise<Store>, close?: 
       const a = rid();
       const b = rid();
       await store.log.append(a, [started(pipeline, 1000)], 'no_stream');
-      await store.log.append(b, [started(pipeline, 2000), stepDone(1, 'failed', 0, 3000)], 'no_stream');
+      await store.log.append(
+        b,
+        [started(pipeline, 2000), stepDone(1, 'failed', 0, 3000)],
+        'no_stream',
+      );
       const all = await store.log.listRuns({ pipeline });
       expect(all.map((r) => r.runId).sort()).toEqual([a, b].sort());
-      expect((await store.log.listRuns({ pipeline, status: 'failed' })).map((r) => r.runId)).toEqual([b]);
-      expect((await store.log.listRuns({ pipeline, status: ['running', 'parked'] })).map((r) => r.runId)).toEqual([a]);
-      expect((await store.log.listRuns({ pipeline, updatedBefore: 2000 })).map((r) => r.runId)).toEqual([a]);
+      expect(
+        (await store.log.listRuns({ pipeline, status: 'failed' })).map((r) => r.runId),
+      ).toEqual([b]);
+      expect(
+        (await store.log.listRuns({ pipeline, status: ['running', 'parked'] })).map((r) => r.runId),
+      ).toEqual([a]);
+      expect(
+        (await store.log.listRuns({ pipeline, updatedBefore: 2000 })).map((r) => r.runId),
+      ).toEqual([a]);
     });
 
     it('claims an effect once, reports an unrecorded claim, and returns the recorded result', async () => {
       const id = rid();
       expect(await store.ledger.claim(id, 'send', 'k1', 1)).toEqual({ status: 'claimed' });
-      expect(await store.ledger.claim(id, 'send', 'k1', 2)).toMatchObject({ status: 'unrecorded', claimedAt: 1 });
+      expect(await store.ledger.claim(id, 'send', 'k1', 2)).toMatchObject({
+        status: 'unrecorded',
+        claimedAt: 1,
+      });
       await store.ledger.record(id, 'send', 'k1', { sent: 1 }, 3);
       await store.ledger.record(id, 'send', 'k1', { sent: 2 }, 4);
-      expect(await store.ledger.claim(id, 'send', 'k1', 5)).toEqual({ status: 'done', result: { sent: 1 } });
-      const racers = await Promise.all(Array.from({ length: 20 }, () => store.ledger.claim(id, 'send', 'k2', 6)));
+      expect(await store.ledger.claim(id, 'send', 'k1', 5)).toEqual({
+        status: 'done',
+        result: { sent: 1 },
+      });
+      const racers = await Promise.all(
+        Array.from({ length: 20 }, () => store.ledger.claim(id, 'send', 'k2', 6)),
+      );
       expect(racers.filter((r) => r.status === 'claimed')).toHaveLength(1);
     });
 
@@ -129,7 +172,10 @@ export function describeStore(name: string, open: () => Promise<Store>, close?: 
     it('stores an event larger than a NATS message (2 MB output) and reads it back whole', async () => {
       const id = rid();
       const big = 'x'.repeat(2 * 1024 * 1024);
-      const ev = { ...stepDone(1), event: { type: 'STEP_DONE' as const, step: 's1', output: { big } } };
+      const ev = {
+        ...stepDone(1),
+        event: { type: 'STEP_DONE' as const, step: 's1', output: { big } },
+      };
       await store.log.append(id, [started(), ev, stepDone(2)], 'no_stream');
       const events = await store.log.read(id);
       expect(events).toHaveLength(3);
@@ -143,30 +189,45 @@ export function describeStore(name: string, open: () => Promise<Store>, close?: 
       expect(await store.log.loadSnapshot(id)).toBeUndefined();
       await store.log.saveSnapshot(id, { seq: 3, machineHash: 'h', snapshot: { value: 'x' } });
       await store.log.saveSnapshot(id, { seq: 9, machineHash: 'h', snapshot: { value: 'y' } });
-      expect(await store.log.loadSnapshot(id)).toEqual({ seq: 9, machineHash: 'h', snapshot: { value: 'y' } });
+      expect(await store.log.loadSnapshot(id)).toEqual({
+        seq: 9,
+        machineHash: 'h',
+        snapshot: { value: 'y' },
+      });
     });
 
     it('behaves like an in-memory model for any sequence of appends (property)', async () => {
       await fc.assert(
-        fc.asyncProperty(fc.array(fc.tuple(fc.integer({ min: -1, max: 6 }), fc.integer({ min: 1, max: 3 })), { maxLength: 12 }), async (ops) => {
-          const id = rid();
-          const model: string[] = [];
-          for (const [exp, n] of ops) {
-            const expected = exp < 0 ? ('no_stream' as const) : exp;
-            const batch = model.length === 0 && expected === 'no_stream' ? [started(), ...Array.from({ length: n - 1 }, (_, i) => stepDone(i))] : Array.from({ length: n }, (_, i) => stepDone(i));
-            const ok = expected === 'no_stream' ? model.length === 0 : model.length > 0 && expected === model.length;
-            const r = await store.log.append(id, batch, expected).then(
-              () => true,
-              (e: unknown) => {
-                if (!isVersionConflict(e)) throw e;
-                return false;
-              },
-            );
-            expect(r).toBe(ok);
-            if (ok) model.push(...batch.map((b) => b.event.type));
-          }
-          expect((await store.log.read(id)).map((e) => e.event.type)).toEqual(model);
-        }),
+        fc.asyncProperty(
+          fc.array(fc.tuple(fc.integer({ min: -1, max: 6 }), fc.integer({ min: 1, max: 3 })), {
+            maxLength: 12,
+          }),
+          async (ops) => {
+            const id = rid();
+            const model: string[] = [];
+            for (const [exp, n] of ops) {
+              const expected = exp < 0 ? ('no_stream' as const) : exp;
+              const batch =
+                model.length === 0 && expected === 'no_stream'
+                  ? [started(), ...Array.from({ length: n - 1 }, (_, i) => stepDone(i))]
+                  : Array.from({ length: n }, (_, i) => stepDone(i));
+              const ok =
+                expected === 'no_stream'
+                  ? model.length === 0
+                  : model.length > 0 && expected === model.length;
+              const r = await store.log.append(id, batch, expected).then(
+                () => true,
+                (e: unknown) => {
+                  if (!isVersionConflict(e)) throw e;
+                  return false;
+                },
+              );
+              expect(r).toBe(ok);
+              if (ok) model.push(...batch.map((b) => b.event.type));
+            }
+            expect((await store.log.read(id)).map((e) => e.event.type)).toEqual(model);
+          },
+        ),
         { numRuns: 30 },
       );
     });

@@ -13,7 +13,11 @@ export interface ChildResult {
 }
 
 /** Runs a node script (TypeScript via tsx) and collects its output. */
-export function runNode(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000): Promise<ChildResult> {
+export function runNode(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  timeoutMs = 60_000,
+): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, {
       cwd: ROOT,
@@ -34,12 +38,20 @@ export function runNode(args: string[], env: Record<string, string | undefined> 
 }
 
 /** Runs the `plumbline` CLI. */
-export function plumbline(args: string[], env: Record<string, string | undefined> = {}, timeoutMs?: number): Promise<ChildResult> {
+export function plumbline(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  timeoutMs?: number,
+): Promise<ChildResult> {
   return runNode(['bin/plumbline.mjs', ...args], env, timeoutMs);
 }
 
 /** Runs a TypeScript file with tsx. */
-export function tsNode(file: string, args: string[], env: Record<string, string | undefined> = {}): Promise<ChildResult> {
+export function tsNode(
+  file: string,
+  args: string[],
+  env: Record<string, string | undefined> = {},
+): Promise<ChildResult> {
   return runNode(['--import', 'tsx', file, ...args], env);
 }
 

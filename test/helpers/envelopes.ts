@@ -21,11 +21,21 @@ export function started(pipeline = 'p', at = 1_000): NewEnvelope {
 }
 
 /** A machine-event envelope for contract tests. */
-export function stepDone(n: number, status: RunStatus = 'running', costUsd = 0, at = 2_000 + n): NewEnvelope {
+export function stepDone(
+  n: number,
+  status: RunStatus = 'running',
+  costUsd = 0,
+  at = 2_000 + n,
+): NewEnvelope {
   return {
     v: 1,
     at,
     event: { type: 'STEP_DONE', step: `s${n}`, output: { n } },
-    state: { value: status === 'running' ? { [`s${n + 1}`]: 'ready' } : status, status, step: `s${n}`, costUsd },
+    state: {
+      value: status === 'running' ? { [`s${n + 1}`]: 'ready' } : status,
+      status,
+      step: `s${n}`,
+      costUsd,
+    },
   };
 }

@@ -9,7 +9,12 @@ import type { Clock } from '../../src/runtime/clock.js';
 import { Runtime, type RuntimeOptions } from '../../src/runtime/driver.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import type { Store } from '../../src/store/types.js';
-import { startFakeClaude, type FakeClaude, type FakeScript, type FakeUsage } from '../../src/testing/index.js';
+import {
+  startFakeClaude,
+  type FakeClaude,
+  type FakeScript,
+  type FakeUsage,
+} from '../../src/testing/index.js';
 
 /** A store in a temp dir, a fake Claude, and runtimes wired to both. */
 export interface Harness extends AsyncDisposable {
@@ -23,11 +28,16 @@ export interface Harness extends AsyncDisposable {
 }
 
 /** Starts a harness. */
-export async function harness(opts: { script?: FakeScript; usage?: FakeUsage; clock?: Clock } = {}): Promise<Harness> {
+export async function harness(
+  opts: { script?: FakeScript; usage?: FakeUsage; clock?: Clock } = {},
+): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'plumbline-h-'));
   const dbPath = join(dir, 'store.db');
   const store = openSqliteStore(dbPath);
-  const fake = await startFakeClaude({ ...(opts.script ? { script: opts.script } : {}), ...(opts.usage ? { usage: opts.usage } : {}) });
+  const fake = await startFakeClaude({
+    ...(opts.script ? { script: opts.script } : {}),
+    ...(opts.usage ? { usage: opts.usage } : {}),
+  });
   const model = createAnthropicClient({ apiKey: 'sk-ant-test-harness', baseURL: fake.url });
   const close = async (): Promise<void> => {
     await fake.close();
@@ -56,6 +66,9 @@ export async function harness(opts: { script?: FakeScript; usage?: FakeUsage; cl
 }
 
 /** The events of a given type. */
-export function ofType<T extends StoredEnvelope['event']['type']>(events: StoredEnvelope[], type: T): Array<StoredEnvelope & { event: Extract<StoredEnvelope['event'], { type: T }> }> {
+export function ofType<T extends StoredEnvelope['event']['type']>(
+  events: StoredEnvelope[],
+  type: T,
+): Array<StoredEnvelope & { event: Extract<StoredEnvelope['event'], { type: T }> }> {
   return events.filter((e) => e.event.type === type) as never;
 }
