@@ -1,0 +1,39 @@
+/**
+ * `plumbline run` and `plumbline demo` end to end, as a user types them.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ndjson, plumbline } from './helpers/cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'plumbline-run-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('plumbline run', () => {
+  it('loads a .js pipeline, prints events then a summary as NDJSON, exit 0', async () => {
+    const r = await plumbline(['run', 'test/fixtures/pipelines/plain.js', '--input', '{"n":20}', '--json', '--store', join(dir, 'a.db')]);
+    expect(r.code, r.stderr).toBe(0);
+    const rows = ndjson(r.stdout) as Array<Record<string, unknown>>;
+    expect(rows.slice(0, -1).map((e) => (e.event as { type: string }).type)).toEqual(['run.started', 'STEP_DONE', 'STEP_DONE']);
+    expect(rows.at(-1)).toMatchObject({ summary: true, status: 'completed', costUsd: 0, outputs: { double: { n: 40 }, inc: { n: 41 } } });
+  });
+
+  it('prints the run id, final state, cost and path without --json', async () => {
+    const r = await plumbline(['run', 'test/fixtures/pipelines/plain.js', '--input', '{"n":1}', '--run-id', 'p-1', '--store', join(dir, 'b.db')]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe('run p-1 completed, cost $0.000000, path double → inc');
+  });
+});
+
+describe('plumbline demo', () => {
+  it('triages the sample tickets with the fake Claude when no API key is set, and says so', async () => {
+    const r = await plumbline(['demo', '--store', join(dir, 'demo.db')], { ANTHROPIC_API_KEY: '', PLUMBLINE_OUTBOX: join(dir, 'outbox') });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/no ANTHROPIC_API_KEY: using the fake Claude at http:\/\/127\.0\.0\.1:\d+/);
+    expect(r.stdout.match(/ completed, cost \$/g)).toHaveLength(5);
+    expect(r.stdout).toMatch(/draft \(skipped\)/);
+    const runs = await plumbline(['runs', '--json', '--store', join(dir, 'demo.db')]);
+    expect(ndjson(runs.stdout)).toHaveLength(5);
+  });
+});
