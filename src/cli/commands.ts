@@ -17,7 +17,7 @@ import {
   parseInput,
   positiveNumber,
   storeSpec,
-  type GlobalOptions,
+  globals,
 } from './context.js';
 import { pathOfSteps, replayLine, resultLine, runRow, usd } from './format.js';
 import { exitCodeFor, type ExitBox } from './main.js';
@@ -28,9 +28,6 @@ import { renderLine, updateLine, type RunLine } from './progress.js';
 import { listStranded, registerOperatorCommands } from './operate.js';
 import { registerFleetCommands } from './fleet.js';
 
-function globals(cmd: Command): GlobalOptions {
-  return cmd.optsWithGlobals<GlobalOptions>();
-}
 
 function limitsOf(o: {
   budgetUsd?: number;

@@ -3,6 +3,7 @@
  * from the environment, a logger, and output helpers that respect `--json`.
  */
 import { join } from 'node:path';
+import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { createAnthropicClient } from '../model/anthropic.js';
 import type { ModelClient } from '../model/types.js';
@@ -21,6 +22,11 @@ export interface GlobalOptions {
   store?: string;
   json?: boolean;
   logLevel?: string;
+}
+
+/** The global options (`--store`, `--log-level`) merged with a verb's own. */
+export function globals(cmd: Command): GlobalOptions {
+  return cmd.optsWithGlobals<GlobalOptions>();
 }
 
 /** The store spec: `--store`, then `PLUMBLINE_STORE`, then `./.plumbline/plumbline.db`. */

@@ -20,13 +20,10 @@ import {
   parseInput,
   positiveNumber,
   storeSpec,
-  type GlobalOptions,
+  globals,
 } from './context.js';
 import { openNatsBusFromUrl } from './natsStore.js';
 
-function globals(cmd: Command): GlobalOptions {
-  return cmd.optsWithGlobals<GlobalOptions>();
-}
 
 /** Opens the command bus that goes with a store spec. */
 export async function openBus(

@@ -13,7 +13,7 @@ import {
   parseInput,
   positiveNumber,
   storeSpec,
-  type GlobalOptions,
+  globals,
 } from './context.js';
 import { pathOfSteps, resultLine, runRow } from './format.js';
 import { exitCodeFor, type ExitBox } from './main.js';
@@ -21,9 +21,6 @@ import { pipelineForRun, pipelinesFrom } from './pipelines.js';
 import { verifyRun } from './verify.js';
 import { watch } from './watch.js';
 
-function globals(cmd: Command): GlobalOptions {
-  return cmd.optsWithGlobals<GlobalOptions>();
-}
 
 /** Registers fork, verify, watch and `runs --stranded`-style verbs. */
 export function registerOperatorCommands(program: Command, box: ExitBox): void {
