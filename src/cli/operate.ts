@@ -14,6 +14,7 @@ import {
   positiveNumber,
   storeSpec,
   globals,
+  type GlobalOptions,
 } from './context.js';
 import { pathOfSteps, resultLine, runRow } from './format.js';
 import { exitCodeFor, type ExitBox } from './main.js';
