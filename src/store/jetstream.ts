@@ -18,6 +18,9 @@
  * one by one, each expecting the previous one; a crash in the middle leaves a prefix of the
  * batch in the log (every event is self-contained, so the run stays foldable), and the index
  * catches up on the next append or read of that run.
+ *
+ * Large events: an encoded envelope over `largePayloadBytes` (512 KiB) would not fit in a NATS
+ * message; it goes to the object store and the log keeps a reference (`jetstreamBlobs.ts`).
  */
 import {
   jetstream,
@@ -29,7 +32,7 @@ import {
   type JetStreamManager,
 } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
-import { headers, nanos, nuid, type NatsConnection } from '@nats-io/transport-node';
+import { headers, nanos, nuid, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { CorruptEventError, UsageError, VersionConflictError } from '../errors.js';
 import { NewEnvelope, StoredEnvelope } from '../machines/events.js';
@@ -48,6 +51,7 @@ import {
   openNatsLink,
   type NatsConnectOptions,
 } from './natsConnect.js';
+import { BLOB_HEADER, jetstreamBlobs } from './jetstreamBlobs.js';
 import { kvCas, kvControl } from './jetstreamKv.js';
 import { readRange, type ReadStats } from './natsRead.js';
 import type {
@@ -67,6 +71,12 @@ export interface JetStreamStoreOptions extends NatsConnectOptions {
   prefix?: string;
   /** How long one JetStream request waits for its answer (default 5 s). */
   timeoutMs?: number;
+  /**
+   * Encoded events larger than this many bytes are stored in the object store bucket
+   * `<prefix>_blobs` and referenced from the log (default 512 KiB; clamped below the server's
+   * max payload).
+   */
+  largePayloadBytes?: number;
 }
 
 /** The JetStream store, with read counters for tests and metrics. */
@@ -182,6 +192,16 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     void p.finally(() => cleanups.delete(p));
   };
   const retry = <T>(op: () => Promise<T>): Promise<T> => link.retry(op);
+  const blobs = jetstreamBlobs({
+    link,
+    js,
+    jsm,
+    bucket: `${prefix}_blobs`,
+    replicas,
+    ...(opts.largePayloadBytes !== undefined ? { thresholdBytes: opts.largePayloadBytes } : {}),
+    stats,
+    track,
+  });
 
   const parseEvent = (runId: string, streamSeq: number, data: Uint8Array): StoredEnvelope => {
     let raw: unknown;
@@ -212,6 +232,14 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     return r.data;
   };
 
+  /** Parses a log message, fetching its event from the object store when it is a reference. */
+  const decode = async (
+    runId: string,
+    m: { seq: number; data: Uint8Array },
+    hdrs: MsgHdrs | undefined,
+  ): Promise<StoredEnvelope> =>
+    parseEvent(runId, m.seq, await blobs.resolve(runId, m.seq, m.data, hdrs));
+
   /** The run's index entry and its KV revision. */
   const getIndex = async (
     runId: string,
@@ -235,7 +263,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
   const lastOf = async (runId: string): Promise<(Located & { first: number }) | undefined> => {
     const m = await retry(() => jsm.direct.getMessage(STREAM, { last_by_subj: subjectOf(runId) }));
     if (m === null) return undefined;
-    const env = parseEvent(runId, m.seq, m.data);
+    const env = await decode(runId, m, m.header);
     const first = env.seq === 1 ? m.seq : Number(m.header.get(FIRST));
     if (!Number.isInteger(first) || first < 1)
       throw new CorruptEventError(
@@ -259,7 +287,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     );
     const out: Located[] = [];
     for (const m of msgs) {
-      const env = parseEvent(runId, m.seq, m.data);
+      const env = await decode(runId, m, m.headers);
       const prev = out[out.length - 1];
       if (prev !== undefined && env.seq !== prev.env.seq + 1)
         throw new CorruptEventError(runId, env.seq, `follows seq ${prev.env.seq} in the stream`);
@@ -315,11 +343,12 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     const h = headers();
     h.set(WRITER, nonce);
     if (first !== undefined) h.set(FIRST, String(first));
-    const body = JSON.stringify(env);
+    const body = await blobs.encode(env.runId, env.seq, nonce, JSON.stringify(env));
+    if (body.blob !== undefined) h.set(BLOB_HEADER, body.blob);
     let ack;
     try {
       ack = await retry(() =>
-        js.publish(subjectOf(env.runId), body, {
+        js.publish(subjectOf(env.runId), body.data, {
           msgID: `${env.runId}:${env.seq}`,
           expect: { lastSubjectSequence: prev },
           headers: h,
@@ -414,10 +443,10 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       const msgs = await retry(() =>
         readRange(js, jsm, { stream: STREAM, startSeq: afterPos + 1, limit }, stats, track),
       );
-      return msgs.map((m): PositionedEnvelope => ({
-        ...parseEvent(runOfSubject(m.subject), m.seq, m.data),
-        pos: m.seq,
-      }));
+      const out: PositionedEnvelope[] = [];
+      for (const m of msgs)
+        out.push({ ...(await decode(runOfSubject(m.subject), m, m.headers)), pos: m.seq });
+      return out;
     },
 
     async getRun(runId) {
