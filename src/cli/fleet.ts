@@ -24,7 +24,6 @@ import {
 } from './context.js';
 import { openNatsBusFromUrl } from './natsStore.js';
 
-
 /** Opens the command bus that goes with a store spec. */
 export async function openBus(
   spec: string,
@@ -114,6 +113,38 @@ export function registerFleetCommands(program: Command): void {
         }
       },
     );
+
+  program
+    .command('dlq')
+    .description('list dead-lettered commands with the reason each was given up on')
+    .option('--json', 'one JSON object per dead letter')
+    .addHelpText('after', '\nExample:\n  plumbline dlq --store nats://127.0.0.1:4222')
+    .action(async (o: { json?: boolean }, cmd: Command) => {
+      const bus = await openBus(storeSpec(globals(cmd)));
+      try {
+        const dead = await bus.deadLetters();
+        for (const d of dead) {
+          const text = new TextDecoder().decode(d.data);
+          const preview =
+            text.length > 200 ? `${text.slice(0, 200)}… (${d.data.length} bytes)` : text;
+          if (o.json)
+            outJson({
+              reason: d.reason,
+              subject: d.subject,
+              deliveries: d.deliveries,
+              at: d.at,
+              data: preview,
+            });
+          else
+            out(
+              `${new Date(d.at).toISOString()} ${d.subject} x${d.deliveries}: ${d.reason}\n    ${preview}`,
+            );
+        }
+        if (!o.json && dead.length === 0) out('no dead letters');
+      } finally {
+        await bus.close();
+      }
+    });
 
   program
     .command('worker')
