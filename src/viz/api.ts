@@ -1,0 +1,211 @@
+/**
+ * The visualizer's JSON answers: the run list, one run (envelopes, laid-out chart from the
+ * recorded definition, derived path) and the loaded pipelines' charts.
+ */
+import { z } from 'zod';
+import { RunStatus, type StoredEnvelope } from '../machines/events.js';
+import { machineHash, type MachineGraph } from '../machines/graph.js';
+import type { Prepared } from '../runtime/prepare.js';
+import type { EventLog, RunSummary } from '../store/types.js';
+import { HttpError, intParam } from './http.js';
+import { layoutGraph, type ChartLayout } from './layout.js';
+import { pathSteps, summarizePath, type PathStep } from './path.js';
+
+const GraphSchema = z.object({
+  id: z.string(),
+  nodes: z.array(
+    z.object({
+      id: z.string(),
+      key: z.string(),
+      parent: z.string().nullable(),
+      type: z.enum(['atomic', 'compound', 'parallel', 'final', 'history']),
+      initial: z.string().nullable(),
+      tags: z.array(z.string()),
+    }),
+  ),
+  edges: z.array(
+    z.object({
+      id: z.string(),
+      source: z.string(),
+      targets: z.array(z.string()),
+      event: z.string(),
+      guard: z.string().nullable(),
+      actions: z.array(z.string()),
+    }),
+  ),
+});
+
+/** A recorded definition as a graph, or null when it is missing or not a graph. */
+export function asGraph(definition: unknown): MachineGraph | null {
+  const r = GraphSchema.safeParse(definition);
+  return r.success ? r.data : null;
+}
+
+/** A run of the list. */
+export interface RunRow {
+  runId: string;
+  pipeline: string;
+  version: string;
+  status: RunSummary['status'];
+  step: string | null;
+  costUsd: number;
+  startedAt: number;
+  updatedAt: number;
+  endedAt: number | null;
+  /** Until the end, or until now for a running run, or until the last event for a parked one. */
+  durationMs: number;
+  lastSeq: number;
+}
+
+function rowOf(r: RunSummary, now: number): RunRow {
+  const end = r.endedAt ?? (r.status === 'running' ? Math.max(now, r.updatedAt) : r.updatedAt);
+  return {
+    runId: r.runId,
+    pipeline: r.pipeline,
+    version: r.version,
+    status: r.status,
+    step: r.step,
+    costUsd: r.costUsd,
+    startedAt: r.startedAt,
+    updatedAt: r.updatedAt,
+    endedAt: r.endedAt,
+    durationMs: Math.max(0, end - r.startedAt),
+    lastSeq: r.lastSeq,
+  };
+}
+
+const RUN_ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** Checks a run id from a URL; 400 when it cannot be one. */
+export function checkRunId(id: string): string {
+  if (!RUN_ID.test(id)) throw new HttpError(400, `'${id}' is not a run id: use 1-128 letters, digits, '-' or '_'`);
+  return id;
+}
+
+/** `GET /api/runs?status=&pipeline=&limit=`: the run index, newest first. */
+export async function listRuns(log: EventLog, params: URLSearchParams, now: number): Promise<{ runs: RunRow[] }> {
+  const statusRaw = params.get('status');
+  const statuses = statusRaw === null || statusRaw === '' ? [] : statusRaw.split(',');
+  for (const s of statuses) {
+    if (!RunStatus.safeParse(s).success) {
+      throw new HttpError(400, `unknown status '${s}': use one of ${RunStatus.options.join(', ')} (comma-separated)`);
+    }
+  }
+  const pipeline = params.get('pipeline');
+  const limit = intParam(params, 'limit', 500);
+  const runs = await log.listRuns({
+    ...(statuses.length > 0 ? { status: statuses as RunSummary['status'][] } : {}),
+    ...(pipeline !== null && pipeline !== '' ? { pipeline } : {}),
+    ...(limit !== undefined ? { limit } : {}),
+  });
+  return { runs: runs.map((r) => rowOf(r, now)) };
+}
+
+/** Charts laid out once per machine hash. */
+export class ChartCache {
+  private readonly charts = new Map<string, Promise<ChartLayout>>();
+  constructor(private readonly max = 64) {}
+
+  get(graph: MachineGraph): Promise<ChartLayout> {
+    const key = machineHash(graph);
+    let hit = this.charts.get(key);
+    if (hit === undefined) {
+      hit = layoutGraph(graph);
+      hit.catch(() => this.charts.delete(key));
+      if (this.charts.size >= this.max) this.charts.delete(this.charts.keys().next().value as string);
+      this.charts.set(key, hit);
+    }
+    return hit;
+  }
+}
+
+/** The path as JSON: per-event steps plus the totals. */
+export interface PathJson {
+  steps: PathStep[];
+  visited: Record<string, number>;
+  taken: Record<string, number>;
+  current: string[];
+}
+
+/** Derives the path of `envelopes` as JSON. */
+export function pathJson(graph: MachineGraph, envelopes: readonly StoredEnvelope[]): PathJson {
+  const steps = pathSteps(graph, envelopes);
+  const sum = summarizePath(steps);
+  return { steps, visited: Object.fromEntries(sum.visited), taken: Object.fromEntries(sum.taken), current: sum.current };
+}
+
+/** The graph a run is drawn with: its recorded definition, else a loaded pipeline with the same hash. */
+export function graphOfRun(
+  first: StoredEnvelope | undefined,
+  pipelines: ReadonlyMap<string, Prepared>,
+): { graph: MachineGraph | null; source: 'recorded' | 'loaded' | null } {
+  if (first?.event.type !== 'run.started') return { graph: null, source: null };
+  const recorded = asGraph(first.event.definition);
+  if (recorded !== null) return { graph: recorded, source: 'recorded' };
+  const started = first.event;
+  const loaded = [...pipelines.values()].find((p) => p.pipeline.name === started.pipeline && p.hash === started.machineHash);
+  return loaded === undefined ? { graph: null, source: null } : { graph: loaded.graph, source: 'loaded' };
+}
+
+/** `GET /api/runs/:id`: the run, its envelopes, chart and path. */
+export async function getRun(
+  log: EventLog,
+  charts: ChartCache,
+  pipelines: ReadonlyMap<string, Prepared>,
+  runId: string,
+  now: number,
+): Promise<unknown> {
+  const summary = await log.getRun(checkRunId(runId));
+  if (summary === undefined) throw new HttpError(404, `unknown run id '${runId}': see GET /api/runs for the runs in this store`);
+  const envelopes = await log.read(runId, 1);
+  const { graph, source } = graphOfRun(envelopes[0], pipelines);
+  const first = envelopes[0]?.event;
+  return {
+    run: rowOf(summary, now),
+    started: first?.type === 'run.started' ? { ...first, definition: undefined } : null,
+    envelopes,
+    graph,
+    chart: graph === null ? null : await charts.get(graph),
+    chartSource: source,
+    warning:
+      graph === null
+        ? 'this run recorded no drawable definition and no loaded pipeline has its machine hash: start the viz with --pipelines'
+        : null,
+    path: graph === null ? null : pathJson(graph, envelopes),
+  };
+}
+
+/** `GET /api/pipelines`: loaded pipelines and pipelines seen in the run index. */
+export async function listPipelines(log: EventLog, pipelines: ReadonlyMap<string, Prepared>): Promise<unknown> {
+  const seen = new Map<string, number>();
+  for (const r of await log.listRuns({ limit: 2000 })) seen.set(r.pipeline, (seen.get(r.pipeline) ?? 0) + 1);
+  const names = [...new Set([...pipelines.keys(), ...seen.keys()])].sort();
+  return {
+    pipelines: names.map((name) => {
+      const p = pipelines.get(name);
+      return {
+        name,
+        loaded: p !== undefined,
+        version: p?.pipeline.version ?? null,
+        hash: p?.hash ?? null,
+        steps: p?.pipeline.steps.map((s) => ({ name: s.name, kind: s.kind })) ?? null,
+        recentRuns: seen.get(name) ?? 0,
+      };
+    }),
+  };
+}
+
+/** `GET /api/pipelines/:name/chart`: a loaded pipeline's chart (runs or not). */
+export async function pipelineChart(charts: ChartCache, pipelines: ReadonlyMap<string, Prepared>, name: string): Promise<unknown> {
+  const p = pipelines.get(name);
+  if (p === undefined) {
+    const known = [...pipelines.keys()];
+    throw new HttpError(
+      404,
+      known.length === 0
+        ? `pipeline '${name}' is not loaded: start the viz with --pipelines <file or directory>`
+        : `pipeline '${name}' is not loaded (loaded: ${known.join(', ')})`,
+    );
+  }
+  return { name, version: p.pipeline.version, hash: p.hash, graph: p.graph, chart: await charts.get(p.graph) };
+}

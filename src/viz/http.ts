@@ -1,0 +1,73 @@
+/**
+ * Small HTTP helpers for the visualizer (node:http only): JSON answers, JSON errors that say
+ * what to do, and the page's static files.
+ */
+import { readFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { extname, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** An error answered as `{ error: { status, message } }`. */
+export class HttpError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = 'HttpError';
+    this.status = status;
+  }
+}
+
+/** Sends `body` as JSON. */
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+  });
+  res.end(text);
+}
+
+/** Sends an error as JSON. */
+export function sendError(res: ServerResponse, status: number, message: string): void {
+  sendJson(res, status, { error: { status, message } });
+}
+
+/** The directory of the page's files. */
+export const PUBLIC_DIR = fileURLToPath(new URL('./public/', import.meta.url));
+
+const TYPES: Readonly<Record<string, string>> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json; charset=utf-8',
+};
+
+/** Serves a file of {@link PUBLIC_DIR}; false when there is no such file. */
+export async function serveStatic(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
+  const rel = path === '/' ? 'index.html' : decodeURIComponent(path).replace(/^\/+/, '');
+  const file = resolve(PUBLIC_DIR, rel);
+  if (!file.startsWith(PUBLIC_DIR.endsWith(sep) ? PUBLIC_DIR : PUBLIC_DIR + sep)) return false;
+  const type = TYPES[extname(file)];
+  if (type === undefined) return false;
+  let body: Buffer;
+  try {
+    body = await readFile(file);
+  } catch {
+    return false;
+  }
+  res.writeHead(200, { 'content-type': type, 'content-length': body.length, 'cache-control': 'no-cache' });
+  res.end(req.method === 'HEAD' ? undefined : body);
+  return true;
+}
+
+/** A non-negative integer query parameter, or `fallback` when absent; 400 when malformed. */
+export function intParam(params: URLSearchParams, name: string, fallback: number | undefined): number | undefined {
+  const raw = params.get(name);
+  if (raw === null || raw === '') return fallback;
+  if (!/^\d{1,15}$/.test(raw)) throw new HttpError(400, `query parameter '${name}' must be a non-negative integer, got '${raw}'`);
+  return Number(raw);
+}

@@ -1,0 +1,114 @@
+/**
+ * The run visualizer: a small node:http server on 127.0.0.1 serving a plain-JS page and a JSON
+ * API over the store's {@link EventLog} port (so it works on SQLite and JetStream alike), with
+ * live updates over Server-Sent Events.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Prepared } from '../runtime/prepare.js';
+import { silentLogger } from '../runtime/logger.js';
+import type { EventLog, Store } from '../store/types.js';
+import { ChartCache, getRun, listPipelines, listRuns, pipelineChart } from './api.js';
+import { HttpError, sendError, sendJson, serveStatic } from './http.js';
+import { serveEvents, type SseContext } from './sse.js';
+import { StoreTail } from './tail.js';
+
+/** Options of {@link startVizServer}. */
+export interface VizServerOptions {
+  /** The store (or just its event log) to show. */
+  store: Store | EventLog;
+  /** Port (default 7777; 0 picks a free one). */
+  port?: number;
+  /** Interface to bind (default `127.0.0.1`: the page shows run inputs and outputs). */
+  host?: string;
+  /** Loaded pipelines (`--pipelines`): their charts even without runs. */
+  pipelines?: Map<string, Prepared>;
+  logger?: Logger;
+  /** How often live streams poll the store (default 250 ms). */
+  pollMs?: number;
+  /** Comment lines keeping idle streams open (default 15 s). */
+  heartbeatMs?: number;
+  /** Clock for durations of running runs. */
+  now?: () => number;
+}
+
+/** A running visualizer. */
+export interface VizServer extends AsyncDisposable {
+  /** `http://127.0.0.1:<port>/`. */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+function logOf(store: Store | EventLog): EventLog {
+  return 'log' in store && typeof (store as Store).log === 'object' ? (store as Store).log : (store as EventLog);
+}
+
+/**
+ * Starts the visualizer.
+ * @example const viz = await startVizServer({ store: openSqliteStore('.plumbline/runs.db'), port: 0 });
+ */
+export async function startVizServer(opts: VizServerOptions): Promise<VizServer> {
+  const log = logOf(opts.store);
+  const logger = opts.logger ?? silentLogger;
+  const pipelines: ReadonlyMap<string, Prepared> = opts.pipelines ?? new Map();
+  const now = opts.now ?? Date.now;
+  const charts = new ChartCache();
+  const tail = new StoreTail(log, opts.pollMs ?? 250, logger);
+  const sse: SseContext = { log, tail, pipelines, heartbeatMs: opts.heartbeatMs ?? 15_000, open: new Set() };
+
+  const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname;
+    if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, `${req.method ?? '?'} is not allowed: the visualizer is read-only (use GET)`);
+    if (path === '/api/runs') return sendJson(res, 200, await listRuns(log, url.searchParams, now()));
+    let m = /^\/api\/runs\/([^/]+)$/.exec(path);
+    if (m !== null) return sendJson(res, 200, await getRun(log, charts, pipelines, decodeURIComponent(m[1] ?? ''), now()));
+    if (path === '/api/pipelines') return sendJson(res, 200, await listPipelines(log, pipelines));
+    m = /^\/api\/pipelines\/([^/]+)\/chart$/.exec(path);
+    if (m !== null) return sendJson(res, 200, await pipelineChart(charts, pipelines, decodeURIComponent(m[1] ?? '')));
+    if (path === '/api/events') return serveEvents(req, res, url.searchParams, sse);
+    if (path.startsWith('/api/')) {
+      throw new HttpError(404, `no API route ${path}: try /api/runs, /api/runs/<id>, /api/pipelines, /api/pipelines/<name>/chart or /api/events`);
+    }
+    if (await serveStatic(req, res, path)) return;
+    throw new HttpError(404, `not found: ${path}`);
+  };
+
+  const server = createServer((req, res) => {
+    route(req, res).catch((e: unknown) => {
+      const status = e instanceof HttpError ? e.status : 500;
+      if (status === 500) logger.error({ err: e, url: req.url }, 'viz: request failed');
+      if (res.headersSent) {
+        res.end();
+        return;
+      }
+      sendError(res, status, e instanceof Error ? e.message : String(e));
+    });
+  });
+  const port = opts.port ?? 7777;
+  const host = opts.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}/`;
+  logger.info({ url }, 'viz: listening');
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= new Promise<void>((resolve) => {
+      tail.close();
+      for (const res of sse.open) res.end();
+      sse.open.clear();
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+    return closing;
+  };
+  return { url, close, [Symbol.asyncDispose]: close };
+}

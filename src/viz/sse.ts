@@ -1,0 +1,104 @@
+/**
+ * `GET /api/events`: Server-Sent Events of new envelopes, from the shared store tail.
+ * With `runId`, one run's envelopes after seq `from` (default 0: all of them), each with the
+ * path step it made; without, every run's envelopes after store position `from` (or
+ * `Last-Event-ID`; default: only new ones). Each message is `event: envelope`, `id: <pos>`.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { MachineGraph } from '../machines/graph.js';
+import type { Prepared } from '../runtime/prepare.js';
+import type { EventLog, PositionedEnvelope } from '../store/types.js';
+import type { StoredEnvelope } from '../machines/events.js';
+import { checkRunId, graphOfRun } from './api.js';
+import { HttpError, intParam } from './http.js';
+import { pathSteps } from './path.js';
+import type { StoreTail } from './tail.js';
+
+/** What an SSE connection needs. */
+export interface SseContext {
+  log: EventLog;
+  tail: StoreTail;
+  pipelines: ReadonlyMap<string, Prepared>;
+  heartbeatMs: number;
+  /** Open streams, ended when the server closes. */
+  open: Set<ServerResponse>;
+}
+
+function write(res: ServerResponse, env: StoredEnvelope, pos: number | null, extra: Record<string, unknown> = {}): void {
+  const id = pos === null ? '' : `id: ${pos}\n`;
+  res.write(`${id}event: envelope\ndata: ${JSON.stringify({ envelope: env, pos, ...extra })}\n\n`);
+}
+
+/** Serves one SSE connection until the client leaves or the server closes. */
+export async function serveEvents(req: IncomingMessage, res: ServerResponse, params: URLSearchParams, ctx: SseContext): Promise<void> {
+  const runIdRaw = params.get('runId');
+  const runId = runIdRaw === null || runIdRaw === '' ? null : checkRunId(runIdRaw);
+  const lastId = req.headers['last-event-id'];
+  const fromParam = intParam(params, 'from', undefined);
+  if (runId !== null && (await ctx.log.getRun(runId)) === undefined) {
+    throw new HttpError(404, `unknown run id '${runId}': see GET /api/runs for the runs in this store`);
+  }
+
+  // Buffer what the tail delivers until the catch-up read is sent, then go live.
+  let pending: PositionedEnvelope[] | null = [];
+  let live: (env: PositionedEnvelope) => void = () => undefined;
+  const sub = await ctx.tail.subscribe((env) => (pending !== null ? pending.push(env) : live(env)));
+
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-store',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+  });
+  res.write('retry: 1000\n\n');
+  ctx.open.add(res);
+  const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), ctx.heartbeatMs);
+  const stop = (): void => {
+    clearInterval(heartbeat);
+    sub.unsubscribe();
+    ctx.open.delete(res);
+  };
+  res.on('close', stop);
+
+  if (runId === null) {
+    const lastPos = typeof lastId === 'string' && /^\d+$/.test(lastId) ? Number(lastId) : undefined;
+    let sent = fromParam ?? lastPos ?? sub.head;
+    while (sent < sub.head) {
+      const page = await ctx.log.readAll(sent, 1000);
+      for (const env of page) if (env.pos <= sub.head) write(res, env, env.pos);
+      if (page.length === 0) break;
+      sent = Math.min(page[page.length - 1]?.pos ?? sub.head, sub.head);
+    }
+    sent = Math.max(sent, sub.head);
+    live = (env) => {
+      if (env.pos <= sent) return;
+      sent = env.pos;
+      write(res, env, env.pos);
+    };
+  } else {
+    const from = fromParam ?? 0;
+    const all = await ctx.log.read(runId, 1);
+    const { graph } = graphOfRun(all[0], ctx.pipelines);
+    let prev: StoredEnvelope | undefined;
+    let lastSeq = 0;
+    const emit = (env: StoredEnvelope, pos: number | null): void => {
+      if (env.seq <= lastSeq) return;
+      if (env.seq > from) write(res, env, pos, { step: stepOf(graph, prev, env) });
+      prev = env;
+      lastSeq = env.seq;
+    };
+    for (const env of all) emit(env, null);
+    live = (env) => {
+      if (env.runId === runId) emit(env, env.pos);
+    };
+  }
+  const buffered = pending;
+  pending = null;
+  for (const env of buffered) live(env);
+}
+
+function stepOf(graph: MachineGraph | null, prev: StoredEnvelope | undefined, env: StoredEnvelope): unknown {
+  if (graph === null) return null;
+  const steps = pathSteps(graph, prev === undefined ? [env] : [prev, env]);
+  return steps[steps.length - 1] ?? null;
+}
