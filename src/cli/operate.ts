@@ -14,6 +14,7 @@ import {
   positiveNumber,
   storeSpec,
   globals,
+  cliLogger,
   type GlobalOptions,
 } from './context.js';
 import { pathOfSteps, resultLine, runRow } from './format.js';
@@ -21,7 +22,6 @@ import { exitCodeFor, type ExitBox } from './main.js';
 import { pipelineForRun, pipelinesFrom } from './pipelines.js';
 import { verifyRun } from './verify.js';
 import { watch } from './watch.js';
-
 
 /** Registers fork, verify, watch and `runs --stranded`-style verbs. */
 export function registerOperatorCommands(program: Command, box: ExitBox): void {
@@ -192,6 +192,33 @@ export function registerOperatorCommands(program: Command, box: ExitBox): void {
         }
       },
     );
+
+  program
+    .command('viz')
+    .description('serve the statechart visualizer: runs drawn as paths through their charts, live')
+    .option('--port <port>', 'port (default 7777; 0 picks one)', positiveNumber('--port'))
+    .option('--host <host>', 'address to bind (default 127.0.0.1)', '127.0.0.1')
+    .option('--pipelines <paths...>', 'also show these pipelines, even with no run yet')
+    .addHelpText('after', '\nExample:\n  plumbline viz --port 7777 --pipelines examples/')
+    .action(async (o: { port?: number; host: string; pipelines?: string[] }, cmd: Command) => {
+      const g = globals(cmd);
+      const { startVizServer } = await import('../viz/index.js');
+      const store = await openStore(storeSpec(g));
+      const server = await startVizServer({
+        store,
+        port: o.port ?? 7777,
+        host: o.host,
+        pipelines: await pipelinesFrom(o.pipelines),
+        logger: cliLogger(g),
+      });
+      out(`plumbline viz on ${server.url} (Ctrl-C to stop)`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await server.close();
+      await store.close();
+    });
 
   program
     .command('stranded')
