@@ -14,7 +14,7 @@ const PAGE = 1000;
 
 /** A shared poller of {@link EventLog.readAll}. */
 export class StoreTail {
-  /** Position of the last envelope seen; null until the end of the store was found. */
+  /** Position of the last envelope seen; null until the end of the store is found. */
   private head: number | null = null;
   private readonly listeners = new Set<TailListener>();
   private timer: NodeJS.Timeout | null = null;
@@ -61,13 +61,33 @@ export class StoreTail {
     return run;
   }
 
+  /**
+   * The position of the last envelope in the store, found with O(log n) one-envelope reads
+   * (exponential then binary search on "is there anything after p?") instead of a full scan.
+   */
+  private async findEnd(): Promise<number> {
+    const after = async (p: number): Promise<boolean> => (await this.log.readAll(p, 1)).length > 0;
+    if (!(await after(0))) return 0;
+    let lo = 0;
+    let hi = 1;
+    while (await after(hi)) {
+      lo = hi;
+      hi *= 2;
+    }
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (await after(mid)) lo = mid;
+      else hi = mid;
+    }
+    return hi;
+  }
+
   private async readToEnd(): Promise<void> {
-    const discovering = this.head === null;
+    this.head ??= await this.findEnd();
     for (;;) {
-      const page = await this.log.readAll(this.head ?? 0, PAGE);
+      const page = await this.log.readAll(this.head, PAGE);
       for (const env of page) {
         this.head = env.pos;
-        if (discovering) continue;
         for (const l of [...this.listeners]) {
           try {
             l(env);
@@ -78,7 +98,6 @@ export class StoreTail {
       }
       if (page.length < PAGE) break;
     }
-    this.head ??= 0;
   }
 
   private schedule(): void {

@@ -374,7 +374,7 @@ function enablePan(wrap) {
 function detailOf(ev) {
   switch (ev.type) {
     case 'run.started':
-      return [`${ev.pipeline} v${ev.version}`, `input ${shortJson(ev.input, 120)}`];
+      return [`${ev.pipeline} v${ev.version}`, `input ${shortJson(ev.input, 64)}`];
     case 'ATTEMPT':
       return [`${ev.model}`, `estimate ${fmtCost(ev.estimate?.usd)}`, ev.breaker !== 'closed' ? `breaker ${ev.breaker}` : null];
     case 'MODEL_RESPONSE': {
@@ -461,7 +461,18 @@ function renderStepCosts() {
       r.outTok += ev.usage?.outputTokens ?? 0;
     }
   }
-  const total = [...rows.values()].reduce((a, r) => a + r.cost, 0) || 1;
+  const sum = [...rows.values()].reduce((a, r) => ({ calls: a.calls + r.calls, cost: a.cost + r.cost, inTok: a.inTok + r.inTok, outTok: a.outTok + r.outTok }), { calls: 0, cost: 0, inTok: 0, outTok: 0 });
+  const total = sum.cost || 1;
+  $('#step-costs tfoot').replaceChildren(
+    el(
+      'tr',
+      {},
+      el('td', { text: 'Total' }),
+      el('td', { class: 'num', text: sum.calls || '–' }),
+      el('td', { class: 'num nowrap', text: sum.calls ? `${sum.inTok} / ${sum.outTok}` : '–' }),
+      el('td', { class: 'num', text: fmtCost(sum.cost) }),
+    ),
+  );
   const body = $('#step-costs tbody');
   body.replaceChildren(
     ...order.map((name) => {
@@ -537,6 +548,7 @@ function scrubTo(seq, user) {
 function closeRunStream() {
   ui.runStream?.close();
   ui.runStream = null;
+  delete $('#run-view').dataset.live;
 }
 async function openRun(runId) {
   closeRunStream();
@@ -570,6 +582,8 @@ async function openRun(runId) {
 function followRun(runId, fromSeq) {
   const es = new EventSource(`/api/events?runId=${encodeURIComponent(runId)}&from=${fromSeq}`);
   ui.runStream = es;
+  es.onopen = () => ($('#run-view').dataset.live = 'open');
+  es.onerror = () => ($('#run-view').dataset.live = 'reconnecting');
   es.addEventListener('envelope', (m) => {
     const { envelope, step } = JSON.parse(m.data);
     const v = ui.view;
