@@ -1,0 +1,109 @@
+/**
+ * One repetition of figure 6, memory: 10,000 runs in one process, each parked in backoff after
+ * a 429 with `retry-after: 60`, and the RSS (and heap) they add, per run. Also the CPU the
+ * process burns while they wait (the runtime's per-run kill-flag polling).
+ * Usage: node --expose-gc --import tsx bench/memory.ts [--runs 10000] [--backend sqlite]
+ */
+import { setMaxListeners } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Runtime, openSqliteStore, prepare } from '../src/index.js';
+import { startFakeProcess } from './lib/fake.js';
+import { emitResult, load1, numArg } from './lib/proc.js';
+import { modelClient, oneStep, ticket } from './workload.js';
+
+const RUNS = numArg('runs', 10_000);
+const WAVE = 500;
+const gc = (globalThis as { gc?: () => void }).gc;
+if (gc === undefined) throw new Error('run with node --expose-gc');
+
+const dir = mkdtempSync(join(tmpdir(), 'plumbline-bench-memory-'));
+const fake = await startFakeProcess('429:60');
+const store = openSqliteStore(join(dir, 'memory.db'));
+let parked = 0;
+const waiters = new Map<string, () => void>();
+const rt = new Runtime({
+  store,
+  model: modelClient(fake.url),
+  onEvent: (e) => {
+    if (e.event.type === 'MODEL_ERROR') {
+      parked++;
+      waiters.get(e.runId)?.();
+      waiters.delete(e.runId);
+    }
+  },
+});
+const p1 = prepare(oneStep());
+
+const settle = async (): Promise<{ rss: number; heap: number }> => {
+  // Idle HTTP keep-alive sockets close after 4 s; then collect twice.
+  await new Promise((r) => setTimeout(r, 5_000));
+  gc();
+  await new Promise((r) => setTimeout(r, 100));
+  gc();
+  const m = process.memoryUsage();
+  return { rss: m.rss, heap: m.heapUsed };
+};
+
+/** Starts `n` runs (at most WAVE not yet parked at once); resolves when all are parked. */
+async function park(prefix: string, n: number, signal: AbortSignal, all: Promise<unknown>[]): Promise<void> {
+  let open = 0;
+  let wake: (() => void) | null = null;
+  for (let i = 0; i < n; i++) {
+    while (open >= WAVE) await new Promise<void>((r) => (wake = r));
+    open++;
+    const runId = `${prefix}-${i}`;
+    const parkedNow = new Promise<void>((r) => waiters.set(runId, r));
+    void parkedNow.then(() => {
+      open--;
+      const w = wake;
+      wake = null;
+      w?.();
+    });
+    all.push(rt.start(p1, { input: ticket(i), runId, signal }).catch((e: unknown) => e));
+  }
+  while (open > 0) await new Promise<void>((r) => (wake = r));
+}
+
+// Warm-up: the same path for a few runs, then stop them.
+const warm = new AbortController();
+setMaxListeners(0, warm.signal);
+const warmRuns: Promise<unknown>[] = [];
+await park('w', 200, warm.signal, warmRuns);
+warm.abort();
+await Promise.all(warmRuns);
+const before = await settle();
+
+const ac = new AbortController();
+setMaxListeners(0, ac.signal);
+const runs: Promise<unknown>[] = [];
+const t0 = performance.now();
+await park('m', RUNS, ac.signal, runs);
+const parkSec = (performance.now() - t0) / 1000;
+if (parked < RUNS) throw new Error(`only ${parked} runs parked`);
+const after = await settle();
+// CPU while 10,000 runs wait: the kill-flag polls.
+const cpu0 = process.cpuUsage();
+const w0 = performance.now();
+await new Promise((r) => setTimeout(r, 3_000));
+const cpu = process.cpuUsage(cpu0);
+const idleCpuPct = ((cpu.user + cpu.system) / 1000 / (performance.now() - w0)) * 100;
+const load = load1();
+ac.abort();
+await Promise.all(runs);
+
+emitResult({
+  runs: RUNS,
+  load: [load, load1()],
+  rssBeforeMiB: before.rss / 2 ** 20,
+  rssAfterMiB: after.rss / 2 ** 20,
+  rssPerRunKiB: (after.rss - before.rss) / RUNS / 1024,
+  heapPerRunKiB: (after.heap - before.heap) / RUNS / 1024,
+  parkRunsPerSec: RUNS / parkSec,
+  idleCpuPct,
+});
+await store.close();
+await fake.close();
+rmSync(dir, { recursive: true, force: true });
+process.exit(0);
