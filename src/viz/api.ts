@@ -5,11 +5,13 @@
 import { z } from 'zod';
 import { RunStatus, type StoredEnvelope } from '../machines/events.js';
 import { machineHash, type MachineGraph } from '../machines/graph.js';
+import type { RunMachine } from '../machines/compile.js';
 import type { Prepared } from '../runtime/prepare.js';
 import type { EventLog, RunSummary } from '../store/types.js';
 import { HttpError, intParam } from './http.js';
 import { layoutGraph, type ChartLayout } from './layout.js';
 import { pathSteps, summarizePath, type PathStep } from './path.js';
+import { traceEdges } from './trace.js';
 
 const GraphSchema = z.object({
   id: z.string(),
@@ -121,30 +123,48 @@ export class ChartCache {
 
 /** The path as JSON: per-event steps plus the totals. */
 export interface PathJson {
+  /** `machine`: edges read from XState replaying the log; `graph`: searched in the graph. */
+  source: 'machine' | 'graph';
   steps: PathStep[];
   visited: Record<string, number>;
   taken: Record<string, number>;
+  maybe: Record<string, number>;
   current: string[];
 }
 
-/** Derives the path of `envelopes` as JSON. */
-export function pathJson(graph: MachineGraph, envelopes: readonly StoredEnvelope[]): PathJson {
-  const steps = pathSteps(graph, envelopes);
+/** Derives the path of `envelopes` as JSON (exact edges when the machine is given). */
+export function pathJson(graph: MachineGraph, envelopes: readonly StoredEnvelope[], machine: RunMachine | null): PathJson {
+  const exact = machine === null ? null : traceEdges(machine, envelopes);
+  const steps = pathSteps(graph, envelopes, exact === null ? {} : { edgesOf: (e) => exact.get(e.seq) });
   const sum = summarizePath(steps);
-  return { steps, visited: Object.fromEntries(sum.visited), taken: Object.fromEntries(sum.taken), current: sum.current };
+  return {
+    source: exact !== null && exact.size === envelopes.length - 1 ? 'machine' : 'graph',
+    steps,
+    visited: Object.fromEntries(sum.visited),
+    taken: Object.fromEntries(sum.taken),
+    maybe: Object.fromEntries(sum.maybe),
+    current: sum.current,
+  };
 }
 
-/** The graph a run is drawn with: its recorded definition, else a loaded pipeline with the same hash. */
-export function graphOfRun(
-  first: StoredEnvelope | undefined,
-  pipelines: ReadonlyMap<string, Prepared>,
-): { graph: MachineGraph | null; source: 'recorded' | 'loaded' | null } {
-  if (first?.event.type !== 'run.started') return { graph: null, source: null };
-  const recorded = asGraph(first.event.definition);
-  if (recorded !== null) return { graph: recorded, source: 'recorded' };
+/** How a run is drawn. */
+export interface RunChartSource {
+  /** Its recorded definition, else the graph of a loaded pipeline with the same hash. */
+  graph: MachineGraph | null;
+  source: 'recorded' | 'loaded' | null;
+  /** The machine of a loaded pipeline with the recorded hash: exact edges (see `trace.ts`). */
+  machine: RunMachine | null;
+}
+
+/** The graph (and, when loaded, the machine) of a run, from its first envelope. */
+export function graphOfRun(first: StoredEnvelope | undefined, pipelines: ReadonlyMap<string, Prepared>): RunChartSource {
+  if (first?.event.type !== 'run.started') return { graph: null, source: null, machine: null };
   const started = first.event;
   const loaded = [...pipelines.values()].find((p) => p.pipeline.name === started.pipeline && p.hash === started.machineHash);
-  return loaded === undefined ? { graph: null, source: null } : { graph: loaded.graph, source: 'loaded' };
+  const machine = loaded?.machine ?? null;
+  const recorded = asGraph(started.definition);
+  if (recorded !== null) return { graph: recorded, source: 'recorded', machine };
+  return loaded === undefined ? { graph: null, source: null, machine } : { graph: loaded.graph, source: 'loaded', machine };
 }
 
 /** `GET /api/runs/:id`: the run, its envelopes, chart and path. */
@@ -158,7 +178,7 @@ export async function getRun(
   const summary = await log.getRun(checkRunId(runId));
   if (summary === undefined) throw new HttpError(404, `unknown run id '${runId}': see GET /api/runs for the runs in this store`);
   const envelopes = await log.read(runId, 1);
-  const { graph, source } = graphOfRun(envelopes[0], pipelines);
+  const { graph, source, machine } = graphOfRun(envelopes[0], pipelines);
   const first = envelopes[0]?.event;
   return {
     run: rowOf(summary, now),
@@ -171,7 +191,7 @@ export async function getRun(
       graph === null
         ? 'this run recorded no drawable definition and no loaded pipeline has its machine hash: start the viz with --pipelines'
         : null,
-    path: graph === null ? null : pathJson(graph, envelopes),
+    path: graph === null ? null : pathJson(graph, envelopes, machine),
   };
 }
 

@@ -13,6 +13,7 @@ import { checkRunId, graphOfRun } from './api.js';
 import { HttpError, intParam } from './http.js';
 import { pathSteps } from './path.js';
 import type { StoreTail } from './tail.js';
+import { EdgeTracer } from './trace.js';
 
 /** What an SSE connection needs. */
 export interface SseContext {
@@ -78,12 +79,17 @@ export async function serveEvents(req: IncomingMessage, res: ServerResponse, par
   } else {
     const from = fromParam ?? 0;
     const all = await ctx.log.read(runId, 1);
-    const { graph } = graphOfRun(all[0], ctx.pipelines);
+    const first = all[0];
+    const { graph, machine } = graphOfRun(first, ctx.pipelines);
+    const tracer =
+      machine !== null && first?.event.type === 'run.started' ? new EdgeTracer(machine, runId, first.event, first.at) : null;
+    res.on('close', () => tracer?.stop());
     let prev: StoredEnvelope | undefined;
     let lastSeq = 0;
     const emit = (env: StoredEnvelope, pos: number | null): void => {
       if (env.seq <= lastSeq) return;
-      if (env.seq > from) write(res, env, pos, { step: stepOf(graph, prev, env) });
+      const exact = tracer?.next(env) ?? null;
+      if (env.seq > from) write(res, env, pos, { step: stepOf(graph, prev, env, exact) });
       prev = env;
       lastSeq = env.seq;
     };
@@ -97,8 +103,8 @@ export async function serveEvents(req: IncomingMessage, res: ServerResponse, par
   for (const env of buffered) live(env);
 }
 
-function stepOf(graph: MachineGraph | null, prev: StoredEnvelope | undefined, env: StoredEnvelope): unknown {
+function stepOf(graph: MachineGraph | null, prev: StoredEnvelope | undefined, env: StoredEnvelope, exact: string[] | null): unknown {
   if (graph === null) return null;
-  const steps = pathSteps(graph, prev === undefined ? [env] : [prev, env]);
+  const steps = pathSteps(graph, prev === undefined ? [env] : [prev, env], { edgesOf: () => exact });
   return steps[steps.length - 1] ?? null;
 }

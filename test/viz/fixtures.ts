@@ -79,9 +79,14 @@ export const ev = {
 };
 
 /** The envelopes a run of `events` records: `run.started`, then each event with the state it led to. */
-export function foldEnvelopes(events: readonly MachineEvent[], m: RunMachine = machine, g: MachineGraph = graph): StoredEnvelope[] {
+export function foldEnvelopes(
+  events: readonly MachineEvent[],
+  opts: { budgetUsd?: number; machine?: RunMachine; graph?: MachineGraph } = {},
+): StoredEnvelope[] {
+  const m = opts.machine ?? machine;
+  const g = opts.graph ?? graph;
   const runId = 'r1';
-  const limits = { budgetUsd: null, maxIterations: 10, deadlineAt: null };
+  const limits = { budgetUsd: opts.budgetUsd ?? null, maxIterations: 10, deadlineAt: null };
   let snap = initialSnapshot(m, { runId, input: { text: 'hi' }, limits, startedAt: 1_000 });
   const out: StoredEnvelope[] = [
     {

@@ -23,6 +23,7 @@ describe('pathOf on a compiled pipeline', () => {
       type: 'ATTEMPT',
       entered: ['run.classify.limits', 'run.classify.calling'],
       taken: ['run.classify.ready:ATTEMPT:0', 'run.classify.limits:always:4'],
+      maybe: [],
       current: ['run.classify.calling', 'run.classify'],
       explained: true,
     });
@@ -61,15 +62,28 @@ describe('pathOf on a compiled pipeline', () => {
     expect(at3.taken.get('run.classify.ready:ATTEMPT:0')).toBe(1);
   });
 
-  it('parks through a guard edge out of the step and resumes into it', () => {
+  it('parks out of the step and resumes into it; which guard parked it stays a maybe', () => {
     const envs = foldEnvelopes([ev.attempt('classify', 1, 'open'), ev.resume()]);
     const steps = pathSteps(graph, envs);
     expect(envs[1]?.state.value).toBe('parked');
-    expect(steps[1]?.taken).toEqual(['run.classify.ready:ATTEMPT:0', 'run.classify.limits:always:0']);
+    // Four guarded edges lead from limits to parked: the graph alone cannot tell which one.
+    expect(steps[1]?.taken).toEqual(['run.classify.ready:ATTEMPT:0']);
+    expect(steps[1]?.maybe).toEqual([0, 1, 2, 3].map((i) => `run.classify.limits:always:${i}`));
     expect(steps[1]?.entered).toEqual(['run.classify.limits', 'run.parked']);
     expect(steps[2]?.taken).toEqual(['run.parked:RESUME:0']);
     expect(steps[2]?.entered).toEqual(['run.classify', 'run.classify.ready']);
     expect(pathOf(graph, envs).visited.get('run.classify')).toBe(2);
+    // Given the exact edges (from the machine), they are used as they are.
+    const exact = pathSteps(graph, envs, {
+      edgesOf: (e) => (e.seq === 2 ? ['run.classify.ready:ATTEMPT:0', 'run.classify.limits:always:0'] : null),
+    });
+    expect(exact[1]).toMatchObject({ taken: ['run.classify.ready:ATTEMPT:0', 'run.classify.limits:always:0'], maybe: [] });
+  });
+
+  it('ignores exact edges that do not lead to the recorded state', () => {
+    const envs = foldEnvelopes([ev.attempt('classify')]);
+    const steps = pathSteps(graph, envs, { edgesOf: () => ['run.classify.ready:SKIP:0'] });
+    expect(steps[1]?.taken).toEqual(['run.classify.ready:ATTEMPT:0', 'run.classify.limits:always:4']);
   });
 
   it('takes the root KILL edge from inside a step', () => {

@@ -100,6 +100,8 @@ describe('viz server', () => {
       const { status, body } = await get(`/api/runs/${doneId}`);
       expect(status).toBe(200);
       expect(body.chartSource).toBe('recorded');
+      expect(body.path.source).toBe('machine'); // triage is loaded: edges read from XState
+      expect(body.path.maybe).toEqual({});
       expect(body.envelopes).toHaveLength(doneEnvs.length);
       expect(body.chart.nodes).toHaveLength(prepared.graph.nodes.length);
       expect(body.chart.edges).toHaveLength(prepared.graph.edges.length);

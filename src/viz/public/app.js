@@ -192,6 +192,7 @@ function roundedPath(points, r = 7) {
 function drawChart(chart) {
   const root = $('#chart');
   root.replaceChildren();
+  $('#chart-wrap').scrollTo(0, 0);
   if (!chart) return;
   const pad = 14;
   root.setAttribute('viewBox', `${-pad} ${-pad} ${chart.width + 2 * pad} ${chart.height + 2 * pad}`);
@@ -291,14 +292,17 @@ function applyZoom() {
 function paintPath(steps, seq) {
   const visited = new Map();
   const taken = new Map();
+  const maybe = new Map();
   let current = [];
   let status = 'running';
   for (const s of steps) {
     if (!s || s.seq > seq) break;
     for (const id of s.entered) visited.set(id, (visited.get(id) ?? 0) + 1);
     for (const id of s.taken) taken.set(id, (taken.get(id) ?? 0) + 1);
+    for (const id of s.maybe ?? []) maybe.set(id, (maybe.get(id) ?? 0) + 1);
     current = s.current;
   }
+  $('.key-maybe-wrap').hidden = maybe.size === 0;
   const env = ui.view?.envelopes?.find((e) => e.seq === seq);
   if (env) status = env.state.status;
   const cur = new Set(current);
@@ -319,17 +323,20 @@ function paintPath(steps, seq) {
   for (const p of root.querySelectorAll('path[data-edge-id]')) {
     const id = p.getAttribute('data-edge-id');
     const n = taken.get(id) ?? 0;
+    const m = n > 0 ? 0 : (maybe.get(id) ?? 0);
     p.classList.toggle('taken', n > 0);
+    p.classList.toggle('maybe', m > 0);
     p.dataset.count = String(n);
     const label = root.querySelector(`[data-label-for="${CSS.escape(id)}"]`);
     if (label) {
       label.classList.toggle('taken', n > 0);
-      label.querySelector('.lbl-count').textContent = n > 1 ? ` ×${n}` : '';
+      label.classList.toggle('maybe', m > 0);
+      label.querySelector('.lbl-count').textContent = n > 1 ? ` ×${n}` : m > 0 ? ' ?' : '';
     }
   }
   // Draw taken edges above the others.
   const layer = root.querySelector('.layer-edges');
-  if (layer) for (const p of layer.querySelectorAll('path.taken')) layer.append(p);
+  if (layer) for (const p of layer.querySelectorAll('path.maybe, path.taken')) layer.append(p);
   revealCurrent();
 }
 /** Scrolls the chart so the current leaf state is in view (centred when it was not). */
@@ -429,7 +436,7 @@ function timelineRow(env, t0) {
     { 'data-seq': env.seq, 'data-type': ev.type, onclick: () => scrubTo(env.seq, true) },
     el('td', { class: 'num seq', text: env.seq }),
     el('td', { class: 'num nowrap muted', text: env.seq === 1 ? fmtTime(env.at) : fmtOffset(env.at - t0), title: new Date(env.at).toISOString() }),
-    el('td', {}, el('span', { class: `ev-type ev-${ev.type.replace(/\W/g, '_')}`, text: ev.type })),
+    el('td', {}, el('span', { class: `ev-type ev-${ev.type.replace(/\W/g, '_')}${ev.verdict && ev.verdict !== 'valid' ? ' ev-rejected' : ''}`, text: ev.type })),
     el('td', { text: ev.step ?? env.state.step ?? '' }),
     el('td', { class: 'num', text: ev.attempt ?? '' }),
     el('td', { class: 'num', text: fmtCost(env.state.costUsd) }),
@@ -564,12 +571,19 @@ async function openRun(runId) {
   }
   ui.view = { kind: 'run', data, envelopes: data.envelopes, steps: data.path?.steps ?? null };
   ui.follow = true;
+  $('.facts').hidden = false;
   $('#placeholder').hidden = true;
   $('#run-view').hidden = false;
   $('#scrub-bar').hidden = false;
   $('.lower').hidden = false;
   $('#run-warning').hidden = !data.warning;
   $('#run-warning').textContent = data.warning ?? '';
+  $('#path-source').textContent =
+    data.path?.source === 'machine'
+      ? 'exact path: replayed through the loaded pipeline'
+      : data.path
+        ? 'path inferred from the log'
+        : '';
   renderHead();
   drawChart(data.chart);
   renderTimeline();
@@ -583,6 +597,7 @@ function followRun(runId, fromSeq) {
   const es = new EventSource(`/api/events?runId=${encodeURIComponent(runId)}&from=${fromSeq}`);
   ui.runStream = es;
   es.onopen = () => ($('#run-view').dataset.live = 'open');
+  // EventSource reconnects by itself; the attribute drives the "live" tag in the header.
   es.onerror = () => ($('#run-view').dataset.live = 'reconnecting');
   es.addEventListener('envelope', (m) => {
     const { envelope, step } = JSON.parse(m.data);
@@ -620,10 +635,12 @@ async function openPipeline(name) {
   $('#run-name').textContent = data.name;
   $('#run-name').append(el('span', { class: 'muted version', text: ` v${data.version}` }));
   $('#run-id').textContent = `machine ${data.hash}`;
-  for (const id of ['#run-cost', '#run-started', '#run-duration', '#run-events', '#run-step']) $(id).textContent = '–';
+  $('.facts').hidden = true;
   $('#run-warning').hidden = true;
   $('#scrub-bar').hidden = true;
   $('.lower').hidden = true;
+  $('#path-source').textContent = '';
+  $('.key-maybe-wrap').hidden = true;
   drawChart(data.chart);
   $('#chart').setAttribute('class', 'chart');
   renderRuns();
