@@ -2,9 +2,10 @@
  * Small HTTP helpers for the visualizer (node:http only): JSON answers, JSON errors that say
  * what to do, and the page's static files.
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { extname, resolve, sep } from 'node:path';
+import { extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** An error answered as `{ error: { status, message } }`. */
@@ -33,8 +34,13 @@ export function sendError(res: ServerResponse, status: number, message: string):
   sendJson(res, status, { error: { status, message } });
 }
 
-/** The directory of the page's files. */
-export const PUBLIC_DIR = fileURLToPath(new URL('./public/', import.meta.url));
+/**
+ * The directory of the page's files: beside this module, or (from a `dist/` build, which
+ * `tsc` does not copy them into) the package's `src/viz/public/`.
+ */
+export const PUBLIC_DIR = [new URL('./public/', import.meta.url), new URL('../../src/viz/public/', import.meta.url)]
+  .map((u) => fileURLToPath(u))
+  .find((dir) => existsSync(join(dir, 'index.html'))) ?? fileURLToPath(new URL('./public/', import.meta.url));
 
 const TYPES: Readonly<Record<string, string>> = {
   '.html': 'text/html; charset=utf-8',

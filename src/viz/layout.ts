@@ -59,7 +59,10 @@ export interface ChartLayout {
 
 /** Options of {@link layoutGraph}. */
 export interface LayoutOptions {
-  /** ELK direction (default `DOWN`). */
+  /**
+   * ELK direction (default `RIGHT`: steps read left to right; edge labels sit between layers,
+   * so `DOWN` is narrower per step but staircases the steps down a much taller chart).
+   */
   direction?: 'RIGHT' | 'DOWN';
   /** Extra ELK layout options for the root (they win over the defaults). */
   elk?: Record<string, string>;
@@ -95,6 +98,13 @@ export function edgeLabel(edge: Pick<GraphEdge, 'event' | 'guard'>): string {
   const event = edge.event.startsWith('after:') ? `after ${edge.event.slice(6)}ms` : edge.event;
   const guard = shortGuard(edge.guard);
   return guard === null ? event : `${event} [${guard}]`;
+}
+
+let instance: InstanceType<typeof elkjs.default.default> | undefined;
+function elk(): InstanceType<typeof elkjs.default.default> {
+  // elkjs is CommonJS: Node's `default` is `module.exports`, whose `.default` is the constructor too.
+  instance ??= new elkjs.default.default();
+  return instance;
 }
 
 function depthOf(nodes: Map<string, GraphNode>, id: string): number {
@@ -139,15 +149,13 @@ export async function layoutGraph(graph: MachineGraph, options: LayoutOptions = 
     const targets = e.targets.filter((t) => byId.has(t));
     const [only] = targets;
     const back = targets.length === 1 && only !== undefined && (order.get(only) ?? 0) < (order.get(e.source) ?? 0);
-    if (back) reversed.add(e.id);
-    const label: ElkLabel = {
-      id: `${e.id}#label`,
-      text: edgeLabel(e),
-      width: Math.ceil(edgeLabel(e).length * LABEL_CHAR_W) + 8,
-      height: EDGE_LABEL_H,
-    };
-    // A targetless transition stays in its state: draw it as a self-loop.
-    if (back) return { id: e.id, sources: targets, targets: [e.source], labels: [label] };
+    const text = edgeLabel(e);
+    const label: ElkLabel = { id: `${e.id}#label`, text, width: Math.ceil(text.length * LABEL_CHAR_W) + 8, height: EDGE_LABEL_H };
+    if (back) {
+      reversed.add(e.id);
+      return { id: e.id, sources: targets, targets: [e.source], labels: [label] };
+    }
+    // A targetless transition stays in its state: drawn as a self-loop.
     return { id: e.id, sources: [e.source], targets: targets.length > 0 ? targets : [e.source], labels: [label] };
   });
   // With INCLUDE_CHILDREN each compound state is its own layered graph that reads its own
@@ -180,9 +188,7 @@ export async function layoutGraph(graph: MachineGraph, options: LayoutOptions = 
     children: roots.map(toElk).map(withShared),
     edges,
   };
-  // elkjs is CommonJS: Node's `default` is `module.exports`, whose `.default` is the constructor too.
-  const elk = new elkjs.default.default();
-  const out = await elk.layout(elkGraph);
+  const out = await elk().layout(elkGraph);
 
   const nodes: LaidOutNode[] = [];
   const visit = (n: ElkNode): void => {

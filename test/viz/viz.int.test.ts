@@ -118,6 +118,17 @@ describe('viz server', () => {
       expect(chart.body.chart.nodes).toHaveLength(prepared.graph.nodes.length);
     });
 
+    it('serves the page and its assets from the package, nothing outside them', async () => {
+      const page = await fetch(viz.url);
+      expect(page.headers.get('content-type')).toMatch(/text\/html/);
+      expect(await page.text()).toContain('id="scrubber"');
+      const js = await fetch(new URL('/app.js', viz.url));
+      expect(js.headers.get('content-type')).toMatch(/text\/javascript/);
+      expect((await fetch(new URL('/app.css', viz.url))).status).toBe(200);
+      expect((await fetch(new URL('/..%2f..%2fpackage.json', viz.url))).status).toBe(404);
+      expect((await fetch(new URL('/api/runs', viz.url), { method: 'POST' })).status).toBe(405);
+    });
+
     it('answers clear JSON errors', async () => {
       const bad = await get('/api/runs?status=done');
       expect(bad.status).toBe(400);
