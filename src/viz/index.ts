@@ -7,4 +7,5 @@ export type { VizServer, VizServerOptions } from './server.js';
 export { layoutGraph, edgeLabel } from './layout.js';
 export type { ChartLayout, LaidOutNode, LaidOutEdge, LayoutOptions } from './layout.js';
 export { pathOf, pathSteps, summarizePath } from './path.js';
-export type { PathEnvelope, PathStep, RunPath } from './path.js';
+export type { PathEnvelope, PathOptions, PathStep, RunPath } from './path.js';
+export { traceEdges } from './trace.js';
