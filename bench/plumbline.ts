@@ -65,6 +65,15 @@ const plumb = await pool(RUNS, INFLIGHT, async (i) => {
   if (r.status !== 'completed') throw new Error(`run m3-${i} ended ${r.status}: ${JSON.stringify(r.error)}`);
 });
 const plumbCpu = meter.stop();
+if (process.argv.includes('--profile')) {
+  // Profiling the hot path only: stop before the baselines.
+  emitResult({ backend, stepsPerSec: (RUNS * 3) / (plumb.wallMs / 1000), cpuPerRunMs: (plumbCpu.selfMs + plumbCpu.othersMs) / RUNS });
+  await store.close();
+  await fake.close();
+  if (nats !== undefined) await nats[Symbol.asyncDispose]();
+  rmSync(dir, { recursive: true, force: true });
+  process.exit(0);
+}
 
 // 1b. plumbline, 1-step runs one at a time.
 const plumbLat: number[] = [];
