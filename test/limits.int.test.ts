@@ -217,6 +217,34 @@ describe('manual kill', () => {
   });
 });
 
+describe('kill of a run nobody drives', () => {
+  it('records KILL itself after a short grace when no process picks the flag up', async () => {
+    await using h = await harness();
+    const { Runtime } = await import('../src/runtime/driver.js');
+    const { loadPipeline } = await import('../src/runtime/load.js');
+    await new Runtime({ store: h.store }).create(
+      await loadPipeline('test/fixtures/pipelines/patient.ts'),
+      { input: {}, runId: 'orphan-1' },
+    );
+    const k = await plumbline([
+      'kill',
+      'orphan-1',
+      '--reason',
+      'stuck',
+      '--store',
+      h.dbPath,
+      '--json',
+    ]);
+    expect(ndjson(k.stdout)[0]).toMatchObject({
+      runId: 'orphan-1',
+      killed: true,
+      status: 'killed',
+    });
+    expect(ofType(await h.events('orphan-1'), 'KILL')[0]?.event.reason).toBe('stuck');
+    expect(h.fake.count).toBe(0);
+  });
+});
+
 describe('observability', () => {
   it('logs every decision with its run id, and the API key appears in no log line and no event', async () => {
     const key = 'sk-ant-api03-SECRETSECRET-0123456789abcdef';

@@ -28,7 +28,6 @@ import { renderLine, updateLine, type RunLine } from './progress.js';
 import { listStranded, registerOperatorCommands } from './operate.js';
 import { registerFleetCommands } from './fleet.js';
 
-
 function limitsOf(o: {
   budgetUsd?: number;
   maxIterations?: number;
@@ -402,12 +401,18 @@ export function registerCommands(program: Command, box: ExitBox): void {
           for (const id of ids) {
             const run = await store.log.getRun(id);
             const prepared =
-              run !== undefined && run.status === 'parked'
+              run !== undefined && !isTerminal(run.status)
                 ? await pipelineForRun(store, id, given).catch(() => undefined)
                 : undefined;
-            await rt.kill(id, o.reason, prepared);
-            if (o.json) outJson({ runId: id, killed: true, reason: o.reason });
-            else out(`kill flag set for run ${id}: ${o.reason}`);
+            const status = await rt.kill(id, o.reason, prepared);
+            if (o.json)
+              outJson({ runId: id, killed: status === 'killed', status, reason: o.reason });
+            else
+              out(
+                status === 'killed'
+                  ? `run ${id} killed: ${o.reason}`
+                  : `kill flag set for run ${id} (${status}): ${status === 'running' ? 'it stops before its next call or effect' : 'it had already ended'}`,
+              );
           }
         } finally {
           await store.close();

@@ -394,21 +394,44 @@ export class Runtime {
     return this.drive(prepared, runId, signal);
   }
 
-  /** Sets the durable kill flag; a run that no one drives is moved to `killed` here. */
-  async kill(runId: string, reason: string, prepared?: Prepared): Promise<void> {
+  /**
+   * Sets the durable kill flag. A process driving the run sees it within `killPollMs` and records
+   * KILL itself; if none does within `graceMs` (a parked or stranded run), KILL is recorded here.
+   * Returns the run's status afterwards.
+   */
+  async kill(
+    runId: string,
+    reason: string,
+    prepared?: Prepared,
+    graceMs = 1_500,
+  ): Promise<RunStatus> {
     const run = await this.store.log.getRun(runId);
     if (run === undefined)
       throw new UsageError(`unknown run id '${runId}': list runs with \`plumbline runs\``);
     await this.store.control.setKill({ runId, reason, at: this.clock.now() });
-    if (prepared === undefined || isTerminal(run.status)) return;
-    if (run.status === 'parked') {
+    if (isTerminal(run.status)) return run.status;
+    if (run.status === 'running') {
+      const until = Date.now() + graceMs;
+      while (Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 100));
+        const now = await this.store.log.getRun(runId);
+        if (now !== undefined && now.status !== 'running') return now.status;
+      }
+    }
+    if (prepared === undefined) return run.status;
+    for (let i = 0; i < 3; i++) {
       const { snapshot, seq } = await this.rebuild(prepared, runId);
+      if (statusOf(snapshot) === 'killed' || isTerminal(statusOf(snapshot)))
+        return statusOf(snapshot);
       const next = foldStep(prepared.machine, snapshot, { type: 'KILL', reason });
       try {
         await this.appendEvent(runId, seq, { type: 'KILL', reason }, next);
+        this.logDecision(prepared, runId, seq + 1, { type: 'KILL', reason }, next);
+        return 'killed';
       } catch (e) {
         if (!isVersionConflict(e)) throw e;
       }
     }
+    return (await this.store.log.getRun(runId))?.status ?? run.status;
   }
 }
