@@ -125,7 +125,7 @@ describe('circuit breaker across runs', () => {
         name: 'fleet',
         version: '1',
         input: z.object({ i: z.number() }),
-        retry: { maxAttempts: 10, baseMs: 300, maxBackoffMs: 300 },
+        retry: { maxAttempts: 10, baseMs: 800, maxBackoffMs: 800 },
         steps: [
           llm({
             name: 'ask',
@@ -156,7 +156,7 @@ describe('circuit breaker across runs', () => {
     expect(h.fake.count).toBe(5);
     // The provider recovers; after the cool-down one probe goes through and closes the breaker.
     h.fake.setScript(() => ({ kind: 'json', value: { ok: true } }));
-    await new Promise((r) => setTimeout(r, 1_600));
+    await new Promise((r) => setTimeout(r, 2_600));
     const probe = await rt.resume(p, 'fleet-0');
     expect(probe.status).toBe('completed');
     expect(ofType(await h.events('fleet-0'), 'ATTEMPT').at(-1)?.event.breaker).toBe('half_open');

@@ -37,3 +37,18 @@ export function acceleratedClock(factor: number, start = Date.now()): Clock {
     sleep: (ms, signal) => sleep(ms / factor, signal),
   };
 }
+
+/**
+ * A virtual clock for tests: time moves only when someone sleeps, by exactly the time slept,
+ * so recorded delays and deadlines can be asserted to the millisecond without waiting.
+ */
+export function virtualClock(start = Date.UTC(2026, 0, 1)): Clock {
+  let t = start;
+  return {
+    now: () => t,
+    sleep: (ms, signal) => {
+      if (signal?.aborted !== true) t += Math.max(0, ms);
+      return new Promise((resolve) => setImmediate(resolve));
+    },
+  };
+}
