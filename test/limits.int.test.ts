@@ -116,7 +116,7 @@ describe('circuit breaker across runs', () => {
       minCalls: 5,
       failureRate: 0.5,
       consecutive: 5,
-      coolDownMs: 1_500,
+      coolDownMs: 2_500,
       probeTimeoutMs: 5_000,
     };
     const rt = h.runtime({ breakerConfig, killPollMs: 20, random: () => 1 });

@@ -30,6 +30,8 @@ import {
   StorageType,
   type JetStreamClient,
   type JetStreamManager,
+  type MsgRequest,
+  type StoredMsg,
 } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { headers, nanos, nuid, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
@@ -90,6 +92,7 @@ export interface JetStreamStore extends Store {
 const WRITER = 'Plumbline-Writer';
 const FIRST = 'Plumbline-First';
 const PREFIX = /^[A-Za-z0-9_-]{1,32}$/;
+const READ_CONSUMER_TIMEOUT_MS = 2_000;
 
 const Snapshot = z.object({
   seq: z.number().int().nonnegative(),
@@ -158,6 +161,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
   const nc = link.nc;
   let js: JetStreamClient;
   let jsm: JetStreamManager;
+  let jsmRead: JetStreamManager;
   let runs: KV, snaps: KV, effects: KV, kills: KV, breakers: KV;
   try {
     js = jetstream(nc, { timeout });
@@ -169,6 +173,9 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
         { cause: e },
       );
     }
+    // Read consumers are created with a short timeout: creating one normally takes
+    // milliseconds, and when it hangs (placed on a dead peer) the read retries or falls back.
+    jsmRead = await jetstreamManager(nc, { timeout: Math.min(timeout, READ_CONSUMER_TIMEOUT_MS) });
     await ensureStream(jsm, STREAM, `${prefix}.run.*.ev`, replicas);
     const kvm = new Kvm(js);
     const bucket = (n: string): Promise<KV> =>
@@ -259,9 +266,19 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
   const casPut = (kv: KV, key: string, value: unknown, revision: number): Promise<boolean> =>
     kvCas(link, kv, key, value, revision);
 
+  /**
+   * One message as the stream leader has it. Not a direct get: in a cluster any replica answers
+   * those, and a lagging one would report an older tail (a false version conflict, a short read).
+   */
+  const leaderGet = (
+    query: { seq: number } | { last_by_subj: string } | { next_by_subj: string; seq: number },
+  ): Promise<StoredMsg | null> =>
+    // `next_by_subj` is accepted by the server's STREAM.MSG.GET (2.9+) though not typed there.
+    retry(() => jsm.streams.getMessage(STREAM, query as MsgRequest));
+
   /** The run's last event in the stream (authoritative, unlike the index). */
   const lastOf = async (runId: string): Promise<(Located & { first: number }) | undefined> => {
-    const m = await retry(() => jsm.direct.getMessage(STREAM, { last_by_subj: subjectOf(runId) }));
+    const m = await leaderGet({ last_by_subj: subjectOf(runId) });
     if (m === null) return undefined;
     const env = await decode(runId, m, m.header);
     const first = env.seq === 1 ? m.seq : Number(m.header.get(FIRST));
@@ -274,17 +291,34 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     return { env, streamSeq: m.seq, first };
   };
 
-  /** Events of one run from stream sequence `start` on, checked to be contiguous. */
+  /**
+   * Events of one run from stream sequence `start` on, checked to be contiguous. The bulk comes
+   * from a short-lived consumer; the stream leader then confirms the end (usually one request
+   * answering "nothing more"). That covers a consumer placed on a lagging replica, one whose
+   * node died mid-read, and one that could not be created at all (in a cluster with a node
+   * down, 2.9 still places some consumers on the dead peer): then the leader serves every event.
+   */
   const readRun = async (runId: string, start: number): Promise<Located[]> => {
-    const msgs = await retry(() =>
-      readRange(
+    const subject = subjectOf(runId);
+    let msgs: Array<{ seq: number; data: Uint8Array; headers?: MsgHdrs | undefined }> = [];
+    try {
+      msgs = await readRange(
         js,
-        jsm,
-        { stream: STREAM, filter: subjectOf(runId), startSeq: start },
+        jsmRead,
+        { stream: STREAM, filter: subject, startSeq: start },
         stats,
         track,
-      ),
-    );
+      );
+    } catch {
+      // No consumer (timed out, node down, reconnecting): the leader serves every event below,
+      // and surfaces any error that is not about the consumer.
+    }
+    for (let seq = (msgs[msgs.length - 1]?.seq ?? start - 1) + 1; ;) {
+      const m = await leaderGet({ next_by_subj: subject, seq });
+      if (m === null) break;
+      msgs.push({ seq: m.seq, data: m.data, headers: m.header });
+      seq = m.seq + 1;
+    }
     const out: Located[] = [];
     for (const m of msgs) {
       const env = await decode(runId, m, m.headers);
@@ -362,7 +396,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     if (ack.duplicate) {
       // Same msgID seen in the dedup window: our own retried publish, or another writer's
       // event with this seq (the dedup check runs before the expectation check).
-      const m = await retry(() => jsm.direct.getMessage(STREAM, { seq: ack.seq }));
+      const m = await leaderGet({ seq: ack.seq });
       if (m === null || m.header.get(WRITER) !== nonce)
         throw new VersionConflictError(env.runId, expected, 'unknown');
     }
@@ -441,7 +475,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
 
     async readAll(afterPos, limit = 1000) {
       const msgs = await retry(() =>
-        readRange(js, jsm, { stream: STREAM, startSeq: afterPos + 1, limit }, stats, track),
+        readRange(js, jsmRead, { stream: STREAM, startSeq: afterPos + 1, limit }, stats, track),
       );
       const out: PositionedEnvelope[] = [];
       for (const m of msgs)
@@ -463,7 +497,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       const msgs = await retry(() =>
         readRange(
           js,
-          jsm,
+          jsmRead,
           { stream: `KV_${prefix}_runs`, filter: `$KV.${prefix}_runs.>`, lastPerSubject: true },
           stats,
           track,

@@ -80,6 +80,7 @@ const TRANSIENT_NAMES = new Set([
   'NoRespondersError',
   'JetStreamNotEnabled',
   'ConnectionError',
+  'ReadIncompleteError',
 ]);
 
 /** True when retrying later may succeed: timeouts, no responders (JetStream restarting), 503. */

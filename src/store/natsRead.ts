@@ -36,6 +36,16 @@ export interface ReadStats {
 }
 
 const FETCH_BATCH = 1_000;
+/** Pending messages arrive in milliseconds; waiting this long means they are not coming. */
+const FETCH_EXPIRES_MS = 2_000;
+
+/** A bounded read got fewer messages than its consumer had pending (transient: retry it). */
+export class ReadIncompleteError extends Error {
+  constructor(stream: string, got: number, want: number) {
+    super(`read of ${stream} stalled after ${got} of ${want} messages`);
+    this.name = 'ReadIncompleteError';
+  }
+}
 
 /** Reads a bounded range in stream order; the consumer is deleted afterwards. */
 export async function readRange(
@@ -80,15 +90,22 @@ export async function readRange(
     while (out.length < want) {
       const batch = await consumer.fetch({
         max_messages: Math.min(want - out.length, FETCH_BATCH),
-        expires: 5_000,
+        expires: FETCH_EXPIRES_MS,
       });
       let got = 0;
       for await (const m of batch) {
         out.push(m);
         got++;
       }
-      // Nothing came within `expires`: messages were deleted under us; return what we have.
-      if (got === 0) break;
+      if (got === 0) {
+        // Nothing came within `expires`. Either the messages were deleted under us (the consumer
+        // has nothing left: return what we have), or the consumer stopped answering (its node
+        // died): fail, so the caller retries rather than taking a short read for the whole.
+        const now = await consumer.info();
+        if (now.num_pending > 0 || now.num_ack_pending > 0)
+          throw new ReadIncompleteError(q.stream, out.length, want);
+        break;
+      }
     }
     if (stats) stats.delivered += out.length;
     return out;

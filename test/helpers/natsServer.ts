@@ -7,6 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect as tcpConnect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { jetstreamManager, StorageType } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 
 /** Options of {@link startNatsServer}. */
 export interface NatsServerOptions {
@@ -55,7 +57,8 @@ process.once('exit', () => {
  * makes the kernel kill the server when the process that started it dies.
  */
 let setpriv: boolean | undefined;
-function withParentDeathSignal(bin: string, args: string[]): [string, string[]] {
+/** `[command, args]` that run `bin` so that it dies with the process that spawned it. */
+export function withParentDeathSignal(bin: string, args: string[]): [string, string[]] {
   setpriv ??= spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status === 0;
   return setpriv ? ['setpriv', ['--pdeathsig', 'KILL', bin, ...args]] : [bin, args];
 }
@@ -175,4 +178,79 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     },
   };
   return handle;
+}
+
+/** A running test cluster. */
+export interface NatsClusterHandle {
+  readonly nodes: NatsServerHandle[];
+  /** Every node's client URL, comma-separated (a `--store` spec the CLI accepts). */
+  readonly url: string;
+  readonly servers: string[];
+  /** Each node's server name, in the order of `nodes` (JetStream reports leaders by name). */
+  readonly names: string[];
+  /** Stops every node and removes their store dirs. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * Starts `size` JetStream servers on loopback ports, routed to each other, and waits until
+ * the cluster can place a stream with `size` replicas (the meta leader is elected and every
+ * peer has joined).
+ */
+export async function startNatsCluster(size = 3, timeoutMs = 30_000): Promise<NatsClusterHandle> {
+  const ports = await Promise.all(Array.from({ length: size }, () => freePort()));
+  const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
+  const routes = clusterPorts.map((p) => `nats://127.0.0.1:${p}`);
+  const name = `c${Math.random().toString(36).slice(2, 8)}`;
+  const names = ports.map((_, i) => `${name}-n${i + 1}`);
+  const started = await Promise.allSettled(
+    ports.map((port, i) =>
+      startNatsServer({
+        port,
+        clusterName: name,
+        clusterPort: clusterPorts[i] as number,
+        routes: routes.filter((_, j) => j !== i),
+        serverName: names[i] as string,
+      }),
+    ),
+  );
+  const nodes = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const dispose = async (): Promise<void> => {
+    await Promise.all(nodes.map((n) => n[Symbol.asyncDispose]()));
+  };
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed !== undefined) {
+    await dispose();
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  const servers = ports.map((p) => `nats://127.0.0.1:${p}`);
+  const nc = await connect({ servers, maxReconnectAttempts: -1 });
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const jsm = await jetstreamManager(nc, { timeout: 2_000 });
+        const probe = `READY_${attempt}`;
+        await jsm.streams.add({
+          name: probe,
+          subjects: [`ready.${attempt}`],
+          num_replicas: size,
+          storage: StorageType.Memory,
+        });
+        await jsm.streams.delete(probe);
+        break;
+      } catch (e) {
+        if (Date.now() > deadline) {
+          await dispose();
+          throw new Error(
+            `the ${size}-node cluster did not get ready within ${timeoutMs} ms: ${(e as Error).message}\n${nodes.map((n) => n.output().slice(-2_000)).join('\n---\n')}`,
+          );
+        }
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  } finally {
+    await nc.close();
+  }
+  return { nodes, servers, names, url: servers.join(','), [Symbol.asyncDispose]: dispose };
 }
