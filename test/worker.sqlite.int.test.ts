@@ -3,6 +3,7 @@
  * bad commands dead-lettered with a reason while valid ones keep being served.
  */
 import { spawn } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { openSqliteBus } from '../src/bus/sqlite.js';
 import { ROOT, ndjson, plumbline } from './helpers/cli.js';
@@ -50,6 +51,12 @@ describe('worker on SQLite', () => {
       .run(Buffer.from([0xff, 0x00, 0x7b]));
     raw.close();
 
+    const port = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as AddressInfo).port;
+        srv.close(() => resolve(p));
+      });
+    });
     const worker = spawn(
       process.execPath,
       [
@@ -62,6 +69,8 @@ describe('worker on SQLite', () => {
         'test/fixtures/pipelines/plain.js',
         '--ack-wait',
         '2s',
+        '--metrics-port',
+        String(port),
       ],
       {
         cwd: ROOT,
@@ -80,6 +89,18 @@ describe('worker on SQLite', () => {
       );
     };
     while (Date.now() < deadline && !(await done())) await new Promise((r) => setTimeout(r, 100));
+    // Prometheus metrics of what the worker did.
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(metrics).toMatch(/plumbline_runs_total\{pipeline="stubborn",status="completed"\} 1/);
+    expect(metrics).toMatch(/plumbline_runs_total\{pipeline="plain",status="completed"\} 1/);
+    expect(metrics).toMatch(
+      /plumbline_model_attempts_total\{pipeline="stubborn",model="claude-haiku-4-5",classification="ok"\} 1/,
+    );
+    expect(metrics).toMatch(
+      /plumbline_cost_usd_total\{pipeline="stubborn",model="claude-haiku-4-5"\} 0\.000\d+/,
+    );
+    expect(metrics).toMatch(/plumbline_append_seconds_count \d+/);
+    expect(metrics).toMatch(/plumbline_runs_in_flight 0/);
     worker.kill('SIGTERM');
     await new Promise((r) => worker.on('close', r));
     expect(await h.store.log.getRun('q-1')).toMatchObject({ status: 'completed' });
