@@ -12,15 +12,41 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('plumbline run', () => {
   it('loads a .js pipeline, prints events then a summary as NDJSON, exit 0', async () => {
-    const r = await plumbline(['run', 'test/fixtures/pipelines/plain.js', '--input', '{"n":20}', '--json', '--store', join(dir, 'a.db')]);
+    const r = await plumbline([
+      'run',
+      'test/fixtures/pipelines/plain.js',
+      '--input',
+      '{"n":20}',
+      '--json',
+      '--store',
+      join(dir, 'a.db'),
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const rows = ndjson(r.stdout) as Array<Record<string, unknown>>;
-    expect(rows.slice(0, -1).map((e) => (e.event as { type: string }).type)).toEqual(['run.started', 'STEP_DONE', 'STEP_DONE']);
-    expect(rows.at(-1)).toMatchObject({ summary: true, status: 'completed', costUsd: 0, outputs: { double: { n: 40 }, inc: { n: 41 } } });
+    expect(rows.slice(0, -1).map((e) => (e.event as { type: string }).type)).toEqual([
+      'run.started',
+      'STEP_DONE',
+      'STEP_DONE',
+    ]);
+    expect(rows.at(-1)).toMatchObject({
+      summary: true,
+      status: 'completed',
+      costUsd: 0,
+      outputs: { double: { n: 40 }, inc: { n: 41 } },
+    });
   });
 
   it('prints the run id, final state, cost and path without --json', async () => {
-    const r = await plumbline(['run', 'test/fixtures/pipelines/plain.js', '--input', '{"n":1}', '--run-id', 'p-1', '--store', join(dir, 'b.db')]);
+    const r = await plumbline([
+      'run',
+      'test/fixtures/pipelines/plain.js',
+      '--input',
+      '{"n":1}',
+      '--run-id',
+      'p-1',
+      '--store',
+      join(dir, 'b.db'),
+    ]);
     expect(r.code).toBe(0);
     expect(r.stdout.trim()).toBe('run p-1 completed, cost $0.000000, path double → inc');
   });
@@ -28,12 +54,30 @@ describe('plumbline run', () => {
 
 describe('plumbline demo', () => {
   it('triages the sample tickets with the fake Claude when no API key is set, and says so', async () => {
-    const r = await plumbline(['demo', '--store', join(dir, 'demo.db')], { ANTHROPIC_API_KEY: '', PLUMBLINE_OUTBOX: join(dir, 'outbox') });
+    const r = await plumbline(['demo', '--store', join(dir, 'demo.db')], {
+      ANTHROPIC_API_KEY: '',
+      PLUMBLINE_OUTBOX: join(dir, 'outbox'),
+    });
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/no ANTHROPIC_API_KEY: using the fake Claude at http:\/\/127\.0\.0\.1:\d+/);
+    expect(r.stdout).toMatch(
+      /no ANTHROPIC_API_KEY: using the fake Claude at http:\/\/127\.0\.0\.1:\d+/,
+    );
     expect(r.stdout.match(/ completed, cost \$/g)).toHaveLength(5);
     expect(r.stdout).toMatch(/draft \(skipped\)/);
     const runs = await plumbline(['runs', '--json', '--store', join(dir, 'demo.db')]);
-    expect(ndjson(runs.stdout)).toHaveLength(5);
+    const listed = ndjson(runs.stdout) as Array<{ costUsd: number }>;
+    expect(listed).toHaveLength(5);
+    const total = listed.reduce((a, r) => a + r.costUsd, 0);
+    // Spend folded from the log, three ways, always adding up to the runs' total.
+    for (const by of ['model', 'pipeline', 'day']) {
+      const c = await plumbline(['cost', '--by', by, '--json', '--store', join(dir, 'demo.db')]);
+      const rows = ndjson(c.stdout) as Array<{ key: string; calls: number; costUsd: number }>;
+      expect(Math.abs(rows.reduce((a, r) => a + r.costUsd, 0) - total)).toBeLessThan(1e-9);
+      if (by === 'model')
+        expect(rows.map((r) => r.key).sort()).toEqual(['claude-haiku-4-5', 'claude-sonnet-4-6']);
+      if (by === 'pipeline') expect(rows).toMatchObject([{ key: 'triage' }]);
+    }
+    const bad = await plumbline(['cost', '--by', 'week', '--store', join(dir, 'demo.db')]);
+    expect(bad.code).toBe(2);
   });
 });
