@@ -93,6 +93,8 @@ const WRITER = 'Plumbline-Writer';
 const FIRST = 'Plumbline-First';
 const PREFIX = /^[A-Za-z0-9_-]{1,32}$/;
 const READ_CONSUMER_TIMEOUT_MS = 2_000;
+/** After a read consumer failed, runs are read from the stream leader alone for this long. */
+const CONSUMER_BACKOFF_MS = 10_000;
 
 const Snapshot = z.object({
   seq: z.number().int().nonnegative(),
@@ -298,20 +300,25 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
    * node died mid-read, and one that could not be created at all (in a cluster with a node
    * down, 2.9 still places some consumers on the dead peer): then the leader serves every event.
    */
+  let consumersFailingUntil = 0;
   const readRun = async (runId: string, start: number): Promise<Located[]> => {
     const subject = subjectOf(runId);
     let msgs: Array<{ seq: number; data: Uint8Array; headers?: MsgHdrs | undefined }> = [];
-    try {
-      msgs = await readRange(
-        js,
-        jsmRead,
-        { stream: STREAM, filter: subject, startSeq: start },
-        stats,
-        track,
-      );
-    } catch {
-      // No consumer (timed out, node down, reconnecting): the leader serves every event below,
-      // and surfaces any error that is not about the consumer.
+    if (Date.now() >= consumersFailingUntil) {
+      try {
+        msgs = await readRange(
+          js,
+          jsmRead,
+          { stream: STREAM, filter: subject, startSeq: start },
+          stats,
+          track,
+        );
+      } catch {
+        // No consumer (timed out, node down, reconnecting): the leader serves every event
+        // below, and surfaces any error that is not about the consumer. Skip consumers for a
+        // while rather than wait for each one to time out.
+        consumersFailingUntil = Date.now() + CONSUMER_BACKOFF_MS;
+      }
     }
     for (let seq = (msgs[msgs.length - 1]?.seq ?? start - 1) + 1; ;) {
       const m = await leaderGet({ next_by_subj: subject, seq });
