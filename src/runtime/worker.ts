@@ -72,7 +72,19 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
   };
 
   const handle = async (cmd: Command, ctl: CommandControl): Promise<void> => {
-    const run = await store.log.getRun(cmd.runId);
+    let run;
+    try {
+      run = await store.log.getRun(cmd.runId);
+    } catch (e) {
+      // A run id the store refuses (not a NATS subject token) never becomes valid: no retries.
+      if (!isUsageError(e)) throw e;
+      await ctl.deadLetter(e.message);
+      logger.error(
+        { runId: cmd.runId, decision: 'dead-letter', reason: e.message },
+        'command dead-lettered',
+      );
+      return;
+    }
     const pipelineName = cmd.type === 'start' ? cmd.pipeline : run?.pipeline;
     if (cmd.type === 'resume' && run === undefined) {
       await ctl.deadLetter(`resume of unknown run '${cmd.runId}'`);
