@@ -10,8 +10,10 @@ const mode = process.argv[2] ?? 'valid';
 let action: FakeAction = { kind: 'valid' };
 const [kind, param] = mode.split(':');
 if (kind === 'delay') action = { kind: 'delay', ms: Number(param), then: { kind: 'valid' } };
-else if (kind === '429') action = { kind: 'status', status: 429, headers: { 'retry-after': String(param ?? '60') } };
-else if (kind !== 'valid') throw new Error(`unknown fake mode '${mode}': use valid, delay:<ms> or 429:<seconds>`);
+else if (kind === '429')
+  action = { kind: 'status', status: 429, headers: { 'retry-after': String(param ?? '60') } };
+else if (kind !== 'valid')
+  throw new Error(`unknown fake mode '${mode}': use valid, delay:<ms> or 429:<seconds>`);
 
 const fake = await startFakeClaude({ script: () => action });
 // The fake records every request; forget them so a long benchmark does not grow it.

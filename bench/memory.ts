@@ -47,7 +47,12 @@ const settle = async (): Promise<{ rss: number; heap: number }> => {
 };
 
 /** Starts `n` runs (at most WAVE not yet parked at once); resolves when all are parked. */
-async function park(prefix: string, n: number, signal: AbortSignal, all: Promise<unknown>[]): Promise<void> {
+async function park(
+  prefix: string,
+  n: number,
+  signal: AbortSignal,
+  all: Promise<unknown>[],
+): Promise<void> {
   let open = 0;
   let wake: (() => void) | null = null;
   for (let i = 0; i < n; i++) {

@@ -22,7 +22,20 @@ import { startNatsServer, type NatsServerHandle } from '../test/helpers/natsServ
 import { startFakeProcess } from './lib/fake.js';
 import { arg, cpuMeter, emitResult, load1, numArg } from './lib/proc.js';
 import { percentile } from './lib/stats.js';
-import { Classification, Summary, callModel, classifyPrompt, modelClient, oneStep, pool, record, summarizePrompt, threeStep, ticket, type Ticket } from './workload.js';
+import {
+  Classification,
+  Summary,
+  callModel,
+  classifyPrompt,
+  modelClient,
+  oneStep,
+  pool,
+  record,
+  summarizePrompt,
+  threeStep,
+  ticket,
+  type Ticket,
+} from './workload.js';
 
 const backend = arg('backend', 'sqlite') as 'sqlite' | 'sqlite-full' | 'jetstream';
 const RUNS = numArg('runs', 1000);
@@ -38,7 +51,9 @@ if (backend === 'jetstream') {
   nats = await startNatsServer();
   store = await openJetStreamStore({ servers: nats.url });
 } else {
-  store = openSqliteStore(join(dir, 'plumbline.db'), { synchronous: backend === 'sqlite-full' ? 'FULL' : 'NORMAL' });
+  store = openSqliteStore(join(dir, 'plumbline.db'), {
+    synchronous: backend === 'sqlite-full' ? 'FULL' : 'NORMAL',
+  });
 }
 const serverPids = nats !== undefined ? [serverPid(nats)] : [];
 const model = modelClient(fake.url);
@@ -49,12 +64,17 @@ const p1 = prepare(oneStep());
 
 function serverPid(h: NatsServerHandle): number {
   // The helper does not expose the pid: find the nats-server that owns our store dir.
-  const out = execFileSync('pgrep', ['-f', `nats-server.*${h.storeDir}`]).toString().trim().split('\n');
+  const out = execFileSync('pgrep', ['-f', `nats-server.*${h.storeDir}`])
+    .toString()
+    .trim()
+    .split('\n');
   return Number(out[out.length - 1]);
 }
 
 // Warm-up (JIT, HTTP keep-alive, SQLite pages): not measured.
-await pool(WARMUP, Math.min(INFLIGHT, 50), (i) => rt.start(p3, { input: ticket(i), runId: `w3-${i}` }));
+await pool(WARMUP, Math.min(INFLIGHT, 50), (i) =>
+  rt.start(p3, { input: ticket(i), runId: `w3-${i}` }),
+);
 for (let i = 0; i < 20; i++) await rt.start(p1, { input: ticket(i), runId: `w1-${i}` });
 
 // 1. plumbline, 3-step runs, C in flight.
@@ -62,12 +82,17 @@ const load0 = load1();
 let meter = cpuMeter({ pids: serverPids });
 const plumb = await pool(RUNS, INFLIGHT, async (i) => {
   const r = await rt.start(p3, { input: ticket(i), runId: `m3-${i}` });
-  if (r.status !== 'completed') throw new Error(`run m3-${i} ended ${r.status}: ${JSON.stringify(r.error)}`);
+  if (r.status !== 'completed')
+    throw new Error(`run m3-${i} ended ${r.status}: ${JSON.stringify(r.error)}`);
 });
 const plumbCpu = meter.stop();
 if (process.argv.includes('--profile')) {
   // Profiling the hot path only: stop before the baselines.
-  emitResult({ backend, stepsPerSec: (RUNS * 3) / (plumb.wallMs / 1000), cpuPerRunMs: (plumbCpu.selfMs + plumbCpu.othersMs) / RUNS });
+  emitResult({
+    backend,
+    stepsPerSec: (RUNS * 3) / (plumb.wallMs / 1000),
+    cpuPerRunMs: (plumbCpu.selfMs + plumbCpu.othersMs) / RUNS,
+  });
   await store.close();
   await fake.close();
   if (nats !== undefined) await nats[Symbol.asyncDispose]();
@@ -87,21 +112,26 @@ for (let i = 0; i < LATENCY_RUNS; i++) {
 type Captured = Map<string, string[]>;
 const captured: Captured = new Map();
 let bytes = 0;
-for (let pos = 0; ; ) {
+for (let pos = 0; ;) {
   const page = await store.log.readAll(pos, 1000);
   if (page.length === 0) break;
   for (const e of page) {
     pos = e.pos;
     if (!e.runId.startsWith('m')) continue;
     const { v, at, event, state } = e;
-    const body = backend === 'jetstream' ? JSON.stringify({ v, at, event, state, runId: e.runId, seq: e.seq }) : JSON.stringify({ v, at, event, state });
+    const body =
+      backend === 'jetstream'
+        ? JSON.stringify({ v, at, event, state, runId: e.runId, seq: e.seq })
+        : JSON.stringify({ v, at, event, state });
     const list = captured.get(e.runId) ?? [];
     list.push(body);
     captured.set(e.runId, list);
     if (e.runId.startsWith('m3-')) bytes += Buffer.byteLength(body);
   }
 }
-const events3 = [...captured.entries()].filter(([k]) => k.startsWith('m3-')).reduce((n, [, v]) => n + v.length, 0);
+const events3 = [...captured.entries()]
+  .filter(([k]) => k.startsWith('m3-'))
+  .reduce((n, [, v]) => n + v.length, 0);
 await store.close();
 
 // The raw log: one append per event, nothing else.
@@ -111,7 +141,12 @@ let rawClose: () => Promise<void>;
 if (backend === 'jetstream') {
   const nc = await connect({ servers: (nats as NatsServerHandle).url, noAsyncTraces: true });
   const jsm = await jetstreamManager(nc);
-  await jsm.streams.add({ name: 'RAW', subjects: ['raw.run.*.ev'], storage: StorageType.File, retention: RetentionPolicy.Limits });
+  await jsm.streams.add({
+    name: 'RAW',
+    subjects: ['raw.run.*.ev'],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+  });
   const js = jetstream(nc);
   rawAppend = async (runId, _seq, body) => {
     await js.publish(`raw.run.${runId}.ev`, body);
@@ -121,30 +156,49 @@ if (backend === 'jetstream') {
   const db = new Database(join(dir, 'raw.db'));
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${backend === 'sqlite-full' ? 'FULL' : 'NORMAL'}`);
-  db.exec('CREATE TABLE events (pos INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL, UNIQUE (run_id, seq))');
+  db.exec(
+    'CREATE TABLE events (pos INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL, UNIQUE (run_id, seq))',
+  );
   const insert = db.prepare('INSERT INTO events (run_id, seq, body) VALUES (?, ?, ?)');
   rawAppend = async (runId, seq, body) => {
     insert.run(runId, seq, body);
   };
-  rawClose = async () => db.close();
+  rawClose = async () => {
+    db.close();
+  };
 }
 
 /** The workload by hand: the captured events appended in order, doing the I/O each one announces. */
-async function rawRun(client: ModelClient, runId: string, bodies: string[], input: Ticket, tag: string): Promise<void> {
+async function rawRun(
+  client: ModelClient,
+  runId: string,
+  bodies: string[],
+  input: Ticket,
+  tag: string,
+): Promise<void> {
   let classification: unknown;
   let summary: unknown;
   for (const [k, body] of bodies.entries()) {
     await rawAppend(`${tag}${runId}`, k + 1, body);
     const type = (JSON.parse(body) as { event: { type: string; step?: string } }).event;
-    if (type.type === 'ATTEMPT' && type.step === 'classify') classification = await callModel(client, 'classify', Classification, classifyPrompt(input));
-    if (type.type === 'ATTEMPT' && type.step === 'summarize') summary = await callModel(client, 'summarize', Summary, summarizePrompt(input, classification));
+    if (type.type === 'ATTEMPT' && type.step === 'classify')
+      classification = await callModel(client, 'classify', Classification, classifyPrompt(input));
+    if (type.type === 'ATTEMPT' && type.step === 'summarize')
+      summary = await callModel(
+        client,
+        'summarize',
+        Summary,
+        summarizePrompt(input, classification),
+      );
     if (type.type === 'EFFECT_STARTED') await record(join(dir, 'raw-sink.jsonl'), runId, summary);
   }
 }
 
 // 2. Raw: same workload, same concurrency, same bytes.
 meter = cpuMeter({ pids: serverPids });
-const raw = await pool(RUNS, INFLIGHT, (i) => rawRun(model, `m3-${i}`, captured.get(`m3-${i}`) as string[], ticket(i), 'r-'));
+const raw = await pool(RUNS, INFLIGHT, (i) =>
+  rawRun(model, `m3-${i}`, captured.get(`m3-${i}`) as string[], ticket(i), 'r-'),
+);
 const rawCpu = meter.stop();
 const rawLat: number[] = [];
 for (let i = 0; i < LATENCY_RUNS; i++) {

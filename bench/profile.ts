@@ -38,17 +38,25 @@ function sourceOf(url: string, name: string): string {
 
 /** Microseconds sampled outside `(idle)`. */
 function busyOf(profile: CpuProfile): number {
-  const idle = new Set(profile.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id));
-  return profile.samples.reduce((a, id, i) => a + (idle.has(id) ? 0 : (profile.timeDeltas[i] ?? 0)), 0);
+  const idle = new Set(
+    profile.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id),
+  );
+  return profile.samples.reduce(
+    (a, id, i) => a + (idle.has(id) ? 0 : (profile.timeDeltas[i] ?? 0)),
+    0,
+  );
 }
 
 /** Self time by function and by source, as printable lines. */
 export function summarize(profile: CpuProfile, top = 25): string {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
-  for (const [i, id] of profile.samples.entries()) self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  for (const [i, id] of profile.samples.entries())
+    self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
   const total = [...self.values()].reduce((a, b) => a + b, 0);
-  const idle = [...self.entries()].filter(([id]) => byId.get(id)?.callFrame.functionName === '(idle)').reduce((a, [, t]) => a + t, 0);
+  const idle = [...self.entries()]
+    .filter(([id]) => byId.get(id)?.callFrame.functionName === '(idle)')
+    .reduce((a, [, t]) => a + t, 0);
   const busy = total - idle;
   const fn = new Map<string, number>();
   const src = new Map<string, number>();
@@ -61,10 +69,16 @@ export function summarize(profile: CpuProfile, top = 25): string {
     src.set(where, (src.get(where) ?? 0) + t);
   }
   const pct = (t: number): string => `${((t / busy) * 100).toFixed(1).padStart(5)} %`;
-  const lines = [`busy ${(busy / 1e6).toFixed(2)} s of ${(total / 1e6).toFixed(2)} s sampled`, '', 'self time by source:'];
-  for (const [k, t] of [...src].sort((a, b) => b[1] - a[1]).slice(0, top)) lines.push(`${pct(t)}  ${k}`);
+  const lines = [
+    `busy ${(busy / 1e6).toFixed(2)} s of ${(total / 1e6).toFixed(2)} s sampled`,
+    '',
+    'self time by source:',
+  ];
+  for (const [k, t] of [...src].sort((a, b) => b[1] - a[1]).slice(0, top))
+    lines.push(`${pct(t)}  ${k}`);
   lines.push('', 'self time by function:');
-  for (const [k, t] of [...fn].sort((a, b) => b[1] - a[1]).slice(0, top)) lines.push(`${pct(t)}  ${k}`);
+  for (const [k, t] of [...fn].sort((a, b) => b[1] - a[1]).slice(0, top))
+    lines.push(`${pct(t)}  ${k}`);
   // Inclusive time of plumbline's own functions: each sample counted once per function on its stack.
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
@@ -81,7 +95,8 @@ export function summarize(profile: CpuProfile, top = 25): string {
     }
   }
   lines.push('', "inclusive time of plumbline's functions (src/):");
-  for (const [k, t] of [...incl].sort((a, b) => b[1] - a[1]).slice(0, top + 15)) lines.push(`${pct(t)}  ${k}`);
+  for (const [k, t] of [...incl].sort((a, b) => b[1] - a[1]).slice(0, top + 15))
+    lines.push(`${pct(t)}  ${k}`);
   return lines.join('\n');
 }
 
@@ -89,19 +104,41 @@ export function summarize(profile: CpuProfile, top = 25): string {
 export async function profile(root: string, quick: boolean): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'plumbline-profile-'));
   const runs = quick ? '300' : '1000';
-  const r = spawnSync(process.execPath, ['--cpu-prof', '--cpu-prof-dir', dir, '--import', 'tsx', 'bench/plumbline.ts', '--backend', 'sqlite', '--runs', runs, '--profile'], {
-    cwd: root,
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--cpu-prof',
+      '--cpu-prof-dir',
+      dir,
+      '--import',
+      'tsx',
+      'bench/plumbline.ts',
+      '--backend',
+      'sqlite',
+      '--runs',
+      runs,
+      '--profile',
+    ],
+    {
+      cwd: root,
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
+  );
   if (r.status !== 0) throw new Error(`the profiled run failed (${r.status})`);
   // The fake Claude child and tsx's loader thread write profiles too: take the busiest one.
   const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
-  const sized = files.map((f) => ({ f, p: JSON.parse(readFileSync(join(dir, f), 'utf8')) as CpuProfile })).sort((a, b) => busyOf(b.p) - busyOf(a.p));
+  const sized = files
+    .map((f) => ({ f, p: JSON.parse(readFileSync(join(dir, f), 'utf8')) as CpuProfile }))
+    .sort((a, b) => busyOf(b.p) - busyOf(a.p));
   const main = sized[0];
   if (main === undefined) throw new Error(`no profile written in ${dir}`);
-  process.stdout.write(`${summarize(main.p)}\n\nprofile: ${join(dir, main.f)} (open in Chrome DevTools → Performance)\n`);
+  process.stdout.write(
+    `${summarize(main.p)}\n\nprofile: ${join(dir, main.f)} (open in Chrome DevTools → Performance)\n`,
+  );
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] !== undefined) {
-  process.stdout.write(`${summarize(JSON.parse(readFileSync(process.argv[2], 'utf8')) as CpuProfile)}\n`);
+  process.stdout.write(
+    `${summarize(JSON.parse(readFileSync(process.argv[2], 'utf8')) as CpuProfile)}\n`,
+  );
 }

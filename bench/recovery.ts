@@ -4,6 +4,8 @@
  * until they are running, SIGKILLs the worker that holds the most of them, and times, for every
  * run that worker held, how long until the run appends again (on the other worker). The killed
  * worker is then replaced. Which worker holds a run is read from the workers' own log lines.
+ * `--max-deliver 50` keeps the dead-letter limit (default 5) out of the way of runs that live
+ * through several kills.
  * Usage: node --import tsx bench/recovery.ts [--kills 20] [--per-round 8] [--ack-wait 2s]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -20,7 +22,7 @@ const KILLS = numArg('kills', 20);
 const PER_ROUND = numArg('per-round', 8);
 const ACK_WAIT = arg('ack-wait', '2s') as string;
 const BIN = fileURLToPath(new URL('../bin/plumbline.mjs', import.meta.url));
-const PIPELINES = fileURLToPath(new URL('./pipelines/', import.meta.url));
+const PIPELINES = fileURLToPath(new URL('./recoveryPipeline.ts', import.meta.url));
 
 const nats = await startNatsServer();
 const fake = await startFakeProcess('delay:20');
@@ -53,10 +55,27 @@ let nextId = 0;
 
 function startWorker(): Worker {
   const id = nextId++;
-  const child = spawn(process.execPath, [BIN, 'worker', '--store', spec, '--pipelines', PIPELINES, '--ack-wait', ACK_WAIT, '--concurrency', '32'], {
-    env: { ...process.env, ANTHROPIC_BASE_URL: fake.url, ANTHROPIC_API_KEY: 'bench' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      BIN,
+      'worker',
+      '--store',
+      spec,
+      '--pipelines',
+      PIPELINES,
+      '--ack-wait',
+      ACK_WAIT,
+      '--concurrency',
+      '32',
+      '--max-deliver',
+      '50',
+    ],
+    {
+      env: { ...process.env, ANTHROPIC_BASE_URL: fake.url, ANTHROPIC_API_KEY: 'bench' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   const ready = new Promise<void>((resolve, reject) => {
     const lines = createInterface({ input: child.stderr as NodeJS.ReadableStream });
     lines.on('line', (line) => {
@@ -69,7 +88,9 @@ function startWorker(): Worker {
       if (rec.msg === 'worker started') resolve();
       if (typeof rec.runId === 'string') owner.set(rec.runId, id);
     });
-    child.once('exit', (code) => reject(new Error(`worker ${id} exited with ${code} before it was ready`)));
+    child.once('exit', (code) =>
+      reject(new Error(`worker ${id} exited with ${code} before it was ready`)),
+    );
   });
   ready.catch(() => undefined);
   return { id, child, ready };
@@ -97,7 +118,10 @@ for (let k = 0; k < KILLS; k++) {
     if (Date.now() > deadline) throw new Error(`round ${k}: runs did not start within 20 s`);
     await new Promise((r) => setTimeout(r, 20));
   }
-  const held = (w: Worker): string[] => [...owner.entries()].filter(([id, o]) => o === w.id && lastEvent.get(id)?.status === 'running').map(([id]) => id);
+  const held = (w: Worker): string[] =>
+    [...owner.entries()]
+      .filter(([id, o]) => o === w.id && lastEvent.get(id)?.status === 'running')
+      .map(([id]) => id);
   const victim = workers.reduce((a, b) => (held(b).length > held(a).length ? b : a));
   const runs = held(victim);
   const tKill = Date.now();
@@ -126,7 +150,9 @@ for (let k = 0; k < KILLS; k++) {
   }
   const done = back.filter((x): x is number => x !== null);
   if (done.length > 0) perKill.push(Math.max(...done));
-  process.stderr.write(`kill ${k + 1}/${KILLS}: ${runs.length} runs held, back after ${done.map((x) => Math.round(x)).join(', ')} ms\n`);
+  process.stderr.write(
+    `kill ${k + 1}/${KILLS}: ${runs.length} runs held, back after ${done.map((x) => Math.round(x)).join(', ')} ms\n`,
+  );
   // Replace the killed worker before the next round.
   const i = workers.indexOf(victim);
   const fresh = startWorker();

@@ -11,7 +11,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { Runtime, definePipeline, foldLog, llm, openSqliteStore, prepare, type Store } from '../src/index.js';
+import {
+  Runtime,
+  definePipeline,
+  foldLog,
+  llm,
+  openSqliteStore,
+  prepare,
+  type Store,
+} from '../src/index.js';
 import type { MachineEvent, NewEnvelope } from '../src/machines/events.js';
 import { step as foldStep, summarize, type RunSnapshot } from '../src/machines/fold.js';
 import { persistable, restore } from '../src/machines/replay.js';
@@ -39,7 +47,14 @@ const prepared = prepare(
     version: '1',
     input: Ticket,
     retry: { maxAttempts: 100_000, baseMs: 0, maxBackoffMs: 0 },
-    steps: [llm({ name: 'classify', model: MODEL, prompt: ({ input }) => input.text, output: z.object({ ok: z.boolean() }) })],
+    steps: [
+      llm({
+        name: 'classify',
+        model: MODEL,
+        prompt: ({ input }) => (input as Ticket).text,
+        output: z.object({ ok: z.boolean() }),
+      }),
+    ],
   }),
 );
 const rt = new Runtime({ store });
@@ -53,7 +68,8 @@ async function makeRun(runId: string, n: number, snapAt?: number): Promise<void>
   let at = Date.now();
   const push = (event: MachineEvent): void => {
     const next: RunSnapshot = foldStep(prepared.machine, snapshot, event);
-    if (next === snapshot) throw new Error(`${event.type} not accepted in ${JSON.stringify(snapshot.value)}`);
+    if (next === snapshot)
+      throw new Error(`${event.type} not accepted in ${JSON.stringify(snapshot.value)}`);
     snapshot = next;
     batch.push({ v: 1, at, event, state: summarize(snapshot) });
   };
@@ -64,12 +80,39 @@ async function makeRun(runId: string, n: number, snapAt?: number): Promise<void>
   };
   for (let attempt = 1; seq + batch.length < n; attempt++) {
     at += 1;
-    push({ type: 'ATTEMPT', step: 'classify', attempt, at, estimate: { inputTokens: 12, maxTokens: 1024, usd: 0.0154 }, breaker: 'closed', model: MODEL });
-    push({ type: 'MODEL_ERROR', step: 'classify', attempt, requestId: `req_${attempt}`, model: MODEL, status: 529, kind: 'overloaded', retryable: true, message: 'Overloaded', delayMs: 0, retryAt: at, usage: null, costUsd: 0, durationMs: 1 });
+    push({
+      type: 'ATTEMPT',
+      step: 'classify',
+      attempt,
+      at,
+      estimate: { inputTokens: 12, maxTokens: 1024, usd: 0.0154 },
+      breaker: 'closed',
+      model: MODEL,
+    });
+    push({
+      type: 'MODEL_ERROR',
+      step: 'classify',
+      attempt,
+      requestId: `req_${attempt}`,
+      model: MODEL,
+      status: 529,
+      kind: 'overloaded',
+      retryable: true,
+      message: 'Overloaded',
+      delayMs: 0,
+      retryAt: at,
+      usage: null,
+      costUsd: 0,
+      durationMs: 1,
+    });
     push({ type: 'TIMER', step: 'classify', at });
     if (snapAt !== undefined && seq + batch.length === snapAt) {
       await flush();
-      await store.log.saveSnapshot(runId, { seq, machineHash: prepared.hash, snapshot: persistable(snapshot) });
+      await store.log.saveSnapshot(runId, {
+        seq,
+        machineHash: prepared.hash,
+        snapshot: persistable(snapshot),
+      });
     }
     if (batch.length >= 300) await flush();
   }
@@ -96,7 +139,12 @@ async function time(f: () => Promise<unknown>): Promise<number> {
 
 const load0 = load1();
 const out: Record<string, { ms: number; eventsPerSec: number }> = {};
-for (const [name, n] of [['small', SMALL], ['small-snap', SMALL], ['big', BIG], ['big-snap', BIG]] as const) {
+for (const [name, n] of [
+  ['small', SMALL],
+  ['small-snap', SMALL],
+  ['big', BIG],
+  ['big-snap', BIG],
+] as const) {
   const ms = await time(() => rt.rebuild(prepared, name));
   out[name] = { ms, eventsPerSec: n / (ms / 1000) };
 }
@@ -111,11 +159,14 @@ const tailOnlyMs = await time(async () => {
   const saved = await store.log.loadSnapshot('big-snap');
   if (saved === undefined || head === undefined) throw new Error('no snapshot');
   const tail = await store.log.read('big-snap', saved.seq + 1);
-  return foldLog(prepared.machine, prepared.hash, 'big-snap', [head, ...tail], { from: { seq: saved.seq, snapshot: restore(prepared.machine, saved.snapshot) } });
+  return foldLog(prepared.machine, prepared.hash, 'big-snap', [head, ...tail], {
+    from: { seq: saved.seq, snapshot: restore(prepared.machine, saved.snapshot) },
+  });
 });
 const check = await rt.rebuild(prepared, 'big-snap');
 const full = await rt.rebuild(prepared, 'big');
-const essence = (x: RunSnapshot): string => JSON.stringify([x.value, x.context.attempts, x.context.iterations, x.context.last]);
+const essence = (x: RunSnapshot): string =>
+  JSON.stringify([x.value, x.context.attempts, x.context.iterations, x.context.last]);
 if (essence(check.snapshot) !== essence(full.snapshot) || check.seq !== full.seq) {
   throw new Error('the fold from a snapshot differs from the full fold');
 }

@@ -35,8 +35,26 @@ if (flag('profile')) {
 const quick = flag('quick') || process.env.BENCH_QUICK === '1';
 const only = new Set((opt('only') ?? 'plumbline,peers,replay,recovery,memory').split(','));
 const P = quick
-  ? { reps: 2, runs: 200, inflight: 50, latency: 30, big: 1_000, kills: 2, memRuns: 1_000, memReps: 1 }
-  : { reps: 5, runs: 1_000, inflight: 100, latency: 200, big: 10_000, kills: 20, memRuns: 10_000, memReps: 5 };
+  ? {
+      reps: 2,
+      runs: 200,
+      inflight: 50,
+      latency: 30,
+      big: 1_000,
+      kills: 2,
+      memRuns: 1_000,
+      memReps: 1,
+    }
+  : {
+      reps: 5,
+      runs: 1_000,
+      inflight: 100,
+      latency: 200,
+      big: 10_000,
+      kills: 20,
+      memRuns: 10_000,
+      memReps: 3,
+    };
 P.reps = Number(opt('reps') ?? P.reps);
 
 /** Runs one measuring child and returns its RESULT json, or an error description. */
@@ -58,7 +76,8 @@ function child(label: string, args: string[], timeoutMs: number): Promise<Record
         resolve(JSON.parse(line.slice(7)) as Record<string, unknown>);
         return;
       }
-      const why = signal === 'SIGKILL' ? `killed after ${timeoutMs / 1000} s` : `exit ${code ?? signal}`;
+      const why =
+        signal === 'SIGKILL' ? `killed after ${timeoutMs / 1000} s` : `exit ${code ?? signal}`;
       process.stderr.write(`  ${label}: FAILED (${why})\n${err}\n`);
       resolve({ error: `${why}: ${err.trim().split('\n').slice(-6).join(' | ')}` });
     });
@@ -66,7 +85,14 @@ function child(label: string, args: string[], timeoutMs: number): Promise<Record
 }
 
 const tsx = ['--import', 'tsx'];
-const sizes = ['--runs', String(P.runs), '--inflight', String(P.inflight), '--latency', String(P.latency)];
+const sizes = [
+  '--runs',
+  String(P.runs),
+  '--inflight',
+  String(P.inflight),
+  '--latency',
+  String(P.latency),
+];
 const results: Results = {
   quick,
   params: P,
@@ -85,24 +111,79 @@ const push = (key: string, r: Record<string, unknown>): void => {
 for (let rep = 1; rep <= P.reps; rep++) {
   process.stderr.write(`round ${rep}/${P.reps}\n`);
   if (only.has('plumbline')) {
-    push('sqlite', await child('plumbline sqlite', [...tsx, 'bench/plumbline.ts', '--backend', 'sqlite', ...sizes], 180_000));
-    push('sqlite-full', await child('plumbline sqlite FULL', [...tsx, 'bench/plumbline.ts', '--backend', 'sqlite-full', ...sizes], 180_000));
-    push('jetstream', await child('plumbline jetstream', [...tsx, 'bench/plumbline.ts', '--backend', 'jetstream', ...sizes], 180_000));
+    push(
+      'sqlite',
+      await child(
+        'plumbline sqlite',
+        [...tsx, 'bench/plumbline.ts', '--backend', 'sqlite', ...sizes],
+        180_000,
+      ),
+    );
+    push(
+      'sqlite-full',
+      await child(
+        'plumbline sqlite FULL',
+        [...tsx, 'bench/plumbline.ts', '--backend', 'sqlite-full', ...sizes],
+        180_000,
+      ),
+    );
+    push(
+      'jetstream',
+      await child(
+        'plumbline jetstream',
+        [...tsx, 'bench/plumbline.ts', '--backend', 'jetstream', ...sizes],
+        180_000,
+      ),
+    );
   }
   if (only.has('peers')) {
-    for (const peer of ['restate', 'dbos', 'langgraph']) push(peer, await child(peer, [...tsx, `bench/peers/${peer}.ts`, ...sizes], 240_000));
+    for (const peer of ['restate', 'dbos', 'langgraph'])
+      push(peer, await child(peer, [...tsx, `bench/peers/${peer}.ts`, ...sizes], 240_000));
   }
   if (only.has('replay')) {
     for (const backend of ['sqlite', 'jetstream']) {
-      (results.replay[backend] ??= []).push(await child(`replay ${backend}`, [...tsx, 'bench/replay.ts', '--backend', backend, '--big', String(P.big)], 120_000));
+      (results.replay[backend] ??= []).push(
+        await child(
+          `replay ${backend}`,
+          [...tsx, 'bench/replay.ts', '--backend', backend, '--big', String(P.big)],
+          120_000,
+        ),
+      );
     }
   }
   if (only.has('memory') && rep <= P.memReps) {
-    results.memory.push(await child('memory', ['--expose-gc', ...tsx, 'bench/memory.ts', '--runs', String(P.memRuns)], 240_000));
+    results.memory.push(
+      await child(
+        'memory',
+        ['--expose-gc', ...tsx, 'bench/memory.ts', '--runs', String(P.memRuns)],
+        240_000,
+      ),
+    );
   }
 }
 if (only.has('recovery')) {
-  results.recovery.push(await child('recovery', [...tsx, 'bench/recovery.ts', '--kills', String(P.kills)], 600_000));
+  results.recovery.push(
+    await child(
+      'recovery, ack wait 2s',
+      [...tsx, 'bench/recovery.ts', '--kills', String(P.kills), '--ack-wait', '2s'],
+      600_000,
+    ),
+  );
+  // The same with a shorter ack wait, to separate the take-over from the wait for redelivery.
+  results.recovery.push(
+    await child(
+      'recovery, ack wait 1s',
+      [
+        ...tsx,
+        'bench/recovery.ts',
+        '--kills',
+        String(Math.max(2, Math.round(P.kills / 2))),
+        '--ack-wait',
+        '1s',
+      ],
+      600_000,
+    ),
+  );
 }
 results.finishedAt = new Date().toISOString();
 results.minutes = (Date.now() - t0) / 60_000;
@@ -116,14 +197,22 @@ if (quick) {
   process.stdout.write(`${md}\n(quick run: written to ${dir}, BENCHMARKS.md left alone)\n`);
 } else {
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-  writeFileSync(join(ROOT, 'bench/results/latest.json'), `${JSON.stringify(results, null, 1)}\n`);
+  // Formatted as the repository's prettier would (format:check covers bench/).
+  const { format, resolveConfig } = await import('prettier');
+  const file = join(ROOT, 'bench/results/latest.json');
+  const style = (await resolveConfig(file)) ?? {};
+  writeFileSync(file, await format(JSON.stringify(results), { ...style, filepath: file }));
   writeFileSync(join(ROOT, 'BENCHMARKS.md'), md);
-  process.stdout.write(`wrote BENCHMARKS.md and bench/results/latest.json in ${results.minutes.toFixed(1)} min\n`);
+  process.stdout.write(
+    `wrote BENCHMARKS.md and bench/results/latest.json in ${results.minutes.toFixed(1)} min\n`,
+  );
 }
 
 function sh(cmd: string, args: string[]): string {
   try {
-    return execFileSync(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim();
+    return execFileSync(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+      .toString()
+      .trim();
   } catch (e) {
     return `unavailable (${(e as Error).message.split('\n')[0]})`;
   }
@@ -131,7 +220,11 @@ function sh(cmd: string, args: string[]): string {
 
 function pkgVersion(name: string): string {
   try {
-    return (JSON.parse(readFileSync(join(ROOT, 'bench/peers/node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+    return (
+      JSON.parse(
+        readFileSync(join(ROOT, 'bench/peers/node_modules', name, 'package.json'), 'utf8'),
+      ) as { version: string }
+    ).version;
   } catch {
     return 'not installed';
   }
@@ -144,13 +237,22 @@ function machine(): Results['machine'] {
     memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
     node: process.version,
     nats: sh('nats-server', ['--version']),
-    postgres: sh('psql', ['postgres://postgres@127.0.0.1:5432/postgres', '-tAc', 'SHOW server_version']),
-    sqlite: sh(process.execPath, ['-e', "const D=require('better-sqlite3');console.log(new D(':memory:').prepare('select sqlite_version() v').get().v)"]),
+    postgres: sh('psql', [
+      'postgres://postgres@127.0.0.1:5432/postgres',
+      '-tAc',
+      'SHOW server_version',
+    ]),
+    sqlite: sh(process.execPath, [
+      '-e',
+      "const D=require('better-sqlite3');console.log(new D(':memory:').prepare('select sqlite_version() v').get().v)",
+    ]),
     restate: `${pkgVersion('@restatedev/restate-server')} (server), ${pkgVersion('@restatedev/restate-sdk')} (SDK)`,
     dbos: pkgVersion('@dbos-inc/dbos-sdk'),
     langgraph: `${pkgVersion('@langchain/langgraph')} + checkpoint-sqlite ${pkgVersion('@langchain/langgraph-checkpoint-sqlite')}`,
     commit: sh('git', ['rev-parse', '--short', 'HEAD']),
-    dirty: sh('git', ['status', '--short', '--', 'src']).split('\n').filter((l) => l !== '').length,
+    dirty: sh('git', ['status', '--short', '--', 'src'])
+      .split('\n')
+      .filter((l) => l !== '').length,
     load: load1(),
   };
 }

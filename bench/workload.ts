@@ -32,7 +32,11 @@ export const summarizePrompt = (t: Ticket, c: unknown): string =>
   `Summarize the ticket for the on-call engineer. Classification: ${JSON.stringify(c)}\n\n${t.text}`;
 
 /** The effect: one line appended to the sink file. */
-export async function record(sink: string, runId: string, summary: unknown): Promise<{ bytes: number }> {
+export async function record(
+  sink: string,
+  runId: string,
+  summary: unknown,
+): Promise<{ bytes: number }> {
   const line = `${JSON.stringify({ runId, summary })}\n`;
   await appendFile(sink, line);
   return { bytes: line.length };
@@ -45,9 +49,23 @@ export function threeStep(sink: string) {
     version: '1',
     input: Ticket,
     steps: [
-      llm({ name: 'classify', model: MODEL, prompt: ({ input }) => classifyPrompt(input), output: Classification }),
-      llm({ name: 'summarize', model: MODEL, prompt: ({ input, outputs }) => summarizePrompt(input, outputs.classify), output: Summary }),
-      effect({ name: 'record', key: ({ runId }) => runId, run: ({ runId, outputs }) => record(sink, runId, outputs.summarize) }),
+      llm({
+        name: 'classify',
+        model: MODEL,
+        prompt: ({ input }) => classifyPrompt(input),
+        output: Classification,
+      }),
+      llm({
+        name: 'summarize',
+        model: MODEL,
+        prompt: ({ input, outputs }) => summarizePrompt(input, outputs.classify),
+        output: Summary,
+      }),
+      effect({
+        name: 'record',
+        key: ({ runId }) => runId,
+        run: ({ runId, outputs }) => record(sink, runId, outputs.summarize),
+      }),
     ],
   });
 }
@@ -58,7 +76,14 @@ export function oneStep() {
     name: 'bench1',
     version: '1',
     input: Ticket,
-    steps: [llm({ name: 'classify', model: MODEL, prompt: ({ input }) => classifyPrompt(input), output: Classification })],
+    steps: [
+      llm({
+        name: 'classify',
+        model: MODEL,
+        prompt: ({ input }) => classifyPrompt(input),
+        output: Classification,
+      }),
+    ],
   });
 }
 
@@ -70,21 +95,40 @@ export function modelClient(url: string): ModelClient {
 const requests = new Map<z.ZodType, Omit<ModelRequest, 'messages'>>();
 
 /** A hand-written model step: the request plumbline would send, then JSON + zod validation. */
-export async function callModel<S extends z.ZodType>(client: ModelClient, name: string, schema: S, prompt: string): Promise<z.infer<S>> {
+export async function callModel<S extends z.ZodType>(
+  client: ModelClient,
+  name: string,
+  schema: S,
+  prompt: string,
+): Promise<z.infer<S>> {
   let base = requests.get(schema);
   if (base === undefined) {
-    base = { model: MODEL, maxTokens: 1024, schema: toJsonSchema(schema), schemaName: name, mode: 'native' };
+    base = {
+      model: MODEL,
+      maxTokens: 1024,
+      schema: toJsonSchema(schema),
+      schemaName: name,
+      mode: 'native',
+    };
     requests.set(schema, base);
   }
-  const out = await client.call({ ...base, messages: [{ role: 'user', content: prompt }] }, new AbortController().signal);
+  const out = await client.call(
+    { ...base, messages: [{ role: 'user', content: prompt }] },
+    new AbortController().signal,
+  );
   if (!out.ok) throw new Error(`model call failed: ${out.error.kind} ${out.error.message}`);
   const judged = judgeOutput({ text: out.text, stopReason: out.stopReason }, schema);
-  if (judged.verdict !== 'valid') throw new Error(`model answer invalid: ${judged.issues.join('; ')}`);
+  if (judged.verdict !== 'valid')
+    throw new Error(`model answer invalid: ${judged.issues.join('; ')}`);
   return judged.output as z.infer<S>;
 }
 
 /** Runs `n` jobs with at most `inFlight` at once; returns each job's latency (ms) and the wall time. */
-export async function pool(n: number, inFlight: number, job: (i: number) => Promise<unknown>): Promise<{ wallMs: number; latencies: number[] }> {
+export async function pool(
+  n: number,
+  inFlight: number,
+  job: (i: number) => Promise<unknown>,
+): Promise<{ wallMs: number; latencies: number[] }> {
   const latencies: number[] = new Array<number>(n);
   let next = 0;
   const t0 = performance.now();

@@ -15,7 +15,9 @@ export interface FakeProcess extends AsyncDisposable {
 
 /** Spawns the fake in `mode` (`valid`, `delay:<ms>`, `429:<seconds>`) and waits for its URL. */
 export async function startFakeProcess(mode = 'valid'): Promise<FakeProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', SERVER, mode], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', SERVER, mode], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const url = await new Promise<string>((resolve, reject) => {
     let buf = '';
     child.stdout.on('data', (d: Buffer) => {
@@ -23,7 +25,9 @@ export async function startFakeProcess(mode = 'valid'): Promise<FakeProcess> {
       const line = buf.split('\n')[0];
       if (buf.includes('\n') && line !== undefined) resolve(line.trim());
     });
-    child.once('exit', (code) => reject(new Error(`fake Claude exited with ${code} before printing its URL`)));
+    child.once('exit', (code) =>
+      reject(new Error(`fake Claude exited with ${code} before printing its URL`)),
+    );
   });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const close = async (): Promise<void> => {

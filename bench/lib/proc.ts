@@ -34,7 +34,9 @@ export function pidsNamed(comm: string): number[] {
 }
 
 /** A CPU meter over this process and some other processes (by pid, or by name, re-listed at the end). */
-export function cpuMeter(opts: { pids?: number[]; names?: string[] } = {}): { stop(): { selfMs: number; othersMs: number } } {
+export function cpuMeter(opts: { pids?: number[]; names?: string[] } = {}): {
+  stop(): { selfMs: number; othersMs: number };
+} {
   const self0 = process.cpuUsage();
   const list = (): number[] => [...(opts.pids ?? []), ...(opts.names ?? []).flatMap(pidsNamed)];
   const before = new Map(list().map((p) => [p, cpuOfPid(p)]));
@@ -42,7 +44,8 @@ export function cpuMeter(opts: { pids?: number[]; names?: string[] } = {}): { st
     stop() {
       const d = process.cpuUsage(self0);
       let othersMs = 0;
-      for (const p of new Set([...before.keys(), ...list()])) othersMs += cpuOfPid(p) - (before.get(p) ?? 0);
+      for (const p of new Set([...before.keys(), ...list()]))
+        othersMs += cpuOfPid(p) - (before.get(p) ?? 0);
       return { selfMs: (d.user + d.system) / 1000, othersMs };
     },
   };

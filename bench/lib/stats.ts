@@ -23,7 +23,8 @@ export function spread(xs: readonly number[]): Spread {
   const s = [...xs].filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (s.length === 0) return { median: Number.NaN, min: Number.NaN, max: Number.NaN, n: 0 };
   const mid = Math.floor(s.length / 2);
-  const median = s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+  const median =
+    s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
   return { median, min: s[0] as number, max: s[s.length - 1] as number, n: s.length };
 }
 

@@ -12,7 +12,18 @@ import { DBOS } from '@dbos-inc/dbos-sdk';
 import { startFakeProcess } from '../lib/fake.js';
 import { cpuMeter, emitResult, load1, numArg } from '../lib/proc.js';
 import { percentile } from '../lib/stats.js';
-import { Classification, Summary, callModel, classifyPrompt, modelClient, pool, record, summarizePrompt, ticket, type Ticket } from '../workload.js';
+import {
+  Classification,
+  Summary,
+  callModel,
+  classifyPrompt,
+  modelClient,
+  pool,
+  record,
+  summarizePrompt,
+  ticket,
+  type Ticket,
+} from '../workload.js';
 
 const RUNS = numArg('runs', 1000);
 const INFLIGHT = numArg('inflight', 100);
@@ -27,14 +38,23 @@ const model = modelClient(fake.url);
 
 const three = DBOS.registerWorkflow(
   async (input: Ticket & { runId: string }) => {
-    const c = await DBOS.runStep(() => callModel(model, 'classify', Classification, classifyPrompt(input)), { name: 'classify' });
-    const s = await DBOS.runStep(() => callModel(model, 'summarize', Summary, summarizePrompt(input, c)), { name: 'summarize' });
+    const c = await DBOS.runStep(
+      () => callModel(model, 'classify', Classification, classifyPrompt(input)),
+      { name: 'classify' },
+    );
+    const s = await DBOS.runStep(
+      () => callModel(model, 'summarize', Summary, summarizePrompt(input, c)),
+      { name: 'summarize' },
+    );
     return DBOS.runStep(() => record(sink, input.runId, s), { name: 'record' });
   },
   { name: 'three' },
 );
 const one = DBOS.registerWorkflow(
-  async (input: Ticket) => DBOS.runStep(() => callModel(model, 'classify', Classification, classifyPrompt(input)), { name: 'classify' }),
+  async (input: Ticket) =>
+    DBOS.runStep(() => callModel(model, 'classify', Classification, classifyPrompt(input)), {
+      name: 'classify',
+    }),
   { name: 'one' },
 );
 
@@ -69,6 +89,8 @@ emitResult({
 
 await DBOS.shutdown();
 await fake.close();
-execFileSync('psql', [PG + '/postgres', '-qc', `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`], { stdio: 'ignore' });
+execFileSync('psql', [PG + '/postgres', '-qc', `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`], {
+  stdio: 'ignore',
+});
 rmSync(dir, { recursive: true, force: true });
 process.exit(0);

@@ -12,7 +12,18 @@ import { SqliteSaver } from '@langchain/langgraph-checkpoint-sqlite';
 import { startFakeProcess } from '../lib/fake.js';
 import { cpuMeter, emitResult, load1, numArg } from '../lib/proc.js';
 import { percentile } from '../lib/stats.js';
-import { Classification, Summary, callModel, classifyPrompt, modelClient, pool, record, summarizePrompt, ticket, type Ticket } from '../workload.js';
+import {
+  Classification,
+  Summary,
+  callModel,
+  classifyPrompt,
+  modelClient,
+  pool,
+  record,
+  summarizePrompt,
+  ticket,
+  type Ticket,
+} from '../workload.js';
 
 const RUNS = numArg('runs', 1000);
 const INFLIGHT = numArg('inflight', 100);
@@ -31,8 +42,17 @@ const State = Annotation.Root({
   recorded: Annotation<unknown>,
 });
 const three = new StateGraph(State)
-  .addNode('classify', async (s) => ({ classification: await callModel(model, 'classify', Classification, classifyPrompt(s.input)) }))
-  .addNode('summarize', async (s) => ({ summary: await callModel(model, 'summarize', Summary, summarizePrompt(s.input, s.classification)) }))
+  .addNode('classify', async (s) => ({
+    classification: await callModel(model, 'classify', Classification, classifyPrompt(s.input)),
+  }))
+  .addNode('summarize', async (s) => ({
+    summary: await callModel(
+      model,
+      'summarize',
+      Summary,
+      summarizePrompt(s.input, s.classification),
+    ),
+  }))
   .addNode('record', async (s) => ({ recorded: await record(sink, s.input.runId, s.summary) }))
   .addEdge(START, 'classify')
   .addEdge('classify', 'summarize')
@@ -40,13 +60,17 @@ const three = new StateGraph(State)
   .addEdge('record', END)
   .compile({ checkpointer });
 const one = new StateGraph(State)
-  .addNode('classify', async (s) => ({ classification: await callModel(model, 'classify', Classification, classifyPrompt(s.input)) }))
+  .addNode('classify', async (s) => ({
+    classification: await callModel(model, 'classify', Classification, classifyPrompt(s.input)),
+  }))
   .addEdge(START, 'classify')
   .addEdge('classify', END)
   .compile({ checkpointer });
 
-const run3 = (runId: string, t: Ticket): Promise<unknown> => three.invoke({ input: { ...t, runId } }, { configurable: { thread_id: runId } });
-const run1 = (runId: string, t: Ticket): Promise<unknown> => one.invoke({ input: { ...t, runId } }, { configurable: { thread_id: runId } });
+const run3 = (runId: string, t: Ticket): Promise<unknown> =>
+  three.invoke({ input: { ...t, runId } }, { configurable: { thread_id: runId } });
+const run1 = (runId: string, t: Ticket): Promise<unknown> =>
+  one.invoke({ input: { ...t, runId } }, { configurable: { thread_id: runId } });
 
 await pool(100, 50, (i) => run3(`w3-${i}`, ticket(i)));
 for (let i = 0; i < 20; i++) await run1(`w1-${i}`, ticket(i));

@@ -13,7 +13,18 @@ import { fileURLToPath } from 'node:url';
 import { startFakeProcess } from '../lib/fake.js';
 import { cpuMeter, emitResult, load1, numArg } from '../lib/proc.js';
 import { percentile } from '../lib/stats.js';
-import { Classification, Summary, callModel, classifyPrompt, modelClient, pool, record, summarizePrompt, ticket, type Ticket } from '../workload.js';
+import {
+  Classification,
+  Summary,
+  callModel,
+  classifyPrompt,
+  modelClient,
+  pool,
+  record,
+  summarizePrompt,
+  ticket,
+  type Ticket,
+} from '../workload.js';
 
 // The SDK 1.17 calls Promise.withResolvers (Node 22+) without saying so: on Node 20 every
 // invocation fails and the server retries forever.
@@ -42,11 +53,28 @@ const sink = join(dir, 'sink.jsonl');
 const fake = await startFakeProcess('valid');
 const model = modelClient(fake.url);
 
-const BIN = fileURLToPath(new URL('./node_modules/@restatedev/restate-server-linux-x64/bin/restate-server', import.meta.url));
-const server = spawn(BIN, ['--base-dir', join(dir, 'restate'), '--bind-ip', '127.0.0.1', '--no-logo', '--log-format', 'compact'], {
-  env: { ...process.env, RESTATE_DISABLE_TELEMETRY: 'true', RESTATE_LOG_FILTER: 'error' },
-  stdio: ['ignore', 'ignore', 'pipe'],
-});
+const BIN = fileURLToPath(
+  new URL(
+    './node_modules/@restatedev/restate-server-linux-x64/bin/restate-server',
+    import.meta.url,
+  ),
+);
+const server = spawn(
+  BIN,
+  [
+    '--base-dir',
+    join(dir, 'restate'),
+    '--bind-ip',
+    '127.0.0.1',
+    '--no-logo',
+    '--log-format',
+    'compact',
+  ],
+  {
+    env: { ...process.env, RESTATE_DISABLE_TELEMETRY: 'true', RESTATE_LOG_FILTER: 'error' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  },
+);
 let serverErr = '';
 server.stderr.on('data', (d: Buffer) => (serverErr = (serverErr + d.toString()).slice(-5000)));
 
@@ -59,8 +87,10 @@ async function waitFor(url: string, ms: number): Promise<void> {
     } catch {
       // not yet
     }
-    if (server.exitCode !== null) throw new Error(`restate-server exited (${server.exitCode}): ${serverErr}`);
-    if (Date.now() > deadline) throw new Error(`restate-server did not answer ${url}: ${serverErr}`);
+    if (server.exitCode !== null)
+      throw new Error(`restate-server exited (${server.exitCode}): ${serverErr}`);
+    if (Date.now() > deadline)
+      throw new Error(`restate-server did not answer ${url}: ${serverErr}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -68,13 +98,22 @@ async function waitFor(url: string, ms: number): Promise<void> {
 const bench = restate.service({
   name: 'bench',
   handlers: {
-    three: async (ctx: import('@restatedev/restate-sdk').Context, input: Ticket & { runId: string }) => {
-      const c = await ctx.run('classify', () => callModel(model, 'classify', Classification, classifyPrompt(input)));
-      const s = await ctx.run('summarize', () => callModel(model, 'summarize', Summary, summarizePrompt(input, c)));
+    three: async (
+      ctx: import('@restatedev/restate-sdk').Context,
+      input: Ticket & { runId: string },
+    ) => {
+      const c = await ctx.run('classify', () =>
+        callModel(model, 'classify', Classification, classifyPrompt(input)),
+      );
+      const s = await ctx.run('summarize', () =>
+        callModel(model, 'summarize', Summary, summarizePrompt(input, c)),
+      );
       return ctx.run('record', () => record(sink, input.runId, s));
     },
     one: async (ctx: import('@restatedev/restate-sdk').Context, input: Ticket) => {
-      return ctx.run('classify', () => callModel(model, 'classify', Classification, classifyPrompt(input)));
+      return ctx.run('classify', () =>
+        callModel(model, 'classify', Classification, classifyPrompt(input)),
+      );
     },
   },
 });
@@ -89,7 +128,11 @@ if (!reg.ok) throw new Error(`registering the endpoint failed: ${reg.status} ${a
 
 async function invoke(handler: string, body: unknown): Promise<void> {
   for (let attempt = 0; ; attempt++) {
-    const r = await fetch(`${INGRESS}/bench/${handler}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const r = await fetch(`${INGRESS}/bench/${handler}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     const text = await r.text();
     if (r.ok) return;
     // Right after registration the ingress may not know the service yet.

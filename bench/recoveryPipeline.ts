@@ -3,7 +3,7 @@
  * always mid-way (and appending every few tens of ms) when its worker is killed.
  */
 import { z } from 'zod';
-import { definePipeline, llm } from '../../src/index.js';
+import { definePipeline, llm } from '../src/index.js';
 
 const Answer = z.object({ ok: z.boolean(), note: z.string() });
 
@@ -12,7 +12,12 @@ export default definePipeline({
   version: '1',
   input: z.object({ i: z.number() }),
   limits: { maxIterations: 500 },
-  steps: Array.from({ length: 60 }, (_, k) =>
-    llm({ name: `s${k}`, model: 'claude-sonnet-4-6', prompt: ({ input }) => `step ${k} of run ${input.i}`, output: Answer }),
+  steps: Array.from({ length: 30 }, (_, k) =>
+    llm({
+      name: `s${k}`,
+      model: 'claude-sonnet-4-6',
+      prompt: ({ input }) => `step ${k} of run ${input.i}`,
+      output: Answer,
+    }),
   ),
 });
