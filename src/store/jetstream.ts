@@ -91,6 +91,7 @@ export interface JetStreamStore extends Store {
 
 const WRITER = 'Plumbline-Writer';
 const FIRST = 'Plumbline-First';
+const MSG_ID = 'Nats-Msg-Id';
 const PREFIX = /^[A-Za-z0-9_-]{1,32}$/;
 const READ_CONSUMER_TIMEOUT_MS = 2_000;
 /** After a read consumer failed, runs are read from the stream leader alone for this long. */
@@ -386,19 +387,29 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     if (first !== undefined) h.set(FIRST, String(first));
     const body = await blobs.encode(env.runId, env.seq, nonce, JSON.stringify(env));
     if (body.blob !== undefined) h.set(BLOB_HEADER, body.blob);
+    const subject = subjectOf(env.runId);
+    const msgID = `${env.runId}:${env.seq}`;
+    let attempts = 0;
     let ack;
     try {
-      ack = await retry(() =>
-        js.publish(subjectOf(env.runId), body.data, {
-          msgID: `${env.runId}:${env.seq}`,
+      ack = await retry(() => {
+        attempts++;
+        return js.publish(subject, body.data, {
+          msgID,
           expect: { lastSubjectSequence: prev },
           headers: h,
-        }),
-      );
+        });
+      });
     } catch (e) {
-      if (isWrongLastSequence(e))
-        throw new VersionConflictError(env.runId, expected, 'unknown', { cause: e });
-      throw e;
+      if (!isWrongLastSequence(e)) throw e;
+      // After a retry, the event in the way may be our own first attempt: it was stored but
+      // its ack was lost (a leader died), and the new leader did not know its msgID.
+      if (attempts > 1) {
+        const m = await leaderGet({ next_by_subj: subject, seq: prev + 1 });
+        if (m !== null && m.header.get(WRITER) === nonce && m.header.get(MSG_ID) === msgID)
+          return m.seq;
+      }
+      throw new VersionConflictError(env.runId, expected, 'unknown', { cause: e });
     }
     if (ack.duplicate) {
       // Same msgID seen in the dedup window: our own retried publish, or another writer's

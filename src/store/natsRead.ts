@@ -38,6 +38,8 @@ export interface ReadStats {
 const FETCH_BATCH = 1_000;
 /** Pending messages arrive in milliseconds; waiting this long means they are not coming. */
 const FETCH_EXPIRES_MS = 2_000;
+/** A fetch still open this long after its expiry is stuck (see the watchdog below). */
+const WATCHDOG_SLACK_MS = 3_000;
 
 /** A bounded read got fewer messages than its consumer had pending (transient: retry it). */
 export class ReadIncompleteError extends Error {
@@ -92,10 +94,20 @@ export async function readRange(
         max_messages: Math.min(want - out.length, FETCH_BATCH),
         expires: FETCH_EXPIRES_MS,
       });
+      // After a reconnect the client re-checks the consumer until it answers, forever: when the
+      // consumer lived on a node that died, the iterator would never end. Stop it ourselves.
+      const watchdog = setTimeout(
+        () => batch.stop(new ReadIncompleteError(q.stream, out.length, want)),
+        FETCH_EXPIRES_MS + WATCHDOG_SLACK_MS,
+      );
       let got = 0;
-      for await (const m of batch) {
-        out.push(m);
-        got++;
+      try {
+        for await (const m of batch) {
+          out.push(m);
+          got++;
+        }
+      } finally {
+        clearTimeout(watchdog);
       }
       if (got === 0) {
         // Nothing came within `expires`. Either the messages were deleted under us (the consumer
