@@ -36,14 +36,19 @@ const rt = new Runtime({
 });
 const p1 = prepare(oneStep());
 
-const settle = async (): Promise<{ rss: number; heap: number }> => {
+const settle = async (): Promise<{
+  rss: number;
+  heap: number;
+  heapTotal: number;
+  external: number;
+}> => {
   // Idle HTTP keep-alive sockets close after 4 s; then collect twice.
   await new Promise((r) => setTimeout(r, 5_000));
   gc();
   await new Promise((r) => setTimeout(r, 100));
   gc();
   const m = process.memoryUsage();
-  return { rss: m.rss, heap: m.heapUsed };
+  return { rss: m.rss, heap: m.heapUsed, heapTotal: m.heapTotal, external: m.external };
 };
 
 /** Starts `n` runs (at most WAVE not yet parked at once); resolves when all are parked. */
@@ -105,6 +110,8 @@ emitResult({
   rssAfterMiB: after.rss / 2 ** 20,
   rssPerRunKiB: (after.rss - before.rss) / RUNS / 1024,
   heapPerRunKiB: (after.heap - before.heap) / RUNS / 1024,
+  heapTotalPerRunKiB: (after.heapTotal - before.heapTotal) / RUNS / 1024,
+  externalPerRunKiB: (after.external - before.external) / RUNS / 1024,
   parkRunsPerSec: RUNS / parkSec,
   idleCpuPct,
 });

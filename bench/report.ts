@@ -23,6 +23,8 @@ export interface Results {
   startedAt: string;
   finishedAt?: string;
   minutes?: number;
+  /** Figures re-measured later with --merge, and when. */
+  merged?: string[];
   machine: {
     cores: number;
     cpu: string;
@@ -108,6 +110,11 @@ export function renderReport(r: Results, notes: string): string {
       'The machine was shared with other engineers running tests: the 1-minute load average seen during each figure is given beside it ' +
       `(${m.cores} cores, so a load above ${m.cores} means the run competed for CPU).`,
   );
+  if (r.merged !== undefined)
+    L.push(
+      '',
+      `Re-measured afterwards with \`--merge\` (other figures kept): ${r.merged.join('; ')}.`,
+    );
   L.push('');
   L.push('## Machine');
   L.push('');
@@ -307,15 +314,16 @@ export function renderReport(r: Results, notes: string): string {
     L.push(
       `${P.memRuns.toLocaleString('en-US')} \`rt.start\` promises in one process (SQLite store, default \`killPollMs\` 200), each parked in backoff after the fake answered 429 with \`retry-after: 60\`. ` +
         'RSS and V8 heap are read after all runs parked, idle keep-alive sockets closed (5 s) and two forced GCs, minus the same reading after a 200-run warm-up. ' +
+        '*Heap used* is what the parked runs keep alive; *heap reserved* is the heap V8 keeps after the burst of parking them (it does not shrink it back), which is most of the RSS. ' +
         `${ok(mem).length} repetition(s)${ok(mem).length < P.reps ? ` (not ${P.reps}: one takes about a minute, because the parked runs’ kill-flag polling slows the parking of the next ones)` : ''}.`,
     );
     L.push('');
     L.push(
-      '| RSS per parked run (KiB) | V8 heap per parked run (KiB) | RSS before → after (MiB) | CPU of the process while the runs wait | load |',
+      '| RSS per parked run (KiB) | V8 heap used per parked run (KiB) | V8 heap reserved per parked run (KiB) | RSS before → after (MiB) | CPU of the process while the runs wait | load |',
     );
-    L.push('|---|---|---|---|---|');
+    L.push('|---|---|---|---|---|---|');
     L.push(
-      `| **${fmtSpread(s(mem, 'rssPerRunKiB'), 1)}** | ${fmtSpread(s(mem, 'heapPerRunKiB'), 1)} | ${fmtSpread(s(mem, 'rssBeforeMiB'), 0)} → ${fmtSpread(s(mem, 'rssAfterMiB'), 0)} | ` +
+      `| **${fmtSpread(s(mem, 'rssPerRunKiB'), 1)}** | ${fmtSpread(s(mem, 'heapPerRunKiB'), 1)} | ${fmtSpread(s(mem, 'heapTotalPerRunKiB'), 1)} | ${fmtSpread(s(mem, 'rssBeforeMiB'), 0)} → ${fmtSpread(s(mem, 'rssAfterMiB'), 0)} | ` +
         `${fmtSpread(s(mem, 'idleCpuPct'), 0)} % of a core | ${loads(mem)} |`,
     );
   }

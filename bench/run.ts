@@ -8,6 +8,8 @@
  *   npm run bench -- --only peers,replay
  *   npm run bench -- --reps 3
  *   npm run bench -- --profile         CPU profile of the SQLite throughput run (bench/profile.ts)
+ *   npm run bench -- --render          rewrite BENCHMARKS.md from bench/results/latest.json
+ *   npm run bench -- --only memory --merge   re-measure some figures, keep the others
  * BENCH_QUICK=1 is the same as --quick.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -29,6 +31,19 @@ const opt = (name: string): string | undefined => {
 if (flag('profile')) {
   const { profile } = await import('./profile.js');
   await profile(ROOT, flag('quick'));
+  process.exit(0);
+}
+
+if (flag('render')) {
+  // Re-renders BENCHMARKS.md from bench/results/latest.json (after editing bench/notes.md).
+  const saved = JSON.parse(
+    readFileSync(join(ROOT, 'bench/results/latest.json'), 'utf8'),
+  ) as Results;
+  writeFileSync(
+    join(ROOT, 'BENCHMARKS.md'),
+    renderReport(saved, readFileSync(join(ROOT, 'bench/notes.md'), 'utf8')),
+  );
+  process.stdout.write('re-rendered BENCHMARKS.md from bench/results/latest.json\n');
   process.exit(0);
 }
 
@@ -93,7 +108,7 @@ const sizes = [
   '--latency',
   String(P.latency),
 ];
-const results: Results = {
+const fresh: Results = {
   quick,
   params: P,
   startedAt: new Date().toISOString(),
@@ -103,6 +118,25 @@ const results: Results = {
   recovery: [],
   memory: [],
 };
+// --merge: re-measure only the figures named by --only, keep the others from latest.json.
+const results: Results = flag('merge')
+  ? {
+      ...(JSON.parse(readFileSync(join(ROOT, 'bench/results/latest.json'), 'utf8')) as Results),
+      ...(only.has('memory') ? { memory: [] } : {}),
+      ...(only.has('recovery') ? { recovery: [] } : {}),
+      ...(only.has('replay') ? { replay: {} } : {}),
+    }
+  : fresh;
+if (flag('merge')) {
+  if (only.has('plumbline'))
+    for (const k of ['sqlite', 'sqlite-full', 'jetstream']) delete results.throughput[k];
+  if (only.has('peers'))
+    for (const k of ['restate', 'dbos', 'langgraph']) delete results.throughput[k];
+  results.merged = [
+    ...(results.merged ?? []),
+    `${[...only].join(',')} re-measured ${fresh.startedAt}`,
+  ];
+}
 const t0 = Date.now();
 const push = (key: string, r: Record<string, unknown>): void => {
   (results.throughput[key] ??= []).push(r);
@@ -185,8 +219,10 @@ if (only.has('recovery')) {
     ),
   );
 }
-results.finishedAt = new Date().toISOString();
-results.minutes = (Date.now() - t0) / 60_000;
+if (!flag('merge')) {
+  results.finishedAt = new Date().toISOString();
+  results.minutes = (Date.now() - t0) / 60_000;
+}
 
 const notes = readFileSync(join(ROOT, 'bench/notes.md'), 'utf8');
 const md = renderReport(results, notes);
@@ -204,7 +240,7 @@ if (quick) {
   writeFileSync(file, await format(JSON.stringify(results), { ...style, filepath: file }));
   writeFileSync(join(ROOT, 'BENCHMARKS.md'), md);
   process.stdout.write(
-    `wrote BENCHMARKS.md and bench/results/latest.json in ${results.minutes.toFixed(1)} min\n`,
+    `wrote BENCHMARKS.md and bench/results/latest.json in ${((Date.now() - t0) / 60_000).toFixed(1)} min\n`,
   );
 }
 
