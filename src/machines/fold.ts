@@ -3,7 +3,7 @@
  * computes the next snapshot without running anything. Replay uses it; so does the live driver,
  * so a replay takes exactly the path the live run took.
  */
-import { initialTransition, transition, type AnyMachineSnapshot } from 'xstate';
+import { createActor, initialTransition, type AnyMachineSnapshot } from 'xstate';
 import type { RunInput } from './context.js';
 import type { RunContext } from './context.js';
 import type { MachineEvent, RunStarted, RunStatus, StateSummary } from './events.js';
@@ -22,9 +22,44 @@ export function initialSnapshot(machine: RunMachine, input: RunInput): RunSnapsh
   return initialTransition(machine, input)[0] as RunSnapshot;
 }
 
-/** The snapshot after `event` (pure). */
+const scopes = new WeakMap<RunMachine, unknown>();
+
+/**
+ * One inert actor scope per machine, reused by every transition. XState's `transition()` builds
+ * a throw-away actor per call (and runs the context factory without input, which throws and is
+ * caught); the run machine has no invoked actors and only `assign` actions, so one scope serves.
+ */
+function scopeFor(machine: RunMachine): unknown {
+  let scope = scopes.get(machine);
+  if (scope === undefined) {
+    const self = createActor(machine, {
+      input: {
+        runId: '',
+        input: null,
+        limits: { budgetUsd: null, maxIterations: null, deadlineAt: null },
+        startedAt: 0,
+      },
+    });
+    const noop = (): void => undefined;
+    scope = {
+      self,
+      defer: noop,
+      id: '',
+      logger: noop,
+      sessionId: '',
+      stopChild: noop,
+      system: self.system,
+      emit: noop,
+      actionExecutor: noop,
+    };
+    scopes.set(machine, scope);
+  }
+  return scope;
+}
+
+/** The snapshot after `event` (pure: same as XState's `transition()`, without its per-call actor). */
 export function step(machine: RunMachine, snapshot: RunSnapshot, event: MachineEvent): RunSnapshot {
-  return transition(machine, snapshot, event)[0] as RunSnapshot;
+  return machine.transition(snapshot, event, scopeFor(machine) as never) as RunSnapshot;
 }
 
 /** Run status from a snapshot. */

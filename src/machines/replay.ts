@@ -76,24 +76,42 @@ export function foldLog(
   if (started.machineHash !== hash && options.ignoreHash !== true)
     throw new MachineHashMismatchError(runId, started.machineHash, hash);
   const verify = options.verify ?? true;
-  let snapshot = options.from?.snapshot ?? initialSnapshot(machine, runInputOf(runId, started, at));
-  let seq = options.from?.seq ?? 1;
-  const check = (env: StoredEnvelope, s: RunSnapshot): void => {
-    if (!verify) return;
-    const folded = summarize(s);
-    if (!sameJson(folded.value, env.state.value) || folded.status !== env.state.status) {
-      throw new ReplayMismatchError(
-        runId,
-        env.seq,
-        `after ${env.event.type} the log recorded ${JSON.stringify(env.state.value)} (${env.state.status}) ` +
-          `but today's pipeline folds to ${JSON.stringify(folded.value)} (${folded.status})`,
-      );
-    }
-  };
-  if (options.from === undefined && events[0] !== undefined) {
-    check(events[0], snapshot);
+  let from = options.from;
+  if (from === undefined) {
+    const snapshot = initialSnapshot(machine, runInputOf(runId, started, at));
+    if (verify && events[0] !== undefined) checkState(runId, events[0], snapshot);
     options.onStep?.({ seq: 1, at, event: started, from: null, to: snapshot.value, snapshot });
+    from = { seq: 1, snapshot };
   }
+  const tail = foldTail(machine, runId, from, events, options);
+  return { ...tail, started, startedAt: at };
+}
+
+function checkState(runId: string, env: StoredEnvelope, s: RunSnapshot): void {
+  const folded = summarize(s);
+  if (!sameJson(folded.value, env.state.value) || folded.status !== env.state.status) {
+    throw new ReplayMismatchError(
+      runId,
+      env.seq,
+      `after ${env.event.type} the log recorded ${JSON.stringify(env.state.value)} (${env.state.status}) ` +
+        `but today's pipeline folds to ${JSON.stringify(folded.value)} (${folded.status})`,
+    );
+  }
+}
+
+/**
+ * Folds the events after `from.seq` onto `from.snapshot` (a saved snapshot, or the initial
+ * state), verifying each recorded state; events at or before `from.seq` are skipped.
+ */
+export function foldTail(
+  machine: RunMachine,
+  runId: string,
+  from: { seq: number; snapshot: RunSnapshot },
+  events: readonly StoredEnvelope[],
+  options: Pick<FoldOptions, 'verify' | 'until' | 'onStep'> = {},
+): { snapshot: RunSnapshot; seq: number } {
+  const verify = options.verify ?? true;
+  let { snapshot, seq } = from;
   for (const env of events) {
     if (env.seq <= seq) continue;
     if (options.until !== undefined && env.seq > options.until) break;
@@ -101,21 +119,28 @@ export function foldLog(
       throw new ReplayMismatchError(runId, env.seq, `gap in the log after seq ${seq}`);
     if (env.event.type === 'run.started')
       throw new ReplayMismatchError(runId, env.seq, 'a second run.started');
-    const from = snapshot.value;
+    const before = snapshot.value;
     const next = step(machine, snapshot, env.event as MachineEvent);
     if (next === snapshot) {
       throw new ReplayMismatchError(
         runId,
         env.seq,
-        `${env.event.type} is not accepted in state ${JSON.stringify(from)}`,
+        `${env.event.type} is not accepted in state ${JSON.stringify(before)}`,
       );
     }
     snapshot = next;
     seq = env.seq;
-    check(env, snapshot);
-    options.onStep?.({ seq, at: env.at, event: env.event, from, to: snapshot.value, snapshot });
+    if (verify) checkState(runId, env, snapshot);
+    options.onStep?.({
+      seq,
+      at: env.at,
+      event: env.event,
+      from: before,
+      to: snapshot.value,
+      snapshot,
+    });
   }
-  return { snapshot, seq, started, startedAt: at };
+  return { snapshot, seq };
 }
 
 /** The snapshot to persist for a run (plain JSON: value and context). */

@@ -16,7 +16,7 @@ import {
   summarize,
   type RunSnapshot,
 } from '../machines/fold.js';
-import { foldLog, persistable, restore } from '../machines/replay.js';
+import { foldLog, foldTail, persistable, restore } from '../machines/replay.js';
 import type { ModelClient } from '../model/types.js';
 import type { Store } from '../store/types.js';
 import { systemClock, type Clock } from './clock.js';
@@ -118,8 +118,9 @@ export class Runtime {
     prepared: Prepared,
     args: { input: unknown; runId?: string; limits?: LimitOverrides; signal?: AbortSignal },
   ): Promise<RunResult> {
-    const runId = await this.create(prepared, args);
-    return this.drive(prepared, runId, args.signal);
+    // Drive from the state just recorded: no need to read the log back.
+    const { runId, snapshot } = await this.createRun(prepared, args);
+    return this.driveFrom(prepared, runId, { snapshot, seq: 1, last: undefined }, args.signal);
   }
 
   /** Validates the input and records `run.started` without driving; returns the run id. */
@@ -127,6 +128,13 @@ export class Runtime {
     prepared: Prepared,
     args: { input: unknown; runId?: string; limits?: LimitOverrides },
   ): Promise<string> {
+    return (await this.createRun(prepared, args)).runId;
+  }
+
+  private async createRun(
+    prepared: Prepared,
+    args: { input: unknown; runId?: string; limits?: LimitOverrides },
+  ): Promise<{ runId: string; snapshot: RunSnapshot }> {
     const { pipeline } = prepared;
     const parsed = pipeline.input.safeParse(args.input);
     if (!parsed.success) {
@@ -193,24 +201,26 @@ export class Runtime {
       'run started',
     );
     this.emit(runId, 1, env);
-    return runId;
+    return { runId, snapshot: snap };
   }
 
-  /** Rebuilds a run from its log (snapshot + tail when one was saved). */
+  /** Rebuilds a run from its log: a saved snapshot plus the events after it, or a full fold. */
   async rebuild(
     prepared: Prepared,
     runId: string,
   ): Promise<{ snapshot: RunSnapshot; seq: number; last: StoredEnvelope | undefined }> {
     const saved = await this.store.log.loadSnapshot(runId);
     if (saved !== undefined && saved.machineHash === prepared.hash) {
-      const head = await this.store.log.read(runId, 1);
-      const first = head[0];
-      if (first !== undefined) {
-        const tail = head.filter((e) => e.seq > saved.seq);
-        const folded = foldLog(prepared.machine, prepared.hash, runId, [first, ...tail], {
-          from: { seq: saved.seq, snapshot: restore(prepared.machine, saved.snapshot) },
-        });
-        return { snapshot: folded.snapshot, seq: folded.seq, last: head[head.length - 1] };
+      // From the snapshot's own seq: the event at it tells a running effect its key.
+      const tail = await this.store.log.read(runId, saved.seq);
+      if (tail[0]?.seq === saved.seq) {
+        const folded = foldTail(
+          prepared.machine,
+          runId,
+          { seq: saved.seq, snapshot: restore(prepared.machine, saved.snapshot) },
+          tail,
+        );
+        return { snapshot: folded.snapshot, seq: folded.seq, last: tail[tail.length - 1] };
       }
     }
     const events = await this.store.log.read(runId, 1);
@@ -224,7 +234,15 @@ export class Runtime {
     runId: string,
     signal: AbortSignal = new AbortController().signal,
   ): Promise<RunResult> {
-    const rebuilt = await this.rebuild(prepared, runId);
+    return this.driveFrom(prepared, runId, await this.rebuild(prepared, runId), signal);
+  }
+
+  private async driveFrom(
+    prepared: Prepared,
+    runId: string,
+    rebuilt: { snapshot: RunSnapshot; seq: number; last: StoredEnvelope | undefined },
+    signal: AbortSignal = new AbortController().signal,
+  ): Promise<RunResult> {
     let { snapshot, seq } = rebuilt;
     const last = rebuilt.last;
     const env: DriverEnv = {
@@ -243,6 +261,7 @@ export class Runtime {
     const steps = new Map(prepared.pipeline.steps.map((s) => [s.name, s]));
     for (;;) {
       if (statusOf(snapshot) !== 'running') return resultOf(snapshot, seq);
+      if (signal.aborted) return resultOf(snapshot, seq, 'aborted');
       const where = phaseOf(snapshot);
       const stepDef = where !== null ? steps.get(where.step) : undefined;
       if (where === null || stepDef === undefined)
