@@ -17,7 +17,10 @@ const hasCompose = ((): boolean => {
 
 describe('docker-compose.yml', () => {
   it.skipIf(!hasCompose)('is valid and defines nats, worker and viz with healthchecks', () => {
-    const out = execFileSync('docker-compose', ['config'], { cwd: ROOT, env: { ...process.env, ANTHROPIC_API_KEY: '' } }).toString();
+    const out = execFileSync('docker-compose', ['config'], {
+      cwd: ROOT,
+      env: { ...process.env, ANTHROPIC_API_KEY: '' },
+    }).toString();
     expect(out).toMatch(/nats:/);
     expect(out).toMatch(/worker:/);
     expect(out).toMatch(/viz:/);

@@ -142,15 +142,13 @@ export function openSqliteBus(path: string, opts: SqliteBusOptions = {}): Comman
       await Promise.allSettled(inFlight);
     },
     async deadLetters(): Promise<DeadLetter[]> {
-      return q.dead
-        .all()
-        .map((r) => ({
-          reason: r.dead_reason,
-          subject: r.kind,
-          data: new Uint8Array(r.data),
-          deliveries: r.deliveries,
-          at: r.dead_at,
-        }));
+      return q.dead.all().map((r) => ({
+        reason: r.dead_reason,
+        subject: r.kind,
+        data: new Uint8Array(r.data),
+        deliveries: r.deliveries,
+        at: r.dead_at,
+      }));
     },
     async close() {
       if (db.open) db.close();

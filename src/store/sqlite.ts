@@ -266,12 +266,10 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
         .map((r) => parseStored(runId, r.seq, resolveBody(blobDir, runId, r.seq, r.body)));
     },
     async readAll(afterPos, limit = 1000) {
-      return q.readAll
-        .all(afterPos, limit)
-        .map((r): PositionedEnvelope => ({
-          ...parseStored(r.run_id, r.seq, resolveBody(blobDir, r.run_id, r.seq, r.body)),
-          pos: r.pos,
-        }));
+      return q.readAll.all(afterPos, limit).map((r): PositionedEnvelope => ({
+        ...parseStored(r.run_id, r.seq, resolveBody(blobDir, r.run_id, r.seq, r.body)),
+        pos: r.pos,
+      }));
     },
     async getRun(runId) {
       const r = q.getRun.get(runId);

@@ -80,17 +80,25 @@ const RUN_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 /** Checks a run id from a URL; 400 when it cannot be one. */
 export function checkRunId(id: string): string {
-  if (!RUN_ID.test(id)) throw new HttpError(400, `'${id}' is not a run id: use 1-128 letters, digits, '-' or '_'`);
+  if (!RUN_ID.test(id))
+    throw new HttpError(400, `'${id}' is not a run id: use 1-128 letters, digits, '-' or '_'`);
   return id;
 }
 
 /** `GET /api/runs?status=&pipeline=&limit=`: the run index, newest first. */
-export async function listRuns(log: EventLog, params: URLSearchParams, now: number): Promise<{ runs: RunRow[] }> {
+export async function listRuns(
+  log: EventLog,
+  params: URLSearchParams,
+  now: number,
+): Promise<{ runs: RunRow[] }> {
   const statusRaw = params.get('status');
   const statuses = statusRaw === null || statusRaw === '' ? [] : statusRaw.split(',');
   for (const s of statuses) {
     if (!RunStatus.safeParse(s).success) {
-      throw new HttpError(400, `unknown status '${s}': use one of ${RunStatus.options.join(', ')} (comma-separated)`);
+      throw new HttpError(
+        400,
+        `unknown status '${s}': use one of ${RunStatus.options.join(', ')} (comma-separated)`,
+      );
     }
   }
   const pipeline = params.get('pipeline');
@@ -114,7 +122,8 @@ export class ChartCache {
     if (hit === undefined) {
       hit = layoutGraph(graph);
       hit.catch(() => this.charts.delete(key));
-      if (this.charts.size >= this.max) this.charts.delete(this.charts.keys().next().value as string);
+      if (this.charts.size >= this.max)
+        this.charts.delete(this.charts.keys().next().value as string);
       this.charts.set(key, hit);
     }
     return hit;
@@ -133,9 +142,17 @@ export interface PathJson {
 }
 
 /** Derives the path of `envelopes` as JSON (exact edges when the machine is given). */
-export function pathJson(graph: MachineGraph, envelopes: readonly StoredEnvelope[], machine: RunMachine | null): PathJson {
+export function pathJson(
+  graph: MachineGraph,
+  envelopes: readonly StoredEnvelope[],
+  machine: RunMachine | null,
+): PathJson {
   const exact = machine === null ? null : traceEdges(machine, envelopes);
-  const steps = pathSteps(graph, envelopes, exact === null ? {} : { edgesOf: (e) => exact.get(e.seq) });
+  const steps = pathSteps(
+    graph,
+    envelopes,
+    exact === null ? {} : { edgesOf: (e) => exact.get(e.seq) },
+  );
   const sum = summarizePath(steps);
   return {
     source: exact !== null && exact.size === envelopes.length - 1 ? 'machine' : 'graph',
@@ -157,14 +174,21 @@ export interface RunChartSource {
 }
 
 /** The graph (and, when loaded, the machine) of a run, from its first envelope. */
-export function graphOfRun(first: StoredEnvelope | undefined, pipelines: ReadonlyMap<string, Prepared>): RunChartSource {
+export function graphOfRun(
+  first: StoredEnvelope | undefined,
+  pipelines: ReadonlyMap<string, Prepared>,
+): RunChartSource {
   if (first?.event.type !== 'run.started') return { graph: null, source: null, machine: null };
   const started = first.event;
-  const loaded = [...pipelines.values()].find((p) => p.pipeline.name === started.pipeline && p.hash === started.machineHash);
+  const loaded = [...pipelines.values()].find(
+    (p) => p.pipeline.name === started.pipeline && p.hash === started.machineHash,
+  );
   const machine = loaded?.machine ?? null;
   const recorded = asGraph(started.definition);
   if (recorded !== null) return { graph: recorded, source: 'recorded', machine };
-  return loaded === undefined ? { graph: null, source: null, machine } : { graph: loaded.graph, source: 'loaded', machine };
+  return loaded === undefined
+    ? { graph: null, source: null, machine }
+    : { graph: loaded.graph, source: 'loaded', machine };
 }
 
 /** `GET /api/runs/:id`: the run, its envelopes, chart and path. */
@@ -176,7 +200,11 @@ export async function getRun(
   now: number,
 ): Promise<unknown> {
   const summary = await log.getRun(checkRunId(runId));
-  if (summary === undefined) throw new HttpError(404, `unknown run id '${runId}': see GET /api/runs for the runs in this store`);
+  if (summary === undefined)
+    throw new HttpError(
+      404,
+      `unknown run id '${runId}': see GET /api/runs for the runs in this store`,
+    );
   const envelopes = await log.read(runId, 1);
   const { graph, source, machine } = graphOfRun(envelopes[0], pipelines);
   const first = envelopes[0]?.event;
@@ -196,9 +224,13 @@ export async function getRun(
 }
 
 /** `GET /api/pipelines`: loaded pipelines and pipelines seen in the run index. */
-export async function listPipelines(log: EventLog, pipelines: ReadonlyMap<string, Prepared>): Promise<unknown> {
+export async function listPipelines(
+  log: EventLog,
+  pipelines: ReadonlyMap<string, Prepared>,
+): Promise<unknown> {
   const seen = new Map<string, number>();
-  for (const r of await log.listRuns({ limit: 2000 })) seen.set(r.pipeline, (seen.get(r.pipeline) ?? 0) + 1);
+  for (const r of await log.listRuns({ limit: 2000 }))
+    seen.set(r.pipeline, (seen.get(r.pipeline) ?? 0) + 1);
   const names = [...new Set([...pipelines.keys(), ...seen.keys()])].sort();
   return {
     pipelines: names.map((name) => {
@@ -216,7 +248,11 @@ export async function listPipelines(log: EventLog, pipelines: ReadonlyMap<string
 }
 
 /** `GET /api/pipelines/:name/chart`: a loaded pipeline's chart (runs or not). */
-export async function pipelineChart(charts: ChartCache, pipelines: ReadonlyMap<string, Prepared>, name: string): Promise<unknown> {
+export async function pipelineChart(
+  charts: ChartCache,
+  pipelines: ReadonlyMap<string, Prepared>,
+  name: string,
+): Promise<unknown> {
   const p = pipelines.get(name);
   if (p === undefined) {
     const known = [...pipelines.keys()];
@@ -227,5 +263,11 @@ export async function pipelineChart(charts: ChartCache, pipelines: ReadonlyMap<s
         : `pipeline '${name}' is not loaded (loaded: ${known.join(', ')})`,
     );
   }
-  return { name, version: p.pipeline.version, hash: p.hash, graph: p.graph, chart: await charts.get(p.graph) };
+  return {
+    name,
+    version: p.pipeline.version,
+    hash: p.hash,
+    graph: p.graph,
+    chart: await charts.get(p.graph),
+  };
 }

@@ -28,7 +28,11 @@ export class Chart {
 
   ancestorsOrSelf(id: string): string[] {
     const out: string[] = [];
-    for (let n = this.nodes.get(id); n !== undefined; n = n.parent === null ? undefined : this.nodes.get(n.parent)) {
+    for (
+      let n = this.nodes.get(id);
+      n !== undefined;
+      n = n.parent === null ? undefined : this.nodes.get(n.parent)
+    ) {
       out.push(n.id);
     }
     return out;
@@ -63,7 +67,9 @@ export class Chart {
     const next =
       node.type === 'parallel'
         ? kids
-        : [kids.find((k) => k.key === node.initial) ?? kids[0]].filter((k): k is GraphNode => k !== undefined);
+        : [kids.find((k) => k.key === node.initial) ?? kids[0]].filter(
+            (k): k is GraphNode => k !== undefined,
+          );
     const entered = [id];
     const leaves: string[] = [];
     for (const k of next) {
@@ -95,7 +101,12 @@ export class Chart {
     for (const t of targets) {
       const above = this.ancestorsOrSelf(t).slice(1);
       const cut = domain === undefined ? above.length : above.indexOf(domain);
-      entered.push(...above.slice(0, cut < 0 ? above.length : cut).reverse().filter((a) => !entered.includes(a)));
+      entered.push(
+        ...above
+          .slice(0, cut < 0 ? above.length : cut)
+          .reverse()
+          .filter((a) => !entered.includes(a)),
+      );
       const sub = this.enter(t);
       entered.push(...sub.entered);
       reached.push(...sub.leaves);

@@ -38,9 +38,11 @@ export function sendError(res: ServerResponse, status: number, message: string):
  * The directory of the page's files: beside this module, or (from a `dist/` build, which
  * `tsc` does not copy them into) the package's `src/viz/public/`.
  */
-export const PUBLIC_DIR = [new URL('./public/', import.meta.url), new URL('../../src/viz/public/', import.meta.url)]
-  .map((u) => fileURLToPath(u))
-  .find((dir) => existsSync(join(dir, 'index.html'))) ?? fileURLToPath(new URL('./public/', import.meta.url));
+export const PUBLIC_DIR =
+  [new URL('./public/', import.meta.url), new URL('../../src/viz/public/', import.meta.url)]
+    .map((u) => fileURLToPath(u))
+    .find((dir) => existsSync(join(dir, 'index.html'))) ??
+  fileURLToPath(new URL('./public/', import.meta.url));
 
 const TYPES: Readonly<Record<string, string>> = {
   '.html': 'text/html; charset=utf-8',
@@ -53,7 +55,11 @@ const TYPES: Readonly<Record<string, string>> = {
 };
 
 /** Serves a file of {@link PUBLIC_DIR}; false when there is no such file. */
-export async function serveStatic(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
+export async function serveStatic(
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+): Promise<boolean> {
   const rel = path === '/' ? 'index.html' : decodeURIComponent(path).replace(/^\/+/, '');
   const file = resolve(PUBLIC_DIR, rel);
   if (!file.startsWith(PUBLIC_DIR.endsWith(sep) ? PUBLIC_DIR : PUBLIC_DIR + sep)) return false;
@@ -65,15 +71,27 @@ export async function serveStatic(req: IncomingMessage, res: ServerResponse, pat
   } catch {
     return false;
   }
-  res.writeHead(200, { 'content-type': type, 'content-length': body.length, 'cache-control': 'no-cache' });
+  res.writeHead(200, {
+    'content-type': type,
+    'content-length': body.length,
+    'cache-control': 'no-cache',
+  });
   res.end(req.method === 'HEAD' ? undefined : body);
   return true;
 }
 
 /** A non-negative integer query parameter, or `fallback` when absent; 400 when malformed. */
-export function intParam(params: URLSearchParams, name: string, fallback: number | undefined): number | undefined {
+export function intParam(
+  params: URLSearchParams,
+  name: string,
+  fallback: number | undefined,
+): number | undefined {
   const raw = params.get(name);
   if (raw === null || raw === '') return fallback;
-  if (!/^\d{1,15}$/.test(raw)) throw new HttpError(400, `query parameter '${name}' must be a non-negative integer, got '${raw}'`);
+  if (!/^\d{1,15}$/.test(raw))
+    throw new HttpError(
+      400,
+      `query parameter '${name}' must be a non-negative integer, got '${raw}'`,
+    );
   return Number(raw);
 }

@@ -117,7 +117,10 @@ function depthOf(nodes: Map<string, GraphNode>, id: string): number {
  * Lays out `graph`: every node and edge of the graph appears once in the result.
  * @example const chart = await layoutGraph(describeMachine(machine));
  */
-export async function layoutGraph(graph: MachineGraph, options: LayoutOptions = {}): Promise<ChartLayout> {
+export async function layoutGraph(
+  graph: MachineGraph,
+  options: LayoutOptions = {},
+): Promise<ChartLayout> {
   const byId = new Map(graph.nodes.map((n) => [n.id, n]));
   const children = new Map<string, GraphNode[]>();
   for (const n of graph.nodes) {
@@ -131,7 +134,11 @@ export async function layoutGraph(graph: MachineGraph, options: LayoutOptions = 
     const kids = children.get(n.id) ?? [];
     const label = labelOf(n);
     if (kids.length === 0) {
-      return { id: n.id, width: Math.max(86, Math.ceil(label.length * CHAR_W) + 40), height: LEAF_H };
+      return {
+        id: n.id,
+        width: Math.max(86, Math.ceil(label.length * CHAR_W) + 40),
+        height: LEAF_H,
+      };
     }
     return {
       id: n.id,
@@ -148,15 +155,28 @@ export async function layoutGraph(graph: MachineGraph, options: LayoutOptions = 
   const edges: ElkExtendedEdge[] = graph.edges.map((e) => {
     const targets = e.targets.filter((t) => byId.has(t));
     const [only] = targets;
-    const back = targets.length === 1 && only !== undefined && (order.get(only) ?? 0) < (order.get(e.source) ?? 0);
+    const back =
+      targets.length === 1 &&
+      only !== undefined &&
+      (order.get(only) ?? 0) < (order.get(e.source) ?? 0);
     const text = edgeLabel(e);
-    const label: ElkLabel = { id: `${e.id}#label`, text, width: Math.ceil(text.length * LABEL_CHAR_W) + 8, height: EDGE_LABEL_H };
+    const label: ElkLabel = {
+      id: `${e.id}#label`,
+      text,
+      width: Math.ceil(text.length * LABEL_CHAR_W) + 8,
+      height: EDGE_LABEL_H,
+    };
     if (back) {
       reversed.add(e.id);
       return { id: e.id, sources: targets, targets: [e.source], labels: [label] };
     }
     // A targetless transition stays in its state: drawn as a self-loop.
-    return { id: e.id, sources: [e.source], targets: targets.length > 0 ? targets : [e.source], labels: [label] };
+    return {
+      id: e.id,
+      sources: [e.source],
+      targets: targets.length > 0 ? targets : [e.source],
+      labels: [label],
+    };
   });
   // With INCLUDE_CHILDREN each compound state is its own layered graph that reads its own
   // spacing options: give every container the same ones.
@@ -176,7 +196,13 @@ export async function layoutGraph(graph: MachineGraph, options: LayoutOptions = 
     ...options.elk,
   };
   const withShared = (n: ElkNode): ElkNode =>
-    n.children === undefined ? n : { ...n, layoutOptions: { ...shared, ...n.layoutOptions }, children: n.children.map(withShared) };
+    n.children === undefined
+      ? n
+      : {
+          ...n,
+          layoutOptions: { ...shared, ...n.layoutOptions },
+          children: n.children.map(withShared),
+        };
   const elkGraph: ElkNode = {
     id: '__chart__',
     layoutOptions: {
@@ -220,7 +246,11 @@ export async function layoutGraph(graph: MachineGraph, options: LayoutOptions = 
   collect(out);
   const edgesOut: LaidOutEdge[] = graph.edges.map((e) => {
     const laid = laidEdges.get(e.id);
-    let routes = (laid?.sections ?? []).map((s) => [s.startPoint, ...(s.bendPoints ?? []), s.endPoint]);
+    let routes = (laid?.sections ?? []).map((s) => [
+      s.startPoint,
+      ...(s.bendPoints ?? []),
+      s.endPoint,
+    ]);
     if (reversed.has(e.id)) routes = routes.map((r) => r.reverse()).reverse();
     const l = laid?.labels?.[0];
     return {
@@ -231,7 +261,10 @@ export async function layoutGraph(graph: MachineGraph, options: LayoutOptions = 
       guard: e.guard,
       label: edgeLabel(e),
       routes,
-      labelBox: l === undefined ? null : { x: l.x ?? 0, y: l.y ?? 0, width: l.width ?? 0, height: l.height ?? 0 },
+      labelBox:
+        l === undefined
+          ? null
+          : { x: l.x ?? 0, y: l.y ?? 0, width: l.width ?? 0, height: l.height ?? 0 },
     };
   });
   return { width: out.width ?? 0, height: out.height ?? 0, nodes, edges: edgesOut };

@@ -67,11 +67,18 @@ function matches(edge: GraphEdge, type: string): boolean {
   if (edge.event === type || edge.event === '*') return true;
   if (edge.event.endsWith('.*') && type.startsWith(edge.event.slice(0, -1))) return true;
   // XState's delayed events are `xstate.after.<delay>.<source id>`.
-  return edge.event.startsWith('after:') && type === `xstate.after.${edge.event.slice(6)}.${edge.source}`;
+  return (
+    edge.event.startsWith('after:') && type === `xstate.after.${edge.event.slice(6)}.${edge.source}`
+  );
 }
 
 /** Every shortest chain: one of `first` (none when null), then `always` edges, reaching `goal`. */
-function search(chart: Chart, from: readonly string[], goal: readonly string[], first: GraphEdge[] | null): Chain[] {
+function search(
+  chart: Chart,
+  from: readonly string[],
+  goal: readonly string[],
+  first: GraphEdge[] | null,
+): Chain[] {
   let frontier: Chain[] = [];
   const start: Chain = { leaves: [...from], taken: [], entered: [] };
   if (first === null) {
@@ -94,7 +101,11 @@ function search(chart: Chart, from: readonly string[], goal: readonly string[], 
       for (const e of chart.alwaysEdges) {
         if (!active.has(e.source) || c.taken.includes(e.id)) continue;
         const r = chart.take(c.leaves, e);
-        next.push({ leaves: r.leaves, taken: [...c.taken, e.id], entered: [...c.entered, ...r.entered] });
+        next.push({
+          leaves: r.leaves,
+          taken: [...c.taken, e.id],
+          entered: [...c.entered, ...r.entered],
+        });
       }
     }
     const found = next.filter((c) => sameSet(c.leaves, goal));
@@ -105,7 +116,12 @@ function search(chart: Chart, from: readonly string[], goal: readonly string[], 
 }
 
 /** Takes the given edges in order; null when one does not apply or they miss `goal`. */
-function follow(chart: Chart, from: readonly string[], goal: readonly string[], ids: readonly string[]): Chain | null {
+function follow(
+  chart: Chart,
+  from: readonly string[],
+  goal: readonly string[],
+  ids: readonly string[],
+): Chain | null {
   const byId = new Map(chart.graph.edges.map((e) => [e.id, e]));
   let c: Chain = { leaves: [...from], taken: [], entered: [] };
   for (const id of ids) {
@@ -121,17 +137,29 @@ function follow(chart: Chart, from: readonly string[], goal: readonly string[], 
 function merge(chains: Chain[]): { chain: Chain; maybe: string[] } | null {
   const [first] = chains;
   if (first === undefined) return null;
-  const all = (id: string, pick: (c: Chain) => string[]): boolean => chains.every((c) => pick(c).includes(id));
+  const all = (id: string, pick: (c: Chain) => string[]): boolean =>
+    chains.every((c) => pick(c).includes(id));
   const taken = first.taken.filter((id) => all(id, (c) => c.taken));
   const maybe = [...new Set(chains.flatMap((c) => c.taken))].filter((id) => !taken.includes(id));
-  return { chain: { leaves: first.leaves, taken, entered: first.entered.filter((id) => all(id, (c) => c.entered)) }, maybe };
+  return {
+    chain: {
+      leaves: first.leaves,
+      taken,
+      entered: first.entered.filter((id) => all(id, (c) => c.entered)),
+    },
+    maybe,
+  };
 }
 
 /**
  * What each envelope did: the edges taken and states entered between consecutive recorded
  * states. The first envelope (`run.started`) enters the initial states.
  */
-export function pathSteps(graph: MachineGraph, envelopes: readonly PathEnvelope[], options: PathOptions = {}): PathStep[] {
+export function pathSteps(
+  graph: MachineGraph,
+  envelopes: readonly PathEnvelope[],
+  options: PathOptions = {},
+): PathStep[] {
   const chart = new Chart(graph);
   const rootId = chart.root?.id;
   const withoutRoot = (ids: Iterable<string>): string[] => [...ids].filter((id) => id !== rootId);
@@ -146,23 +174,47 @@ export function pathSteps(graph: MachineGraph, envelopes: readonly PathEnvelope[
       if (found !== null) found.chain.entered = [...init.entered, ...found.chain.entered];
     } else {
       const known = options.edgesOf?.(env);
-      const exact = known === null || known === undefined ? null : follow(chart, leaves, goal, known);
+      const exact =
+        known === null || known === undefined ? null : follow(chart, leaves, goal, known);
       const type = env.event.type;
       const named = chart.eventEdges.filter((e) => matches(e, type));
       found =
         (exact === null ? null : { chain: exact, maybe: [] }) ??
         merge(search(chart, leaves, goal, named)) ??
-        merge(search(chart, leaves, goal, chart.eventEdges.filter((e) => !named.includes(e))));
+        merge(
+          search(
+            chart,
+            leaves,
+            goal,
+            chart.eventEdges.filter((e) => !named.includes(e)),
+          ),
+        );
     }
     const current = chart.active(goal);
     if (found === null) {
       // Nothing in the graph explains the move: show where the run went, without edges.
       const before = leaves === null ? new Set<string>() : chart.active(leaves);
       const entered = [...current].filter((id) => !before.has(id)).reverse();
-      steps.push({ seq: env.seq, type: env.event.type, entered: withoutRoot(entered), taken: [], maybe: [], current: withoutRoot(current), explained: false });
+      steps.push({
+        seq: env.seq,
+        type: env.event.type,
+        entered: withoutRoot(entered),
+        taken: [],
+        maybe: [],
+        current: withoutRoot(current),
+        explained: false,
+      });
     } else {
       const { chain, maybe } = found;
-      steps.push({ seq: env.seq, type: env.event.type, entered: withoutRoot(chain.entered), taken: chain.taken, maybe, current: withoutRoot(current), explained: true });
+      steps.push({
+        seq: env.seq,
+        type: env.event.type,
+        entered: withoutRoot(chain.entered),
+        taken: chain.taken,
+        maybe,
+        current: withoutRoot(current),
+        explained: true,
+      });
     }
     leaves = goal;
   }

@@ -41,7 +41,9 @@ export interface VizServer extends AsyncDisposable {
 }
 
 function logOf(store: Store | EventLog): EventLog {
-  return 'log' in store && typeof (store as Store).log === 'object' ? (store as Store).log : (store as EventLog);
+  return 'log' in store && typeof (store as Store).log === 'object'
+    ? (store as Store).log
+    : (store as EventLog);
 }
 
 /**
@@ -55,21 +57,45 @@ export async function startVizServer(opts: VizServerOptions): Promise<VizServer>
   const now = opts.now ?? Date.now;
   const charts = new ChartCache();
   const tail = new StoreTail(log, opts.pollMs ?? 250, logger);
-  const sse: SseContext = { log, tail, pipelines, heartbeatMs: opts.heartbeatMs ?? 15_000, open: new Set() };
+  const sse: SseContext = {
+    log,
+    tail,
+    pipelines,
+    heartbeatMs: opts.heartbeatMs ?? 15_000,
+    open: new Set(),
+  };
 
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
-    if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, `${req.method ?? '?'} is not allowed: the visualizer is read-only (use GET)`);
-    if (path === '/api/runs') return sendJson(res, 200, await listRuns(log, url.searchParams, now()));
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      throw new HttpError(
+        405,
+        `${req.method ?? '?'} is not allowed: the visualizer is read-only (use GET)`,
+      );
+    if (path === '/api/runs')
+      return sendJson(res, 200, await listRuns(log, url.searchParams, now()));
     let m = /^\/api\/runs\/([^/]+)$/.exec(path);
-    if (m !== null) return sendJson(res, 200, await getRun(log, charts, pipelines, decodeURIComponent(m[1] ?? ''), now()));
+    if (m !== null)
+      return sendJson(
+        res,
+        200,
+        await getRun(log, charts, pipelines, decodeURIComponent(m[1] ?? ''), now()),
+      );
     if (path === '/api/pipelines') return sendJson(res, 200, await listPipelines(log, pipelines));
     m = /^\/api\/pipelines\/([^/]+)\/chart$/.exec(path);
-    if (m !== null) return sendJson(res, 200, await pipelineChart(charts, pipelines, decodeURIComponent(m[1] ?? '')));
+    if (m !== null)
+      return sendJson(
+        res,
+        200,
+        await pipelineChart(charts, pipelines, decodeURIComponent(m[1] ?? '')),
+      );
     if (path === '/api/events') return serveEvents(req, res, url.searchParams, sse);
     if (path.startsWith('/api/')) {
-      throw new HttpError(404, `no API route ${path}: try /api/runs, /api/runs/<id>, /api/pipelines, /api/pipelines/<name>/chart or /api/events`);
+      throw new HttpError(
+        404,
+        `no API route ${path}: try /api/runs, /api/runs/<id>, /api/pipelines, /api/pipelines/<name>/chart or /api/events`,
+      );
     }
     if (await serveStatic(req, res, path)) return;
     throw new HttpError(404, `not found: ${path}`);

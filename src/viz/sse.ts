@@ -25,19 +25,32 @@ export interface SseContext {
   open: Set<ServerResponse>;
 }
 
-function write(res: ServerResponse, env: StoredEnvelope, pos: number | null, extra: Record<string, unknown> = {}): void {
+function write(
+  res: ServerResponse,
+  env: StoredEnvelope,
+  pos: number | null,
+  extra: Record<string, unknown> = {},
+): void {
   const id = pos === null ? '' : `id: ${pos}\n`;
   res.write(`${id}event: envelope\ndata: ${JSON.stringify({ envelope: env, pos, ...extra })}\n\n`);
 }
 
 /** Serves one SSE connection until the client leaves or the server closes. */
-export async function serveEvents(req: IncomingMessage, res: ServerResponse, params: URLSearchParams, ctx: SseContext): Promise<void> {
+export async function serveEvents(
+  req: IncomingMessage,
+  res: ServerResponse,
+  params: URLSearchParams,
+  ctx: SseContext,
+): Promise<void> {
   const runIdRaw = params.get('runId');
   const runId = runIdRaw === null || runIdRaw === '' ? null : checkRunId(runIdRaw);
   const lastId = req.headers['last-event-id'];
   const fromParam = intParam(params, 'from', undefined);
   if (runId !== null && (await ctx.log.getRun(runId)) === undefined) {
-    throw new HttpError(404, `unknown run id '${runId}': see GET /api/runs for the runs in this store`);
+    throw new HttpError(
+      404,
+      `unknown run id '${runId}': see GET /api/runs for the runs in this store`,
+    );
   }
 
   // Buffer what the tail delivers until the catch-up read is sent, then go live.
@@ -82,7 +95,9 @@ export async function serveEvents(req: IncomingMessage, res: ServerResponse, par
     const first = all[0];
     const { graph, machine } = graphOfRun(first, ctx.pipelines);
     const tracer =
-      machine !== null && first?.event.type === 'run.started' ? new EdgeTracer(machine, runId, first.event, first.at) : null;
+      machine !== null && first?.event.type === 'run.started'
+        ? new EdgeTracer(machine, runId, first.event, first.at)
+        : null;
     res.on('close', () => tracer?.stop());
     let prev: StoredEnvelope | undefined;
     let lastSeq = 0;
@@ -103,8 +118,15 @@ export async function serveEvents(req: IncomingMessage, res: ServerResponse, par
   for (const env of buffered) live(env);
 }
 
-function stepOf(graph: MachineGraph | null, prev: StoredEnvelope | undefined, env: StoredEnvelope, exact: string[] | null): unknown {
+function stepOf(
+  graph: MachineGraph | null,
+  prev: StoredEnvelope | undefined,
+  env: StoredEnvelope,
+  exact: string[] | null,
+): unknown {
   if (graph === null) return null;
-  const steps = pathSteps(graph, prev === undefined ? [env] : [prev, env], { edgesOf: () => exact });
+  const steps = pathSteps(graph, prev === undefined ? [env] : [prev, env], {
+    edgesOf: () => exact,
+  });
   return steps[steps.length - 1] ?? null;
 }

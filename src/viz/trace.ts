@@ -5,7 +5,12 @@
  * are known rather than guessed. Run machines have no `invoke` and no `after`, so the actor
  * only computes.
  */
-import { createActor, type Actor, type AnyStateMachine, type AnyTransitionDefinition } from 'xstate';
+import {
+  createActor,
+  type Actor,
+  type AnyStateMachine,
+  type AnyTransitionDefinition,
+} from 'xstate';
 import type { RunStarted } from '../machines/events.js';
 import { runInputOf, sameJson } from '../machines/fold.js';
 import type { PathEnvelope } from './path.js';
@@ -62,7 +67,10 @@ export class EdgeTracer {
 }
 
 /** Exact edges per seq for a whole log (seq 1 must be `run.started`). */
-export function traceEdges(machine: AnyStateMachine, envelopes: readonly (PathEnvelope & { runId: string; at: number })[]): Map<number, string[]> {
+export function traceEdges(
+  machine: AnyStateMachine,
+  envelopes: readonly (PathEnvelope & { runId: string; at: number })[],
+): Map<number, string[]> {
   const out = new Map<number, string[]>();
   const [first] = envelopes;
   if (first?.event.type !== 'run.started') return out;

@@ -16,7 +16,12 @@ export const pipeline = definePipeline({
   input: z.object({ text: z.string() }),
   limits: { maxIterations: 10 },
   steps: [
-    llm({ name: 'classify', model: 'claude-sonnet-4-6', prompt: (c) => String(c.input), output: z.object({ label: z.string() }) }),
+    llm({
+      name: 'classify',
+      model: 'claude-sonnet-4-6',
+      prompt: (c) => String(c.input),
+      output: z.object({ label: z.string() }),
+    }),
     effect({ name: 'notify', key: () => 'k', run: () => ({ ok: true }) }),
     transform({ name: 'route', run: () => 'done' }),
   ],
@@ -25,7 +30,13 @@ export const pipeline = definePipeline({
 export const machine: RunMachine = compilePipeline(pipeline);
 export const graph: MachineGraph = describeMachine(machine);
 
-const usage = { inputTokens: 10, outputTokens: 5, cacheReadTokens: 0, cacheWrite5mTokens: 0, cacheWrite1hTokens: 0 };
+const usage = {
+  inputTokens: 10,
+  outputTokens: 5,
+  cacheReadTokens: 0,
+  cacheWrite5mTokens: 0,
+  cacheWrite1hTokens: 0,
+};
 
 /** Event builders with valid payloads. */
 export const ev = {
@@ -70,11 +81,28 @@ export const ev = {
     durationMs: 3,
   }),
   timer: (s: string): MachineEvent => ({ type: 'TIMER', step: s, at: 2_000 }),
-  effectStarted: (s: string): MachineEvent => ({ type: 'EFFECT_STARTED', step: s, key: 'k', attempt: 1 }),
-  effectDone: (s: string): MachineEvent => ({ type: 'EFFECT_DONE', step: s, key: 'k', result: { ok: true }, replayed: false, durationMs: 1 }),
+  effectStarted: (s: string): MachineEvent => ({
+    type: 'EFFECT_STARTED',
+    step: s,
+    key: 'k',
+    attempt: 1,
+  }),
+  effectDone: (s: string): MachineEvent => ({
+    type: 'EFFECT_DONE',
+    step: s,
+    key: 'k',
+    result: { ok: true },
+    replayed: false,
+    durationMs: 1,
+  }),
   stepDone: (s: string): MachineEvent => ({ type: 'STEP_DONE', step: s, output: 'done' }),
   skip: (s: string): MachineEvent => ({ type: 'SKIP', step: s, reason: 'not needed' }),
-  resume: (): MachineEvent => ({ type: 'RESUME', budgetUsd: null, maxIterations: null, deadlineAt: null }),
+  resume: (): MachineEvent => ({
+    type: 'RESUME',
+    budgetUsd: null,
+    maxIterations: null,
+    deadlineAt: null,
+  }),
   kill: (): MachineEvent => ({ type: 'KILL', reason: 'test' }),
 };
 
@@ -110,9 +138,17 @@ export function foldEnvelopes(
   ];
   for (const e of events) {
     const next = step(m, snap, e);
-    if (next === snap) throw new Error(`fixture: ${e.type} not accepted in ${JSON.stringify(snap.value)}`);
+    if (next === snap)
+      throw new Error(`fixture: ${e.type} not accepted in ${JSON.stringify(snap.value)}`);
     snap = next;
-    out.push({ v: 1, runId, seq: out.length + 1, at: 1_000 + out.length, event: e, state: summarize(snap) });
+    out.push({
+      v: 1,
+      runId,
+      seq: out.length + 1,
+      at: 1_000 + out.length,
+      event: e,
+      state: summarize(snap),
+    });
   }
   return out;
 }

@@ -47,7 +47,12 @@ describe('layoutGraph', () => {
     const timer = chart.edges.find((e) => e.id === 'run.classify.backoff:TIMER:0');
     const route = timer?.routes[0] ?? [];
     const near = (p: { x: number; y: number } | undefined, b: Box | undefined): boolean =>
-      p !== undefined && b !== undefined && inside({ x: p.x, y: p.y, width: 0, height: 0 }, { x: b.x - 2, y: b.y - 2, width: b.width + 4, height: b.height + 4 });
+      p !== undefined &&
+      b !== undefined &&
+      inside(
+        { x: p.x, y: p.y, width: 0, height: 0 },
+        { x: b.x - 2, y: b.y - 2, width: b.width + 4, height: b.height + 4 },
+      );
     expect(near(route[0], byId.get('run.classify.backoff'))).toBe(true);
     expect(near(route[route.length - 1], byId.get('run.classify.ready'))).toBe(true);
   });

@@ -75,15 +75,22 @@ describe('pathOf on a compiled pipeline', () => {
     expect(pathOf(graph, envs).visited.get('run.classify')).toBe(2);
     // Given the exact edges (from the machine), they are used as they are.
     const exact = pathSteps(graph, envs, {
-      edgesOf: (e) => (e.seq === 2 ? ['run.classify.ready:ATTEMPT:0', 'run.classify.limits:always:0'] : null),
+      edgesOf: (e) =>
+        e.seq === 2 ? ['run.classify.ready:ATTEMPT:0', 'run.classify.limits:always:0'] : null,
     });
-    expect(exact[1]).toMatchObject({ taken: ['run.classify.ready:ATTEMPT:0', 'run.classify.limits:always:0'], maybe: [] });
+    expect(exact[1]).toMatchObject({
+      taken: ['run.classify.ready:ATTEMPT:0', 'run.classify.limits:always:0'],
+      maybe: [],
+    });
   });
 
   it('ignores exact edges that do not lead to the recorded state', () => {
     const envs = foldEnvelopes([ev.attempt('classify')]);
     const steps = pathSteps(graph, envs, { edgesOf: () => ['run.classify.ready:SKIP:0'] });
-    expect(steps[1]?.taken).toEqual(['run.classify.ready:ATTEMPT:0', 'run.classify.limits:always:4']);
+    expect(steps[1]?.taken).toEqual([
+      'run.classify.ready:ATTEMPT:0',
+      'run.classify.limits:always:4',
+    ]);
   });
 
   it('takes the root KILL edge from inside a step', () => {
@@ -95,7 +102,11 @@ describe('pathOf on a compiled pipeline', () => {
   it('follows SKIP edges from one step to the next', () => {
     const envs = foldEnvelopes([ev.skip('classify'), ev.skip('notify'), ev.stepDone('route')]);
     const path = pathOf(graph, envs);
-    expect([...path.taken.keys()]).toEqual(['run.classify.ready:SKIP:0', 'run.notify.ready:SKIP:0', 'run.route.ready:STEP_DONE:0']);
+    expect([...path.taken.keys()]).toEqual([
+      'run.classify.ready:SKIP:0',
+      'run.notify.ready:SKIP:0',
+      'run.route.ready:STEP_DONE:0',
+    ]);
     expect(path.current).toEqual(['run.completed']);
   });
 
@@ -107,9 +118,16 @@ describe('pathOf on a compiled pipeline', () => {
 
   it('marks a move no edge explains, without inventing edges', () => {
     const envs = foldEnvelopes([ev.attempt('classify')]);
-    const forged = [...envs, { seq: 3, event: { type: 'STEP_DONE' }, state: { value: { route: 'ready' } } }];
+    const forged = [
+      ...envs,
+      { seq: 3, event: { type: 'STEP_DONE' }, state: { value: { route: 'ready' } } },
+    ];
     const last = pathSteps(graph, forged)[2];
-    expect(last).toMatchObject({ explained: false, taken: [], entered: ['run.route', 'run.route.ready'] });
+    expect(last).toMatchObject({
+      explained: false,
+      taken: [],
+      entered: ['run.route', 'run.route.ready'],
+    });
     expect(last?.current.sort()).toEqual(['run.route', 'run.route.ready']);
   });
 });

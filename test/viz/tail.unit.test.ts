@@ -5,7 +5,11 @@ import type { EventLog, PositionedEnvelope } from '../../src/store/types.js';
 import { StoreTail } from '../../src/viz/tail.js';
 
 /** Just enough of an event log: `readAll` over an array whose positions may have gaps. */
-function memoryLog(positions: number[]): { log: EventLog; rows: PositionedEnvelope[]; reads: () => number } {
+function memoryLog(positions: number[]): {
+  log: EventLog;
+  rows: PositionedEnvelope[];
+  reads: () => number;
+} {
   const rows: PositionedEnvelope[] = positions.map((pos, i) => ({ ...envelope(i + 1), pos }));
   let reads = 0;
   const log = {

@@ -23,18 +23,26 @@ describe('traceEdges (the machine says which edges it took)', () => {
 
   it('names the guard that parked the run: breaker open, or over budget', () => {
     const breaker = foldEnvelopes([ev.attempt('classify', 1, 'open')]);
-    expect(traceEdges(machine, breaker).get(2)).toEqual(['run.classify.ready:ATTEMPT:0', 'run.classify.limits:always:0']);
+    expect(traceEdges(machine, breaker).get(2)).toEqual([
+      'run.classify.ready:ATTEMPT:0',
+      'run.classify.limits:always:0',
+    ]);
     const budget = foldEnvelopes([ev.attempt('classify')], { budgetUsd: 0.0001 });
     expect(budget[1]?.state.value).toBe('parked');
     const exact = traceEdges(machine, budget);
     expect(exact.get(2)).toEqual(['run.classify.ready:ATTEMPT:0', 'run.classify.limits:always:3']);
     const steps = pathSteps(graph, budget, { edgesOf: (e) => exact.get(e.seq) });
-    expect(steps[1]).toMatchObject({ taken: ['run.classify.ready:ATTEMPT:0', 'run.classify.limits:always:3'], maybe: [] });
+    expect(steps[1]).toMatchObject({
+      taken: ['run.classify.ready:ATTEMPT:0', 'run.classify.limits:always:3'],
+      maybe: [],
+    });
   });
 
   it('stops at the first envelope the machine does not reproduce', () => {
     const envs = foldEnvelopes([ev.attempt('classify'), ev.response('classify')]);
-    const forged = envs.map((e) => (e.seq === 3 ? { ...e, state: { ...e.state, value: 'failed' } } : e));
+    const forged = envs.map((e) =>
+      e.seq === 3 ? { ...e, state: { ...e.state, value: 'failed' } } : e,
+    );
     const exact = traceEdges(machine, forged);
     expect([...exact.keys()]).toEqual([2]);
   });

@@ -32,7 +32,12 @@ function findChromium(): string | null {
 
 const CHROMIUM = findChromium();
 const ARTIFACTS = join(import.meta.dirname, '..', '..', 'test-artifacts');
-const ticket = (id: string) => ({ id, from: 'ana@example.com', subject: 'Checkout is down', body: 'Every payment fails with a 500 since 9:00.' });
+const ticket = (id: string) => ({
+  id,
+  from: 'ana@example.com',
+  subject: 'Checkout is down',
+  body: 'Every payment fails with a 500 since 9:00.',
+});
 
 describe('viz server', () => {
   let dir: string;
@@ -54,17 +59,28 @@ describe('viz server', () => {
       script: [
         { kind: 'status', status: 529, headers: { 'retry-after-ms': '10' } },
         { kind: 'json', value: { category: 'outage', urgency: 9, summary: 'Checkout down' } },
-        { kind: 'json', value: { category: 'outage', urgency: 5, summary: 'Checkout is down for every customer' } },
+        {
+          kind: 'json',
+          value: { category: 'outage', urgency: 5, summary: 'Checkout is down for every customer' },
+        },
       ],
     });
-    runtime = new Runtime({ store, model: createAnthropicClient({ apiKey: 'test', baseURL: fake.url }) });
+    runtime = new Runtime({
+      store,
+      model: createAnthropicClient({ apiKey: 'test', baseURL: fake.url }),
+    });
     prepared = prepare(triage);
     const done = await runtime.start(prepared, { input: ticket('T-1') });
     expect(done.status).toBe('completed');
     doneId = done.runId;
     doneEnvs = await store.log.read(doneId);
     liveId = await runtime.create(prepared, { input: ticket('T-2') });
-    viz = await startVizServer({ store, port: 0, pipelines: new Map([['triage', prepared]]), pollMs: 50 });
+    viz = await startVizServer({
+      store,
+      port: 0,
+      pipelines: new Map([['triage', prepared]]),
+      pollMs: 50,
+    });
   });
 
   afterAll(async () => {
@@ -85,10 +101,17 @@ describe('viz server', () => {
     it('lists runs with status, pipeline, cost, start and duration, filtered', async () => {
       const all = await get('/api/runs');
       expect(all.status).toBe(200);
-      expect(all.body.runs.map((r: { runId: string }) => r.runId).sort()).toEqual([doneId, liveId].sort());
+      expect(all.body.runs.map((r: { runId: string }) => r.runId).sort()).toEqual(
+        [doneId, liveId].sort(),
+      );
       const running = await get('/api/runs?status=running&pipeline=triage');
       expect(running.body.runs).toHaveLength(1);
-      expect(running.body.runs[0]).toMatchObject({ runId: liveId, status: 'running', pipeline: 'triage', costUsd: 0 });
+      expect(running.body.runs[0]).toMatchObject({
+        runId: liveId,
+        status: 'running',
+        pipeline: 'triage',
+        costUsd: 0,
+      });
       const done = (await get('/api/runs?status=completed')).body.runs[0];
       expect(done.costUsd).toBeGreaterThan(0);
       expect(done.durationMs).toBeGreaterThanOrEqual(0);
@@ -113,7 +136,9 @@ describe('viz server', () => {
 
     it('serves loaded pipelines and their charts', async () => {
       const list = await get('/api/pipelines');
-      expect(list.body.pipelines).toEqual([expect.objectContaining({ name: 'triage', loaded: true, hash: prepared.hash })]);
+      expect(list.body.pipelines).toEqual([
+        expect.objectContaining({ name: 'triage', loaded: true, hash: prepared.hash }),
+      ]);
       const chart = await get('/api/pipelines/triage/chart');
       expect(chart.body.chart.nodes).toHaveLength(prepared.graph.nodes.length);
     });
@@ -132,7 +157,9 @@ describe('viz server', () => {
     it('answers clear JSON errors', async () => {
       const bad = await get('/api/runs?status=done');
       expect(bad.status).toBe(400);
-      expect(bad.body.error.message).toMatch(/unknown status 'done': use one of running, completed/);
+      expect(bad.body.error.message).toMatch(
+        /unknown status 'done': use one of running, completed/,
+      );
       const missing = await get('/api/runs/NOPE');
       expect(missing.status).toBe(404);
       expect(missing.body.error.message).toMatch(/unknown run id 'NOPE'/);
@@ -147,13 +174,20 @@ describe('viz server', () => {
 
     it('streams a run as Server-Sent Events with ids and path steps', async () => {
       const ac = new AbortController();
-      const res = await fetch(new URL(`/api/events?runId=${doneId}&from=${doneEnvs.length - 2}`, viz.url), { signal: ac.signal });
+      const res = await fetch(
+        new URL(`/api/events?runId=${doneId}&from=${doneEnvs.length - 2}`, viz.url),
+        { signal: ac.signal },
+      );
       expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
       const reader = (res.body as ReadableStream<Uint8Array>).getReader();
       let text = '';
-      while ((text.match(/event: envelope/g) ?? []).length < 2) text += new TextDecoder().decode((await reader.read()).value);
+      while ((text.match(/event: envelope/g) ?? []).length < 2)
+        text += new TextDecoder().decode((await reader.read()).value);
       ac.abort();
-      const datas = text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)));
+      const datas = text
+        .split('\n')
+        .filter((l) => l.startsWith('data: '))
+        .map((l) => JSON.parse(l.slice(6)));
       expect(datas.map((d) => d.envelope.seq)).toEqual([doneEnvs.length - 1, doneEnvs.length]);
       expect(datas[1].step.current).toEqual(['run.completed']);
     });
@@ -169,7 +203,16 @@ describe('viz server', () => {
       beforeAll(async () => {
         browser = await chromium.launch({
           executablePath: CHROMIUM as string,
-          args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
+          args: [
+            '--headless',
+            '--no-sandbox',
+            '--disable-gpu',
+            '--disable-background-networking',
+            '--disable-quic',
+            '--no-first-run',
+            '--disable-component-update',
+            '--disable-sync',
+          ],
         });
         page = await browser.newPage({ viewport: { width: 1600, height: 1100 } });
         page.on('pageerror', (e) => {
@@ -186,19 +229,33 @@ describe('viz server', () => {
       it('draws every state and transition of the machine, with the path and the current state', async () => {
         await page.goto(`${viz.url}#/runs/${doneId}`);
         await page.waitForSelector('[data-node-id]');
-        expect((await ids('[data-node-id]', 'data-node-id')).sort()).toEqual(graph.nodes.map((n) => n.id).sort());
-        expect((await ids('path[data-edge-id]', 'data-edge-id')).sort()).toEqual(graph.edges.map((e) => e.id).sort());
+        expect((await ids('[data-node-id]', 'data-node-id')).sort()).toEqual(
+          graph.nodes.map((n) => n.id).sort(),
+        );
+        expect((await ids('path[data-edge-id]', 'data-edge-id')).sort()).toEqual(
+          graph.edges.map((e) => e.id).sort(),
+        );
         const path = pathOf(graph, doneEnvs);
-        expect((await ids('[data-node-id].visited', 'data-node-id')).sort()).toEqual([...path.visited.keys()].sort());
-        expect((await ids('path[data-edge-id].taken', 'data-edge-id')).sort()).toEqual([...path.taken.keys()].sort());
+        expect((await ids('[data-node-id].visited', 'data-node-id')).sort()).toEqual(
+          [...path.visited.keys()].sort(),
+        );
+        expect((await ids('path[data-edge-id].taken', 'data-edge-id')).sort()).toEqual(
+          [...path.taken.keys()].sort(),
+        );
         expect(await ids('[data-node-id].current', 'data-node-id')).toEqual(['run.completed']);
-        expect(await page.getAttribute('[data-node-id="run.classify.calling"]', 'data-count')).toBe('3');
+        expect(await page.getAttribute('[data-node-id="run.classify.calling"]', 'data-count')).toBe(
+          '3',
+        );
         expect(await page.locator('#timeline tbody tr').count()).toBe(doneEnvs.length);
-        await expect.poll(() => page.locator(`#runs tr[data-run-id="${liveId}"] .pill`).textContent()).toBe('running');
+        await expect
+          .poll(() => page.locator(`#runs tr[data-run-id="${liveId}"] .pill`).textContent())
+          .toBe('running');
       });
 
       it('time-travels: the scrubber shows the folded state at an earlier seq', async () => {
-        const invalid = doneEnvs.find((e) => e.event.type === 'MODEL_RESPONSE' && e.event.verdict === 'invalid');
+        const invalid = doneEnvs.find(
+          (e) => e.event.type === 'MODEL_RESPONSE' && e.event.verdict === 'invalid',
+        );
         const seq = invalid?.seq ?? 0;
         expect(seq).toBeGreaterThan(1);
         await page.$eval(
@@ -211,16 +268,26 @@ describe('viz server', () => {
           },
           seq,
         );
-        const folded = foldLog(prepared.machine, prepared.hash, doneId, doneEnvs, { until: seq }).snapshot.value;
+        const folded = foldLog(prepared.machine, prepared.hash, doneId, doneEnvs, { until: seq })
+          .snapshot.value;
         expect(folded).toEqual({ classify: 'ready' });
         expect(await page.textContent('#scrub-seq')).toBe(String(seq));
         expect(JSON.parse((await page.textContent('#scrub-state')) ?? 'null')).toEqual(folded);
-        expect((await ids('[data-node-id].current', 'data-node-id')).sort()).toEqual(['run.classify', 'run.classify.ready']);
+        expect((await ids('[data-node-id].current', 'data-node-id')).sort()).toEqual([
+          'run.classify',
+          'run.classify.ready',
+        ]);
         const upTo = pathOf(graph, doneEnvs, { untilSeq: seq });
-        expect((await ids('[data-node-id].visited', 'data-node-id')).sort()).toEqual([...upTo.visited.keys()].sort());
-        expect((await ids('path[data-edge-id].taken', 'data-edge-id')).sort()).toEqual([...upTo.taken.keys()].sort());
+        expect((await ids('[data-node-id].visited', 'data-node-id')).sort()).toEqual(
+          [...upTo.visited.keys()].sort(),
+        );
+        expect((await ids('path[data-edge-id].taken', 'data-edge-id')).sort()).toEqual(
+          [...upTo.taken.keys()].sort(),
+        );
         expect(await page.getAttribute(`#timeline tr[data-seq="${seq}"]`, 'class')).toContain('at');
-        await expect.poll(() => page.locator(`#timeline tr[data-seq="${seq}"] .issues li`).count()).toBeGreaterThan(0);
+        await expect
+          .poll(() => page.locator(`#timeline tr[data-seq="${seq}"] .issues li`).count())
+          .toBeGreaterThan(0);
         mkdirSync(ARTIFACTS, { recursive: true });
         await page.screenshot({ path: join(ARTIFACTS, 'viz-run.png') });
       });
@@ -239,8 +306,12 @@ describe('viz server', () => {
           expect(await page.textContent('#timeline tr[data-seq="2"]')).toContain('ATTEMPT');
           expect(await page.getAttribute('#scrubber', 'max')).toBe('2');
           expect(await page.textContent('#scrub-seq')).toBe('2');
-          expect(await ids('[data-node-id].current', 'data-node-id')).toContain('run.classify.calling');
-          expect(await page.getAttribute('path[data-edge-id="run.classify.ready:ATTEMPT:0"]', 'class')).toContain('taken');
+          expect(await ids('[data-node-id].current', 'data-node-id')).toContain(
+            'run.classify.calling',
+          );
+          expect(
+            await page.getAttribute('path[data-edge-id="run.classify.ready:ATTEMPT:0"]', 'class'),
+          ).toContain('taken');
           await page.screenshot({ path: join(ARTIFACTS, 'viz-live.png') });
         } finally {
           ac.abort();

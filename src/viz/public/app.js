@@ -33,7 +33,12 @@ function fmtDuration(ms) {
 function fmtTime(at) {
   const d = new Date(at);
   const now = new Date();
-  const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+  const time = d.toLocaleTimeString([], {
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+    hour12: false,
+  });
   if (d.toDateString() === now.toDateString()) return time;
   return `${d.toISOString().slice(0, 10)} ${time}`;
 }
@@ -60,7 +65,8 @@ function el(tag, attrs = {}, ...kids) {
 }
 function svg(tag, attrs = {}) {
   const e = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) e.setAttribute(k, String(v));
+  for (const [k, v] of Object.entries(attrs))
+    if (v !== undefined && v !== null) e.setAttribute(k, String(v));
   return e;
 }
 async function api(path) {
@@ -109,7 +115,11 @@ function renderRuns() {
       el(
         'td',
         { class: 'run-cell' },
-        el('div', { class: 'pipeline-name', text: `${r.pipeline}` }, el('span', { class: 'muted', text: ` v${r.version}` })),
+        el(
+          'div',
+          { class: 'pipeline-name', text: `${r.pipeline}` },
+          el('span', { class: 'muted', text: ` v${r.version}` }),
+        ),
         el('div', { class: 'run-id-small', text: r.runId, title: r.runId }),
       ),
       el('td', { class: 'num', text: fmtCost(r.costUsd) }),
@@ -146,7 +156,10 @@ async function loadPipelines() {
           'li',
           {},
           el('a', { href: `#/pipelines/${encodeURIComponent(p.name)}`, text: p.name }),
-          el('span', { class: 'muted', text: ` v${p.version} · ${p.steps.length} steps · ${p.recentRuns} runs` }),
+          el('span', {
+            class: 'muted',
+            text: ` v${p.version} · ${p.steps.length} steps · ${p.recentRuns} runs`,
+          }),
         ),
       ),
     );
@@ -195,13 +208,28 @@ function drawChart(chart) {
   $('#chart-wrap').scrollTo(0, 0);
   if (!chart) return;
   const pad = 14;
-  root.setAttribute('viewBox', `${-pad} ${-pad} ${chart.width + 2 * pad} ${chart.height + 2 * pad}`);
+  root.setAttribute(
+    'viewBox',
+    `${-pad} ${-pad} ${chart.width + 2 * pad} ${chart.height + 2 * pad}`,
+  );
   root.dataset.width = String(chart.width + 2 * pad);
   root.dataset.height = String(chart.height + 2 * pad);
   const defs = svg('defs');
-  for (const [id, cls] of [['arrow', 'arrow'], ['arrow-taken', 'arrow taken']]) {
+  for (const [id, cls] of [
+    ['arrow', 'arrow'],
+    ['arrow-taken', 'arrow taken'],
+  ]) {
     const size = id === 'arrow' ? 8 : 10;
-    const m = svg('marker', { id, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: size, markerHeight: size, markerUnits: 'userSpaceOnUse', orient: 'auto-start-reverse' });
+    const m = svg('marker', {
+      id,
+      viewBox: '0 0 10 10',
+      refX: 9,
+      refY: 5,
+      markerWidth: size,
+      markerHeight: size,
+      markerUnits: 'userSpaceOnUse',
+      orient: 'auto-start-reverse',
+    });
     m.append(svg('path', { d: 'M0,0 L10,5 L0,10 z', class: cls }));
     defs.append(m);
   }
@@ -221,9 +249,27 @@ function drawChart(chart) {
     const title = svg('title');
     title.textContent = `${n.id} (${n.type})`;
     g.append(title);
-    g.append(svg('rect', { x: n.x, y: n.y, width: n.width, height: n.height, rx: n.compound ? 10 : 8, class: 'box' }));
+    g.append(
+      svg('rect', {
+        x: n.x,
+        y: n.y,
+        width: n.width,
+        height: n.height,
+        rx: n.compound ? 10 : 8,
+        class: 'box',
+      }),
+    );
     if (n.type === 'final') {
-      g.append(svg('rect', { x: n.x + 3, y: n.y + 3, width: n.width - 6, height: n.height - 6, rx: 6, class: 'inner' }));
+      g.append(
+        svg('rect', {
+          x: n.x + 3,
+          y: n.y + 3,
+          width: n.width - 6,
+          height: n.height - 6,
+          rx: 6,
+          class: 'inner',
+        }),
+      );
     }
     const t = svg('text', {
       x: n.compound ? n.x + 12 : n.x + n.width / 2,
@@ -246,7 +292,11 @@ function drawChart(chart) {
   }
   for (const e of chart.edges) {
     const d = e.routes.map((r) => roundedPath(r)).join(' ');
-    const p = svg('path', { d, 'data-edge-id': e.id, class: `edge ev-${e.event === 'always' ? 'always' : 'event'}` });
+    const p = svg('path', {
+      d,
+      'data-edge-id': e.id,
+      class: `edge ev-${e.event === 'always' ? 'always' : 'event'}`,
+    });
     const title = svg('title');
     title.textContent = `${e.event}${e.guard ? ` [${e.guard}]` : ''}${e.actions?.length ? ` / ${e.actions.join(', ')}` : ''}\n${e.source} → ${e.targets.join(', ') || '(stays)'}`;
     p.append(title);
@@ -255,7 +305,11 @@ function drawChart(chart) {
       const b = e.labelBox;
       const g = svg('g', { class: 'edge-label', 'data-label-for': e.id });
       g.append(svg('rect', { x: b.x - 2, y: b.y, width: b.width + 4, height: b.height, rx: 4 }));
-      const t = svg('text', { x: b.x + b.width / 2, y: b.y + b.height / 2 + 3.8, 'text-anchor': 'middle' });
+      const t = svg('text', {
+        x: b.x + b.width / 2,
+        y: b.y + b.height / 2 + 3.8,
+        'text-anchor': 'middle',
+      });
       const [ev, ...rest] = e.label.split(' [');
       const evSpan = svg('tspan', { class: 'lbl-event' });
       evSpan.textContent = ev;
@@ -284,7 +338,10 @@ function applyZoom() {
   const wrap = $('#chart-wrap');
   // Fit the whole chart when it is legible that way; else fit its height and scroll sideways.
   const whole = Math.min((wrap.clientWidth - 4) / w, (wrap.clientHeight - 4) / h);
-  const fit = Math.min(1.1, whole >= 0.6 ? whole : Math.max(0.6, Math.min(1, (wrap.clientHeight - 4) / h)));
+  const fit = Math.min(
+    1.1,
+    whole >= 0.6 ? whole : Math.max(0.6, Math.min(1, (wrap.clientHeight - 4) / h)),
+  );
   const z = ui.zoom ?? fit;
   root.setAttribute('width', String(Math.round(w * z)));
   root.setAttribute('height', String(Math.round(h * z)));
@@ -342,7 +399,8 @@ function paintPath(steps, seq) {
 /** Scrolls the chart so the current leaf state is in view (centred when it was not). */
 function revealCurrent() {
   const root = $('#chart');
-  const box = root.querySelector('.node.leaf.current > .box') ?? root.querySelector('.node.current > .box');
+  const box =
+    root.querySelector('.node.leaf.current > .box') ?? root.querySelector('.node.current > .box');
   if (!box) return;
   const wrap = $('#chart-wrap');
   const vb = root.viewBox.baseVal;
@@ -383,7 +441,11 @@ function detailOf(ev) {
     case 'run.started':
       return [`${ev.pipeline} v${ev.version}`, `input ${shortJson(ev.input, 64)}`];
     case 'ATTEMPT':
-      return [`${ev.model}`, `estimate ${fmtCost(ev.estimate?.usd)}`, ev.breaker !== 'closed' ? `breaker ${ev.breaker}` : null];
+      return [
+        `${ev.model}`,
+        `estimate ${fmtCost(ev.estimate?.usd)}`,
+        ev.breaker !== 'closed' ? `breaker ${ev.breaker}` : null,
+      ];
     case 'MODEL_RESPONSE': {
       const parts = [
         { text: ev.verdict, cls: `verdict verdict-${ev.verdict}` },
@@ -397,7 +459,9 @@ function detailOf(ev) {
     case 'MODEL_ERROR':
       return [
         { text: `${ev.status ?? 'no status'} ${ev.kind}`, cls: 'err' },
-        ev.retryable ? { text: `retry in ${fmtDuration(ev.delayMs)}`, cls: 'delay' } : { text: 'not retryable', cls: 'err' },
+        ev.retryable
+          ? { text: `retry in ${fmtDuration(ev.delayMs)}`, cls: 'delay' }
+          : { text: 'not retryable', cls: 'err' },
         ev.message ? shortJson(ev.message, 80).replace(/^"|"$/g, '') : null,
       ];
     case 'TIMER':
@@ -407,9 +471,16 @@ function detailOf(ev) {
     case 'EFFECT_STARTED':
       return [`key ${ev.key}`];
     case 'EFFECT_DONE':
-      return [`key ${ev.key}`, ev.replayed ? { text: 'replayed from ledger', cls: 'delay' } : null, shortJson(ev.result, 80)];
+      return [
+        `key ${ev.key}`,
+        ev.replayed ? { text: 'replayed from ledger', cls: 'delay' } : null,
+        shortJson(ev.result, 80),
+      ];
     case 'EFFECT_FAILED':
-      return [{ text: ev.message, cls: 'err' }, ev.retryable ? { text: `retry in ${fmtDuration(ev.delayMs)}`, cls: 'delay' } : null];
+      return [
+        { text: ev.message, cls: 'err' },
+        ev.retryable ? { text: `retry in ${fmtDuration(ev.delayMs)}`, cls: 'delay' } : null,
+      ];
     case 'STEP_DONE':
       return [shortJson(ev.output, 100)];
     case 'STEP_FAILED':
@@ -417,7 +488,9 @@ function detailOf(ev) {
     case 'KILL':
       return [{ text: `killed: ${ev.reason}`, cls: 'err' }];
     case 'RESUME':
-      return [`resume${ev.budgetUsd !== null ? ` budget ${fmtCost(ev.budgetUsd)}` : ''}${ev.maxIterations !== null ? ` max ${ev.maxIterations} calls` : ''}`];
+      return [
+        `resume${ev.budgetUsd !== null ? ` budget ${fmtCost(ev.budgetUsd)}` : ''}${ev.maxIterations !== null ? ` max ${ev.maxIterations} calls` : ''}`,
+      ];
     default:
       return [shortJson(ev, 100)];
   }
@@ -428,15 +501,27 @@ function timelineRow(env, t0) {
   for (const p of detailOf(ev)) {
     if (p === null || p === undefined) continue;
     if (typeof p === 'string') details.append(el('span', { class: 'part', text: p }));
-    else if (p.list) details.append(el('ul', { class: 'issues' }, ...p.list.map((i) => el('li', { text: i }))));
+    else if (p.list)
+      details.append(el('ul', { class: 'issues' }, ...p.list.map((i) => el('li', { text: i }))));
     else details.append(el('span', { class: `part ${p.cls ?? ''}`, text: p.text }));
   }
   return el(
     'tr',
     { 'data-seq': env.seq, 'data-type': ev.type, onclick: () => scrubTo(env.seq, true) },
     el('td', { class: 'num seq', text: env.seq }),
-    el('td', { class: 'num nowrap muted', text: env.seq === 1 ? fmtTime(env.at) : fmtOffset(env.at - t0), title: new Date(env.at).toISOString() }),
-    el('td', {}, el('span', { class: `ev-type ev-${ev.type.replace(/\W/g, '_')}${ev.verdict && ev.verdict !== 'valid' ? ' ev-rejected' : ''}`, text: ev.type })),
+    el('td', {
+      class: 'num nowrap muted',
+      text: env.seq === 1 ? fmtTime(env.at) : fmtOffset(env.at - t0),
+      title: new Date(env.at).toISOString(),
+    }),
+    el(
+      'td',
+      {},
+      el('span', {
+        class: `ev-type ev-${ev.type.replace(/\W/g, '_')}${ev.verdict && ev.verdict !== 'valid' ? ' ev-rejected' : ''}`,
+        text: ev.type,
+      }),
+    ),
     el('td', { text: ev.step ?? env.state.step ?? '' }),
     el('td', { class: 'num', text: ev.attempt ?? '' }),
     el('td', { class: 'num', text: fmtCost(env.state.costUsd) }),
@@ -468,7 +553,15 @@ function renderStepCosts() {
       r.outTok += ev.usage?.outputTokens ?? 0;
     }
   }
-  const sum = [...rows.values()].reduce((a, r) => ({ calls: a.calls + r.calls, cost: a.cost + r.cost, inTok: a.inTok + r.inTok, outTok: a.outTok + r.outTok }), { calls: 0, cost: 0, inTok: 0, outTok: 0 });
+  const sum = [...rows.values()].reduce(
+    (a, r) => ({
+      calls: a.calls + r.calls,
+      cost: a.cost + r.cost,
+      inTok: a.inTok + r.inTok,
+      outTok: a.outTok + r.outTok,
+    }),
+    { calls: 0, cost: 0, inTok: 0, outTok: 0 },
+  );
   const total = sum.cost || 1;
   $('#step-costs tfoot').replaceChildren(
     el(
@@ -487,7 +580,17 @@ function renderStepCosts() {
       return el(
         'tr',
         { 'data-step': name },
-        el('td', {}, el('div', { text: name }), r.cost > 0 ? el('div', { class: 'bar', style: `width:${Math.max(1, Math.round((r.cost / total) * 100))}%` }) : null),
+        el(
+          'td',
+          {},
+          el('div', { text: name }),
+          r.cost > 0
+            ? el('div', {
+                class: 'bar',
+                style: `width:${Math.max(1, Math.round((r.cost / total) * 100))}%`,
+              })
+            : null,
+        ),
         el('td', { class: 'num', text: r.calls || '–' }),
         el('td', { class: 'num nowrap', text: r.calls ? `${r.inTok} / ${r.outTok}` : '–' }),
         el('td', { class: 'num', text: r.calls ? fmtCost(r.cost) : '–' }),
@@ -508,7 +611,11 @@ function renderHead() {
   $('#run-id').textContent = run.runId;
   $('#run-cost').textContent = fmtCost(last?.state.costUsd ?? run.costUsd);
   $('#run-started').textContent = fmtTime(run.startedAt);
-  const end = TERMINAL.has(status) ? (last?.at ?? run.updatedAt) : status === 'running' ? Date.now() : (last?.at ?? run.updatedAt);
+  const end = TERMINAL.has(status)
+    ? (last?.at ?? run.updatedAt)
+    : status === 'running'
+      ? Date.now()
+      : (last?.at ?? run.updatedAt);
   $('#run-duration').textContent = fmtDuration(Math.max(0, end - run.startedAt));
   $('#run-events').textContent = String(v.envelopes.length);
   $('#run-step').textContent = last?.state.step ?? '–';
@@ -667,7 +774,10 @@ function tickDurations() {
   }
   if (ui.view?.kind === 'run') {
     const last = ui.view.envelopes[ui.view.envelopes.length - 1];
-    if (last?.state.status === 'running') $('#run-duration').textContent = fmtDuration(Math.max(0, Date.now() - ui.view.data.run.startedAt));
+    if (last?.state.status === 'running')
+      $('#run-duration').textContent = fmtDuration(
+        Math.max(0, Date.now() - ui.view.data.run.startedAt),
+      );
   }
 }
 function init() {
