@@ -79,6 +79,7 @@ interface LogLine {
   msg: string;
   runId?: string;
   decision?: string;
+  reason?: string;
 }
 
 interface WorkerProc {
@@ -280,7 +281,13 @@ async function verifyRuns(store: JetStreamStore, ids: string[]): Promise<{ event
       `${id}: seqs`,
     ).toEqual(log.map((_, i) => i + 1));
     const folded = foldLog(prepared.machine, prepared.hash, id, log);
-    expect(statusOf(folded.snapshot), `${id}: status`).toBe('completed');
+    if (statusOf(folded.snapshot) !== 'completed') {
+      const again = await store.log.read(id);
+      const run = await store.log.getRun(id);
+      throw new Error(
+        `${id}: not completed after ${log.length} events (${log.map((e) => e.event.type).join(' ')}); index ${JSON.stringify(run)}; read again: ${again.length} events; store stats ${JSON.stringify(store.stats)}`,
+      );
+    }
     const seen = new Set<string>();
     for (const e of log) {
       const key = identity(e as never);
@@ -324,6 +331,8 @@ interface Takeover {
   pickedUpMs: number;
   /** Kill → the run's next event in the log (+ rebuilding it and its next step). */
   nextEventMs: number;
+  /** The command's delivery count when it was taken over (2: the first redelivery). */
+  delivery: number;
 }
 
 /**
@@ -351,12 +360,13 @@ async function takeovers(
       .filter((w) => w !== killed)
       .flatMap((w) => w.lines)
       .filter((l) => l.runId === runId && l.msg === 'take over' && l.time > killedAt)
-      .map((l) => l.time);
-    expect(picked.length, `${runId}: nobody logged taking it over`).toBeGreaterThan(0);
+      .sort((a, b) => a.time - b.time)[0];
+    expect(picked, `${runId}: nobody logged taking it over`).toBeDefined();
     out.push({
       runId,
-      pickedUpMs: Math.min(...picked) - killedAt,
+      pickedUpMs: (picked?.time ?? Infinity) - killedAt,
       nextEventMs: (next?.at ?? Infinity) - killedAt,
+      delivery: Number(/delivery (\d+)/.exec(picked?.reason ?? '')?.[1] ?? 0),
     });
   });
   return out;
@@ -377,6 +387,12 @@ async function inFlightAcross(
   });
   return hit.filter(Boolean).length;
 }
+
+const countBy = (xs: number[]): string => {
+  const m = new Map<number, number>();
+  for (const x of xs) m.set(x, (m.get(x) ?? 0) + 1);
+  return [...m].map(([k, n]) => `${k}: ${n}`).join(', ');
+};
 
 const stats = (xs: number[]): string => {
   const s = [...xs].sort((a, b) => a - b);
@@ -454,6 +470,7 @@ describe('fleet on one nats-server', () => {
         `orphaned runs per kill: ${perKill.map((t) => t.length).join(', ')}`,
         `kill → taken over by another worker (ack wait ${ACK_WAIT_MS} ms): ${stats(all.map((g) => g.pickedUpMs))}`,
         `kill → next event of the run: ${stats(all.map((g) => g.nextEventMs))}`,
+        `delivery count at take-over: ${countBy(all.map((t) => t.delivery))}`,
         `effects: ${sinkReport.executions} executions for ${sinkReport.expected} sink entries${sinkReport.repeated.length > 0 ? ` (re-run: ${sinkReport.repeated.join(', ')})` : ''}`,
         `fenced stops: ${fencedLines()}`,
       ].join('\n'),
