@@ -1,0 +1,190 @@
+/**
+ * The embedded fleet: worker processes sharing one SQLite file (event log and work queue) drive
+ * runs of the crashy pipeline while one worker is SIGKILLed; every run completes with a log
+ * that replays, each effect in the sink once, and the orphans taken over after the ack wait.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openSqliteBus } from '../src/bus/sqlite.js';
+import { isTerminal, statusOf } from '../src/machines/fold.js';
+import { foldLog } from '../src/machines/replay.js';
+import { loadPipeline } from '../src/runtime/load.js';
+import { openSqliteStore } from '../src/store/sqlite.js';
+import type { Store } from '../src/store/types.js';
+import { startFakeClaude, type FakeClaude } from '../src/testing/index.js';
+import { ROOT } from './helpers/cli.js';
+import { withParentDeathSignal } from './helpers/natsServer.js';
+
+const CRASHY = 'test/fixtures/pipelines/crashy.ts';
+const KEYS = ['first', 'second', 'notify'];
+const ACK_WAIT_MS = 2_000;
+const RUNS = Number(process.env.FLEET_SQLITE_RUNS ?? 200);
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+interface LogLine {
+  time: number;
+  msg: string;
+  runId?: string;
+}
+
+interface Worker {
+  child: ChildProcess;
+  lines: LogLine[];
+  exited: Promise<void>;
+  output(): string;
+}
+
+let dir: string;
+let db: string;
+let sink: string;
+let fake: FakeClaude;
+let store: Store;
+const workers: Worker[] = [];
+
+async function spawnWorker(): Promise<Worker> {
+  const args = [
+    'bin/plumbline.mjs',
+    'worker',
+    '--store',
+    db,
+    '--pipelines',
+    CRASHY,
+    '--ack-wait',
+    `${ACK_WAIT_MS}ms`,
+    '--concurrency',
+    '8',
+  ];
+  const [cmd, argv] = withParentDeathSignal(process.execPath, args);
+  const child = spawn(cmd, argv, {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      PLUMBLINE_LOG_LEVEL: 'info',
+      ANTHROPIC_BASE_URL: fake.url,
+      CRASHY_SINK: sink,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: LogLine[] = [];
+  let tail = '';
+  let partial = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    tail = (tail + d.toString()).slice(-10_000);
+    const parts = (partial + d.toString()).split('\n');
+    partial = parts.pop() ?? '';
+    for (const p of parts) {
+      try {
+        if (p.startsWith('{')) lines.push(JSON.parse(p) as LogLine);
+      } catch {
+        // Not a log line.
+      }
+    }
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const w: Worker = { child, lines, exited, output: () => tail };
+  workers.push(w);
+  for (let i = 0; !lines.some((l) => l.msg === 'worker started'); i++) {
+    if (child.exitCode !== null || i > 300) throw new Error(`worker did not start:\n${w.output()}`);
+    await sleep(100);
+  }
+  return w;
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'plumbline-fleet-sqlite-'));
+  db = join(dir, 'fleet.db');
+  sink = join(dir, 'sink');
+  fake = await startFakeClaude({
+    script: (req) => {
+      const m = req.body.messages as Array<{ content: string }>;
+      const [label = ''] = (m[0]?.content ?? '').split(' ');
+      const then = { kind: 'json' as const, value: { label: `${label}-ok`, score: label.length } };
+      return { kind: 'delay', ms: 5 + Math.floor(Math.random() * 45), then };
+    },
+  });
+  store = openSqliteStore(db);
+});
+
+afterAll(async () => {
+  for (const w of workers)
+    if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+  await Promise.all(workers.map((w) => w.exited));
+  await store?.close();
+  await fake?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('fleet on the embedded SQLite store', () => {
+  it(`completes ${RUNS} runs across 3 worker processes while one is SIGKILLed`, async () => {
+    await Promise.all([spawnWorker(), spawnWorker(), spawnWorker()]);
+    const bus = openSqliteBus(db);
+    const ids = Array.from({ length: RUNS }, (_, i) => `s-${i}`);
+    for (const id of ids) await bus.publishStart({ runId: id, pipeline: 'crashy', input: { id } });
+    const terminal = async (): Promise<number> =>
+      (await store.log.listRuns({ status: ['completed', 'failed', 'killed'] })).filter((r) =>
+        r.runId.startsWith('s-'),
+      ).length;
+    const until = async (n: number, ms: number): Promise<void> => {
+      const deadline = Date.now() + ms;
+      while ((await terminal()) < n) {
+        if (Date.now() > deadline)
+          throw new Error(
+            `${await terminal()}/${n} runs terminal\n${workers.map((w) => w.output().slice(-2_000)).join('\n---\n')}`,
+          );
+        await sleep(200);
+      }
+    };
+    await until(Math.floor(RUNS * 0.3), 60_000);
+    const victim = workers[0] as Worker;
+    const killedAt = Date.now();
+    victim.child.kill('SIGKILL');
+    await victim.exited;
+    await spawnWorker();
+    await until(RUNS, 120_000);
+
+    const prepared = await loadPipeline(CRASHY);
+    const pickups: number[] = [];
+    for (const id of ids) {
+      const log = await store.log.read(id);
+      expect(
+        log.map((e) => e.seq),
+        id,
+      ).toEqual(log.map((_, i) => i + 1));
+      const folded = foldLog(prepared.machine, prepared.hash, id, log);
+      expect(statusOf(folded.snapshot), id).toBe('completed');
+      expect(
+        log.filter((e) => e.event.type === 'EFFECT_DONE'),
+        id,
+      ).toHaveLength(3);
+      for (const k of KEYS) expect(existsSync(join(sink, `${id}-${k}.json`))).toBe(true);
+      const before = log.filter((e) => e.at <= killedAt);
+      const last = before[before.length - 1];
+      if (
+        last !== undefined &&
+        !isTerminal(last.state.status) &&
+        victim.lines.some((l) => l.runId === id)
+      ) {
+        const picked = workers
+          .filter((w) => w !== victim)
+          .flatMap((w) => w.lines)
+          .filter((l) => l.runId === id && l.msg === 'take over' && l.time > killedAt)
+          .map((l) => l.time - killedAt);
+        expect(picked.length, `${id} taken over`).toBeGreaterThan(0);
+        pickups.push(Math.min(...picked));
+      }
+    }
+    const executions = readFileSync(join(sink, 'executions.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('s-')).length;
+    console.log(
+      `sqlite fleet: ${RUNS} runs; ${pickups.length} orphans taken over after ${Math.min(...pickups)}–${Math.max(...pickups)} ms (ack wait ${ACK_WAIT_MS} ms); ${executions} effect executions for ${RUNS * 3} sink entries`,
+    );
+    expect(pickups.length).toBeGreaterThan(0);
+    for (const p of pickups) expect(p).toBeLessThanOrEqual(ACK_WAIT_MS + 1_500);
+    await bus.close();
+  }, 180_000);
+});
