@@ -117,6 +117,11 @@ export function createLocalBus(opts: LocalBusOptions = {}): CommandBus {
                 poke();
               },
               deadLetter: async (reason) => bury(it, reason),
+              // In one process nobody else holds it: put it back for the redelivery timer.
+              release: () => {
+                it.readyAt = Date.now() + 30_000;
+                queue.push(it);
+              },
             },
             onError,
           );

@@ -133,11 +133,14 @@ export async function openNatsBus(opts: NatsBusOptions): Promise<CommandBus> {
     try {
       await jsm.consumers.add(CMDS, consumer);
     } catch {
-      // It exists with other settings: apply ours (ack_wait and max_deliver may be updated).
-      await jsm.consumers.update(CMDS, durable, {
-        ack_wait: consumer.ack_wait,
-        max_deliver: maxDeliver,
-      });
+      // It exists with other settings. Only a worker that was given them applies its own
+      // ack_wait / max_deliver: a publisher (`plumbline start`) must not reset the workers'.
+      if (opts.ackWaitMs !== undefined || opts.maxDeliver !== undefined) {
+        await jsm.consumers.update(CMDS, durable, {
+          ...(opts.ackWaitMs !== undefined ? { ack_wait: consumer.ack_wait } : {}),
+          ...(opts.maxDeliver !== undefined ? { max_deliver: maxDeliver } : {}),
+        });
+      }
     }
   } catch (e) {
     await link.close();
@@ -218,6 +221,9 @@ export async function openNatsBus(opts: NatsBusOptions): Promise<CommandBus> {
       // Plain term(): 2.9 ignores term(reason); the reason is in the DLQ headers.
       m.term();
     },
+    // Neither ack nor nak: the current delivery (another worker's) decides; if it lapses, the
+    // command comes back after the ack wait.
+    release: () => undefined,
   });
 
   const publish = async (

@@ -133,6 +133,8 @@ export function openSqliteBus(path: string, opts: SqliteBusOptions = {}): Comman
             else q.touch.run(Date.now() + delayMs, id);
           },
           deadLetter: async (reason: string) => void q.bury.run(reason, Date.now(), id),
+          // Leave it claimed: it reappears after the ack wait unless its new holder acks it.
+          release: () => undefined,
         };
         const p = runHandler(handler, decoded.cmd, ctl, o.onError).finally(() =>
           inFlight.delete(p),

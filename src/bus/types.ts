@@ -55,6 +55,11 @@ export interface CommandControl {
   nak(delayMs?: number): void;
   /** Never: move the command to the dead-letter queue with a reason. */
   deadLetter(reason: string): Promise<void>;
+  /**
+   * Not mine any more (another worker holds the current delivery): settle without acking, so
+   * the command is redelivered if that worker dies too.
+   */
+  release(): void;
 }
 
 /** Handles one command. If it throws, the command is nak'ed with a growing delay. */
@@ -169,6 +174,7 @@ export async function runHandler(
     ack: once(() => ctl.ack(), Promise.resolve()),
     nak: once((delayMs?: number) => ctl.nak(delayMs), undefined),
     deadLetter: once((reason: string) => ctl.deadLetter(reason), Promise.resolve()),
+    release: once(() => ctl.release(), undefined),
   };
   try {
     await handler(cmd, guarded);

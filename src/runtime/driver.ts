@@ -4,7 +4,7 @@
  * rebuilt from its log by a pure fold, so any process can pick up where another died.
  */
 import { ulid } from 'ulid';
-import { UsageError, isVersionConflict, serializeError } from '../errors.js';
+import { UsageError, isVersionConflict } from '../errors.js';
 import type { RunContext } from '../machines/context.js';
 import type { MachineEvent, NewEnvelope, RunStatus, StoredEnvelope } from '../machines/events.js';
 import {
@@ -22,7 +22,7 @@ import type { Store } from '../store/types.js';
 import { systemClock, type Clock } from './clock.js';
 import { describeDecision } from './decisions.js';
 import type { BreakerGate, DriverEnv, DriverHooks } from './env.js';
-import { execute, isInterrupt } from './execute.js';
+import { execute, isInterrupt, UserCodeError } from './execute.js';
 import { silentLogger, truncate, type Logger } from './logger.js';
 import type { Prepared } from './prepare.js';
 
@@ -272,12 +272,11 @@ export class Runtime {
       try {
         outcome = await execute(env, stepDef, where.phase, snapshot, signal);
       } catch (e) {
-        // A bug in user code outside a step function (prompt, key, skip): record it as a failure.
-        outcome = {
-          type: 'STEP_FAILED' as const,
-          step: stepDef.name,
-          message: `pipeline code threw in step '${stepDef.name}': ${serializeError(e).message}`,
-        };
+        // A bug in pipeline code outside a step function (prompt, key, skip) fails the step;
+        // anything else (the store, the breaker) is the process's trouble: let it propagate so
+        // the command is retried or the operator sees it, and the run stays resumable.
+        if (!(e instanceof UserCodeError)) throw e;
+        outcome = { type: 'STEP_FAILED' as const, step: stepDef.name, message: e.message };
       }
       if (isInterrupt(outcome)) return resultOf(snapshot, seq, 'aborted');
       const next = foldStep(prepared.machine, snapshot, outcome);

@@ -15,6 +15,23 @@ import type { ClassifiedError } from '../model/types.js';
 import { buildRequest, stepContext } from './request.js';
 import type { DriverEnv } from './env.js';
 
+/** Pipeline code (a prompt, key or skip function) threw: the step fails, not the process. */
+export class UserCodeError extends Error {
+  constructor(step: string, cause: unknown) {
+    super(`pipeline code threw in step '${step}': ${serializeError(cause).message}`, { cause });
+    this.name = 'UserCodeError';
+  }
+}
+
+/** Runs pipeline code, marking what it throws as the pipeline's fault (not the store's). */
+function user<T>(step: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw new UserCodeError(step, e);
+  }
+}
+
 /** Why the driver stopped before an event could be produced. */
 export type Interrupt = { interrupt: 'killed'; reason: string } | { interrupt: 'aborted' };
 
@@ -62,9 +79,9 @@ async function llmPhase(
   if (phase === 'ready') {
     const kill = await killEvent(env, runId);
     if (kill !== null) return kill;
-    const skip = skipEvent(step, snap);
+    const skip = user(step.name, () => skipEvent(step, snap));
     if (skip !== null) return skip;
-    const request = buildRequest(step, ctx);
+    const request = user(step.name, () => buildRequest(step, ctx));
     const price = env.prepared.priceOf(step);
     const breaker =
       env.breakers !== undefined
@@ -86,7 +103,7 @@ async function llmPhase(
   }
   if (phase === 'calling') {
     const model = env.model();
-    const request = buildRequest(step, ctx);
+    const request = user(step.name, () => buildRequest(step, ctx));
     const attempt = attemptsOf(ctx, step.name).calls;
     const killer = new AbortController();
     const both = AbortSignal.any([signal, killer.signal]);
@@ -182,9 +199,9 @@ async function effectPhase(
   if (phase === 'ready') {
     const kill = await killEvent(env, ctx.runId);
     if (kill !== null) return kill;
-    const skip = skipEvent(step, snap);
+    const skip = user(step.name, () => skipEvent(step, snap));
     if (skip !== null) return skip;
-    const key = step.key(stepContext(ctx, step.name));
+    const key = user(step.name, () => step.key(stepContext(ctx, step.name)));
     return {
       type: 'EFFECT_STARTED',
       step: step.name,
@@ -246,7 +263,7 @@ async function transformPhase(
 ): Promise<Outcome> {
   const kill = await killEvent(env, snap.context.runId);
   if (kill !== null) return kill;
-  const skip = skipEvent(step, snap);
+  const skip = user(step.name, () => skipEvent(step, snap));
   if (skip !== null) return skip;
   try {
     const out = await step.run(stepContext(snap.context, step.name));

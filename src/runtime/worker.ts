@@ -54,7 +54,7 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
         ctl.nak(0);
         return;
       }
-      if (r.stopped === 'fenced')
+      if (r.stopped === 'fenced') {
         logger.warn(
           {
             runId: cmd.runId,
@@ -63,6 +63,10 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
           },
           'fenced',
         );
+        // Not ours to ack: the other worker's delivery decides (and redelivers if it dies).
+        ctl.release();
+        return;
+      }
       await ctl.ack();
     } finally {
       clearInterval(beat);
