@@ -19,7 +19,7 @@ import {
   storeSpec,
   globals,
 } from './context.js';
-import { pathOfSteps, replayLine, resultLine, runRow, usd } from './format.js';
+import { pathOfSteps, replayLine, resultLine, runRow, summaryOf, usd } from './format.js';
 import { exitCodeFor, type ExitBox } from './main.js';
 import { pipelineForRun, pipelinesFrom } from './pipelines.js';
 import { runDemo } from './demo.js';
@@ -102,16 +102,7 @@ export function registerCommands(program: Command, box: ExitBox): void {
           limits: limitsOf(o),
         });
         if (tty) process.stdout.write('\n');
-        if (o.json)
-          outJson({
-            summary: true,
-            runId: r.runId,
-            status: r.status,
-            costUsd: r.costUsd,
-            outputs: r.outputs,
-            error: r.error,
-            parked: r.parked,
-          });
+        if (o.json) outJson({ summary: true, ...summaryOf(r) });
         else out(resultLine(r, pathOfSteps(events)));
         box.code = exitCodeFor(r.status);
       } finally {
@@ -184,15 +175,7 @@ export function registerCommands(program: Command, box: ExitBox): void {
             const prepared = await pipelineForRun(store, id, given);
             const r = await rt.resume(prepared, id, limitsOf(o));
             const events = await store.log.read(id);
-            if (o.json)
-              outJson({
-                runId: r.runId,
-                status: r.status,
-                costUsd: r.costUsd,
-                outputs: r.outputs,
-                error: r.error,
-                parked: r.parked,
-              });
+            if (o.json) outJson(summaryOf(r));
             else out(resultLine(r, pathOfSteps(events)));
             worst = Math.max(worst, exitCodeFor(r.status));
           }

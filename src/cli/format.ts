@@ -94,3 +94,16 @@ export function runRow(r: RunSummary): string {
     ended,
   ].join(' ');
 }
+
+/** The JSON summary of a finished drive (`--json` of run and resume). */
+export function summaryOf(r: RunResult): Record<string, unknown> {
+  return {
+    runId: r.runId,
+    status: r.status,
+    costUsd: r.costUsd,
+    outputs: r.outputs,
+    error: r.error,
+    parked: r.parked,
+    ...(r.killed !== null ? { killed: r.killed } : {}),
+  };
+}
