@@ -257,8 +257,8 @@ export function renderReport(r: Results, notes: string): string {
   }
   L.push('');
   L.push(
-    `Today \`rebuild\` reads the **whole** log even when it has a snapshot (\`driver.ts\` reads from seq 1, then drops the events the snapshot covers). ` +
-      `Loading the snapshot and reading only the tail after it (the fix proposed below) measures: ` +
+    `\`rebuild\` loads the snapshot and reads only the events from its seq on (fix 2 below, in since commit 4d09442); ` +
+      `the same tail-only read timed directly by the harness: ` +
       Object.entries(r.replay)
         .filter(([, rows]) => ok(rows).some((x) => x.bigSnapTailOnly !== undefined))
         .map(
