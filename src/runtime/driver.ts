@@ -23,6 +23,7 @@ import { systemClock, type Clock } from './clock.js';
 import { describeDecision } from './decisions.js';
 import type { BreakerGate, DriverEnv, DriverHooks } from './env.js';
 import { execute, isInterrupt, UserCodeError } from './execute.js';
+import { KillWatcher } from './killWatch.js';
 import { silentLogger, truncate, type Logger } from './logger.js';
 import type { Prepared } from './prepare.js';
 
@@ -92,6 +93,7 @@ export class Runtime {
   private readonly clock: Clock;
   private readonly logger: Logger;
   private modelClient: ModelClient | undefined;
+  private readonly kills: KillWatcher;
 
   constructor(opts: RuntimeOptions) {
     this.opts = opts;
@@ -99,6 +101,7 @@ export class Runtime {
     this.clock = opts.clock ?? systemClock;
     this.logger = opts.logger ?? silentLogger;
     this.modelClient = opts.model;
+    this.kills = new KillWatcher(opts.store.control, opts.killPollMs ?? 200);
   }
 
   private model(): ModelClient {
@@ -254,6 +257,7 @@ export class Runtime {
       logger: this.logger,
       ...(this.opts.breakers !== undefined ? { breakers: this.opts.breakers } : {}),
       killPollMs: this.opts.killPollMs ?? 200,
+      kills: this.kills,
       logMaxChars: this.opts.logMaxChars ?? 500,
       lastEffectKey: last?.event.type === 'EFFECT_STARTED' ? last.event.key : null,
       ...(this.opts.hooks !== undefined ? { hooks: this.opts.hooks } : {}),

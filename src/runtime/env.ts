@@ -6,6 +6,7 @@ import type { Store } from '../store/types.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
 import type { Prepared } from './prepare.js';
+import type { KillWatcher } from './killWatch.js';
 
 /** The gate a model call passes through: the circuit breaker shared by all runs. */
 export interface BreakerGate {
@@ -33,6 +34,8 @@ export interface DriverEnv {
   breakers?: BreakerGate;
   killPollMs: number;
   logMaxChars: number;
+  /** The runtime's shared kill-flag watcher. */
+  kills: KillWatcher;
   /** The key recorded by the last EFFECT_STARTED of this run (the running effect's key). */
   lastEffectKey: string | null;
   hooks?: DriverHooks;

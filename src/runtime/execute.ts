@@ -50,20 +50,32 @@ function skipEvent(step: Step, snap: RunSnapshot): MachineEvent | null {
     : null;
 }
 
-/** Waits until `until` (epoch ms), checking the kill flag; returns a KILL event if killed. */
+/** Waits until `until` (epoch ms), woken early by the kill watcher; returns a KILL event if killed. */
 async function waitUntil(
   env: DriverEnv,
   runId: string,
   until: number,
   signal: AbortSignal,
 ): Promise<Outcome | null> {
-  for (;;) {
-    const kill = await killEvent(env, runId);
-    if (kill !== null) return kill;
-    if (signal.aborted) return { interrupt: 'aborted' };
-    const left = until - env.clock.now();
-    if (left <= 0) return null;
-    await env.clock.sleep(Math.min(left, env.killPollMs), signal);
+  const kill = await killEvent(env, runId);
+  if (kill !== null) return kill;
+  const wake = new AbortController();
+  let flag: { reason: string } | null = null;
+  const unwatch = env.kills.watch(runId, (f) => {
+    flag = f;
+    wake.abort();
+  });
+  try {
+    const both = AbortSignal.any([signal, wake.signal]);
+    for (;;) {
+      if (flag !== null) return { type: 'KILL', reason: (flag as { reason: string }).reason };
+      if (signal.aborted) return { interrupt: 'aborted' };
+      const left = until - env.clock.now();
+      if (left <= 0) return null;
+      await env.clock.sleep(left, both);
+    }
+  } finally {
+    unwatch();
   }
 }
 
@@ -108,22 +120,15 @@ async function llmPhase(
     const killer = new AbortController();
     const both = AbortSignal.any([signal, killer.signal]);
     let killedBy: string | null = null;
-    const poll = setInterval(() => {
-      env.store.control.getKill(runId).then(
-        (f) => {
-          if (f !== undefined) {
-            killedBy = f.reason;
-            killer.abort();
-          }
-        },
-        () => undefined,
-      );
-    }, env.killPollMs);
+    const unwatch = env.kills.watch(runId, (f) => {
+      killedBy = f.reason;
+      killer.abort();
+    });
     let outcome;
     try {
       outcome = await model.call(request, both);
     } finally {
-      clearInterval(poll);
+      unwatch();
     }
     if (killedBy !== null) return { type: 'KILL', reason: killedBy };
     if (signal.aborted) return { interrupt: 'aborted' };

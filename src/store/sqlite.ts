@@ -327,6 +327,20 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     async setKill(flag: KillFlag) {
       q.setKill.run(flag.runId, flag.reason, flag.at);
     },
+    async getKills(runIds) {
+      const out: KillFlag[] = [];
+      // Chunks keep the statement under SQLite's parameter limit.
+      for (let i = 0; i < runIds.length; i += 500) {
+        const chunk = runIds.slice(i, i + 500);
+        const rows = db
+          .prepare(
+            `SELECT run_id, reason, at FROM kills WHERE run_id IN (${chunk.map(() => '?').join(',')})`,
+          )
+          .all(...chunk) as Array<{ run_id: string; reason: string; at: number }>;
+        for (const r of rows) out.push({ runId: r.run_id, reason: r.reason, at: r.at });
+      }
+      return out;
+    },
     async getKill(runId) {
       const r = q.getKill.get(runId);
       return r === undefined ? undefined : { runId, reason: r.reason, at: r.at };

@@ -96,6 +96,8 @@ export interface KillFlag {
 export interface ControlStore {
   setKill(flag: KillFlag): Promise<void>;
   getKill(runId: string): Promise<KillFlag | undefined>;
+  /** The flags set among `runIds` (optional: one query instead of one per run). */
+  getKills?(runIds: readonly string[]): Promise<KillFlag[]>;
   /** The breaker record for a key and its revision (0 when absent). */
   getBreaker(key: string): Promise<{ value: unknown; revision: number }>;
   /** Writes a breaker record if its revision is still `revision`; false when someone else won. */
