@@ -68,7 +68,7 @@ const P = quick
       big: 10_000,
       kills: 20,
       memRuns: 10_000,
-      memReps: 3,
+      memReps: 5,
     };
 P.reps = Number(opt('reps') ?? P.reps);
 
