@@ -59,22 +59,26 @@ async function waitUntil(
 ): Promise<Outcome | null> {
   const kill = await killEvent(env, runId);
   if (kill !== null) return kill;
+  // One controller per wait, woken by the kill watcher or the caller's signal (no
+  // AbortSignal.any: it is costly in memory per parked run on Node 20).
   const wake = new AbortController();
   let flag: { reason: string } | null = null;
   const unwatch = env.kills.watch(runId, (f) => {
     flag = f;
     wake.abort();
   });
+  const onAbort = (): void => wake.abort();
+  signal.addEventListener('abort', onAbort, { once: true });
   try {
-    const both = AbortSignal.any([signal, wake.signal]);
     for (;;) {
       if (flag !== null) return { type: 'KILL', reason: (flag as { reason: string }).reason };
       if (signal.aborted) return { interrupt: 'aborted' };
       const left = until - env.clock.now();
       if (left <= 0) return null;
-      await env.clock.sleep(left, both);
+      await env.clock.sleep(left, wake.signal);
     }
   } finally {
+    signal.removeEventListener('abort', onAbort);
     unwatch();
   }
 }
