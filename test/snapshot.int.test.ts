@@ -35,7 +35,9 @@ describe('snapshots', () => {
       const stopped = await rt.start(prepared, { input: { id: runId }, runId, signal: ac.signal });
       expect(stopped.stopped, `k=${k}`).toBe('aborted');
       const saved = await h.store.log.loadSnapshot(runId);
-      expect(saved?.seq).toBe(k);
+      // An outcome and the decision after it are appended together: the snapshot may be one later.
+      expect(saved?.seq).toBeGreaterThanOrEqual(k);
+      expect(saved?.seq).toBeLessThanOrEqual(k + 1);
       const events = await h.events(runId);
       const full = foldLog(prepared.machine, prepared.hash, runId, events);
       const rebuilt = await h.runtime().rebuild(prepared, runId);

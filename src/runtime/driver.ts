@@ -263,9 +263,54 @@ export class Runtime {
       ...(this.opts.hooks !== undefined ? { hooks: this.opts.hooks } : {}),
     };
     const steps = new Map(prepared.pipeline.steps.map((s) => [s.name, s]));
+    // An outcome whose next state is a pure decision (an llm or effect step's `ready`) is held
+    // and appended together with that decision: the decision (ATTEMPT, EFFECT_STARTED, SKIP,
+    // KILL) is still durable before the call or effect it announces, with one append less.
+    let held: Array<{ event: MachineEvent; next: RunSnapshot }> = [];
+    const flush = async (): Promise<'ok' | 'fenced'> => {
+      if (held.length === 0) return 'ok';
+      const batch = held;
+      held = [];
+      try {
+        seq = await this.appendEvents(runId, seq, batch, prepared);
+      } catch (e) {
+        if (!isVersionConflict(e)) throw e;
+        this.logger.warn(
+          {
+            runId,
+            seq,
+            event: batch.map((b) => b.event.type).join(','),
+            decision: 'stop',
+            reason: 'another process appended to this run (fenced)',
+          },
+          'fenced',
+        );
+        return 'fenced';
+      }
+      const every = this.opts.snapshotEvery ?? 200;
+      if (Math.floor(seq / every) !== Math.floor((seq - batch.length) / every))
+        await this.store.log.saveSnapshot(runId, {
+          seq,
+          machineHash: prepared.hash,
+          snapshot: persistable(snapshot),
+        });
+      return 'ok';
+    };
+    const durable = { snapshot, seq };
+    const stop = async (why?: RunResult['stopped']): Promise<RunResult> => {
+      if (why === undefined && (await flush()) === 'fenced')
+        return resultOf(durable.snapshot, durable.seq, 'fenced');
+      if (why !== undefined) return resultOf(durable.snapshot, durable.seq, why);
+      return resultOf(snapshot, seq);
+    };
     for (;;) {
-      if (statusOf(snapshot) !== 'running') return resultOf(snapshot, seq);
-      if (signal.aborted) return resultOf(snapshot, seq, 'aborted');
+      if (statusOf(snapshot) !== 'running') return stop();
+      if (signal.aborted) {
+        if ((await flush()) === 'fenced') return stop('fenced');
+        durable.snapshot = snapshot;
+        durable.seq = seq;
+        return stop('aborted');
+      }
       const where = phaseOf(snapshot);
       const stepDef = where !== null ? steps.get(where.step) : undefined;
       if (where === null || stepDef === undefined)
@@ -282,41 +327,63 @@ export class Runtime {
         if (!(e instanceof UserCodeError)) throw e;
         outcome = { type: 'STEP_FAILED' as const, step: stepDef.name, message: e.message };
       }
-      if (isInterrupt(outcome)) return resultOf(snapshot, seq, 'aborted');
+      if (isInterrupt(outcome)) {
+        if ((await flush()) === 'fenced') return stop('fenced');
+        durable.snapshot = snapshot;
+        durable.seq = seq;
+        return stop('aborted');
+      }
       const next = foldStep(prepared.machine, snapshot, outcome);
       if (next === snapshot)
         throw new Error(
           `internal: ${outcome.type} not accepted in state ${JSON.stringify(snapshot.value)}`,
         );
-      try {
-        seq = await this.appendEvent(runId, seq, outcome, next);
-      } catch (e) {
-        if (isVersionConflict(e)) {
-          this.logger.warn(
-            {
-              runId,
-              seq,
-              event: outcome.type,
-              decision: 'stop',
-              reason: 'another process appended to this run (fenced)',
-            },
-            'fenced',
-          );
-          return resultOf(snapshot, seq, 'fenced');
-        }
-        throw e;
-      }
       if (outcome.type === 'EFFECT_STARTED') env.lastEffectKey = outcome.key;
-      this.logDecision(prepared, runId, seq, outcome, next);
+      held.push({ event: outcome, next });
       snapshot = next;
-      const every = this.opts.snapshotEvery ?? 200;
-      if (seq % every === 0)
-        await this.store.log.saveSnapshot(runId, {
-          seq,
-          machineHash: prepared.hash,
-          snapshot: persistable(snapshot),
-        });
+      const after = phaseOf(next);
+      const nextKind = after !== null ? steps.get(after.step)?.kind : undefined;
+      const hold =
+        held.length === 1 &&
+        where.phase !== 'ready' &&
+        statusOf(next) === 'running' &&
+        after?.phase === 'ready' &&
+        (nextKind === 'llm' || nextKind === 'effect');
+      if (hold) continue;
+      if ((await flush()) === 'fenced') return stop('fenced');
+      durable.snapshot = snapshot;
+      durable.seq = seq;
     }
+  }
+
+  /** Appends events in one append; then hooks, listeners and decision lines, event by event. */
+  private async appendEvents(
+    runId: string,
+    seq: number,
+    batch: ReadonlyArray<{ event: MachineEvent; next: RunSnapshot }>,
+    prepared: Prepared,
+  ): Promise<number> {
+    const at = this.clock.now();
+    const envs: NewEnvelope[] = batch.map((b) => ({
+      v: 1,
+      at,
+      event: b.event,
+      state: summarize(b.next),
+    }));
+    const last = await this.store.log.append(runId, envs, seq);
+    envs.forEach((e, i) => {
+      const s = seq + i + 1;
+      this.opts.hooks?.afterAppend?.(runId, s, e.event.type);
+      this.emit(runId, s, e);
+      this.logDecision(
+        prepared,
+        runId,
+        s,
+        e.event as MachineEvent,
+        (batch[i] as { next: RunSnapshot }).next,
+      );
+    });
+    return last;
   }
 
   private async appendEvent(
