@@ -4,6 +4,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
+import { percentile } from './stats.js';
 
 const TICK_MS = 10; // USER_HZ is 100 on Linux.
 
@@ -71,4 +72,37 @@ export function arg(name: string, fallback?: string): string | undefined {
 export function numArg(name: string, fallback: number): number {
   const v = arg(name);
   return v === undefined ? fallback : Number(v);
+}
+
+/** Times `n` runs of `one(i)` one at a time; returns each run's milliseconds. */
+export async function latencies(
+  n: number,
+  one: (i: number) => Promise<unknown>,
+): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = performance.now();
+    await one(i);
+    out.push(performance.now() - s);
+  }
+  return out;
+}
+
+/** The throughput and latency figures every system reports, in the harness's shape. */
+export function runFigures(a: {
+  runs: number;
+  wallMs: number;
+  loaded: number[];
+  cpu: { selfMs: number; othersMs: number };
+  alone: number[];
+}): Record<string, number> {
+  return {
+    stepsPerSec: (a.runs * 3) / (a.wallMs / 1000),
+    p50: percentile(a.loaded, 0.5),
+    p99: percentile(a.loaded, 0.99),
+    cpuPerRunMs: (a.cpu.selfMs + a.cpu.othersMs) / a.runs,
+    serverCpuPerRunMs: a.cpu.othersMs / a.runs,
+    latP50: percentile(a.alone, 0.5),
+    latP99: percentile(a.alone, 0.99),
+  };
 }

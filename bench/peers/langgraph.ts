@@ -10,8 +10,7 @@ import { join } from 'node:path';
 import { Annotation, END, START, StateGraph } from '@langchain/langgraph';
 import { SqliteSaver } from '@langchain/langgraph-checkpoint-sqlite';
 import { startFakeProcess } from '../lib/fake.js';
-import { cpuMeter, emitResult, load1, numArg } from '../lib/proc.js';
-import { percentile } from '../lib/stats.js';
+import { cpuMeter, emitResult, latencies, load1, numArg, runFigures } from '../lib/proc.js';
 import {
   Classification,
   Summary,
@@ -79,23 +78,13 @@ const load0 = load1();
 const meter = cpuMeter();
 const res = await pool(RUNS, INFLIGHT, (i) => run3(`m3-${i}`, ticket(i)));
 const cpu = meter.stop();
-const lat: number[] = [];
-for (let i = 0; i < LATENCY_RUNS; i++) {
-  const s = performance.now();
-  await run1(`m1-${i}`, ticket(i));
-  lat.push(performance.now() - s);
-}
+const lat = await latencies(LATENCY_RUNS, (i) => run1(`m1-${i}`, ticket(i)));
 emitResult({
   system: 'langgraph',
   runs: RUNS,
   load: [load0, load1()],
-  stepsPerSec: (RUNS * 3) / (res.wallMs / 1000),
-  p50: percentile(res.latencies, 0.5),
-  p99: percentile(res.latencies, 0.99),
-  cpuPerRunMs: (cpu.selfMs + cpu.othersMs) / RUNS,
+  ...runFigures({ runs: RUNS, wallMs: res.wallMs, loaded: res.latencies, cpu, alone: lat }),
   serverCpuPerRunMs: 0,
-  latP50: percentile(lat, 0.5),
-  latP99: percentile(lat, 0.99),
 });
 
 await fake.close();

@@ -11,8 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startFakeProcess } from '../lib/fake.js';
-import { cpuMeter, emitResult, load1, numArg } from '../lib/proc.js';
-import { percentile } from '../lib/stats.js';
+import { cpuMeter, emitResult, latencies, load1, numArg, runFigures } from '../lib/proc.js';
 import {
   Classification,
   Summary,
@@ -152,23 +151,12 @@ const load0 = load1();
 const meter = cpuMeter({ pids: [server.pid as number] });
 const res = await pool(RUNS, INFLIGHT, (i) => invoke('three', { ...ticket(i), runId: `m3-${i}` }));
 const cpu = meter.stop();
-const lat: number[] = [];
-for (let i = 0; i < LATENCY_RUNS; i++) {
-  const s = performance.now();
-  await invoke('one', ticket(i));
-  lat.push(performance.now() - s);
-}
+const lat = await latencies(LATENCY_RUNS, (i) => invoke('one', ticket(i)));
 emitResult({
   system: 'restate',
   runs: RUNS,
   load: [load0, load1()],
-  stepsPerSec: (RUNS * 3) / (res.wallMs / 1000),
-  p50: percentile(res.latencies, 0.5),
-  p99: percentile(res.latencies, 0.99),
-  cpuPerRunMs: (cpu.selfMs + cpu.othersMs) / RUNS,
-  serverCpuPerRunMs: cpu.othersMs / RUNS,
-  latP50: percentile(lat, 0.5),
-  latP99: percentile(lat, 0.99),
+  ...runFigures({ runs: RUNS, wallMs: res.wallMs, loaded: res.latencies, cpu, alone: lat }),
 });
 
 server.kill('SIGKILL');
