@@ -5,7 +5,6 @@
  * contiguous log that replays, each effect in the sink once, and orphaned runs taken over
  * within the ack wait.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,11 +20,11 @@ import { loadPipeline } from '../src/runtime/load.js';
 import type { Prepared } from '../src/runtime/prepare.js';
 import { openJetStreamStore, type JetStreamStore } from '../src/store/jetstream.js';
 import { startFakeClaude, type FakeClaude } from '../src/testing/index.js';
-import { ndjson, plumbline, ROOT } from './helpers/cli.js';
+import { ndjson, plumbline } from './helpers/cli.js';
+import { spawnWorker as startWorker, type WorkerProc } from './helpers/worker.js';
 import {
   startNatsCluster,
   startNatsServer,
-  withParentDeathSignal,
   type NatsClusterHandle,
   type NatsServerHandle,
 } from './helpers/natsServer.js';
@@ -73,113 +72,24 @@ afterAll(async () => {
 // ---------------------------------------------------------------------------------------------
 // Worker processes
 
-interface LogLine {
-  time: number;
-  level: number;
-  msg: string;
-  runId?: string;
-  decision?: string;
-  reason?: string;
-}
-
-interface WorkerProc {
-  readonly name: string;
-  readonly child: ChildProcess;
-  /** Parsed log lines (pino JSON on stderr). */
-  readonly lines: LogLine[];
-  readonly exited: Promise<void>;
-  /** Raw output tail, for failure messages. */
-  output(): string;
-  kill(signal?: NodeJS.Signals): Promise<void>;
-}
-
 const workers = new Set<WorkerProc>();
 
-/** Spawns `plumbline worker` and resolves once it serves. */
+/** Spawns `plumbline worker` on the crashy pipeline and tracks it for clean-up. */
 async function spawnWorker(
   name: string,
   spec: string,
   env: Record<string, string> = {},
 ): Promise<WorkerProc> {
-  const args = [
-    'bin/plumbline.mjs',
-    'worker',
-    '--store',
-    spec,
-    '--pipelines',
-    CRASHY,
-    '--ack-wait',
-    `${ACK_WAIT_MS}ms`,
-    '--concurrency',
-    '20',
-  ];
-  const [cmd, argv] = withParentDeathSignal(process.execPath, args);
-  const child = spawn(cmd, argv, {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      PLUMBLINE_LOG_LEVEL: 'info',
-      ANTHROPIC_BASE_URL: fake.url,
-      CRASHY_SINK: sink,
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: LogLine[] = [];
-  let tail = '';
-  let partial = '';
-  let onLine: ((l: LogLine) => void) | undefined;
-  child.stderr?.on('data', (d: Buffer) => {
-    const text = partial + d.toString();
-    tail = (tail + d.toString()).slice(-20_000);
-    const parts = text.split('\n');
-    partial = parts.pop() ?? '';
-    for (const p of parts) {
-      if (!p.startsWith('{')) continue;
-      try {
-        const l = JSON.parse(p) as LogLine;
-        lines.push(l);
-        onLine?.(l);
-      } catch {
-        // Not a log line.
-      }
-    }
-  });
-  child.stdout?.on('data', (d: Buffer) => (tail = (tail + d.toString()).slice(-20_000)));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const w: WorkerProc = {
+  const w = await startWorker({
     name,
-    child,
-    lines,
-    exited,
-    output: () => tail,
-    async kill(signal = 'SIGKILL') {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill(signal);
-      const hard = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(hard);
-    },
-  };
-  workers.add(w);
-  void exited.then(() => workers.delete(w));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`worker ${name} did not start in 30 s:\n${tail}`)),
-      30_000,
-    );
-    const done = (e?: Error): void => {
-      clearTimeout(timer);
-      onLine = undefined;
-      if (e) reject(e);
-      else resolve();
-    };
-    if (lines.some((l) => l.msg === 'worker started')) done();
-    onLine = (l) => {
-      if (l.msg === 'worker started') done();
-    };
-    void exited.then(() => done(new Error(`worker ${name} exited at start-up:\n${tail}`)));
+    store: spec,
+    pipelines: CRASHY,
+    ackWaitMs: ACK_WAIT_MS,
+    concurrency: 20,
+    env: { ANTHROPIC_BASE_URL: fake.url, CRASHY_SINK: sink, ...env },
   });
+  workers.add(w);
+  void w.exited.then(() => workers.delete(w));
   return w;
 }
 

@@ -3,7 +3,6 @@
  * runs of the crashy pipeline while one worker is SIGKILLed; every run completes with a log
  * that replays, each effect in the sink once, and the orphans taken over after the ack wait.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,8 +14,7 @@ import { loadPipeline } from '../src/runtime/load.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import type { Store } from '../src/store/types.js';
 import { startFakeClaude, type FakeClaude } from '../src/testing/index.js';
-import { ROOT } from './helpers/cli.js';
-import { withParentDeathSignal } from './helpers/natsServer.js';
+import { spawnWorker as startWorker, type WorkerProc } from './helpers/worker.js';
 
 const CRASHY = 'test/fixtures/pipelines/crashy.ts';
 const KEYS = ['first', 'second', 'notify'];
@@ -25,72 +23,23 @@ const RUNS = Number(process.env.FLEET_SQLITE_RUNS ?? 200);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-interface LogLine {
-  time: number;
-  msg: string;
-  runId?: string;
-}
-
-interface Worker {
-  child: ChildProcess;
-  lines: LogLine[];
-  exited: Promise<void>;
-  output(): string;
-}
-
 let dir: string;
 let db: string;
 let sink: string;
 let fake: FakeClaude;
 let store: Store;
-const workers: Worker[] = [];
+const workers: WorkerProc[] = [];
 
-async function spawnWorker(): Promise<Worker> {
-  const args = [
-    'bin/plumbline.mjs',
-    'worker',
-    '--store',
-    db,
-    '--pipelines',
-    CRASHY,
-    '--ack-wait',
-    `${ACK_WAIT_MS}ms`,
-    '--concurrency',
-    '8',
-  ];
-  const [cmd, argv] = withParentDeathSignal(process.execPath, args);
-  const child = spawn(cmd, argv, {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      PLUMBLINE_LOG_LEVEL: 'info',
-      ANTHROPIC_BASE_URL: fake.url,
-      CRASHY_SINK: sink,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+async function spawnWorker(): Promise<WorkerProc> {
+  const w = await startWorker({
+    name: `w${workers.length}`,
+    store: db,
+    pipelines: CRASHY,
+    ackWaitMs: ACK_WAIT_MS,
+    concurrency: 8,
+    env: { ANTHROPIC_BASE_URL: fake.url, CRASHY_SINK: sink },
   });
-  const lines: LogLine[] = [];
-  let tail = '';
-  let partial = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    tail = (tail + d.toString()).slice(-10_000);
-    const parts = (partial + d.toString()).split('\n');
-    partial = parts.pop() ?? '';
-    for (const p of parts) {
-      try {
-        if (p.startsWith('{')) lines.push(JSON.parse(p) as LogLine);
-      } catch {
-        // Not a log line.
-      }
-    }
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const w: Worker = { child, lines, exited, output: () => tail };
   workers.push(w);
-  for (let i = 0; !lines.some((l) => l.msg === 'worker started'); i++) {
-    if (child.exitCode !== null || i > 300) throw new Error(`worker did not start:\n${w.output()}`);
-    await sleep(100);
-  }
   return w;
 }
 
@@ -139,7 +88,7 @@ describe('fleet on the embedded SQLite store', () => {
       }
     };
     await until(Math.floor(RUNS * 0.3), 60_000);
-    const victim = workers[0] as Worker;
+    const victim = workers[0] as WorkerProc;
     const killedAt = Date.now();
     victim.child.kill('SIGKILL');
     await victim.exited;
