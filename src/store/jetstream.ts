@@ -55,6 +55,7 @@ import {
 } from './natsConnect.js';
 import { BLOB_HEADER, jetstreamBlobs } from './jetstreamBlobs.js';
 import { kvCas, kvControl } from './jetstreamKv.js';
+import { kvLeases } from './jetstreamLeases.js';
 import { readRange, type ReadStats } from './natsRead.js';
 import type {
   EventLog,
@@ -165,7 +166,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
   let js: JetStreamClient;
   let jsm: JetStreamManager;
   let jsmRead: JetStreamManager;
-  let runs: KV, snaps: KV, effects: KV, kills: KV, breakers: KV;
+  let runs: KV, snaps: KV, effects: KV, kills: KV, breakers: KV, leaseBucket: KV;
   try {
     js = jetstream(nc, { timeout });
     try {
@@ -183,12 +184,13 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     const kvm = new Kvm(js);
     const bucket = (n: string): Promise<KV> =>
       kvm.create(`${prefix}_${n}`, { history: 1, replicas, storage: StorageType.File, timeout });
-    [runs, snaps, effects, kills, breakers] = await Promise.all([
+    [runs, snaps, effects, kills, breakers, leaseBucket] = await Promise.all([
       bucket('runs'),
       bucket('snapshots'),
       bucket('effects'),
       bucket('kills'),
       bucket('breakers'),
+      bucket('leases'),
     ]);
   } catch (e) {
     await nc.close();
@@ -571,6 +573,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     log,
     ledger,
     control,
+    leases: kvLeases(link, leaseBucket),
     stats,
     connection: nc,
     async close() {

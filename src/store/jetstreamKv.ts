@@ -74,9 +74,10 @@ export function kvControl(
     new Error(`effect ${step}/${key} of run ${runId}: the ledger entry kept changing; try again`);
 
   const ledger: EffectLedger = {
-    async claim(runId, step, key, at): Promise<EffectClaim> {
+    async claim(runId, step, key, at, lease): Promise<EffectClaim> {
       const k = hashKey([runId, step, key]);
-      const claimer = nuid.next();
+      // A unique suffix tells a retried create of ours from someone else's claim.
+      const claimer = `${lease ?? ''}@${nuid.next()}`;
       const value: Effect = {
         runId,
         step,
@@ -93,7 +94,12 @@ export function kvControl(
         const cur = await getEffect(k);
         if (cur === undefined) continue;
         if (cur.value.done) return { status: 'done', result: cur.value.result };
-        return { status: 'unrecorded', claimedAt: cur.value.claimedAt };
+        const at_ = cur.value.claimer.lastIndexOf('@');
+        const by = at_ > 0 ? cur.value.claimer.slice(0, at_) : '';
+        // The new claimer's name goes on the entry, so the next look says who tried last.
+        if (lease !== undefined)
+          await kvCas(link, effects, k, { ...cur.value, claimer, claimedAt: at }, cur.revision);
+        return { status: 'unrecorded', claimedAt: cur.value.claimedAt, claimer: by || null };
       }
       throw contended(runId, step, key);
     },

@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { CorruptEventError, UsageError, VersionConflictError } from '../errors.js';
 import { NewEnvelope, StoredEnvelope, type RunStarted } from '../machines/events.js';
+import { sqliteLeases } from './sqliteLeases.js';
 import type {
   ControlStore,
   EffectClaim,
@@ -133,6 +134,10 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   db.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
   db.pragma('busy_timeout = 10000');
   db.exec(SCHEMA);
+  // The claimer column came with run leases: add it to a store made before them.
+  const effectCols = db.prepare<[], { name: string }>('PRAGMA table_info(effects)').all();
+  if (!effectCols.some((c) => c.name === 'claimer'))
+    db.exec('ALTER TABLE effects ADD COLUMN claimer TEXT');
   const blobDir = path === ':memory:' ? null : `${path}.blobs`;
   const largeBytes = options.largePayloadBytes ?? 512 * 1024;
   /** Moves an oversized body to a file (written before the row that points to it). */
@@ -168,12 +173,17 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     >('SELECT pos, run_id, seq, body FROM events WHERE pos > ? ORDER BY pos LIMIT ?'),
     getRun: db.prepare<[string], RunRow>('SELECT * FROM runs WHERE run_id = ?'),
     claim: db.prepare(
-      'INSERT OR IGNORE INTO effects (run_id, step, key, claimed_at) VALUES (?, ?, ?, ?)',
+      'INSERT OR IGNORE INTO effects (run_id, step, key, claimed_at, claimer) VALUES (?, ?, ?, ?, ?)',
+    ),
+    reclaim: db.prepare(
+      'UPDATE effects SET claimer = ?, claimed_at = ? WHERE run_id = ? AND step = ? AND key = ? AND done_at IS NULL',
     ),
     getEffect: db.prepare<
       [string, string, string],
-      { claimed_at: number; done_at: number | null; result: string | null }
-    >('SELECT claimed_at, done_at, result FROM effects WHERE run_id = ? AND step = ? AND key = ?'),
+      { claimed_at: number; done_at: number | null; result: string | null; claimer: string | null }
+    >(
+      'SELECT claimed_at, done_at, result, claimer FROM effects WHERE run_id = ? AND step = ? AND key = ?',
+    ),
     record: db.prepare(
       'UPDATE effects SET done_at = ?, result = ? WHERE run_id = ? AND step = ? AND key = ? AND done_at IS NULL',
     ),
@@ -306,19 +316,23 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   };
 
   const ledger: EffectLedger = {
-    async claim(runId, step, key, at): Promise<EffectClaim> {
-      const inserted = q.claim.run(runId, step, key, at).changes === 1;
+    async claim(runId, step, key, at, claimer): Promise<EffectClaim> {
+      const inserted = q.claim.run(runId, step, key, at, claimer ?? null).changes === 1;
       if (inserted) return { status: 'claimed' };
       const r = q.getEffect.get(runId, step, key);
       if (r === undefined) return { status: 'claimed' };
-      if (r.done_at === null) return { status: 'unrecorded', claimedAt: r.claimed_at };
+      if (r.done_at === null) {
+        // The new claimer's name goes on the entry, so the next look says who tried last.
+        if (claimer !== undefined) q.reclaim.run(claimer, at, runId, step, key);
+        return { status: 'unrecorded', claimedAt: r.claimed_at, claimer: r.claimer };
+      }
       return {
         status: 'done',
         result: r.result === null ? undefined : (JSON.parse(r.result) as unknown),
       };
     },
     async record(runId, step, key, result, at) {
-      q.claim.run(runId, step, key, at);
+      q.claim.run(runId, step, key, at, null);
       q.record.run(at, JSON.stringify(result ?? null), runId, step, key);
     },
   };
@@ -363,6 +377,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     log,
     ledger,
     control,
+    leases: sqliteLeases(db),
     async close() {
       if (db.open) db.close();
     },

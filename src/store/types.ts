@@ -72,15 +72,28 @@ export interface EventLog {
 export type EffectClaim =
   /** Nobody ran this effect before: run it, then `record`. */
   | { status: 'claimed' }
-  /** Claimed before but never recorded (the runner died): it may or may not have happened. */
-  | { status: 'unrecorded'; claimedAt: number }
+  /**
+   * Claimed before but never recorded: it may or may not have happened. `claimer` is the
+   * lease (`owner#token`) it was claimed under, so a driver holding a newer lease knows the
+   * claimer is gone (at-least-once across a crash), and a live claimer is never run over.
+   */
+  | { status: 'unrecorded'; claimedAt: number; claimer: string | null }
   /** Already done: do not run again, use this result. */
   | { status: 'done'; result: unknown };
 
 /** The effect ledger: at most one recorded result per `(runId, step, key)`. */
 export interface EffectLedger {
-  /** Atomically claims an effect; a repeated claim reports what is known. */
-  claim(runId: string, step: string, key: string, at: number): Promise<EffectClaim>;
+  /**
+   * Atomically claims an effect under the driver's lease (`owner#token`, see `leaseClaimer`);
+   * a repeated claim reports what is known.
+   */
+  claim(
+    runId: string,
+    step: string,
+    key: string,
+    at: number,
+    claimer?: string,
+  ): Promise<EffectClaim>;
   /** Records an effect's result (idempotent: a second record keeps the first result). */
   record(runId: string, step: string, key: string, result: unknown, at: number): Promise<void>;
 }
@@ -104,11 +117,58 @@ export interface ControlStore {
   casBreaker(key: string, value: unknown, revision: number): Promise<boolean>;
 }
 
+/**
+ * A run's lease: the one process allowed to drive it. `token` grows by one with every
+ * acquisition of the run (a fencing token); `owner` names the process
+ * (`host/pid/nonce`, see `leaseOwner`).
+ */
+export interface Lease {
+  runId: string;
+  owner: string;
+  token: number;
+  ttlMs: number;
+  /** The store's revision of the lease record after this holder's last write (compare-and-set). */
+  revision: number;
+}
+
+/** The holder of a lease somebody else asked for. */
+export interface LeaseHolder {
+  owner: string;
+  token: number;
+  /** When its holder last took or renewed it (the store's clock: SQLite's, the NATS server's). */
+  renewedAt: number;
+  ttlMs: number;
+}
+
+/** What {@link LeaseStore.acquire} got. */
+export type LeaseAcquired =
+  | { ok: true; lease: Lease }
+  /** Held by a live owner (or one not yet seen to be dead): ask again in `retryInMs`. */
+  | { ok: false; holder: LeaseHolder; retryInMs: number };
+
+/**
+ * Run leases: one driver per run. A lease is free when released, when its owner's process is
+ * gone (same host: the pid no longer exists), or when its record has not changed (no renewal)
+ * for a whole `ttlMs` as measured by the asker's monotonic clock from its first sight of that
+ * revision — never by comparing wall clocks across machines.
+ */
+export interface LeaseStore {
+  /** Takes the lease of `runId` for `owner` if it is free; a fresh `token` each time. */
+  acquire(runId: string, owner: string, ttlMs: number): Promise<LeaseAcquired>;
+  /** Extends a held lease; false when it is no longer this holder's (taken over). */
+  renew(lease: Lease): Promise<boolean>;
+  /** Gives a held lease up (no-op when it is no longer this holder's). */
+  release(lease: Lease): Promise<void>;
+  /** The current holders of these runs' leases (released and absent ones are left out). */
+  holders(runIds: readonly string[]): Promise<Map<string, LeaseHolder>>;
+}
+
 /** Everything a runtime needs from a backend. */
 export interface Store {
   readonly kind: 'sqlite' | 'jetstream';
   readonly log: EventLog;
   readonly ledger: EffectLedger;
   readonly control: ControlStore;
+  readonly leases: LeaseStore;
   close(): Promise<void>;
 }

@@ -1,0 +1,122 @@
+/**
+ * Run leases in a JetStream KV bucket: one key per run, every write a compare-and-set on the
+ * key's revision. The revision is what a waiting process watches (unchanged for a TTL: the
+ * holder stopped renewing); the entry's server timestamp is shown, never used to decide.
+ */
+import type { KV } from '@nats-io/kv';
+import { z } from 'zod';
+import { checkRunId, kvKey } from './jetstreamIndex.js';
+import { LeaseObserver, ownerIsDead } from './leaseRules.js';
+import { isWrongLastSequence, type NatsLink } from './natsConnect.js';
+import type { Lease, LeaseAcquired, LeaseHolder, LeaseStore } from './types.js';
+
+const Value = z.object({
+  owner: z.string(),
+  token: z.number().int(),
+  ttlMs: z.number().int(),
+  released: z.boolean(),
+  /** Bumped by each renewal so a retried write can tell its own first attempt. */
+  n: z.number().int(),
+});
+type Value = z.infer<typeof Value>;
+
+/** The lease port over the `<prefix>_leases` bucket. */
+export function kvLeases(link: NatsLink, kv: KV, observer = new LeaseObserver()): LeaseStore {
+  const get = async (
+    runId: string,
+  ): Promise<{ value: Value; revision: number; at: number } | undefined> => {
+    const e = await link.retry(() => kv.get(kvKey(runId)));
+    if (e === null || e.operation !== 'PUT') return undefined;
+    return { value: Value.parse(e.json()), revision: e.revision, at: e.created.getTime() };
+  };
+  const holderOf = (v: Value, at: number): LeaseHolder => ({
+    owner: v.owner,
+    token: v.token,
+    renewedAt: at,
+    ttlMs: v.ttlMs,
+  });
+  const same = (a: Value) => (b: unknown) => {
+    const v = b as Partial<Value>;
+    return v.owner === a.owner && v.token === a.token && v.n === a.n && v.released === a.released;
+  };
+  /**
+   * Writes `value` over `revision` (0: create); the new revision, or null when someone else
+   * wrote first. A retried write whose first attempt landed is recognised by its value.
+   */
+  const write = async (runId: string, value: Value, revision: number): Promise<number | null> => {
+    const body = JSON.stringify(value);
+    let attempts = 0;
+    try {
+      return await link.retry(() => {
+        attempts++;
+        return revision === 0
+          ? kv.create(kvKey(runId), body)
+          : kv.update(kvKey(runId), body, revision);
+      });
+    } catch (e) {
+      if (!isWrongLastSequence(e)) throw e;
+      if (attempts === 1) return null;
+      const now = await get(runId);
+      return now !== undefined && same(value)(now.value) ? now.revision : null;
+    }
+  };
+
+  return {
+    async acquire(runId, owner, ttlMs): Promise<LeaseAcquired> {
+      checkRunId(runId);
+      for (;;) {
+        const cur = await get(runId);
+        const token = (cur?.value.token ?? 0) + 1;
+        if (cur !== undefined) {
+          const v = cur.value;
+          const left =
+            v.released || ownerIsDead(v.owner)
+              ? 0
+              : observer.remaining(runId, cur.revision, v.ttlMs);
+          if (left > 0) return { ok: false, holder: holderOf(v, cur.at), retryInMs: left };
+        }
+        const value: Value = { owner, token, ttlMs, released: false, n: cur?.revision ?? 0 };
+        const revision = await write(runId, value, cur?.revision ?? 0);
+        if (revision === null) {
+          // Someone else took or renewed it between our read and our write: look again.
+          const now = await get(runId);
+          if (now !== undefined && !now.value.released)
+            return {
+              ok: false,
+              holder: holderOf(now.value, now.at),
+              retryInMs: observer.remaining(runId, now.revision, now.value.ttlMs),
+            };
+          continue;
+        }
+        observer.forget(runId);
+        return { ok: true, lease: { runId, owner, token, ttlMs, revision } };
+      }
+    },
+    async renew(lease: Lease) {
+      // Over the revision this holder last wrote: any other write in between means it lost.
+      const { owner, token, ttlMs } = lease;
+      const value: Value = { owner, token, ttlMs, released: false, n: lease.revision };
+      const revision = await write(lease.runId, value, lease.revision);
+      if (revision === null) return false;
+      lease.revision = revision;
+      return true;
+    },
+    async release(lease: Lease) {
+      const cur = await get(lease.runId);
+      if (cur === undefined || cur.value.owner !== lease.owner || cur.value.token !== lease.token)
+        return;
+      if (cur.value.released) return;
+      await write(lease.runId, { ...cur.value, released: true, n: cur.revision }, cur.revision);
+    },
+    async holders(runIds) {
+      const out = new Map<string, LeaseHolder>();
+      await Promise.all(
+        runIds.map(async (id) => {
+          const cur = await get(id);
+          if (cur !== undefined && !cur.value.released) out.set(id, holderOf(cur.value, cur.at));
+        }),
+      );
+      return out;
+    },
+  };
+}
