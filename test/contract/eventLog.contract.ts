@@ -153,6 +153,85 @@ export function describeStore(
       expect(racers.filter((r) => r.status === 'claimed')).toHaveLength(1);
     });
 
+    it('names the lease an effect was claimed under, so a newer driver knows the claimer', async () => {
+      const id = rid();
+      expect(await store.ledger.claim(id, 'send', 'k1', 1, 'host/1/a#1')).toEqual({
+        status: 'claimed',
+      });
+      expect(await store.ledger.claim(id, 'send', 'k1', 2, 'host/2/b#2')).toMatchObject({
+        status: 'unrecorded',
+        claimer: 'host/1/a#1',
+      });
+      // The second claimer's name is kept for whoever looks next.
+      expect(await store.ledger.claim(id, 'send', 'k1', 3, 'host/3/c#3')).toMatchObject({
+        status: 'unrecorded',
+        claimer: 'host/2/b#2',
+      });
+    });
+
+    it('leases a run to one owner at a time; the fencing token grows with each take-over', async () => {
+      const id = rid();
+      const a = await store.leases.acquire(id, 'nohost/1/a', 60_000);
+      expect(a.ok).toBe(true);
+      if (!a.ok) return;
+      expect(a.lease.token).toBe(1);
+      const b = await store.leases.acquire(id, 'nohost/2/b', 60_000);
+      expect(b).toMatchObject({ ok: false, holder: { owner: 'nohost/1/a', token: 1 } });
+      // The same owner cannot take it twice either (a second drive in one process).
+      expect((await store.leases.acquire(id, 'nohost/1/a', 60_000)).ok).toBe(false);
+      expect(await store.leases.renew(a.lease)).toBe(true);
+      expect([...(await store.leases.holders([id, rid()])).keys()]).toEqual([id]);
+      await store.leases.release(a.lease);
+      expect((await store.leases.holders([id])).size).toBe(0);
+      expect(await store.leases.renew(a.lease)).toBe(false);
+      const c = await store.leases.acquire(id, 'nohost/2/b', 60_000);
+      expect(c).toMatchObject({ ok: true, lease: { token: 2, owner: 'nohost/2/b' } });
+    });
+
+    it('lets exactly one of 10 concurrent acquirers win a free lease', async () => {
+      const id = rid();
+      const r = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => store.leases.acquire(id, `nohost/${i}/x`, 60_000)),
+      );
+      expect(r.filter((x) => x.ok)).toHaveLength(1);
+    });
+
+    it('hands over a lease whose holder stopped renewing for a TTL, and the old holder cannot renew', async () => {
+      const id = rid();
+      const a = await store.leases.acquire(id, 'nohost/1/a', 2_000);
+      if (!a.ok) throw new Error('first acquire refused');
+      // A renewing holder keeps it however long the other side waits.
+      const first = await store.leases.acquire(id, 'nohost/2/b', 2_000);
+      expect(first.ok).toBe(false);
+      for (let i = 0; i < 4; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        expect(await store.leases.renew(a.lease)).toBe(true);
+        expect((await store.leases.acquire(id, 'nohost/2/b', 2_000)).ok).toBe(false);
+      }
+      // Silent from now on: the other side takes it once it has seen no change for 2 s.
+      let taken: Awaited<ReturnType<typeof store.leases.acquire>> | undefined;
+      for (let i = 0; i < 200 && !taken?.ok; i++) {
+        taken = await store.leases.acquire(id, 'nohost/2/b', 2_000);
+        if (!taken.ok) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(taken).toMatchObject({ ok: true, lease: { token: 2 } });
+      expect(await store.leases.renew(a.lease)).toBe(false);
+    });
+
+    it('takes over at once from an owner whose process on this host is gone', async () => {
+      const { spawnSync } = await import('node:child_process');
+      const { hostname } = await import('node:os');
+      const dead = spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], {
+        encoding: 'utf8',
+      });
+      const pid = Number(dead.stdout.trim());
+      const id = rid();
+      expect((await store.leases.acquire(id, `${hostname()}/${pid}/z`, 600_000)).ok).toBe(true);
+      expect(
+        await store.leases.acquire(id, `${hostname()}/${process.pid}/y`, 600_000),
+      ).toMatchObject({ ok: true, lease: { token: 2 } });
+    });
+
     it('keeps kill flags and compare-and-sets breaker records', async () => {
       const id = rid();
       expect(await store.control.getKill(id)).toBeUndefined();
