@@ -164,6 +164,11 @@ export const NewEnvelope = z.object({
   at: z.number(),
   event: RunEvent,
   state: StateSummary,
+  /**
+   * The hash of the envelope before this one (`GENESIS` for seq 1), see `chain.ts`, so an
+   * edited or forged event is found by seq. Absent on logs written before the chain existed.
+   */
+  prev: z.string().optional(),
 });
 export type NewEnvelope = z.infer<typeof NewEnvelope>;
 

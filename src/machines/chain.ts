@@ -1,0 +1,112 @@
+/**
+ * The hash chain of a run's log: every envelope carries, in `prev`, the hash of the envelope
+ * before it, so an event edited or forged after it was written is named by seq (`verify`).
+ * Pure: hashing only, no I/O.
+ *
+ * A writer keeps the head of the chain: `prev` of seq 1 is {@link GENESIS}; after that it is
+ * `envelopeHash(last.prev, last)` of the last envelope ({@link nextPrev}), which also starts a
+ * chain on a log written before `prev` existed. {@link link} sets `prev` on a batch.
+ */
+import { createHash } from 'node:crypto';
+import { RunEvent, StateSummary, type NewEnvelope } from './events.js';
+
+/** The `prev` of the first event of a run. */
+export const GENESIS = '0'.repeat(64);
+
+/** What the chain covers of an envelope (its `prev` is passed beside it). */
+export interface Chainable {
+  seq: number;
+  at: number;
+  event: unknown;
+  state: unknown;
+  prev?: string | undefined;
+}
+
+/**
+ * JSON with the keys of every object sorted, and otherwise exactly `JSON.stringify`'s rules
+ * (`toJSON`, `undefined` keys dropped), so a value and its JSON round trip give the same text.
+ */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    const sorted: Record<string, unknown> = {};
+    for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
+    return sorted;
+  });
+}
+
+/**
+ * The sha256 (hex) of an envelope at `env.seq` whose `prev` is `prevHash`: a canonical JSON of
+ * `{ seq, at, event, state, prev }`, event and state normalised by their schemas first (defaults
+ * filled, unknown keys dropped) so the writer's envelope and the stored one hash alike.
+ * @example const prev = envelopeHash(last.prev, last); // what the envelope after `last` carries
+ */
+export function envelopeHash(prevHash: string | undefined, env: Chainable): string {
+  const body = {
+    seq: env.seq,
+    at: env.at,
+    event: RunEvent.parse(env.event),
+    state: StateSummary.parse(env.state),
+    ...(prevHash !== undefined ? { prev: prevHash } : {}),
+  };
+  return createHash('sha256').update(canonicalJson(body)).digest('hex');
+}
+
+/** The `prev` the envelope after `last` must carry ({@link GENESIS} for an empty log). */
+export function nextPrev(last: Chainable | undefined): string {
+  return last === undefined ? GENESIS : envelopeHash(last.prev, last);
+}
+
+/** `envs` with `prev` set, to be appended at `firstSeq` after an envelope whose {@link nextPrev} is `head`. */
+export function link(envs: readonly NewEnvelope[], head: string, firstSeq: number): NewEnvelope[] {
+  let prev = head;
+  return envs.map((e, i) => {
+    const chained = { ...e, prev };
+    prev = envelopeHash(prev, { ...chained, seq: firstSeq + i });
+    return chained;
+  });
+}
+
+/** The verdict of {@link checkChain}. */
+export type ChainCheck = { ok: true } | { ok: false; seq: number; reason: string };
+
+/**
+ * Checks the chain of a run's envelopes (in seq order): consecutive seqs, seq 1 chained to
+ * {@link GENESIS}, and each `prev` equal to the hash of the envelope before it. A log with no
+ * `prev` at all (written before the chain) passes; one that stops carrying `prev` after it began
+ * does not. Names the first seq that breaks.
+ */
+export function checkChain(envelopes: readonly Chainable[]): ChainCheck {
+  let startedAt: number | null = null;
+  let before: Chainable | undefined;
+  for (const env of envelopes) {
+    if (before !== undefined && env.seq !== before.seq + 1) {
+      return fail(
+        env.seq,
+        `seq ${env.seq} follows seq ${before.seq}: ${env.seq > before.seq ? `event ${before.seq + 1} is missing` : 'out of order'}`,
+      );
+    }
+    if (env.prev === undefined) {
+      if (startedAt !== null)
+        return fail(
+          env.seq,
+          `seq ${env.seq} has no prev hash although the chain began at seq ${startedAt} — event ${env.seq} was written or edited outside plumbline`,
+        );
+    } else {
+      startedAt ??= env.seq;
+      if (before !== undefined && env.prev !== envelopeHash(before.prev, before))
+        return fail(
+          env.seq,
+          `seq ${env.seq}: prev hash does not match seq ${before.seq} — event ${before.seq} or ${env.seq} was edited`,
+        );
+      if (before === undefined && env.seq === 1 && env.prev !== GENESIS)
+        return fail(1, 'seq 1: prev hash is not the genesis hash — event 1 was edited');
+    }
+    before = env;
+  }
+  return { ok: true };
+}
+
+function fail(seq: number, reason: string): ChainCheck {
+  return { ok: false, seq, reason };
+}
