@@ -3,10 +3,20 @@
  * with runId, pipeline, step, attempt, seq, event, decision and reason, so you can grep a run.
  */
 import { pino, type Logger } from 'pino';
+import {
+  redactValue,
+  SECRET_FIELD_NAMES,
+  scrubText,
+  secretsFromEnv,
+  secretValues,
+} from './redact.js';
 
 export type { Logger } from 'pino';
 
-/** Paths redacted in every line: API keys and anything named like a secret. */
+/**
+ * Paths redacted at the top two levels by pino; fields with these names are also censored at
+ * any depth (see {@link SECRET_FIELD_NAMES}) and known secret values anywhere in a line.
+ */
 export const REDACT_PATHS = [
   'apiKey',
   '*.apiKey',
@@ -33,18 +43,34 @@ export interface LoggerOptions {
   pretty?: boolean;
   /** Where lines go (default stderr, fd 2). */
   destination?: NodeJS.WritableStream | number;
+  /** Secret values scrubbed from every line, at any depth (default: {@link secretsFromEnv}). */
+  secrets?: readonly string[];
 }
 
-/** Creates the root logger (level from options, then `PLUMBLINE_LOG_LEVEL`, then `info`). */
+/**
+ * Creates the root logger (level from options, then `PLUMBLINE_LOG_LEVEL`, then `info`).
+ * Every line is scrubbed of the secret values as written, whatever field, depth or message
+ * they were echoed in, and fields named like a secret are censored at any depth.
+ */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? process.env.PLUMBLINE_LOG_LEVEL ?? 'info';
   const redact = { paths: [...REDACT_PATHS, ...(options.redact ?? [])], censor: '[redacted]' };
+  const secrets = secretValues(options.secrets ?? secretsFromEnv(process.env));
+  const scrubbing = {
+    redact,
+    formatters: {
+      log: (obj: Record<string, unknown>) =>
+        redactValue(obj, secrets, { fieldNames: SECRET_FIELD_NAMES }),
+    },
+    // The finished line: catches error messages and stacks, bindings and `msg` too.
+    hooks: { streamWrite: (line: string) => scrubText(line, secrets) },
+  };
   const dest = options.destination ?? 2;
   const pretty = options.pretty ?? (dest === 2 && process.stderr.isTTY === true);
   if (pretty) {
     return pino({
       level,
-      redact,
+      ...scrubbing,
       transport: {
         target: 'pino-pretty',
         options: { destination: 2, colorize: true, ignore: 'pid,hostname' },
@@ -52,7 +78,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     });
   }
   const stream = typeof dest === 'number' ? pino.destination({ fd: dest, sync: true }) : dest;
-  return pino({ level, redact, base: { pid: process.pid } }, stream);
+  return pino({ level, ...scrubbing, base: { pid: process.pid } }, stream);
 }
 
 /** A logger that writes nothing (replays are silent). */
@@ -65,11 +91,4 @@ export function truncate(value: unknown, max: number): unknown {
   if (s === undefined) return undefined;
   if (s.length <= max) return value;
   return `${s.slice(0, max)}… (${s.length} chars)`;
-}
-
-/** Removes every occurrence of the secrets from `text` (for messages that may quote them). */
-export function scrub(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const s of secrets) if (s.length >= 8) out = out.split(s).join('[redacted]');
-  return out;
 }
