@@ -3,14 +3,18 @@
  * retries off (plumbline owns retries), every failure returned as a classified outcome.
  */
 import Anthropic from '@anthropic-ai/sdk';
-import { jsonSchemaOutputFormat } from '@anthropic-ai/sdk/helpers/json-schema';
 import { classifyError } from './classify.js';
 import { usageFromApi } from './cost.js';
+import { buildParams, type CreateParams } from './params.js';
+import { redactValue, secretValues } from '../runtime/redact.js';
 import type { ClassifiedError, ModelClient, ModelOutcome, ModelRequest } from './types.js';
 
 /** Options of {@link createAnthropicClient}; the API key and base URL default to the SDK's environment variables. */
 export interface AnthropicClientOptions {
-  /** API key; defaults to `ANTHROPIC_API_KEY` (read by the SDK). Never logged or stored elsewhere. */
+  /**
+   * API key; defaults to `ANTHROPIC_API_KEY` (read by the SDK). Never logged or stored
+   * elsewhere: an outcome quoting it (a provider's error echoing it) has it scrubbed.
+   */
   apiKey?: string;
   /** Base URL; defaults to `ANTHROPIC_BASE_URL`, then `https://api.anthropic.com`. */
   baseURL?: string;
@@ -20,10 +24,12 @@ export interface AnthropicClientOptions {
   clock?: { now(): number };
 }
 
-type CreateParams = Anthropic.MessageCreateParamsNonStreaming;
 type Message = Anthropic.Message & { _request_id?: string | null };
 
 const DEFAULT_TIMEOUT_MS = 10 * 60 * 1000;
+
+// Kept importable from here, where it used to live.
+export { buildParams } from './params.js';
 
 /**
  * Creates a {@link ModelClient} over `@anthropic-ai/sdk` with `maxRetries: 0`, so one call is
@@ -39,8 +45,8 @@ export function createAnthropicClient(opts: AnthropicClientOptions = {}): ModelC
     maxRetries: 0,
     timeout: wholeMs(defaultTimeoutMs),
   });
-
-  return {
+  // Nothing that crosses this boundary (an error message, a body) may carry the credential.
+  return scrubbed(secretValues([sdk.apiKey, sdk.authToken]), {
     async call(request: ModelRequest, signal: AbortSignal): Promise<ModelOutcome> {
       const started = clock.now();
       const elapsed = () => Math.max(0, clock.now() - started);
@@ -76,34 +82,15 @@ export function createAnthropicClient(opts: AnthropicClientOptions = {}): ModelC
         };
       }
     },
-  };
+  });
 }
 
-/** Builds the Messages API body for a request, in native (`output_config.format`) or tool mode. */
-export function buildParams(request: ModelRequest): CreateParams {
-  const params: CreateParams = {
-    model: request.model,
-    max_tokens: request.maxTokens,
-    messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
-    ...(request.system !== undefined ? { system: request.system } : {}),
-    ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+/** The client with every outcome scrubbed of the secrets (a provider's error may echo the key). */
+function scrubbed(secrets: readonly string[], client: ModelClient): ModelClient {
+  return {
+    ...client,
+    call: async (request, signal) => redactValue(await client.call(request, signal), secrets),
   };
-  if (request.mode === 'tool') {
-    params.tools = [
-      {
-        name: request.schemaName,
-        description: `Record the ${request.schemaName} answer.`,
-        input_schema: request.schema as Anthropic.Tool.InputSchema,
-      },
-    ];
-    params.tool_choice = { type: 'tool', name: request.schemaName };
-    return params;
-  }
-  // The helper moves constraints the API does not enforce (minLength, maximum, ...) into
-  // descriptions; the guard validates them with zod afterwards.
-  const format = jsonSchemaOutputFormat(request.schema as { type: 'object' });
-  params.output_config = { format: { type: format.type, schema: format.schema } };
-  return params;
 }
 
 /** The answer text: the forced tool's input as JSON in tool mode, else the text blocks joined. */

@@ -1,8 +1,9 @@
 /**
  * Token usage and its cost: maps the API's usage object, prices it, and bounds a request's
- * worst case before it is sent. Pure.
+ * worst case before it is sent. Pure: no I/O (counting with the API is the adapter's job).
  */
 import type { Usage } from '../machines/events.js';
+import { buildParams } from './params.js';
 import type { ModelRequest, Price } from './types.js';
 
 /** The usage object of a Messages API response, as it comes over the wire (fields may be null or absent). */
@@ -17,12 +18,16 @@ export interface ApiUsage {
   } | null;
 }
 
-/** Fixed tokens added to every estimate for the request envelope and role markers. */
-const REQUEST_OVERHEAD_TOKENS = 50;
-/** Tokens added per message for its role and separators. */
-const MESSAGE_OVERHEAD_TOKENS = 8;
-/** Characters per token assumed by the estimate; real English text is nearer 4, so this errs high. */
-const CHARS_PER_TOKEN = 3;
+/**
+ * Tokens added to every input bound for what the API adds to a request and does not show:
+ * the hidden system prompt that enables tools or structured output (the largest published one
+ * is 530 tokens, Claude 3 Opus with `tool_choice: auto`) and turn markers. Twice that, rounded.
+ */
+export const REQUEST_OVERHEAD_TOKENS = 1_024;
+/** Margin added to a counted input, as a fraction of the count (the counter is itself an estimate). */
+const COUNT_MARGIN_RATIO = 0.05;
+/** Margin added to a counted input, in tokens. */
+const COUNT_MARGIN_TOKENS = 16;
 
 /**
  * The cost in USD of `usage` at `price` (USD per million tokens), rounded to 1e-9.
@@ -59,27 +64,68 @@ export function usageFromApi(api: ApiUsage | null | undefined): Usage {
 }
 
 /**
- * A conservative local estimate of a request's input tokens: `ceil(chars / 3)` over the
- * system prompt, the messages and the JSON schema, plus a fixed overhead per request and message.
+ * An upper bound on a request's input tokens with no tokenizer at hand: the UTF-8 byte length of
+ * the whole body that is sent (system, messages, the output-format schema or tool definition, as
+ * JSON) plus {@link REQUEST_OVERHEAD_TOKENS}. A token covers at least one byte of text, and
+ * JSON escaping only adds bytes, so the bound holds for NUL, control characters, CJK and emoji.
  */
 export function estimateInputTokens(request: ModelRequest): number {
-  let chars = (request.system ?? '').length + JSON.stringify(request.schema).length;
-  chars += request.schemaName.length;
-  for (const message of request.messages) chars += message.content.length;
-  return (
-    Math.ceil(chars / CHARS_PER_TOKEN) +
-    REQUEST_OVERHEAD_TOKENS +
-    MESSAGE_OVERHEAD_TOKENS * request.messages.length
-  );
+  let body: string;
+  try {
+    body = JSON.stringify(buildParams(request));
+  } catch {
+    // A request the adapter cannot build is never sent; measure what was asked anyway.
+    body = JSON.stringify(request);
+  }
+  return utf8Bytes(body) + REQUEST_OVERHEAD_TOKENS;
 }
 
 /**
- * The most a request can cost: its estimated input at the input price plus `maxTokens`
- * of output at the output price, in USD rounded to 1e-9.
+ * The input tokens to reserve for a request whose input the API's counter put at `counted`:
+ * the count plus a small margin (5 % and 16 tokens).
  */
-export function worstCaseUsd(request: ModelRequest, price: Price): number {
-  const micro = estimateInputTokens(request) * price.input + request.maxTokens * price.output;
+export function reservedForCount(counted: number): number {
+  return Math.ceil(counted * (1 + COUNT_MARGIN_RATIO)) + COUNT_MARGIN_TOKENS;
+}
+
+/**
+ * The most a request can cost: `inputTokens` (by default the byte bound of
+ * {@link estimateInputTokens}) at the input price plus `maxTokens` of output at the output
+ * price, in USD rounded to 1e-9.
+ */
+export function worstCaseUsd(
+  request: ModelRequest,
+  price: Price,
+  inputTokens: number = estimateInputTokens(request),
+): number {
+  const micro = inputTokens * price.input + request.maxTokens * price.output;
   return roundUsd(micro / 1_000_000);
+}
+
+/**
+ * How far a call's actual cost went over what it reserved, in USD (0 when within). Above 0 it
+ * should be reported: the reservation was not a bound.
+ */
+export function overrunUsd(reservedUsd: number, actualUsd: number): number {
+  return Math.max(0, roundUsd(actualUsd - reservedUsd));
+}
+
+/** The UTF-8 length of `s` in bytes (a lone surrogate counts as the 3 bytes of U+FFFD). */
+export function utf8Bytes(s: string): number {
+  let bytes = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length) {
+      const next = s.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next < 0xe000) {
+        bytes += 4;
+        i++;
+      } else bytes += 3;
+    } else bytes += 3;
+  }
+  return bytes;
 }
 
 /** Adds two usages field by field (for totals over attempts). */

@@ -64,6 +64,11 @@ export type ModelOutcome =
 /** The port: one call, one HTTP attempt. Must never throw: failures are outcomes. */
 export interface ModelClient {
   call(request: ModelRequest, signal: AbortSignal): Promise<ModelOutcome>;
+  /**
+   * The input tokens `request` would use, from the provider's token counter, or `null` when it
+   * could not be counted (the budget then reserves the byte bound). Optional; must never throw.
+   */
+  countTokens?(request: ModelRequest, signal?: AbortSignal): Promise<number | null>;
 }
 
 /** USD per million tokens for one model. */

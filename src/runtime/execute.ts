@@ -8,7 +8,8 @@ import { attemptsOf } from '../machines/context.js';
 import type { MachineEvent } from '../machines/events.js';
 import type { RunSnapshot } from '../machines/fold.js';
 import type { EffectStep, LlmStep, Step, TransformStep } from '../machines/pipeline.js';
-import { costUsd, worstCaseUsd, estimateInputTokens } from '../model/cost.js';
+import { costUsd, worstCaseUsd } from '../model/cost.js';
+import { reserveInputTokens } from '../model/reserve.js';
 import { retryDelayMs } from '../model/retry.js';
 import { judgeOutput } from '../model/structured.js';
 import type { ClassifiedError } from '../model/types.js';
@@ -99,6 +100,8 @@ async function llmPhase(
     if (skip !== null) return skip;
     const request = user(step.name, () => buildRequest(step, ctx));
     const price = env.prepared.priceOf(step);
+    // Counted by the provider when the client can, else bounded by the request's UTF-8 bytes.
+    const inputTokens = await reserveInputTokens(env.model, request, signal);
     const breaker =
       env.breakers !== undefined
         ? await env.breakers.acquire(step.model, env.clock.now())
@@ -109,9 +112,9 @@ async function llmPhase(
       attempt: attemptsOf(ctx, step.name).calls + 1,
       at: env.clock.now(),
       estimate: {
-        inputTokens: estimateInputTokens(request),
+        inputTokens,
         maxTokens: request.maxTokens,
-        usd: worstCaseUsd(request, price),
+        usd: worstCaseUsd(request, price, inputTokens),
       },
       breaker,
       model: step.model,

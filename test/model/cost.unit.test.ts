@@ -3,10 +3,12 @@ import {
   addUsage,
   costUsd,
   estimateInputTokens,
+  REQUEST_OVERHEAD_TOKENS,
   usageFromApi,
   worstCaseUsd,
   ZERO_USAGE,
 } from '../../src/model/cost.js';
+import { buildParams } from '../../src/model/anthropic.js';
 import { priceFor } from '../../src/model/prices.js';
 import type { ModelRequest } from '../../src/model/types.js';
 
@@ -116,26 +118,96 @@ describe('estimates', () => {
     system: 'abc',
     messages: [{ role: 'user', content: 'hello' }],
     maxTokens: 1_000,
-    schema: {},
+    schema: { type: 'object', properties: {}, additionalProperties: false },
     schemaName: 'out',
     mode: 'native',
   };
 
-  it('estimates input tokens conservatively', () => {
-    // chars: system 3 + "{}" 2 + "out" 3 + "hello" 5 = 13 → ceil(13/3) = 5; + 50 + 8 per message = 63
-    expect(estimateInputTokens(request)).toBe(63);
+  it('bounds input tokens by the UTF-8 bytes of the body sent, plus the fixed overhead', () => {
+    const body = JSON.stringify(buildParams(request));
+    expect(estimateInputTokens(request)).toBe(utf8(body) + REQUEST_OVERHEAD_TOKENS);
   });
 
-  it('over-estimates ordinary text (about 4 characters per token)', () => {
+  it('bounds ordinary text (about 4 characters per token)', () => {
     const long = {
       ...request,
       messages: [{ role: 'user' as const, content: 'word '.repeat(4_000) }],
     };
-    expect(estimateInputTokens(long)).toBeGreaterThan(20_000 / 4);
+    expect(estimateInputTokens(long)).toBeGreaterThan(20_000);
   });
 
-  it('bounds the worst case: estimated input at input price + maxTokens at output price', () => {
-    // 63 × 3 + 1,000 × 15 = 15,189 µ$
-    expect(worstCaseUsd(request, priceFor('claude-sonnet-4-6'))).toBe(0.015189);
+  it('bounds the worst case: input bound at input price + maxTokens at output price', () => {
+    const tokens = estimateInputTokens(request);
+    expect(worstCaseUsd(request, priceFor('claude-sonnet-4-6'))).toBe(
+      (tokens * 3 + 1_000 * 15) / 1e6,
+    );
+    // A counted reservation replaces the bound.
+    expect(worstCaseUsd(request, priceFor('claude-sonnet-4-6'), 1_000)).toBe(0.018);
+  });
+});
+
+/** The estimate before the byte bound: characters ÷ 3 plus fixed overheads. */
+function oldEstimate(r: ModelRequest): number {
+  let chars = (r.system ?? '').length + JSON.stringify(r.schema).length + r.schemaName.length;
+  for (const m of r.messages) chars += m.content.length;
+  return Math.ceil(chars / 3) + 50 + 8 * r.messages.length;
+}
+
+function utf8(s: string): number {
+  return Buffer.byteLength(s, 'utf8');
+}
+
+describe('the input bound holds for text that tokenises densely', () => {
+  const control = Array.from({ length: 5_000 }, (_, i) => String.fromCharCode(1 + (i % 31))).join(
+    '',
+  );
+  const cases: Array<[string, string]> = [
+    ['5,000 NUL characters', '\u0000'.repeat(5_000)],
+    ['control characters', control],
+    ['CJK', '漢字仮名交じり文'.repeat(600)],
+    ['emoji', '😀🎉👩‍👩‍👧‍👦🏳️‍🌈'.repeat(300)],
+    ['mixed', `a\u0000漢😀\u0007é`.repeat(800)],
+  ];
+  const ask = (content: string, mode: 'native' | 'tool' = 'native'): ModelRequest => ({
+    model: 'claude-haiku-4-5',
+    system: content.slice(0, 500),
+    messages: [{ role: 'user', content }],
+    maxTokens: 10,
+    schema: { type: 'object', properties: { note: { type: 'string' } }, required: ['note'] },
+    schemaName: 'note',
+    mode,
+  });
+
+  it.each(cases)('%s: bound ≥ UTF-8 bytes of the prompt, where chars ÷ 3 fell short', (_, text) => {
+    const r = ask(text);
+    const bytes = utf8(text) + utf8(r.system ?? '');
+    // A token is at least one byte, so the bytes of the text bound its tokens.
+    expect(estimateInputTokens(r)).toBeGreaterThanOrEqual(bytes);
+    expect(oldEstimate(r)).toBeLessThan(bytes);
+  });
+
+  it.each(cases)('%s: bound ≥ UTF-8 bytes of the whole body, native and tool mode', (_, text) => {
+    for (const mode of ['native', 'tool'] as const) {
+      const r = ask(text, mode);
+      expect(estimateInputTokens(r)).toBeGreaterThanOrEqual(utf8(JSON.stringify(buildParams(r))));
+    }
+  });
+
+  it('counts the schema as sent, after the SDK moves constraints into descriptions', () => {
+    const r: ModelRequest = {
+      ...ask('x'),
+      schema: {
+        type: 'object',
+        properties: {
+          tags: { type: 'array', items: { type: 'string', pattern: '^"\\\\"+$' }, minItems: 5 },
+          n: { type: 'integer', minimum: 3, maximum: 99 },
+        },
+      },
+    };
+    const sent = buildParams(r).output_config?.format;
+    expect(JSON.stringify(sent).length).toBeGreaterThan(JSON.stringify(r.schema).length);
+    expect(estimateInputTokens(r)).toBeGreaterThanOrEqual(
+      utf8(JSON.stringify(buildParams(r))) + REQUEST_OVERHEAD_TOKENS,
+    );
   });
 });

@@ -1,0 +1,51 @@
+/**
+ * The Messages API body of a {@link ModelRequest}, exactly as it is sent: shared by the
+ * Anthropic adapter (to send it, and to count its tokens) and the cost bound (to measure it).
+ * Pure.
+ */
+import type Anthropic from '@anthropic-ai/sdk';
+import { jsonSchemaOutputFormat } from '@anthropic-ai/sdk/helpers/json-schema';
+import type { ModelRequest } from './types.js';
+
+/** The body of one `messages.create` call. */
+export type CreateParams = Anthropic.MessageCreateParamsNonStreaming;
+
+/** Builds the Messages API body for a request, in native (`output_config.format`) or tool mode. */
+export function buildParams(request: ModelRequest): CreateParams {
+  const params: CreateParams = {
+    model: request.model,
+    max_tokens: request.maxTokens,
+    messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
+    ...(request.system !== undefined ? { system: request.system } : {}),
+    ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+  };
+  if (request.mode === 'tool') {
+    params.tools = [
+      {
+        name: request.schemaName,
+        description: `Record the ${request.schemaName} answer.`,
+        input_schema: request.schema as Anthropic.Tool.InputSchema,
+      },
+    ];
+    params.tool_choice = { type: 'tool', name: request.schemaName };
+    return params;
+  }
+  // The helper moves constraints the API does not enforce (minLength, maximum, ...) into
+  // descriptions; the guard validates them with zod afterwards.
+  const format = jsonSchemaOutputFormat(request.schema as { type: 'object' });
+  params.output_config = { format: { type: format.type, schema: format.schema } };
+  return params;
+}
+
+/**
+ * The body of the `messages.countTokens` call for the same request: everything the model reads
+ * (model, system, messages, tools or output format), without the sampling settings.
+ */
+export function countParams(request: ModelRequest): Anthropic.MessageCountTokensParams {
+  const {
+    max_tokens: _max,
+    temperature: _temperature,
+    ...rest
+  } = buildParams(request) as CreateParams & { temperature?: number };
+  return rest as Anthropic.MessageCountTokensParams;
+}
