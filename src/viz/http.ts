@@ -8,20 +8,43 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** An error answered as `{ error: { status, message } }`. */
+/** An error answered as `{ error: { status, message } }` (with `headers`, e.g. `retry-after`). */
 export class HttpError extends Error {
   readonly status: number;
-  constructor(status: number, message: string) {
+  readonly headers: Readonly<Record<string, string>>;
+  constructor(status: number, message: string, headers: Record<string, string> = {}) {
     super(message);
     this.name = 'HttpError';
     this.status = status;
+    this.headers = headers;
+  }
+}
+
+/**
+ * `decodeURIComponent` of one part of a URL; 400 (not a 500 from its `URIError`) when the
+ * percent-encoding is malformed.
+ */
+export function decodePart(raw: string, what: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new HttpError(
+      400,
+      `malformed percent-encoding in the ${what} '${raw.slice(0, 200)}': encode it with encodeURIComponent`,
+    );
   }
 }
 
 /** Sends `body` as JSON. */
-export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Readonly<Record<string, string>> = {},
+): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
+    ...headers,
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),
     'cache-control': 'no-store',
@@ -30,8 +53,13 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 }
 
 /** Sends an error as JSON. */
-export function sendError(res: ServerResponse, status: number, message: string): void {
-  sendJson(res, status, { error: { status, message } });
+export function sendError(
+  res: ServerResponse,
+  status: number,
+  message: string,
+  headers: Readonly<Record<string, string>> = {},
+): void {
+  sendJson(res, status, { error: { status, message } }, headers);
 }
 
 /**
@@ -60,7 +88,7 @@ export async function serveStatic(
   res: ServerResponse,
   path: string,
 ): Promise<boolean> {
-  const rel = path === '/' ? 'index.html' : decodeURIComponent(path).replace(/^\/+/, '');
+  const rel = path === '/' ? 'index.html' : decodePart(path, 'path').replace(/^\/+/, '');
   const file = resolve(PUBLIC_DIR, rel);
   if (!file.startsWith(PUBLIC_DIR.endsWith(sep) ? PUBLIC_DIR : PUBLIC_DIR + sep)) return false;
   const type = TYPES[extname(file)];

@@ -10,7 +10,9 @@ import type { Prepared } from '../runtime/prepare.js';
 import { silentLogger } from '../runtime/logger.js';
 import type { EventLog, Store } from '../store/types.js';
 import { ChartCache, getRun, listPipelines, listRuns, pipelineChart } from './api.js';
-import { HttpError, sendError, sendJson, serveStatic } from './http.js';
+import { hostGuard } from './guard.js';
+import { decodePart, HttpError, sendError, sendJson, serveStatic } from './http.js';
+import { StreamSlots } from './slots.js';
 import { serveEvents, type SseContext } from './sse.js';
 import { StoreTail } from './tail.js';
 
@@ -22,6 +24,16 @@ export interface VizServerOptions {
   port?: number;
   /** Interface to bind (default `127.0.0.1`: the page shows run inputs and outputs). */
   host?: string;
+  /**
+   * More `Host` names to answer (`name` for any port, or `name:port`), e.g. behind a reverse
+   * proxy. Without them only the bound address is answered (and `localhost`, `127.0.0.1`,
+   * `[::1]` when bound to loopback): other names get 403, which stops DNS rebinding.
+   */
+  allowedHosts?: readonly string[];
+  /** Live streams of one run (default 20); more get 503 with `Retry-After`. */
+  maxStreamsPerRun?: number;
+  /** Live streams in all (default 200); more get 503 with `Retry-After`. */
+  maxStreams?: number;
   /** Loaded pipelines (`--pipelines`): their charts even without runs. */
   pipelines?: Map<string, Prepared>;
   logger?: Logger;
@@ -38,6 +50,18 @@ export interface VizServer extends AsyncDisposable {
   /** `http://127.0.0.1:<port>/`. */
   readonly url: string;
   close(): Promise<void>;
+}
+
+/** The request target as a URL; 400 for anything but an origin-form path. */
+function parseUrl(target: string | undefined): URL {
+  const raw = target ?? '/';
+  if (!raw.startsWith('/'))
+    throw new HttpError(400, `request target '${raw.slice(0, 100)}' is not a path: ask for /`);
+  try {
+    return new URL(`http://localhost${raw}`);
+  } catch {
+    throw new HttpError(400, `malformed request path '${raw.slice(0, 100)}'`);
+  }
 }
 
 function logOf(store: Store | EventLog): EventLog {
@@ -63,10 +87,15 @@ export async function startVizServer(opts: VizServerOptions): Promise<VizServer>
     pipelines,
     heartbeatMs: opts.heartbeatMs ?? 15_000,
     open: new Set(),
+    slots: new StreamSlots({ perRun: opts.maxStreamsPerRun ?? 20, total: opts.maxStreams ?? 200 }),
+  };
+  let guard: (req: IncomingMessage) => void = () => {
+    throw new HttpError(503, 'the visualizer is starting: retry');
   };
 
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    guard(req);
+    const url = parseUrl(req.url);
     const path = url.pathname;
     if (req.method !== 'GET' && req.method !== 'HEAD')
       throw new HttpError(
@@ -80,7 +109,7 @@ export async function startVizServer(opts: VizServerOptions): Promise<VizServer>
       return sendJson(
         res,
         200,
-        await getRun(log, charts, pipelines, decodeURIComponent(m[1] ?? ''), now()),
+        await getRun(log, charts, pipelines, decodePart(m[1] ?? '', 'run id'), now()),
       );
     if (path === '/api/pipelines') return sendJson(res, 200, await listPipelines(log, pipelines));
     m = /^\/api\/pipelines\/([^/]+)\/chart$/.exec(path);
@@ -88,7 +117,7 @@ export async function startVizServer(opts: VizServerOptions): Promise<VizServer>
       return sendJson(
         res,
         200,
-        await pipelineChart(charts, pipelines, decodeURIComponent(m[1] ?? '')),
+        await pipelineChart(charts, pipelines, decodePart(m[1] ?? '', 'pipeline name')),
       );
     if (path === '/api/events') return serveEvents(req, res, url.searchParams, sse);
     if (path.startsWith('/api/')) {
@@ -109,7 +138,12 @@ export async function startVizServer(opts: VizServerOptions): Promise<VizServer>
         res.end();
         return;
       }
-      sendError(res, status, e instanceof Error ? e.message : String(e));
+      sendError(
+        res,
+        status,
+        e instanceof Error ? e.message : String(e),
+        e instanceof HttpError ? e.headers : {},
+      );
     });
   });
   const port = opts.port ?? 7777;
@@ -122,6 +156,7 @@ export async function startVizServer(opts: VizServerOptions): Promise<VizServer>
     });
   });
   const addr = server.address() as AddressInfo;
+  guard = hostGuard({ host, port: addr.port, allowedHosts: opts.allowedHosts ?? [] });
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}/`;
   logger.info({ url }, 'viz: listening');
 
