@@ -23,6 +23,17 @@ import { pipelineForRun, pipelinesFrom } from './pipelines.js';
 import { verifyRun } from './verify.js';
 import { watch } from './watch.js';
 
+/** Flags of `viz`. */
+interface VizFlags {
+  port?: number;
+  host: string;
+  pipelines?: string[];
+  allowedHost?: string[];
+}
+
+/** Collects a repeatable flag. */
+const more = (v: string, prev: string[] = []): string[] => [...prev, v];
+
 /** Registers fork, verify, watch and `runs --stranded`-style verbs. */
 export function registerOperatorCommands(program: Command, box: ExitBox): void {
   program
@@ -199,8 +210,9 @@ export function registerOperatorCommands(program: Command, box: ExitBox): void {
     .option('--port <port>', 'port (default 7777; 0 picks one)', positiveNumber('--port'))
     .option('--host <host>', 'address to bind (default 127.0.0.1)', '127.0.0.1')
     .option('--pipelines <paths...>', 'also show these pipelines, even with no run yet')
+    .option('--allowed-host <host>', 'also answer this Host (name or name:port); repeatable', more)
     .addHelpText('after', '\nExample:\n  plumbline viz --port 7777 --pipelines examples/')
-    .action(async (o: { port?: number; host: string; pipelines?: string[] }, cmd: Command) => {
+    .action(async (o: VizFlags, cmd: Command) => {
       const g = globals(cmd);
       const { startVizServer } = await import('../viz/index.js');
       const store = await openStore(storeSpec(g));
@@ -208,6 +220,7 @@ export function registerOperatorCommands(program: Command, box: ExitBox): void {
         store,
         port: o.port ?? 7777,
         host: o.host,
+        allowedHosts: o.allowedHost ?? [],
         pipelines: await pipelinesFrom(o.pipelines),
         logger: cliLogger(g),
       });
