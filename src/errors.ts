@@ -87,6 +87,55 @@ export class CorruptEventError extends PlumblineError {
   }
 }
 
+/** Why a store cannot be used: the disk is full, the file is read-only, gone, or cannot be opened. */
+export type StoreFault = 'full' | 'read-only' | 'gone' | 'cannot-open';
+
+const STORE_FAULT_CODES: Record<StoreFault, string> = {
+  full: 'E_STORE_FULL',
+  'read-only': 'E_STORE_READ_ONLY',
+  gone: 'E_STORE_GONE',
+  'cannot-open': 'E_STORE_CANNOT_OPEN',
+};
+
+/** What to do about a store fault at `path` (one sentence, for messages and log lines). */
+export function storeFaultFix(fault: StoreFault, path: string): string {
+  switch (fault) {
+    case 'full':
+      return `free space on the disk holding ${path}`;
+    case 'read-only':
+      return `the store file ${path} is read-only: fix its permissions or pass --store`;
+    case 'gone':
+      return `the store file ${path} was deleted or replaced while plumbline was running: restore it or restart`;
+    case 'cannot-open':
+      return `cannot open the store file ${path}: check that its directory exists and is writable, or pass --store`;
+  }
+}
+
+/**
+ * The store cannot be read or written at all (not a problem of one run): the disk holding it is
+ * full, the file is read-only, it was deleted or replaced under the process, or it cannot be
+ * opened. Nothing was recorded by the failing call; a worker pauses and retries until it clears.
+ * @example if (isStoreUnavailable(e)) logger.error({ store: e.path, fix: e.fix }, e.message);
+ */
+export class StoreUnavailableError extends PlumblineError {
+  readonly path: string;
+  readonly fault: StoreFault;
+  /** The fix, as a sentence naming the path. */
+  readonly fix: string;
+  constructor(fault: StoreFault, path: string, detail: string, options?: { cause?: unknown }) {
+    super(STORE_FAULT_CODES[fault], `${storeFaultFix(fault, path)} (${detail})`, options);
+    this.name = 'StoreUnavailableError';
+    this.path = path;
+    this.fault = fault;
+    this.fix = storeFaultFix(fault, path);
+  }
+}
+
+/** True when `e` is a {@link StoreUnavailableError}. */
+export function isStoreUnavailable(e: unknown): e is StoreUnavailableError {
+  return e instanceof StoreUnavailableError;
+}
+
 /** True when `e` is a plumbline error with the given code (or any plumbline error). */
 export function isPlumblineError(e: unknown, code?: string): e is PlumblineError {
   return e instanceof PlumblineError && (code === undefined || e.code === code);

@@ -3,9 +3,14 @@
  * by every process on the machine. A claimed command is invisible for `ackWaitMs` (restarted by
  * `working()`); a worker that dies leaves it to reappear for another. Starts are deduplicated by
  * run id; a command past `maxDeliver` deliveries, or malformed, is dead-lettered with the reason.
+ * A full, read-only or vanished database file never breaks the consume loop: it is reported to
+ * `onError` as a StoreUnavailableError, claims back off, and a delivery that failed because of
+ * it does not count towards `maxDeliver`.
  */
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { isStoreUnavailable } from '../errors.js';
 import { sleep } from '../runtime/clock.js';
+import { asStoreFault, fileIdentity, openSqliteFile } from '../store/sqliteFaults.js';
 import {
   decodeCommand,
   encodeCommand,
@@ -22,6 +27,10 @@ export interface SqliteBusOptions {
   maxCommandBytes?: number;
   /** How often an idle consumer looks for work (default 100 ms). */
   pollMs?: number;
+  /** Longest wait between claims while the database refuses them (default 10 s). */
+  maxBackoffMs?: number;
+  /** Called with the connection once it is set up: for PRAGMAs such as `max_page_count`. */
+  connection?: (db: Database.Database) => void;
 }
 
 const SCHEMA = `
@@ -39,15 +48,30 @@ interface Row {
   deliveries: number;
 }
 
-/** Opens the SQLite command bus in the database file at `path`. */
+/**
+ * Opens the SQLite command bus in the database file at `path` (creating its directory, as the
+ * store does); an unusable file is a StoreUnavailableError naming the path and the fix.
+ */
 export function openSqliteBus(path: string, opts: SqliteBusOptions = {}): CommandBus {
   const ackWait = opts.ackWaitMs ?? 30_000;
   const maxDeliver = opts.maxDeliver ?? 5;
   const maxBytes = opts.maxCommandBytes ?? MAX_COMMAND_BYTES;
-  const db = new Database(path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('busy_timeout = 10000');
-  db.exec(SCHEMA);
+  const pollMs = opts.pollMs ?? 100;
+  const db = openSqliteFile(path, (c) => {
+    c.exec(SCHEMA);
+    opts.connection?.(c);
+  });
+  const identity = fileIdentity(path);
+  /** Runs a write; whole-file faults (and the file gone from under us) as StoreUnavailableError. */
+  const write = <R>(f: () => R): R => {
+    try {
+      const r = f();
+      identity.check();
+      return r;
+    } catch (e) {
+      throw asStoreFault(e, path);
+    }
+  };
   const q = {
     insert: db.prepare(
       'INSERT OR IGNORE INTO commands (dedup, kind, data, visible_at) VALUES (?, ?, ?, ?)',
@@ -59,6 +83,11 @@ export function openSqliteBus(path: string, opts: SqliteBusOptions = {}): Comman
     ),
     touch: db.prepare(
       'UPDATE commands SET visible_at = ? WHERE id = ? AND done_at IS NULL AND dead_at IS NULL',
+    ),
+    // A delivery the store itself failed is given back: it does not bring the command nearer
+    // to the dead-letter queue.
+    refund: db.prepare(
+      'UPDATE commands SET visible_at = ?, deliveries = MAX(0, deliveries - 1) WHERE id = ? AND done_at IS NULL AND dead_at IS NULL',
     ),
     ack: db.prepare('UPDATE commands SET done_at = ? WHERE id = ?'),
     bury: db.prepare(
@@ -79,7 +108,8 @@ export function openSqliteBus(path: string, opts: SqliteBusOptions = {}): Comman
   ): { duplicate: boolean } => {
     const data = encodeCommand(cmd, maxBytes);
     return {
-      duplicate: q.insert.run(dedup, cmd.type, Buffer.from(data), Date.now()).changes === 0,
+      duplicate:
+        write(() => q.insert.run(dedup, cmd.type, Buffer.from(data), Date.now())).changes === 0,
     };
   };
 
@@ -93,6 +123,10 @@ export function openSqliteBus(path: string, opts: SqliteBusOptions = {}): Comman
     },
     async consume(handler, o) {
       const inFlight = new Set<Promise<void>>();
+      /** Reports a failed bus write without ever throwing out of the loop or a timer. */
+      const report = (e: unknown, cmd?: Parameters<NonNullable<typeof o.onError>>[1]): void =>
+        o.onError?.(asStoreFault(e, path), cmd);
+      let idleMs = pollMs;
       while (!o.signal.aborted) {
         if (inFlight.size >= o.concurrency) {
           await Promise.race(inFlight);
@@ -100,51 +134,87 @@ export function openSqliteBus(path: string, opts: SqliteBusOptions = {}): Comman
         }
         let row: Row | undefined;
         try {
-          row = claimTx.immediate(Date.now());
+          row = write(() => claimTx.immediate(Date.now()));
+          idleMs = pollMs;
         } catch (e) {
-          o.onError?.(e, undefined);
+          report(e);
+          // The database refuses writes: back off instead of failing every poll.
+          idleMs = Math.min(Math.max(idleMs, pollMs) * 2, opts.maxBackoffMs ?? 10_000);
+          await sleep(idleMs, o.signal);
+          continue;
         }
         if (row === undefined) {
-          await sleep(opts.pollMs ?? 100, o.signal);
+          await sleep(pollMs, o.signal);
           continue;
         }
         const { id, deliveries } = row;
         const data = new Uint8Array(row.data);
+        const bury = (reason: string): void => {
+          try {
+            write(() => q.bury.run(reason, Date.now(), id));
+          } catch (e) {
+            report(e); // Still claimed: it reappears after the ack wait and is buried then.
+          }
+        };
         if (deliveries > maxDeliver) {
-          q.bury.run(
+          bury(
             `delivered ${deliveries - 1} times without being acknowledged (max_deliver ${maxDeliver})`,
-            Date.now(),
-            id,
           );
           continue;
         }
         const decoded = decodeCommand(data, maxBytes);
         if (!decoded.ok) {
-          q.bury.run(decoded.reason, Date.now(), id);
+          bury(decoded.reason);
           continue;
         }
+        const cmd = decoded.cmd;
+        let storeFailed = false;
         const ctl = {
           deliveries,
-          working: () => void q.touch.run(Date.now() + ackWait, id),
-          ack: async () => void q.ack.run(Date.now(), id),
-          nak: (delayMs = 0) => {
-            if (deliveries >= maxDeliver)
-              q.bury.run(`nak'ed on the last of ${maxDeliver} deliveries`, Date.now(), id);
-            else q.touch.run(Date.now() + delayMs, id);
+          working: () => {
+            try {
+              write(() => q.touch.run(Date.now() + ackWait, id));
+            } catch (e) {
+              report(e, cmd);
+            }
           },
-          deadLetter: async (reason: string) => void q.bury.run(reason, Date.now(), id),
+          ack: async () => void write(() => q.ack.run(Date.now(), id)),
+          nak: (delayMs = 0) => {
+            try {
+              if (storeFailed) write(() => q.refund.run(Date.now() + delayMs, id));
+              else if (deliveries >= maxDeliver)
+                write(() =>
+                  q.bury.run(`nak'ed on the last of ${maxDeliver} deliveries`, Date.now(), id),
+                );
+              else write(() => q.touch.run(Date.now() + delayMs, id));
+            } catch (e) {
+              report(e, cmd); // Still claimed: it reappears after the ack wait.
+            }
+          },
+          deadLetter: async (reason: string) =>
+            void write(() => q.bury.run(reason, Date.now(), id)),
           // Leave it claimed: it reappears after the ack wait unless its new holder acks it.
           release: () => undefined,
         };
-        const p = runHandler(handler, decoded.cmd, ctl, o.onError).finally(() =>
-          inFlight.delete(p),
-        );
+        const onError = (e: unknown, c: typeof cmd | undefined): void => {
+          if (isStoreUnavailable(asStoreFault(e, path))) storeFailed = true;
+          o.onError?.(e, c);
+        };
+        const p = runHandler(handler, cmd, ctl, onError)
+          .catch((e: unknown) => report(e, cmd))
+          .finally(() => inFlight.delete(p));
         inFlight.add(p);
       }
       await Promise.allSettled(inFlight);
     },
     async deadLetters(): Promise<DeadLetter[]> {
-      return q.dead.all().map((r) => ({
+      let rows;
+      try {
+        rows = q.dead.all();
+      } catch (e) {
+        throw asStoreFault(e, path);
+      }
+      return rows.map((r) => ({
         reason: r.dead_reason,
         subject: r.kind,
         data: new Uint8Array(r.data),

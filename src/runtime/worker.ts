@@ -1,7 +1,8 @@
 /**
  * The worker: takes start and resume commands from the bus, drives each run to a terminal or
  * parked state while heartbeating the command, acks only then, and dead-letters commands it can
- * never process. A periodic check re-queues runs that nobody has touched for too long.
+ * never process. A periodic check re-queues runs that nobody has touched for too long. While the
+ * store refuses writes (disk full, read-only, file gone) it takes no work and retries with backoff.
  */
 import type { CommandBus, CommandControl, Command } from '../bus/types.js';
 import { isUsageError, serializeError } from '../errors.js';
@@ -9,6 +10,7 @@ import { isTerminal } from '../machines/fold.js';
 import type { Runtime, RunResult } from './driver.js';
 import type { Logger } from './logger.js';
 import type { Prepared } from './prepare.js';
+import { probeWrite, StoreGate } from './storeGate.js';
 
 /** Options of {@link runWorker}. */
 export interface WorkerOptions {
@@ -27,6 +29,8 @@ export interface WorkerOptions {
   /** Called when a run starts or stops being driven here (for metrics and tests). */
   onRunStart?: (cmd: Command) => void;
   onRunEnd?: (r: RunResult | null, cmd: Command) => void;
+  /** Told when the store stops (true) and starts again (false) accepting writes. */
+  onStoreDown?: (down: boolean) => void;
 }
 
 /** Runs a worker until `signal` aborts; resolves once the runs in flight have stopped. */
@@ -35,6 +39,11 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
   const store = runtime.store;
   const inFlight = new Set<string>();
   const names = [...pipelines.keys()].join(', ') || '(none)';
+  const gate = new StoreGate({
+    logger,
+    probe: probeWrite(store.control),
+    ...(o.onStoreDown ? { onChange: o.onStoreDown } : {}),
+  });
 
   const drive = async (
     prepared: Prepared,
@@ -45,7 +54,15 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
     inFlight.add(cmd.runId);
     o.onRunStart?.(cmd);
     let result: RunResult | null = null;
-    const beat = setInterval(() => ctl.working(), o.heartbeatMs ?? 5_000);
+    const beat = setInterval(() => {
+      // A throw here would kill the process (it is a timer): a full disk must not.
+      try {
+        ctl.working();
+      } catch (e) {
+        if (!gate.report(e))
+          logger.error({ runId: cmd.runId, err: serializeError(e) }, 'heartbeat failed');
+      }
+    }, o.heartbeatMs ?? 5_000);
     try {
       const r = await go();
       result = r;
@@ -179,6 +196,7 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
   const strandedEvery = o.strandedCheckMs ?? 60_000;
   const strandedAfter = o.strandedAfterMs ?? 5 * 60_000;
   const check = async (): Promise<void> => {
+    if (gate.down) return;
     const stale = await store.log.listRuns({
       status: 'running',
       updatedBefore: Date.now() - strandedAfter,
@@ -200,30 +218,46 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
   const timer =
     strandedEvery > 0
       ? setInterval(() => {
-          check().catch((e: unknown) =>
-            logger.error({ err: serializeError(e) }, 'stranded check failed'),
-          );
+          check().catch((e: unknown) => {
+            if (!gate.report(e)) logger.error({ err: serializeError(e) }, 'stranded check failed');
+          });
         }, strandedEvery)
       : undefined;
   logger.info(
     { pipelines: names, concurrency: o.concurrency, decision: 'serve' },
     'worker started',
   );
+  const onError = (e: unknown, cmd: Command | undefined): void => {
+    const storeDown = gate.report(e);
+    if (storeDown && cmd === undefined) return; // A refused claim: the gate has said it.
+    logger[storeDown ? 'warn' : 'error'](
+      {
+        runId: cmd?.runId,
+        err: serializeError(e),
+        decision: 'nak',
+        reason: 'handler failed: the command will be delivered again',
+      },
+      'command failed',
+    );
+  };
   try {
-    await bus.consume(handle, {
-      concurrency: o.concurrency,
-      signal: o.signal,
-      onError: (e, cmd) =>
-        logger.error(
-          {
-            runId: cmd?.runId,
-            err: serializeError(e),
-            decision: 'nak',
-            reason: 'handler failed: the command will be delivered again',
-          },
-          'command failed',
-        ),
-    });
+    // Take work until the store refuses writes; then drain, probe with backoff, and go again.
+    while (!o.signal.aborted) {
+      const taking = new AbortController();
+      const stop = (): void => taking.abort();
+      o.signal.addEventListener('abort', stop, { once: true });
+      const off = gate.onDown(stop);
+      try {
+        await bus.consume(handle, { concurrency: o.concurrency, signal: taking.signal, onError });
+      } catch (e) {
+        if (!gate.report(e)) throw e;
+      } finally {
+        off();
+        o.signal.removeEventListener('abort', stop);
+      }
+      if (!gate.down) break;
+      await gate.recover(o.signal);
+    }
   } finally {
     if (timer) clearInterval(timer);
   }

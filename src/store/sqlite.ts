@@ -4,10 +4,11 @@
  * so two processes can never both extend one run.
  */
 import { mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import type Database from 'better-sqlite3';
 import { CorruptEventError, UsageError, VersionConflictError } from '../errors.js';
 import { NewEnvelope, StoredEnvelope, type RunStarted } from '../machines/events.js';
+import { asStoreFault, fileIdentity, openSqliteFile, type FileIdentity } from './sqliteFaults.js';
 import { sqliteLeases } from './sqliteLeases.js';
 import type {
   ControlStore,
@@ -16,6 +17,7 @@ import type {
   EventLog,
   ExpectedVersion,
   KillFlag,
+  LeaseStore,
   PositionedEnvelope,
   RunFilter,
   RunSummary,
@@ -29,6 +31,10 @@ export interface SqliteOptions {
   largePayloadBytes?: number;
   /** `NORMAL` (default: survives a process crash) or `FULL` (fsync per commit: survives power loss). */
   synchronous?: 'NORMAL' | 'FULL';
+  /** Open the file read-only (it must exist): for readers; any write fails with `E_STORE_READ_ONLY`. */
+  readonly?: boolean;
+  /** Called with the connection once it is set up: for PRAGMAs such as `max_page_count` (a size cap). */
+  connection?: (db: Database.Database) => void;
 }
 
 const SCHEMA = `
@@ -118,26 +124,68 @@ function parseStored(runId: string, seq: number, body: string): StoredEnvelope {
 
 const TERMINAL = new Set(['completed', 'failed', 'killed']);
 
-/** Opens (creating if needed) the SQLite store at `path` (`:memory:` for tests). */
-export function openSqliteStore(path: string, options: SqliteOptions = {}): Store {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-  let db: Database.Database;
-  try {
-    db = new Database(path);
-  } catch (e) {
-    throw new UsageError(
-      `cannot open the SQLite store at ${path}: ${(e as Error).message}; pass --store with a writable path`,
-      { cause: e },
-    );
+/** Names of the port methods that only read (every other method is checked as a write). */
+const READS = new Set([
+  'read',
+  'readAll',
+  'getRun',
+  'listRuns',
+  'loadSnapshot',
+  'getKills',
+  'getKill',
+  'getBreaker',
+  'holders',
+]);
+
+/**
+ * The port with its methods' whole-file SQLite faults turned into a StoreUnavailableError naming
+ * `path`, and each write followed by a check that `path` still names the file written to (else
+ * the write went to a deleted file nobody will read, and the caller must not count on it).
+ */
+function guarded<T extends object>(port: T, path: string, identity: FileIdentity): T {
+  const out: Record<string, unknown> = {};
+  for (const [name, f] of Object.entries(port)) {
+    if (typeof f !== 'function') {
+      out[name] = f;
+      continue;
+    }
+    const write = !READS.has(name);
+    out[name] = async (...args: unknown[]): Promise<unknown> => {
+      try {
+        const r: unknown = await (f as (...a: unknown[]) => Promise<unknown>).apply(port, args);
+        if (write) identity.check();
+        return r;
+      } catch (e) {
+        throw asStoreFault(e, path);
+      }
+    };
   }
-  db.pragma('journal_mode = WAL');
-  db.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
-  db.pragma('busy_timeout = 10000');
-  db.exec(SCHEMA);
-  // The claimer column came with run leases: add it to a store made before them.
-  const effectCols = db.prepare<[], { name: string }>('PRAGMA table_info(effects)').all();
-  if (!effectCols.some((c) => c.name === 'claimer'))
-    db.exec('ALTER TABLE effects ADD COLUMN claimer TEXT');
+  return out as T;
+}
+
+/**
+ * Opens (creating if needed) the SQLite store at `path` (`:memory:` for tests). A full disk, a
+ * read-only file, or the file deleted or replaced while open fail with a StoreUnavailableError
+ * (`E_STORE_FULL`, `E_STORE_READ_ONLY`, `E_STORE_GONE`) naming the path and the fix.
+ */
+export function openSqliteStore(path: string, options: SqliteOptions = {}): Store {
+  const readonly = options.readonly === true;
+  const db = openSqliteFile(
+    path,
+    (c) => {
+      if (!readonly) {
+        c.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
+        c.exec(SCHEMA);
+        // The claimer column came with run leases: add it to a store made before them.
+        const effectCols = c.prepare<[], { name: string }>('PRAGMA table_info(effects)').all();
+        if (!effectCols.some((col) => col.name === 'claimer'))
+          c.exec('ALTER TABLE effects ADD COLUMN claimer TEXT');
+      }
+      options.connection?.(c);
+    },
+    { readonly },
+  );
+  const identity = fileIdentity(path);
   const blobDir = path === ':memory:' ? null : `${path}.blobs`;
   const largeBytes = options.largePayloadBytes ?? 512 * 1024;
   /** Moves an oversized body to a file (written before the row that points to it). */
@@ -372,12 +420,19 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     },
   };
 
+  let leases: LeaseStore;
+  try {
+    leases = sqliteLeases(db);
+  } catch (e) {
+    db.close();
+    throw asStoreFault(e, path);
+  }
   return {
     kind: 'sqlite',
-    log,
-    ledger,
-    control,
-    leases: sqliteLeases(db),
+    log: guarded(log, path, identity),
+    ledger: guarded(ledger, path, identity),
+    control: guarded(control, path, identity),
+    leases: guarded(leases, path, identity),
     async close() {
       if (db.open) db.close();
     },
