@@ -8,6 +8,8 @@ import { UsageError } from '../errors.js';
 import { createAnthropicClient } from '../model/anthropic.js';
 import type { ModelClient } from '../model/types.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
+import { scrubText, secretsFromEnv } from '../runtime/redact.js';
+import { redactingStore } from '../store/redacting.js';
 import { openSqliteStore } from '../store/sqlite.js';
 import type { Store } from '../store/types.js';
 import type { BreakerConfig } from '../machines/breaker.js';
@@ -34,13 +36,25 @@ export function storeSpec(opts: GlobalOptions): string {
   return opts.store ?? process.env.PLUMBLINE_STORE ?? DEFAULT_STORE;
 }
 
-/** Opens the store named by a spec: a SQLite path, or a `nats://` URL for JetStream. */
+/** Store specs opened by this process, so that output scrubs their credentials too. */
+const openedSpecs = new Set<string>();
+
+/** The secret values the CLI scrubs everywhere: the environment's and the store specs' credentials. */
+export function cliSecrets(spec?: string): string[] {
+  return secretsFromEnv(process.env, [spec, ...openedSpecs]);
+}
+
+/**
+ * Opens the store named by a spec: a SQLite path, or a `nats://` URL for JetStream; what is
+ * written to it is scrubbed of {@link cliSecrets}.
+ */
 export async function openStore(spec: string): Promise<Store> {
+  openedSpecs.add(spec);
   if (/^(nats|tls|wss?):\/\//.test(spec)) {
     const { openJetStreamStoreFromUrl } = await import('./natsStore.js');
-    return openJetStreamStoreFromUrl(spec);
+    return redactingStore(await openJetStreamStoreFromUrl(spec), cliSecrets(spec));
   }
-  return openSqliteStore(spec);
+  return redactingStore(openSqliteStore(spec), cliSecrets(spec));
 }
 
 /** A model client from the environment: `ANTHROPIC_API_KEY`, and `ANTHROPIC_BASE_URL` if set. */
@@ -67,17 +81,18 @@ export function cliLogger(opts: GlobalOptions): Logger {
   return createLogger({
     ...(opts.logLevel !== undefined ? { level: opts.logLevel } : {}),
     redact: extra,
+    secrets: cliSecrets(storeSpec(opts)),
   });
 }
 
-/** Writes one line to stdout. */
+/** Writes one line to stdout, scrubbed of the environment's secrets. */
 export function out(line: string): void {
-  process.stdout.write(`${line}\n`);
+  process.stdout.write(`${scrubText(line, cliSecrets())}\n`);
 }
 
-/** Writes one JSON object as a line to stdout. */
+/** Writes one JSON object as a line to stdout, scrubbed of the environment's secrets. */
 export function outJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value)}\n`);
+  process.stdout.write(`${scrubText(JSON.stringify(value), cliSecrets())}\n`);
 }
 
 /** Parses `--input JSON` or `--input @file.json`. */

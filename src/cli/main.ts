@@ -6,6 +6,8 @@ import { Command, CommanderError, Option } from 'commander';
 import { isPlumblineError, isUsageError, serializeError } from '../errors.js';
 import type { RunStatus } from '../machines/events.js';
 import { registerCommands } from './commands.js';
+import { cliSecrets } from './context.js';
+import { scrubText } from '../runtime/redact.js';
 
 /** Exit code for a run status. */
 export function exitCodeFor(status: RunStatus): number {
@@ -46,6 +48,11 @@ export function buildProgram(box: ExitBox): Command {
 export async function main(argv: string[]): Promise<number> {
   const box: ExitBox = { code: 0 };
   const program = buildProgram(box);
+  // An error may quote a credential (a provider's message, a store URL): never print it.
+  const fail = (text: string): void => {
+    const spec = program.opts<{ store?: string }>().store;
+    process.stderr.write(`plumbline: ${scrubText(text, cliSecrets(spec))}\n`);
+  };
   try {
     await program.parseAsync(argv);
     return box.code;
@@ -60,15 +67,15 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     if (isUsageError(e)) {
-      process.stderr.write(`plumbline: ${e.message}\n`);
+      fail(e.message);
       return 2;
     }
     if (isPlumblineError(e)) {
-      process.stderr.write(`plumbline: ${e.message}\n`);
+      fail(e.message);
       return 1;
     }
     const err = serializeError(e);
-    process.stderr.write(`plumbline: unexpected ${err.name}: ${err.message}\n`);
+    fail(`unexpected ${err.name}: ${err.message}`);
     return 1;
   }
 }
