@@ -95,6 +95,11 @@ export const MachineEvent = z.discriminatedUnion('type', [
     usage: Usage.nullable().default(null),
     costUsd: z.number().nonnegative().default(0),
     durationMs: z.number().nonnegative().default(0),
+    /**
+     * The outcome is unknown (`kind: 'lost'`: the process died mid-call): `costUsd` is the
+     * attempt's reservation, not a billed amount.
+     */
+    unconfirmed: z.boolean().optional(),
   }),
   /** The backoff deadline passed: call again. */
   z.object({ type: z.literal('TIMER'), ...stepRef, at: z.number() }),

@@ -3,9 +3,10 @@
  * Every event is appended (with the state it leads to) before the run acts on it; a run is
  * rebuilt from its log by a pure fold, so any process can pick up where another died.
  */
+import { hostname } from 'node:os';
 import { ulid } from 'ulid';
 import { UsageError, isVersionConflict } from '../errors.js';
-import type { RunContext } from '../machines/context.js';
+import { attemptsOf, type RunContext } from '../machines/context.js';
 import type { MachineEvent, NewEnvelope, RunStatus, StoredEnvelope } from '../machines/events.js';
 import {
   initialSnapshot,
@@ -18,12 +19,14 @@ import {
 } from '../machines/fold.js';
 import { foldLog, foldTail, persistable, restore } from '../machines/replay.js';
 import type { ModelClient } from '../model/types.js';
-import type { Store } from '../store/types.js';
+import { leaseOwner, ownerIsDead } from '../store/leaseRules.js';
+import type { LeaseHolder, Store } from '../store/types.js';
 import { systemClock, type Clock } from './clock.js';
 import { describeDecision } from './decisions.js';
 import type { BreakerGate, DriverEnv, DriverHooks } from './env.js';
 import { execute, isInterrupt, UserCodeError } from './execute.js';
 import { KillWatcher } from './killWatch.js';
+import { LeaseKeeper, type HeldLease } from './leaseKeeper.js';
 import { silentLogger, truncate, type Logger } from './logger.js';
 import type { Prepared } from './prepare.js';
 
@@ -46,6 +49,20 @@ export interface RuntimeOptions {
   /** Called after every append (for `--json` output and progress lines). */
   onEvent?: (env: StoredEnvelope) => void;
   hooks?: DriverHooks;
+  /**
+   * How long a run's lease lasts without renewal (default 15 s; renewed every third of it).
+   * A process that dies is replaced at once on the same host (its pid is gone), after this
+   * long elsewhere; a live but silent one (a stop-the-world pause) loses the run after it.
+   */
+  leaseTtlMs?: number;
+  /** This runtime's lease owner id (default `host/pid/random`). */
+  owner?: string;
+  /**
+   * When another process holds a run's lease and is not known to be alive on this host:
+   * wait up to one TTL for it to expire before giving up (default true; workers say false
+   * and let the command come back instead).
+   */
+  waitForLease?: boolean;
 }
 
 /** Per-run limit overrides (`--budget-usd`, `--max-iterations`, `--deadline`). */
@@ -65,13 +82,24 @@ export interface RunResult {
   parked: RunContext['parked'];
   killed: RunContext['killed'];
   seq: number;
-  /** Set when this process stopped driving a run that is not finished. */
-  stopped?: 'fenced' | 'aborted';
+  /**
+   * Set when this process stopped driving a run that is not finished: `fenced` (its lease
+   * was lost or another process appended), `aborted` (the caller's signal), `leased` (another
+   * process holds the run's lease: it drives the run, this one did nothing).
+   */
+  stopped?: 'fenced' | 'aborted' | 'leased';
+  /** Who holds the lease, when `stopped` is `leased`. */
+  holder?: LeaseHolder;
 }
 
 const DEFAULT_MAX_ITERATIONS = 50;
 
-function resultOf(snap: RunSnapshot, seq: number, stopped?: RunResult['stopped']): RunResult {
+function resultOf(
+  snap: RunSnapshot,
+  seq: number,
+  stopped?: RunResult['stopped'],
+  holder?: LeaseHolder,
+): RunResult {
   const c = snap.context;
   return {
     runId: c.runId,
@@ -83,6 +111,48 @@ function resultOf(snap: RunSnapshot, seq: number, stopped?: RunResult['stopped']
     killed: c.killed,
     seq,
     ...(stopped !== undefined ? { stopped } : {}),
+    ...(holder !== undefined ? { holder } : {}),
+  };
+}
+
+/** True when `holder` is a live process on this host (its pid exists): no point waiting. */
+function isLocalAndAlive(holder: LeaseHolder): boolean {
+  const [host, pid] = holder.owner.split('/');
+  return host === hostname() && Number(pid) > 0 && !ownerIsDead(holder.owner);
+}
+
+/**
+ * The event that records a model call lost with the process that made it: a run rebuilt in
+ * `calling` (its ATTEMPT the last event) — or null when the run is anywhere else.
+ */
+function lostCallEvent(
+  snap: RunSnapshot,
+  last: StoredEnvelope | undefined,
+  steps: ReadonlyMap<string, { kind: string; name: string }>,
+  now: number,
+): MachineEvent | null {
+  if (statusOf(snap) !== 'running') return null;
+  const where = phaseOf(snap);
+  if (where === null || where.phase !== 'calling' || steps.get(where.step)?.kind !== 'llm')
+    return null;
+  const attempt = last?.event.type === 'ATTEMPT' ? last.event : null;
+  return {
+    type: 'MODEL_ERROR',
+    step: where.step,
+    attempt: Math.max(1, attemptsOf(snap.context, where.step).calls),
+    requestId: null,
+    model: attempt?.model ?? 'unknown',
+    status: null,
+    kind: 'lost',
+    retryable: true,
+    message:
+      'the process that made this call stopped before recording its outcome: unknown whether the provider billed it, counted at its reservation (unconfirmed)',
+    delayMs: 0,
+    retryAt: now,
+    usage: null,
+    costUsd: attempt?.estimate.usd ?? 0,
+    durationMs: 0,
+    unconfirmed: true,
   };
 }
 
@@ -94,6 +164,8 @@ export class Runtime {
   private readonly logger: Logger;
   private modelClient: ModelClient | undefined;
   private readonly kills: KillWatcher;
+  /** The run leases this runtime holds: one driver per run. */
+  readonly leases: LeaseKeeper;
 
   constructor(opts: RuntimeOptions) {
     this.opts = opts;
@@ -102,6 +174,62 @@ export class Runtime {
     this.logger = opts.logger ?? silentLogger;
     this.modelClient = opts.model;
     this.kills = new KillWatcher(opts.store.control, opts.killPollMs ?? 200);
+    this.leases = new LeaseKeeper(
+      opts.store.leases,
+      opts.owner ?? leaseOwner(),
+      opts.leaseTtlMs ?? 15_000,
+      this.logger,
+    );
+  }
+
+  /**
+   * Takes the run's lease. When another process holds it and is not a live process on this
+   * host, waits (once, up to a TTL) for it to expire if `waitForLease` allows.
+   */
+  private async takeLease(
+    runId: string,
+  ): Promise<{ ok: true; held: HeldLease } | { ok: false; holder: LeaseHolder }> {
+    let r = await this.leases.take(runId);
+    if (!r.ok && this.opts.waitForLease !== false && !isLocalAndAlive(r.holder)) {
+      this.logger.info(
+        {
+          runId,
+          decision: 'wait',
+          reason: `lease held by ${r.holder.owner} (token ${r.holder.token}): waiting ${Math.ceil(r.retryInMs / 1000)} s to see whether it renews`,
+        },
+        'waiting for lease',
+      );
+      await new Promise((res) => setTimeout(res, r.ok ? 0 : r.retryInMs + 50));
+      r = await this.leases.take(runId);
+    }
+    if (r.ok) return r;
+    this.logger.info(
+      {
+        runId,
+        decision: 'leave',
+        reason: `driven by ${r.holder.owner} (lease token ${r.holder.token}): not driving it here`,
+      },
+      'run leased elsewhere',
+    );
+    return { ok: false, holder: r.holder };
+  }
+
+  /** Runs `f` under the run's lease, or returns the run as it stands, `stopped: 'leased'`. */
+  private async underLease(
+    prepared: Prepared,
+    runId: string,
+    f: (held: HeldLease) => Promise<RunResult>,
+  ): Promise<RunResult> {
+    const t = await this.takeLease(runId);
+    if (!t.ok) {
+      const { snapshot, seq } = await this.rebuild(prepared, runId);
+      return resultOf(snapshot, seq, 'leased', t.holder);
+    }
+    try {
+      return await f(t.held);
+    } finally {
+      await this.leases.release(t.held);
+    }
   }
 
   private model(): ModelClient {
@@ -123,7 +251,19 @@ export class Runtime {
   ): Promise<RunResult> {
     // Drive from the state just recorded: no need to read the log back.
     const { runId, snapshot } = await this.createRun(prepared, args);
-    return this.driveFrom(prepared, runId, { snapshot, seq: 1, last: undefined }, args.signal);
+    const t = await this.leases.take(runId);
+    if (!t.ok) return resultOf(snapshot, 1, 'leased', t.holder);
+    try {
+      return await this.driveFrom(
+        prepared,
+        runId,
+        { snapshot, seq: 1, last: undefined },
+        t.held,
+        args.signal,
+      );
+    } finally {
+      await this.leases.release(t.held);
+    }
   }
 
   /** Validates the input and records `run.started` without driving; returns the run id. */
@@ -231,20 +371,47 @@ export class Runtime {
     return { snapshot: folded.snapshot, seq: folded.seq, last: events[events.length - 1] };
   }
 
-  /** Drives a run from wherever its log says it is, until it is terminal or parked. */
+  /**
+   * Drives a run from wherever its log says it is, until it is terminal or parked — under the
+   * run's lease: when another live process holds it, nothing is done (`stopped: 'leased'`).
+   */
   async drive(
     prepared: Prepared,
     runId: string,
     signal: AbortSignal = new AbortController().signal,
   ): Promise<RunResult> {
-    return this.driveFrom(prepared, runId, await this.rebuild(prepared, runId), signal);
+    return this.underLease(prepared, runId, async (held) =>
+      this.driveFrom(prepared, runId, await this.rebuild(prepared, runId), held, signal),
+    );
   }
 
   private async driveFrom(
     prepared: Prepared,
     runId: string,
     rebuilt: { snapshot: RunSnapshot; seq: number; last: StoredEnvelope | undefined },
-    signal: AbortSignal = new AbortController().signal,
+    held: HeldLease,
+    callerSignal: AbortSignal = new AbortController().signal,
+  ): Promise<RunResult> {
+    // One signal for the drive: the caller's abort or the lease lost.
+    const ac = new AbortController();
+    const onAbort = (): void => ac.abort();
+    callerSignal.addEventListener('abort', onAbort, { once: true });
+    held.lost.addEventListener('abort', onAbort, { once: true });
+    if (callerSignal.aborted || held.lost.aborted) ac.abort();
+    try {
+      return await this.driveLeased(prepared, runId, rebuilt, held, ac.signal);
+    } finally {
+      callerSignal.removeEventListener('abort', onAbort);
+      held.lost.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private async driveLeased(
+    prepared: Prepared,
+    runId: string,
+    rebuilt: { snapshot: RunSnapshot; seq: number; last: StoredEnvelope | undefined },
+    lease: HeldLease,
+    signal: AbortSignal,
   ): Promise<RunResult> {
     let { snapshot, seq } = rebuilt;
     const last = rebuilt.last;
@@ -260,6 +427,7 @@ export class Runtime {
       kills: this.kills,
       logMaxChars: this.opts.logMaxChars ?? 500,
       lastEffectKey: last?.event.type === 'EFFECT_STARTED' ? last.event.key : null,
+      lease: lease.lease,
       ...(this.opts.hooks !== undefined ? { hooks: this.opts.hooks } : {}),
     };
     const steps = new Map(prepared.pipeline.steps.map((s) => [s.name, s]));
@@ -303,7 +471,19 @@ export class Runtime {
       if (why !== undefined) return resultOf(durable.snapshot, durable.seq, why);
       return resultOf(snapshot, seq);
     };
+    // A run rebuilt in `calling` lost its call with the process that made it (this runtime
+    // holds the lease now): record the unknown outcome at its reservation, so the caps, the
+    // budget and the cost see it, and a new ATTEMPT goes through the limits again.
+    const lostCall = lostCallEvent(snapshot, last, steps, this.clock.now());
+    if (lostCall !== null) {
+      const next = foldStep(prepared.machine, snapshot, lostCall);
+      if (next !== snapshot) {
+        held.push({ event: lostCall, next });
+        snapshot = next;
+      }
+    }
     for (;;) {
+      if (lease.lost.aborted) return stop('fenced');
       if (statusOf(snapshot) !== 'running') return stop();
       if (signal.aborted) {
         if ((await flush()) === 'fenced') return stop('fenced');
@@ -317,6 +497,9 @@ export class Runtime {
         throw new Error(
           `internal: run ${runId} is in an unknown state ${JSON.stringify(snapshot.value)}`,
         );
+      // A call or an effect happens only under the run's lease, checked right before it (and
+      // renewed first when its last renewal is old: after a long pause it may be gone).
+      if (!(await this.leases.ensure(lease))) return stop('fenced');
       let outcome;
       try {
         outcome = await execute(env, stepDef, where.phase, snapshot, signal);
@@ -328,6 +511,7 @@ export class Runtime {
         outcome = { type: 'STEP_FAILED' as const, step: stepDef.name, message: e.message };
       }
       if (isInterrupt(outcome)) {
+        if (outcome.interrupt === 'fenced' || lease.lost.aborted) return stop('fenced');
         if ((await flush()) === 'fenced') return stop('fenced');
         durable.snapshot = snapshot;
         durable.seq = seq;
@@ -462,14 +646,18 @@ export class Runtime {
     raise: LimitOverrides = {},
     signal?: AbortSignal,
   ): Promise<RunResult> {
-    const { snapshot, seq } = await this.rebuild(prepared, runId);
-    const kill = await this.store.control.getKill(runId);
-    if (kill !== undefined && statusOf(snapshot) !== 'killed') {
-      const next = foldStep(prepared.machine, snapshot, { type: 'KILL', reason: kill.reason });
-      const s = await this.appendEvent(runId, seq, { type: 'KILL', reason: kill.reason }, next);
-      return resultOf(next, s);
-    }
-    if (statusOf(snapshot) === 'parked') {
+    return this.underLease(prepared, runId, async (lease) => {
+      const rebuilt = await this.rebuild(prepared, runId);
+      const { snapshot, seq } = rebuilt;
+      const kill = await this.store.control.getKill(runId);
+      if (kill !== undefined && !isTerminal(statusOf(snapshot))) {
+        const next = foldStep(prepared.machine, snapshot, { type: 'KILL', reason: kill.reason });
+        const s = await this.appendEvent(runId, seq, { type: 'KILL', reason: kill.reason }, next);
+        this.logDecision(prepared, runId, s, { type: 'KILL', reason: kill.reason }, next);
+        return resultOf(next, s);
+      }
+      if (statusOf(snapshot) !== 'parked')
+        return this.driveFrom(prepared, runId, rebuilt, lease, signal);
       const event: MachineEvent = {
         type: 'RESUME',
         budgetUsd: raise.budgetUsd ?? null,
@@ -477,10 +665,16 @@ export class Runtime {
         deadlineAt: raise.deadlineMs !== undefined ? this.clock.now() + raise.deadlineMs : null,
       };
       const next = foldStep(prepared.machine, snapshot, event);
-      await this.appendEvent(runId, seq, event, next);
-      this.logDecision(prepared, runId, seq + 1, event, next);
-    }
-    return this.drive(prepared, runId, signal);
+      const s = await this.appendEvent(runId, seq, event, next);
+      this.logDecision(prepared, runId, s, event, next);
+      return this.driveFrom(
+        prepared,
+        runId,
+        { snapshot: next, seq: s, last: undefined },
+        lease,
+        signal,
+      );
+    });
   }
 
   /**
@@ -499,28 +693,31 @@ export class Runtime {
       throw new UsageError(`unknown run id '${runId}': list runs with \`plumbline runs\``);
     await this.store.control.setKill({ runId, reason, at: this.clock.now() });
     if (isTerminal(run.status)) return run.status;
-    if (run.status === 'running') {
-      const until = Date.now() + graceMs;
-      while (Date.now() < until) {
-        await new Promise((r) => setTimeout(r, 100));
-        const now = await this.store.log.getRun(runId);
-        if (now !== undefined && now.status !== 'running') return now.status;
-      }
-    }
-    if (prepared === undefined) return run.status;
-    for (let i = 0; i < 3; i++) {
-      const { snapshot, seq } = await this.rebuild(prepared, runId);
-      if (statusOf(snapshot) === 'killed' || isTerminal(statusOf(snapshot)))
-        return statusOf(snapshot);
-      const next = foldStep(prepared.machine, snapshot, { type: 'KILL', reason });
+    const recordHere = async (): Promise<RunStatus | null> => {
+      if (prepared === undefined) return null;
+      // Only under the run's lease: a process driving the run records KILL itself.
+      const t = await this.leases.take(runId);
+      if (!t.ok) return null;
       try {
-        await this.appendEvent(runId, seq, { type: 'KILL', reason }, next);
-        this.logDecision(prepared, runId, seq + 1, { type: 'KILL', reason }, next);
+        const { snapshot, seq } = await this.rebuild(prepared, runId);
+        if (isTerminal(statusOf(snapshot))) return statusOf(snapshot);
+        const next = foldStep(prepared.machine, snapshot, { type: 'KILL', reason });
+        const s = await this.appendEvent(runId, seq, { type: 'KILL', reason }, next);
+        this.logDecision(prepared, runId, s, { type: 'KILL', reason }, next);
         return 'killed';
-      } catch (e) {
-        if (!isVersionConflict(e)) throw e;
+      } finally {
+        await this.leases.release(t.held);
       }
+    };
+    const here = await recordHere();
+    if (here !== null) return here;
+    const until = Date.now() + graceMs;
+    while (Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 100));
+      const now = await this.store.log.getRun(runId);
+      if (now !== undefined && now.status !== 'running' && now.status !== 'parked')
+        return now.status;
     }
-    return (await this.store.log.getRun(runId))?.status ?? run.status;
+    return (await recordHere()) ?? (await this.store.log.getRun(runId))?.status ?? run.status;
   }
 }

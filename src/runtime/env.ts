@@ -2,7 +2,7 @@
  * What the driver works with for one run: the store, the model, the clock, the breakers.
  */
 import type { ModelClient } from '../model/types.js';
-import type { Store } from '../store/types.js';
+import type { Lease, Store } from '../store/types.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
 import type { Prepared } from './prepare.js';
@@ -38,5 +38,7 @@ export interface DriverEnv {
   kills: KillWatcher;
   /** The key recorded by the last EFFECT_STARTED of this run (the running effect's key). */
   lastEffectKey: string | null;
+  /** The run's lease this driver holds (effects are claimed under it). */
+  lease: Lease;
   hooks?: DriverHooks;
 }

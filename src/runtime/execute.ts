@@ -11,6 +11,7 @@ import type { EffectStep, LlmStep, Step, TransformStep } from '../machines/pipel
 import { costUsd, worstCaseUsd } from '../model/cost.js';
 import { reserveInputTokens } from '../model/reserve.js';
 import { retryDelayMs } from '../model/retry.js';
+import { claimerToken, leaseClaimer } from '../store/leaseRules.js';
 import { judgeOutput } from '../model/structured.js';
 import type { ClassifiedError } from '../model/types.js';
 import { buildRequest, stepContext } from './request.js';
@@ -34,7 +35,11 @@ function user<T>(step: string, f: () => T): T {
 }
 
 /** Why the driver stopped before an event could be produced. */
-export type Interrupt = { interrupt: 'killed'; reason: string } | { interrupt: 'aborted' };
+export type Interrupt =
+  | { interrupt: 'killed'; reason: string }
+  | { interrupt: 'aborted' }
+  /** Another driver holds the run now: stop without recording anything. */
+  | { interrupt: 'fenced' };
 
 type Outcome = MachineEvent | Interrupt;
 
@@ -226,7 +231,24 @@ async function effectPhase(
     if (key === null)
       throw new Error(`internal: effect ${step.name} running without a recorded key`);
     const started = env.clock.now();
-    const claim = await env.store.ledger.claim(ctx.runId, step.name, key, started);
+    const claimer = leaseClaimer(env.lease);
+    const claim = await env.store.ledger.claim(ctx.runId, step.name, key, started, claimer);
+    if (claim.status === 'unrecorded' && claimerToken(claim.claimer) > env.lease.token)
+      // Claimed under a newer lease than ours: another driver has the run now.
+      return { interrupt: 'fenced' };
+    if (claim.status === 'unrecorded')
+      // Claimed under an older lease whose holder is gone (this driver holds the run's lease):
+      // the effect may or may not have happened — at least once, across a crash only.
+      env.logger.warn(
+        {
+          runId: ctx.runId,
+          step: step.name,
+          key,
+          decision: 'rerun',
+          reason: `claimed by ${claim.claimer ?? 'a driver from before leases'} who stopped before recording it`,
+        },
+        'effect claimed but never recorded: running it again',
+      );
     if (claim.status === 'done') {
       return {
         type: 'EFFECT_DONE',
