@@ -1,11 +1,14 @@
 /**
  * The {@link ModelClient} over the real Anthropic SDK: one `messages.create` per call, SDK
- * retries off (plumbline owns retries), every failure returned as a classified outcome.
+ * retries off (plumbline owns retries), every failure returned as a classified outcome; input
+ * tokens counted with `messages.countTokens` (cached per request) for the budget.
  */
+import { createHash } from 'node:crypto';
 import Anthropic from '@anthropic-ai/sdk';
 import { classifyError } from './classify.js';
 import { usageFromApi } from './cost.js';
-import { buildParams, type CreateParams } from './params.js';
+import { Lru } from './lru.js';
+import { buildParams, countParams, type CreateParams } from './params.js';
 import { redactValue, secretValues } from '../runtime/redact.js';
 import type { ClassifiedError, ModelClient, ModelOutcome, ModelRequest } from './types.js';
 
@@ -22,11 +25,23 @@ export interface AnthropicClientOptions {
   timeoutMs?: number;
   /** Clock for `durationMs` and for resolving an HTTP-date `retry-after`. */
   clock?: { now(): number };
+  /**
+   * Count input tokens with `messages.countTokens` before each call, so the budget reserves the
+   * count instead of the byte bound. Default: on against `https://api.anthropic.com`, off against
+   * any other base URL (a proxy or a fake may not serve the count endpoint).
+   */
+  countTokens?: boolean;
+  /** How many distinct requests' counts are kept (default 1,000); a retry or re-ask of the same request is not counted again. */
+  tokenCountCacheSize?: number;
 }
 
 type Message = Anthropic.Message & { _request_id?: string | null };
 
 const DEFAULT_TIMEOUT_MS = 10 * 60 * 1000;
+/** A count that takes longer than this is abandoned and the byte bound reserved instead. */
+const COUNT_TIMEOUT_MS = 30_000;
+const DEFAULT_COUNT_CACHE_SIZE = 1_000;
+const ANTHROPIC_API = 'https://api.anthropic.com';
 
 // Kept importable from here, where it used to live.
 export { buildParams } from './params.js';
@@ -45,8 +60,42 @@ export function createAnthropicClient(opts: AnthropicClientOptions = {}): ModelC
     maxRetries: 0,
     timeout: wholeMs(defaultTimeoutMs),
   });
+  const counting = opts.countTokens ?? sdk.baseURL.replace(/\/+$/, '') === ANTHROPIC_API;
+  const counts = new Lru<Promise<number | null>>(
+    opts.tokenCountCacheSize ?? DEFAULT_COUNT_CACHE_SIZE,
+  );
+
+  /** Counts with the API once per distinct body: concurrent and later asks share the answer. */
+  const countTokens = (request: ModelRequest, signal?: AbortSignal): Promise<number | null> => {
+    let params: Anthropic.MessageCountTokensParams;
+    try {
+      params = countParams(request);
+    } catch {
+      return Promise.resolve(null);
+    }
+    const key = createHash('sha256').update(JSON.stringify(params)).digest('hex');
+    const cached = counts.get(key);
+    if (cached !== undefined) return cached;
+    const timeout = Math.min(COUNT_TIMEOUT_MS, wholeMs(request.timeoutMs ?? defaultTimeoutMs));
+    const counted: Promise<number | null> = sdk.messages
+      .countTokens(params, { ...(signal !== undefined ? { signal } : {}), timeout })
+      .then(
+        (r) =>
+          Number.isSafeInteger(r.input_tokens) && r.input_tokens >= 0 ? r.input_tokens : null,
+        () => null,
+      )
+      .then((n) => {
+        // A failure is not cached: the next ask tries again.
+        if (n === null) counts.deleteIf(key, counted);
+        return n;
+      });
+    counts.set(key, counted);
+    return counted;
+  };
+
   // Nothing that crosses this boundary (an error message, a body) may carry the credential.
   return scrubbed(secretValues([sdk.apiKey, sdk.authToken]), {
+    ...(counting ? { countTokens } : {}),
     async call(request: ModelRequest, signal: AbortSignal): Promise<ModelOutcome> {
       const started = clock.now();
       const elapsed = () => Math.max(0, clock.now() - started);

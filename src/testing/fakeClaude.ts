@@ -46,6 +46,22 @@ export interface FakeClaudeOptions {
   usage?: FakeUsage;
   /** Port to listen on (default: a random free port). */
   port?: number;
+  /**
+   * The `input_tokens` answered by `POST /v1/messages/count_tokens` for a body (default: the
+   * `usage.input_tokens` of the answers). {@link countByBytes} counts like a dense tokenizer.
+   */
+  countTokens?: (body: Record<string, unknown>) => number;
+}
+
+/**
+ * A token count of half the UTF-8 bytes of the request's text (system, messages, tools, output
+ * format), rounded up: what a fake counter may answer.
+ * @example await startFakeClaude({ countTokens: countByBytes });
+ */
+export function countByBytes(body: Record<string, unknown>): number {
+  const { system, messages, tools, output_config } = body;
+  const text = JSON.stringify([system ?? null, messages ?? [], tools ?? [], output_config ?? {}]);
+  return Math.ceil(Buffer.byteLength(text, 'utf8') / 2);
 }
 
 /**
@@ -115,7 +131,8 @@ export async function startFakeClaude(opts: FakeClaudeOptions = {}): Promise<Fak
       };
       requests.push(req);
       if (req.method === 'POST' && path === '/v1/messages/count_tokens') {
-        send(res, 200, { input_tokens: usage.input_tokens }, {});
+        const counted = opts.countTokens ? opts.countTokens(body) : usage.input_tokens;
+        send(res, 200, { input_tokens: counted }, {});
       } else if (req.method === 'POST' && path === '/v1/messages') {
         perform(nextAction(req), req, res);
       } else {

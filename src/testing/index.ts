@@ -1,7 +1,7 @@
 /**
  * Test helpers for plumbline users: a fake Claude over HTTP and schema samples.
  */
-export { startFakeClaude } from './fakeClaude.js';
+export { countByBytes, startFakeClaude } from './fakeClaude.js';
 export type { FakeClaude, FakeClaudeOptions, FakeRequest, FakeScript } from './fakeClaude.js';
 export type { FakeAction, FakeUsage } from './fakeResponses.js';
 export { sampleFromSchema } from './schemaSample.js';
