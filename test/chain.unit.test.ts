@@ -64,7 +64,7 @@ describe('checkChain', () => {
   it('names a deleted event, even with seqs renumbered', () => {
     const chained = stored(link(log(6), GENESIS, 1));
     const gap = [...chained.slice(0, 3), ...chained.slice(4)];
-    expect(checkChain(gap)).toMatchObject({ ok: false, seq: 5, reason: /event 4 is missing/ });
+    expect(checkChain(gap)).toMatchObject({ ok: false, seq: 4, reason: /event 4 is missing/ });
     const renumbered = gap.map((e, i) => ({ ...e, seq: i + 1 }));
     expect(checkChain(renumbered)).toMatchObject({ ok: false, seq: 4 });
   });

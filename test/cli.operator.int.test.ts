@@ -78,7 +78,7 @@ describe('verify', () => {
       expect(r.code, r.stderr).toBe(0);
       const ok = await plumbline(['verify', '--all', '--store', h.dbPath]);
       expect(ok.code, ok.stdout + ok.stderr).toBe(0);
-      expect(ok.stdout).toMatch(/ok\s+v-1 \(stubborn\): all 3 recorded states match/);
+      expect(ok.stdout).toMatch(/^1 of 1 runs verified$/m);
       writeFileSync(file, readFileSync(file, 'utf8').replace("name: 'ask'", "name: 'question'"));
       const bad = await plumbline(['verify', 'v-1', '--store', h.dbPath, '--json']);
       expect(bad.code).toBe(1);
@@ -92,7 +92,9 @@ describe('verify', () => {
       expect(v.message).toMatch(/machine hash changed \(recorded \w+, now \w+\)/);
       const text = await plumbline(['verify', '--all', '--store', h.dbPath]);
       expect(text.code).toBe(1);
-      expect(text.stdout).toMatch(/FAIL v-1 \(stubborn\): .*first mismatching seq 1/);
+      expect(text.stdout).toMatch(
+        /^v-1\s+stubborn\s+1\s+machine hash changed .*first mismatching seq 1/m,
+      );
     } finally {
       const { rmSync } = await import('node:fs');
       rmSync(file, { force: true });

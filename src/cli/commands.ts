@@ -312,14 +312,25 @@ export function registerCommands(program: Command, box: ExitBox): void {
     .description('spend from the log: totals by pipeline, model or day')
     .option('--by <key>', 'pipeline | model | day', 'pipeline')
     .option('--json', 'one JSON object per row')
-    .addHelpText('after', '\nExample:\n  plumbline cost --by model')
+    .addHelpText(
+      'after',
+      '\nRuns whose log cannot be read are left out and named on stderr (exit 1).\n\nExample:\n  plumbline cost --by model',
+    )
     .action(async (o: { by?: string; json?: boolean }, cmd: Command) => {
       const by = o.by ?? 'pipeline';
       if (!['pipeline', 'model', 'day'].includes(by))
         throw new UsageError(`--by ${by}: use pipeline, model or day`);
       const store = await openStore(storeSpec(globals(cmd)));
       try {
-        const rows = await costReport(store, by as 'pipeline' | 'model' | 'day');
+        const { rows, skipped } = await costReport(store, by as 'pipeline' | 'model' | 'day');
+        for (const r of skipped)
+          process.stderr.write(`plumbline: cost: skipped run ${r.runId}: ${r.reason}\n`);
+        if (skipped.length > 0) {
+          process.stderr.write(
+            `plumbline: cost: ${skipped.length} unreadable run(s) left out of the totals; \`plumbline verify --all\` names them all\n`,
+          );
+          box.code = 1;
+        }
         if (o.json) rows.forEach((r) => outJson(r));
         else {
           out(

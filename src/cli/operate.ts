@@ -20,8 +20,11 @@ import {
 import { pathOfSteps, resultLine, runRow } from './format.js';
 import { exitCodeFor, type ExitBox } from './main.js';
 import { pipelineForRun, pipelinesFrom } from './pipelines.js';
-import { verifyRun } from './verify.js';
+import { failureTable, verifyMany } from './verify.js';
 import { watch } from './watch.js';
+
+/** `verify` on a TTY: a progress line on stderr every this many runs. */
+const VERIFY_PROGRESS_EVERY = 50;
 
 /** Flags of `viz`. */
 interface VizFlags {
@@ -122,10 +125,13 @@ export function registerOperatorCommands(program: Command, box: ExitBox): void {
       '--pipelines <paths...>',
       'pipeline files or directories (default: the module recorded with each run)',
     )
-    .option('--json', 'one JSON object per run')
+    .option('--json', 'one JSON object per failing run (nothing else on stdout)')
     .addHelpText(
       'after',
-      '\nExample (CI, before a deploy):\n  plumbline verify --all --pipelines pipelines/',
+      '\nChecks per run: the log reads back, its hash chain is unbroken, costs match usage and prices,\n' +
+        "valid model outputs match their step's schema, today's code folds to the recorded states.\n" +
+        'Ends with a table of the failing runs (run, seq, reason); exit 1 if any failed.\n' +
+        '\nExample (CI, before a deploy):\n  plumbline verify --all --pipelines pipelines/',
     )
     .action(
       async (
@@ -138,20 +144,24 @@ export function registerOperatorCommands(program: Command, box: ExitBox): void {
         const store = await openStore(storeSpec(globals(cmd)));
         try {
           const given = await pipelinesFrom(o.pipelines);
-          const runIds = o.all ? (await store.log.listRuns()).map((r) => r.runId) : ids;
+          const tty = process.stderr.isTTY === true;
           let bad = 0;
-          for (const id of runIds) {
-            if ((await store.log.getRun(id)) === undefined)
-              throw new UsageError(`unknown run id '${id}': list runs with \`plumbline runs\``);
-            const v = await verifyRun(store, id, given);
+          const results = await verifyMany(store, o.all ? null : ids, given, (v, done, total) => {
             if (!v.ok) bad += 1;
-            if (o.json) outJson(v);
-            else out(`${v.ok ? 'ok  ' : 'FAIL'} ${id} (${v.pipeline}): ${v.message}`);
-          }
-          if (!o.json)
+            if (!o.json && !o.all)
+              out(`${v.ok ? 'ok  ' : 'FAIL'} ${v.runId} (${v.pipeline}): ${v.message}`);
+            if (tty && (done % VERIFY_PROGRESS_EVERY === 0 || done === total))
+              process.stderr.write(
+                `\r\x1b[2Kverified ${done} of ${total} runs, ${bad} failed${done === total ? '\n' : ''}`,
+              );
+          });
+          if (o.json) results.filter((v) => !v.ok).forEach((v) => outJson(v));
+          else {
             out(
-              `${runIds.length - bad} of ${runIds.length} runs verified${bad ? `, ${bad} no longer match` : ''}`,
+              `${results.length - bad} of ${results.length} runs verified${bad ? `, ${bad} failed:` : ''}`,
             );
+            failureTable(results).forEach((l) => out(l));
+          }
           box.code = bad > 0 ? 1 : 0;
         } finally {
           await store.close();

@@ -4,6 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { UsageError } from '../errors.js';
+import type { RunStarted } from '../machines/events.js';
 import { startedOf } from '../machines/replay.js';
 import { loadPipeline, loadPipelines } from '../runtime/load.js';
 import type { Prepared } from '../runtime/prepare.js';
@@ -23,7 +24,15 @@ export async function pipelineForRun(
   given: Map<string, Prepared>,
 ): Promise<Prepared> {
   const head = await store.log.read(runId, 1);
-  const { started } = startedOf(runId, head.slice(0, 1));
+  return pipelineForStarted(runId, startedOf(runId, head.slice(0, 1)).started, given);
+}
+
+/** The prepared pipeline for a run whose `run.started` event is already read. */
+export async function pipelineForStarted(
+  runId: string,
+  started: RunStarted,
+  given: Map<string, Prepared>,
+): Promise<Prepared> {
   const fromFlag = given.get(started.pipeline);
   if (fromFlag !== undefined) return fromFlag;
   if (started.module === null || !existsSync(started.module)) {

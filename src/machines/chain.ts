@@ -81,9 +81,10 @@ export function checkChain(envelopes: readonly Chainable[]): ChainCheck {
   let before: Chainable | undefined;
   for (const env of envelopes) {
     if (before !== undefined && env.seq !== before.seq + 1) {
+      const missing = env.seq > before.seq;
       return fail(
-        env.seq,
-        `seq ${env.seq} follows seq ${before.seq}: ${env.seq > before.seq ? `event ${before.seq + 1} is missing` : 'out of order'}`,
+        missing ? before.seq + 1 : env.seq,
+        `seq ${env.seq} follows seq ${before.seq}: ${missing ? `event ${before.seq + 1} is missing` : 'out of order'}`,
       );
     }
     if (env.prev === undefined) {
