@@ -7,6 +7,7 @@
 import type { CommandBus, CommandControl, Command } from '../bus/types.js';
 import { isUsageError, serializeError } from '../errors.js';
 import { isTerminal } from '../machines/fold.js';
+import { LeaseObserver, leaseIsLive } from '../store/leaseRules.js';
 import type { Runtime, RunResult } from './driver.js';
 import type { Logger } from './logger.js';
 import type { Prepared } from './prepare.js';
@@ -24,7 +25,10 @@ export interface WorkerOptions {
   heartbeatMs?: number;
   /** How often to look for stranded runs (0 disables; default 60 s). */
   strandedCheckMs?: number;
-  /** A running run untouched this long is stranded (default 5 min: longer than any backoff). */
+  /**
+   * A running run untouched this long whose lease has lapsed (or was never taken) is stranded
+   * and re-queued (default 60 s). A run whose driver is alive keeps its lease, however slow.
+   */
   strandedAfterMs?: number;
   /** Called when a run starts or stops being driven here (for metrics and tests). */
   onRunStart?: (cmd: Command) => void;
@@ -69,6 +73,20 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
       if (r.stopped === 'aborted') {
         // Shutting down: let another worker take it at once.
         ctl.nak(0);
+        return;
+      }
+      if (r.stopped === 'leased') {
+        // Another live process drives it (it waited out one TTL and saw it renewed): that
+        // process owns the run; if it dies, its lease lapses and the stranded check re-queues it.
+        logger.info(
+          {
+            runId: cmd.runId,
+            decision: 'ack',
+            reason: `driven by ${r.holder?.owner ?? 'another process'} (lease token ${r.holder?.token ?? '?'}): leaving the run to it`,
+          },
+          'run leased elsewhere',
+        );
+        await ctl.ack();
         return;
       }
       if (r.stopped === 'fenced') {
@@ -194,22 +212,26 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
   };
 
   const strandedEvery = o.strandedCheckMs ?? 60_000;
-  const strandedAfter = o.strandedAfterMs ?? 5 * 60_000;
+  const strandedAfter = o.strandedAfterMs ?? 60_000;
+  const observer = new LeaseObserver();
   const check = async (): Promise<void> => {
     if (gate.down) return;
-    const stale = await store.log.listRuns({
-      status: 'running',
-      updatedBefore: Date.now() - strandedAfter,
-    });
-    for (const r of stale) {
-      if (inFlight.has(r.runId) || !pipelines.has(r.pipeline)) continue;
+    // Stranded: running, quiet for a while, and nobody holds a live lease on it. A slow call
+    // or effect keeps its lease renewed, so it is never re-queued however long it takes.
+    const quiet = (
+      await store.log.listRuns({ status: 'running', updatedBefore: Date.now() - strandedAfter })
+    ).filter((r) => !inFlight.has(r.runId) && pipelines.has(r.pipeline));
+    const holders = await store.leases.holders(quiet.map((r) => r.runId));
+    for (const r of quiet) {
+      const h = holders.get(r.runId);
+      if (h !== undefined && leaseIsLive(r.runId, h, observer)) continue;
       await bus.publishResume({ runId: r.runId });
       logger.warn(
         {
           runId: r.runId,
           pipeline: r.pipeline,
           decision: 'requeue',
-          reason: `stranded: no event for ${Math.round((Date.now() - r.updatedAt) / 1000)} s`,
+          reason: `stranded: no event for ${Math.round((Date.now() - r.updatedAt) / 1000)} s and ${h === undefined ? 'no lease' : `the lease of ${h.owner} lapsed`}`,
         },
         'stranded run re-queued',
       );

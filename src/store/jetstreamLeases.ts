@@ -29,11 +29,12 @@ export function kvLeases(link: NatsLink, kv: KV, observer = new LeaseObserver())
     if (e === null || e.operation !== 'PUT') return undefined;
     return { value: Value.parse(e.json()), revision: e.revision, at: e.created.getTime() };
   };
-  const holderOf = (v: Value, at: number): LeaseHolder => ({
+  const holderOf = (v: Value, at: number, revision: number): LeaseHolder => ({
     owner: v.owner,
     token: v.token,
     renewedAt: at,
     ttlMs: v.ttlMs,
+    revision,
   });
   const same = (a: Value) => (b: unknown) => {
     const v = b as Partial<Value>;
@@ -73,7 +74,8 @@ export function kvLeases(link: NatsLink, kv: KV, observer = new LeaseObserver())
             v.released || ownerIsDead(v.owner)
               ? 0
               : observer.remaining(runId, cur.revision, v.ttlMs);
-          if (left > 0) return { ok: false, holder: holderOf(v, cur.at), retryInMs: left };
+          if (left > 0)
+            return { ok: false, holder: holderOf(v, cur.at, cur.revision), retryInMs: left };
         }
         const value: Value = { owner, token, ttlMs, released: false, n: cur?.revision ?? 0 };
         const revision = await write(runId, value, cur?.revision ?? 0);
@@ -83,7 +85,7 @@ export function kvLeases(link: NatsLink, kv: KV, observer = new LeaseObserver())
           if (now !== undefined && !now.value.released)
             return {
               ok: false,
-              holder: holderOf(now.value, now.at),
+              holder: holderOf(now.value, now.at, now.revision),
               retryInMs: observer.remaining(runId, now.revision, now.value.ttlMs),
             };
           continue;
@@ -113,7 +115,8 @@ export function kvLeases(link: NatsLink, kv: KV, observer = new LeaseObserver())
       await Promise.all(
         runIds.map(async (id) => {
           const cur = await get(id);
-          if (cur !== undefined && !cur.value.released) out.set(id, holderOf(cur.value, cur.at));
+          if (cur !== undefined && !cur.value.released)
+            out.set(id, holderOf(cur.value, cur.at, cur.revision));
         }),
       );
       return out;

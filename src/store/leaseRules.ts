@@ -46,6 +46,19 @@ export function ownerIsDead(owner: string): boolean {
   }
 }
 
+/**
+ * True when `holder` may still be driving its run: not a dead process on this host, and its
+ * record changed within a TTL of this observer's first sight of its revision.
+ */
+export function leaseIsLive(
+  runId: string,
+  holder: { owner: string; revision: number; ttlMs: number },
+  observer: LeaseObserver,
+): boolean {
+  if (ownerIsDead(holder.owner)) return false;
+  return observer.remaining(runId, holder.revision, holder.ttlMs) > 0;
+}
+
 /** Monotonic milliseconds (never goes back, unaffected by wall-clock changes). */
 export const monotonicNow = (): number => performance.now();
 

@@ -31,6 +31,7 @@ const holderOf = (r: Row): LeaseHolder => ({
   token: r.token,
   renewedAt: r.renewed_at,
   ttlMs: r.ttl_ms,
+  revision: r.rev,
 });
 
 /** The lease port over the store's database (its schema must include {@link LEASES_SCHEMA}). */

@@ -138,6 +138,8 @@ export interface LeaseHolder {
   /** When its holder last took or renewed it (the store's clock: SQLite's, the NATS server's). */
   renewedAt: number;
   ttlMs: number;
+  /** The record's revision: unchanged for a TTL means its holder stopped renewing. */
+  revision: number;
 }
 
 /** What {@link LeaseStore.acquire} got. */
