@@ -292,6 +292,27 @@ describe('viz server', () => {
         await page.screenshot({ path: join(ARTIFACTS, 'viz-run.png') });
       });
 
+      it('survives a malformed hash: no page error, the run list and a hint instead', async () => {
+        const fresh = await browser.newPage();
+        const errors: string[] = [];
+        fresh.on('pageerror', (e) => errors.push(e.message));
+        try {
+          await fresh.goto(`${viz.url}#/runs/%E0%A4%A`);
+          await fresh.waitForSelector(`#runs tr[data-run-id="${doneId}"]`);
+          await fresh.waitForSelector('#error:not([hidden])');
+          expect(await fresh.textContent('#error')).toContain('percent-encoding');
+          expect(await fresh.isVisible('#placeholder')).toBe(true);
+          await fresh.evaluate(() => {
+            location.hash = '#run=%E0%A4%A';
+          });
+          await fresh.evaluate(() => new Promise((r) => setTimeout(r, 100)));
+          expect(await fresh.isVisible('#placeholder')).toBe(true);
+          expect(errors).toEqual([]);
+        } finally {
+          await fresh.close();
+        }
+      });
+
       it('shows new events of an in-flight run live', async () => {
         await page.goto(`${viz.url}#/runs/${liveId}`);
         await page.waitForSelector('#run-view[data-live="open"]');

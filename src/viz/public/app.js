@@ -1,4 +1,6 @@
 // plumbline run visualizer: plain JS, no build step. Talks to /api/* of src/viz/server.ts.
+import { routeOf } from './route.js';
+
 const SVG = 'http://www.w3.org/2000/svg';
 const TERMINAL = new Set(['completed', 'failed', 'killed']);
 const $ = (sel) => document.querySelector(sel);
@@ -753,17 +755,16 @@ async function openPipeline(name) {
   renderRuns();
 }
 function route() {
-  const h = decodeURIComponent(location.hash.replace(/^#/, ''));
-  const run = /^\/runs\/(.+)$/.exec(h);
-  const pipe = /^\/pipelines\/(.+)$/.exec(h);
-  if (run) void openRun(run[1]);
-  else if (pipe) void openPipeline(pipe[1]);
+  const r = routeOf(location.hash);
+  if (r.kind === 'run') void openRun(r.runId);
+  else if (r.kind === 'pipeline') void openPipeline(r.name);
   else {
     closeRunStream();
     ui.view = null;
     $('#run-view').hidden = true;
     $('#placeholder').hidden = false;
     renderRuns();
+    if (r.malformed) showError('the address after # is not valid percent-encoding: pick a run');
   }
 }
 
