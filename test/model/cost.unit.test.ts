@@ -3,8 +3,11 @@ import {
   addUsage,
   costUsd,
   estimateInputTokens,
+  overrunUsd,
   REQUEST_OVERHEAD_TOKENS,
+  reservedForCount,
   usageFromApi,
+  utf8Bytes,
   worstCaseUsd,
   ZERO_USAGE,
 } from '../../src/model/cost.js';
@@ -209,5 +212,32 @@ describe('the input bound holds for text that tokenises densely', () => {
     expect(estimateInputTokens(r)).toBeGreaterThanOrEqual(
       utf8(JSON.stringify(buildParams(r))) + REQUEST_OVERHEAD_TOKENS,
     );
+  });
+});
+
+describe('utf8Bytes', () => {
+  it.each(['', 'abc', '\u0000\u0007\u001f', 'é', '漢字', '😀', '👩‍👩‍👧‍👦', 'a\u0000漢😀é'])(
+    'equals the UTF-8 length of %j',
+    (s) => {
+      expect(utf8Bytes(s)).toBe(Buffer.byteLength(s, 'utf8'));
+    },
+  );
+
+  it('counts a lone surrogate as U+FFFD (3 bytes)', () => {
+    expect(utf8Bytes('\ud800')).toBe(3);
+    expect(utf8Bytes('a\udc00b')).toBe(5);
+  });
+});
+
+describe('reconciliation', () => {
+  it('reserves a counted input with a margin', () => {
+    expect(reservedForCount(0)).toBe(16);
+    expect(reservedForCount(10_000)).toBe(10_516);
+  });
+
+  it('measures how far an actual cost went over its reservation', () => {
+    expect(overrunUsd(0.01, 0.009)).toBe(0);
+    expect(overrunUsd(0.01, 0.01)).toBe(0);
+    expect(overrunUsd(0.01, 0.0144)).toBe(0.0044);
   });
 });
