@@ -9,6 +9,7 @@ import { PassThrough } from 'node:stream';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { checkChain, GENESIS, link, nextPrev } from '../src/machines/chain.js';
 import { definePipeline, llm } from '../src/machines/pipeline.js';
 import { createAnthropicClient } from '../src/model/anthropic.js';
 import { Runtime } from '../src/runtime/driver.js';
@@ -160,6 +161,31 @@ describe('redactingStore', () => {
     expect((await store.log.getRun('r-1'))?.lastSeq).toBe(2);
     // No secret: the store itself.
     expect(redactingStore(h.store, ['', 'short'])).toBe(h.store);
+  });
+});
+
+describe('redactingStore and the hash chain', () => {
+  it('re-links a scrubbed batch and maps the next batch from the writer to the stored chain', async () => {
+    await using h = await harness();
+    const store = redactingStore(h.store, [KEY]);
+    const done = stepDone(1);
+    if (done.event.type !== 'STEP_DONE') throw new Error('fixture changed');
+    const leaky = { ...done, event: { ...done.event, output: { x: { y: `key ${KEY}` } } } };
+    // The writer links what it holds (the key included) and keeps its own head.
+    const first = link([started(), leaky, stepDone(2)], GENESIS, 1);
+    await store.log.append('c-1', first, 'no_stream');
+    const head = nextPrev({ ...first[2]!, seq: 3 });
+    await store.log.append('c-1', link([stepDone(3)], head, 4), 3);
+    await store.log.append(
+      'c-1',
+      link([stepDone(4, 'completed')], nextPrev({ ...stepDone(3), prev: head, seq: 4 }), 5),
+      4,
+    );
+
+    const stored = await h.store.log.read('c-1');
+    expect(stored.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
+    expect(JSON.stringify(stored).includes(KEY)).toBe(false);
+    expect(checkChain(stored)).toEqual({ ok: true });
   });
 });
 

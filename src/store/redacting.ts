@@ -3,23 +3,33 @@
  * log, the effect ledger, the run index and every reader (replay, the visualizer, `cost`,
  * `verify`) never hold a credential, whichever path echoed it.
  */
+import { envelopeHash, link } from '../machines/chain.js';
+import type { NewEnvelope } from '../machines/events.js';
 import { redactValue, secretValues } from '../runtime/redact.js';
-import type { ControlStore, EffectLedger, EventLog, Store } from './types.js';
+import type { ControlStore, EffectLedger, EventLog, ExpectedVersion, Store } from './types.js';
 
 /**
  * Wraps `store` so that appended envelopes, saved snapshots, recorded effect results, kill
  * reasons and breaker records are scrubbed of `secrets` (values shorter than 8 characters are
  * ignored). Reads and every other member pass through unchanged. Returns `store` itself when
- * there is no secret. Scrub before anything hashes or signs an envelope.
+ * there is no secret. A chained batch (`prev` set) that had to be scrubbed is re-linked, and
+ * the next batch's `prev`, which its writer derived from the unscrubbed envelope, is mapped
+ * to the stored one, so `verify` still finds an unbroken chain.
  * @example const store = redactingStore(openSqliteStore(path), secretsFromEnv());
  */
 export function redactingStore(store: Store, secrets: readonly string[]): Store {
   const values = secretValues(secrets);
   if (values.length === 0) return store;
   const clean = <T>(value: T): T => redactValue(value, values);
+  const chains = new ChainHeads();
 
   const log = overlay<EventLog>(store.log, {
-    append: (runId, events, expected) => store.log.append(runId, clean(events), expected),
+    append: async (runId, events, expected) => {
+      const stored = chains.relink(runId, events, clean(events), expected);
+      const seq = await store.log.append(runId, stored, expected);
+      chains.appended(runId, events, stored, expected);
+      return seq;
+    },
     saveSnapshot: (runId, snapshot) => store.log.saveSnapshot(runId, clean(snapshot)),
   });
   const ledger = overlay<EffectLedger>(store.ledger, {
@@ -31,6 +41,53 @@ export function redactingStore(store: Store, secrets: readonly string[]): Store 
     casBreaker: (key, value, revision) => store.control.casBreaker(key, clean(value), revision),
   });
   return overlay<Store>(store, { log, ledger, control });
+}
+
+/**
+ * Per run, the chain head a writer holds (the hash of its last, unscrubbed envelope) and the
+ * head actually stored, for the runs where the two differ.
+ */
+class ChainHeads {
+  private readonly heads = new Map<string, { writer: string; stored: string }>();
+
+  /** The envelopes to store: `cleaned`, re-linked when scrubbing or an earlier scrub broke the chain. */
+  relink(
+    runId: string,
+    original: NewEnvelope[],
+    cleaned: NewEnvelope[],
+    expected: ExpectedVersion,
+  ): NewEnvelope[] {
+    const first = original[0]?.prev;
+    if (first === undefined) return cleaned;
+    const known = this.heads.get(runId);
+    const head = known !== undefined && known.writer === first ? known.stored : first;
+    if (cleaned === original && head === first) return cleaned;
+    return link(cleaned, head, firstSeq(expected));
+  }
+
+  /** Remembers the heads after a successful append of `stored` (for `original`). */
+  appended(
+    runId: string,
+    original: NewEnvelope[],
+    stored: NewEnvelope[],
+    expected: ExpectedVersion,
+  ): void {
+    const last = original.at(-1);
+    if (stored === original || last?.prev === undefined) {
+      this.heads.delete(runId);
+      return;
+    }
+    const seq = firstSeq(expected) + original.length - 1;
+    const storedLast = stored.at(-1)!;
+    this.heads.set(runId, {
+      writer: envelopeHash(last.prev, { ...last, seq }),
+      stored: envelopeHash(storedLast.prev, { ...storedLast, seq }),
+    });
+  }
+}
+
+function firstSeq(expected: ExpectedVersion): number {
+  return expected === 'no_stream' ? 1 : expected + 1;
 }
 
 /**
