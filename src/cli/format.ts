@@ -33,6 +33,10 @@ export function pathOfSteps(events: readonly StoredEnvelope[]): string[] {
 
 /** One line describing how a run ended. */
 export function resultLine(r: RunResult, path: string[]): string {
+  if (r.stopped === 'leased')
+    return `run ${r.runId} is driven by ${r.holder?.owner ?? 'another process'} (lease token ${r.holder?.token ?? '?'}): left to it, nothing done here (${r.status})`;
+  if (r.stopped === 'fenced')
+    return `run ${r.runId} was taken over by another process: stopped here (${r.status})`;
   const why =
     r.status === 'failed' && r.error !== null
       ? ` (${r.error.kind} in ${r.error.step ?? '?'}: ${r.error.message})`
@@ -105,5 +109,7 @@ export function summaryOf(r: RunResult): Record<string, unknown> {
     error: r.error,
     parked: r.parked,
     ...(r.killed !== null ? { killed: r.killed } : {}),
+    ...(r.stopped !== undefined ? { stopped: r.stopped } : {}),
+    ...(r.holder !== undefined ? { holder: r.holder } : {}),
   };
 }
