@@ -80,9 +80,18 @@ function priceOfCall(prepared: Prepared | null, step: string, model: string): Pr
 /** Recorded costs against usage × price, and valid model outputs against their step's schema. */
 function checkCalls(events: readonly StoredEnvelope[], prepared: Prepared | null): VerifyProblem[] {
   const problems: VerifyProblem[] = [];
+  /** Each step's last reservation: what a call lost with its process is counted at. */
+  const reserved = new Map<string, number>();
   for (const { seq, event: ev } of events) {
+    if (ev.type === 'ATTEMPT') reserved.set(ev.step, ev.estimate.usd);
     if (ev.type !== 'MODEL_RESPONSE' && ev.type !== 'MODEL_ERROR') continue;
-    const price = priceOfCall(prepared, ev.step, ev.model);
+    const lost = ev.type === 'MODEL_ERROR' && ev.unconfirmed === true && ev.usage === null;
+    const price = lost ? null : priceOfCall(prepared, ev.step, ev.model);
+    if (lost && usdKey(reserved.get(ev.step) ?? 0) !== usdKey(ev.costUsd))
+      problems.push({
+        seq,
+        reason: `seq ${seq}: the lost call of step '${ev.step}' records costUsd ${ev.costUsd} but its reservation was ${reserved.get(ev.step) ?? 0} — the cost was edited`,
+      });
     if (price !== null) {
       const expected = ev.usage === null ? 0 : costUsd(ev.usage, price);
       if (usdKey(expected) !== usdKey(ev.costUsd))
