@@ -25,11 +25,16 @@ export interface StoreGateOptions {
 /** The key {@link probeWrite} writes: a breaker record no model ever uses. */
 export const PROBE_KEY = 'plumbline.store-probe';
 
-/** A probe write through the control port (a breaker record of its own). */
+/**
+ * A probe write through the control port (a breaker record of its own): 16 KiB, so that a store
+ * with no free page refuses it as it would an append, then shrunk back so it holds no space.
+ */
 export function probeWrite(control: ControlStore): () => Promise<void> {
   return async () => {
     const { revision } = await control.getBreaker(PROBE_KEY);
-    await control.casBreaker(PROBE_KEY, { at: Date.now() }, revision);
+    const at = Date.now();
+    if (await control.casBreaker(PROBE_KEY, { at, pad: '.'.repeat(16 * 1024) }, revision))
+      await control.casBreaker(PROBE_KEY, { at }, revision === 0 ? 1 : revision + 1);
   };
 }
 

@@ -70,7 +70,13 @@ export function openSqliteFile(
 ): Database.Database {
   let db: Database.Database | undefined;
   try {
-    if (path !== ':memory:' && !opts.readonly) mkdirSync(dirname(path), { recursive: true });
+    if (path !== ':memory:' && !opts.readonly) {
+      try {
+        mkdirSync(dirname(path), { recursive: true });
+      } catch (e) {
+        throw new StoreUnavailableError('cannot-open', path, (e as Error).message, { cause: e });
+      }
+    }
     db = new Database(path, opts.readonly ? { readonly: true, fileMustExist: true } : {});
     if (!opts.readonly) db.pragma('journal_mode = WAL');
     db.pragma('busy_timeout = 10000');
