@@ -4,6 +4,7 @@
  * (one of them hash-chained) pass, and `cost` still reports the readable runs.
  */
 import Database from 'better-sqlite3';
+import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GENESIS, link } from '../src/machines/chain.js';
@@ -141,6 +142,20 @@ describe('verify --all on a hand-edited store', () => {
     );
     for (const good of ['good-1', 'good-2', 'good-chained'])
       expect(text.stdout).not.toContain(good);
+
+    // Progress goes to stderr only on a terminal (util-linux `script` gives it a pseudo-terminal).
+    expect(text.stderr).not.toMatch(/verified \d+ of/);
+    const tty = await new Promise<string>((resolve) => {
+      const cmd = `${process.execPath} bin/plumbline.mjs verify --all --store ${h.dbPath}`;
+      const child = spawn('script', ['-qfec', cmd, '/dev/null'], {
+        cwd: ROOT,
+        env: { ...process.env, PLUMBLINE_LOG_LEVEL: 'warn', TERM: 'xterm' },
+      });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.on('close', () => resolve(out));
+    });
+    expect(tty).toContain('\x1b[2Kverified 10 of 10 runs, 7 failed');
 
     // The good runs pass alone, and a named run is still checked on its own.
     const goods = await plumbline(['verify', 'good-1', 'good-chained', '--store', h.dbPath]);
