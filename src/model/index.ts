@@ -18,13 +18,18 @@ export { classifyError, retryAfterFromHeaders } from './classify.js';
 export { DEFAULT_RETRY_POLICY, resolveRetryPolicy, retryDelayMs, shouldRetry } from './retry.js';
 export { DEFAULT_PRICES, PRICES_AS_OF, checkPrice, priceFor, stripDateSuffix } from './prices.js';
 export {
+  REQUEST_OVERHEAD_TOKENS,
   ZERO_USAGE,
   addUsage,
   costUsd,
   estimateInputTokens,
+  overrunUsd,
+  reservedForCount,
   usageFromApi,
+  utf8Bytes,
   worstCaseUsd,
 } from './cost.js';
+export { reserveInputTokens } from './reserve.js';
 export type { ApiUsage } from './cost.js';
 export { feedbackMessage, formatIssue, judgeOutput, toJsonSchema } from './structured.js';
 export type { Judgement } from './structured.js';
