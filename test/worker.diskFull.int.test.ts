@@ -118,3 +118,65 @@ describe('worker on a full disk', () => {
     }
   }, 180_000);
 });
+
+describe('worker whose store file is deleted', () => {
+  it('stops taking work and says which file, instead of serving a file nobody reads', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'plumbline-gone-'));
+    const dbPath = join(dir, 'plumbline.db');
+    const store = openSqliteStore(dbPath);
+    const bus = openSqliteBus(dbPath, { ackWaitMs: 2_000 });
+    const lines: Line[] = [];
+    const logger = pino(
+      { level: 'info' },
+      { write: (s: string) => void lines.push(JSON.parse(s) as Line) },
+    );
+    const runtime = new Runtime({ store, logger });
+    const pipelines = await loadPipelines(['test/fixtures/pipelines/bulky.ts']);
+    const ac = new AbortController();
+    let ended = false;
+    try {
+      await bus.publishStart({ runId: 'g-0', pipeline: 'bulky', input: { i: 0 } });
+      const worker = runWorker({
+        runtime,
+        bus,
+        pipelines,
+        concurrency: 2,
+        signal: ac.signal,
+        logger,
+      });
+      void worker.finally(() => (ended = true));
+      await until(
+        'the first run',
+        async () => (await store.log.getRun('g-0'))?.status === 'completed',
+      );
+      for (const f of [dbPath, `${dbPath}-wal`, `${dbPath}-shm`]) rmSync(f, { force: true });
+      // The next `start` makes a new file at the same path: the worker must not serve the old one.
+      const other = openSqliteBus(dbPath);
+      await other.publishStart({ runId: 'g-1', pipeline: 'bulky', input: { i: 1 } });
+      await until('the worker to report the vanished file', () =>
+        lines.some((l) => l.msg.startsWith('store unavailable')),
+      );
+      const line = lines.find((l) => l.msg.startsWith('store unavailable')) as Line;
+      expect(line.level).toBe(50);
+      expect(line.store).toBe(dbPath);
+      expect(line.msg).toContain(
+        `the store file ${dbPath} was deleted or replaced while plumbline was running: restore it or restart`,
+      );
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(ended).toBe(false); // Alive, paused: not dead, not serving.
+      expect(lines.filter((l) => l.msg === 'store available: worker resumed')).toHaveLength(0);
+      await other.close();
+      ac.abort();
+      await worker;
+      // The run queued in the new file is still there for a worker started on it.
+      const fresh = openSqliteStore(dbPath);
+      expect(await fresh.log.getRun('g-1')).toBeUndefined();
+      await fresh.close();
+    } finally {
+      ac.abort();
+      await bus.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});

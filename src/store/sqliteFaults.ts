@@ -42,8 +42,8 @@ export interface FileIdentity {
 }
 
 /**
- * The identity (device, inode) of the file at `path` now. One `stat` per check: about 5 µs,
- * against 50–100 µs for an append transaction (measured in test/storeFaults.int.test.ts).
+ * The identity (device, inode) of the file at `path` now. One `stat` per check, after each
+ * write: measured 3–8 µs against 190–350 µs for a one-event append (1–2 % of an append).
  */
 export function fileIdentity(path: string): FileIdentity {
   if (path === ':memory:' || path === '') return { check: () => undefined };
