@@ -136,6 +136,19 @@ describe('createLogger scrubs every line by value', () => {
     expect(line.a.b.c).toEqual({ apiKey: '[redacted]', token: '[redacted]', note: 'kept' });
   });
 
+  it('censors x-api-key headers and Authorization in child bindings; extra pino paths still apply', () => {
+    const stream = new PassThrough();
+    let out = '';
+    stream.on('data', (d: Buffer) => (out += d.toString()));
+    createLogger({ pretty: false, destination: stream, secrets: [], redact: ['extra.field'] })
+      .child({ Authorization: 'Bearer short' })
+      .info({ req: { headers: { 'x-api-key': 'k', accept: 'json' } }, extra: { field: 'custom' } });
+    const line = JSON.parse(out) as Record<string, unknown>;
+    expect(line.Authorization).toBe('[redacted]');
+    expect(line.req).toEqual({ headers: { 'x-api-key': '[redacted]', accept: 'json' } });
+    expect(line.extra).toEqual({ field: '[redacted]' });
+  });
+
   it('a NATS URL password is scrubbed from a line that quotes the URL', () => {
     const { logger, text } = capture(urlSecrets(NATS_URL));
     logger.warn({ store: { spec: NATS_URL, decoded: `pass=${NATS_PASS}` } }, `opening ${NATS_URL}`);

@@ -39,10 +39,23 @@ export function storeSpec(opts: GlobalOptions): string {
 /** Store specs opened by this process, so that output scrubs their credentials too. */
 const openedSpecs = new Set<string>();
 
-/** The secret values the CLI scrubs everywhere: the environment's and the store specs' credentials. */
+const secretsMemo = new Map<string, string[]>();
+
+/**
+ * The secret values the CLI scrubs everywhere: the environment's (read once per process) and
+ * the store specs' credentials.
+ */
 export function cliSecrets(spec?: string): string[] {
-  return secretsFromEnv(process.env, [spec, ...openedSpecs]);
+  const specs = [spec, ...openedSpecs];
+  const key = specs.join('\n');
+  let secrets = secretsMemo.get(key);
+  if (secrets === undefined) {
+    secrets = secretsFromEnv(process.env, specs);
+    secretsMemo.set(key, secrets);
+  }
+  return secrets;
 }
+
 
 /**
  * Opens the store named by a spec: a SQLite path, or a `nats://` URL for JetStream; what is

