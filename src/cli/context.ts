@@ -56,7 +56,6 @@ export function cliSecrets(spec?: string): string[] {
   return secrets;
 }
 
-
 /**
  * Opens the store named by a spec: a SQLite path, or a `nats://` URL for JetStream; what is
  * written to it is scrubbed of {@link cliSecrets}.
