@@ -23,22 +23,24 @@ export function redactingStore(store: Store, secrets: readonly string[]): Store 
   const clean = <T>(value: T): T => redactValue(value, values);
   const chains = new ChainHeads();
 
+  // Each override scrubs one argument and forwards all of them, so a parameter added to the
+  // port later is not dropped.
   const log = overlay<EventLog>(store.log, {
-    append: async (runId, events, expected) => {
+    append: async (...args) => {
+      const [runId, events, expected] = args;
       const stored = chains.relink(runId, events, clean(events), expected);
-      const seq = await store.log.append(runId, stored, expected);
+      const seq = await store.log.append(...replaced(args, 1, stored));
       chains.appended(runId, events, stored, expected);
       return seq;
     },
-    saveSnapshot: (runId, snapshot) => store.log.saveSnapshot(runId, clean(snapshot)),
+    saveSnapshot: (...args) => store.log.saveSnapshot(...replaced(args, 1, clean(args[1]))),
   });
   const ledger = overlay<EffectLedger>(store.ledger, {
-    record: (runId, step, key, result, at) =>
-      store.ledger.record(runId, step, key, clean(result), at),
+    record: (...args) => store.ledger.record(...replaced(args, 3, clean(args[3]))),
   });
   const control = overlay<ControlStore>(store.control, {
-    setKill: (flag) => store.control.setKill(clean(flag)),
-    casBreaker: (key, value, revision) => store.control.casBreaker(key, clean(value), revision),
+    setKill: (...args) => store.control.setKill(...replaced(args, 0, clean(args[0]))),
+    casBreaker: (...args) => store.control.casBreaker(...replaced(args, 1, clean(args[1]))),
   });
   return overlay<Store>(store, { log, ledger, control });
 }
@@ -84,6 +86,13 @@ class ChainHeads {
       stored: envelopeHash(storedLast.prev, { ...storedLast, seq }),
     });
   }
+}
+
+/** `args` with the one at `index` replaced. */
+function replaced<A extends unknown[]>(args: A, index: number, value: A[number]): A {
+  const copy = [...args] as A;
+  copy[index] = value;
+  return copy;
 }
 
 function firstSeq(expected: ExpectedVersion): number {
