@@ -4,6 +4,7 @@
  */
 import type { z } from 'zod';
 import { UsageError } from '../errors.js';
+import { resolveRetryPolicy } from '../model/retry.js';
 import type { Price, RetryPolicy, StructuredMode } from '../model/types.js';
 
 /** What every step function receives. */
@@ -150,7 +151,35 @@ export function definePipeline<S extends z.ZodType>(options: PipelineOptions<S>)
     }
     seen.add(s.name);
   }
+  checkRetries(options);
   return { ...options, kind: 'pipeline' };
+}
+
+/**
+ * Checks every retry policy when the pipeline is defined, not when a call first fails: the
+ * pipeline's own, each llm step's (merged over it) and each effect's `maxAttempts`.
+ */
+function checkRetries(options: PipelineOptions<z.ZodType>): void {
+  const where = (step?: string): string =>
+    `pipeline '${options.name}'${step !== undefined ? ` step '${step}'` : ''}`;
+  const check = (step: string | undefined, policy: Partial<RetryPolicy> | undefined): void => {
+    try {
+      resolveRetryPolicy(policy);
+    } catch (e) {
+      if (e instanceof UsageError) throw new UsageError(`${where(step)}: ${e.message}`);
+      throw e;
+    }
+  };
+  check(undefined, options.retry);
+  for (const s of options.steps) {
+    if (s.kind === 'llm') check(s.name, { ...options.retry, ...s.retry });
+    if (s.kind === 'effect' && s.maxAttempts !== undefined) {
+      if (!Number.isInteger(s.maxAttempts) || s.maxAttempts < 1)
+        throw new UsageError(
+          `${where(s.name)}: maxAttempts must be an integer >= 1 (got ${String(s.maxAttempts)}): use 1 to run the effect once`,
+        );
+    }
+  }
 }
 
 /** A model call whose answer must match `output`. */

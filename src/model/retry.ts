@@ -19,8 +19,13 @@ export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = Object.freeze({
  * @example resolveRetryPolicy({ maxAttempts: 6 })
  */
 export function resolveRetryPolicy(partial: Partial<RetryPolicy> = {}): RetryPolicy {
+  const known = Object.keys(DEFAULT_RETRY_POLICY);
+  for (const key of Object.keys(partial)) {
+    if (!known.includes(key))
+      throw new UsageError(`retry.${key} is not a retry setting: use ${known.join(', ')}`);
+  }
   const policy: RetryPolicy = { ...DEFAULT_RETRY_POLICY };
-  for (const key of Object.keys(DEFAULT_RETRY_POLICY) as (keyof RetryPolicy)[]) {
+  for (const key of known as (keyof RetryPolicy)[]) {
     const value = partial[key];
     if (value !== undefined) policy[key] = value;
   }
