@@ -5,17 +5,21 @@ import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import type { StoredEnvelope } from '../machines/events.js';
 import { foldLog } from '../machines/replay.js';
-import { isTerminal } from '../machines/fold.js';
+import { isTerminal, statusOf } from '../machines/fold.js';
 import type { LimitOverrides } from '../runtime/driver.js';
 import { loadPipeline } from '../runtime/load.js';
+import { parseRunInput } from '../runtime/prepare.js';
 import {
   makeRuntime,
   openStore,
   out,
   outJson,
+  duration,
+  nonNegativeNumber,
   parseDuration,
   parseInput,
-  positiveNumber,
+  positiveInteger,
+  requireModelFor,
   storeSpec,
   globals,
 } from './context.js';
@@ -42,11 +46,11 @@ function limitsOf(o: {
 
 function addLimitOptions(c: Command): Command {
   return c
-    .option('--budget-usd <n>', 'budget cap in USD for this run', positiveNumber('--budget-usd'))
+    .option('--budget-usd <n>', 'budget cap in USD for this run', nonNegativeNumber('--budget-usd'))
     .option(
       '--max-iterations <n>',
       'cap on model calls for this run',
-      positiveNumber('--max-iterations'),
+      positiveInteger('--max-iterations'),
     )
     .option('--deadline <duration>', 'wall-clock limit, e.g. 90s, 15m, 2h', parseDuration);
 }
@@ -81,6 +85,9 @@ export function registerCommands(program: Command, box: ExitBox): void {
       const g = globals(cmd);
       const prepared = await loadPipeline(file);
       const input = await parseInput(o.input);
+      // Checked here, before the run is written: the input first, then the model it needs.
+      parseRunInput(prepared.pipeline, input);
+      requireModelFor(prepared);
       const store = await openStore(storeSpec(g));
       try {
         const events: StoredEnvelope[] = [];
@@ -122,8 +129,8 @@ export function registerCommands(program: Command, box: ExitBox): void {
       'pipeline files or directories (default: the module recorded with the run)',
     )
     .option('--include-parked', 'without a run id: also resume parked runs')
-    .option('--budget-usd <n>', 'new budget cap in USD', positiveNumber('--budget-usd'))
-    .option('--max-iterations <n>', 'new cap on model calls', positiveNumber('--max-iterations'))
+    .option('--budget-usd <n>', 'new budget cap in USD', nonNegativeNumber('--budget-usd'))
+    .option('--max-iterations <n>', 'new cap on model calls', positiveInteger('--max-iterations'))
     .option('--deadline <duration>', 'new wall-clock limit from now', parseDuration)
     .option('--json', 'print one summary line per run as JSON')
     .addHelpText('after', '\nExample:\n  plumbline resume 01J9Z... --budget-usd 0.05')
@@ -173,6 +180,7 @@ export function registerCommands(program: Command, box: ExitBox): void {
               continue;
             }
             const prepared = await pipelineForRun(store, id, given);
+            requireModelFor(prepared);
             const r = await rt.resume(prepared, id, limitsOf(o));
             const events = await store.log.read(id);
             if (o.json) outJson(summaryOf(r));
@@ -193,7 +201,7 @@ export function registerCommands(program: Command, box: ExitBox): void {
       "fold a run's log without side effects, print every transition, check the recorded states",
     )
     .argument('<runId>')
-    .option('--until <seq>', 'stop after this seq', positiveNumber('--until'))
+    .option('--until <seq>', 'stop after this seq', positiveInteger('--until'))
     .option(
       '--pipelines <paths...>',
       'pipeline files or directories (default: the module recorded with the run)',
@@ -230,8 +238,7 @@ export function registerCommands(program: Command, box: ExitBox): void {
               else out(replayLine(e, s.from, s.to));
             },
           });
-          const status =
-            folded.snapshot.status === 'done' ? String(folded.snapshot.value) : 'running';
+          const status = statusOf(folded.snapshot);
           if (!o.json)
             out(
               `replayed ${folded.seq} events: state ${JSON.stringify(folded.snapshot.value)}, cost ${usd(folded.snapshot.context.costUsd)}, every recorded state matched`,
@@ -258,7 +265,7 @@ export function registerCommands(program: Command, box: ExitBox): void {
     .option('--status <status>', 'only runs with this status')
     .option('--pipeline <name>', 'only runs of this pipeline')
     .option('--stranded', 'only unfinished runs nobody touched for --older-than (default 5m)')
-    .option('--older-than <duration>', 'with --stranded: idle threshold', parseDuration)
+    .option('--older-than <duration>', 'with --stranded: idle threshold', duration('--older-than'))
     .option('--json', 'one JSON object per run')
     .addHelpText(
       'after',
@@ -422,7 +429,7 @@ export function registerCommands(program: Command, box: ExitBox): void {
     .description(
       'run the ticket-triage example end to end (fake Claude when ANTHROPIC_API_KEY is unset)',
     )
-    .option('--tickets <n>', 'how many sample tickets (default 5)', positiveNumber('--tickets'))
+    .option('--tickets <n>', 'how many sample tickets (default 5)', positiveInteger('--tickets'))
     .addHelpText('after', '\nExample:\n  plumbline demo --store /tmp/demo.db')
     .action(async (o: { tickets?: number }, cmd: Command) => {
       box.code = await runDemo(globals(cmd), o.tickets ?? 5);

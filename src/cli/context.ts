@@ -15,6 +15,7 @@ import type { Store } from '../store/types.js';
 import type { BreakerConfig } from '../machines/breaker.js';
 import { Breakers } from '../runtime/breakers.js';
 import { Runtime, type RuntimeOptions } from '../runtime/driver.js';
+import type { Prepared } from '../runtime/prepare.js';
 
 /** The default embedded store path. */
 export const DEFAULT_STORE = join('.plumbline', 'plumbline.db');
@@ -69,8 +70,8 @@ export async function openStore(spec: string): Promise<Store> {
   return redactingStore(openSqliteStore(spec), cliSecrets(spec));
 }
 
-/** A model client from the environment: `ANTHROPIC_API_KEY`, and `ANTHROPIC_BASE_URL` if set. */
-export function modelFromEnv(): ModelClient {
+/** The model settings from the environment, or a UsageError naming the variables to set. */
+function modelSettings(): { apiKey: string; baseURL?: string } {
   const apiKey = process.env.ANTHROPIC_API_KEY;
   const baseURL = process.env.ANTHROPIC_BASE_URL;
   if (apiKey === undefined || apiKey === '') {
@@ -79,9 +80,22 @@ export function modelFromEnv(): ModelClient {
         'no model configured: set ANTHROPIC_API_KEY (or ANTHROPIC_BASE_URL for a fake Claude; `plumbline demo` starts one)',
       );
     }
-    return createAnthropicClient({ apiKey: 'no-key', baseURL });
+    return { apiKey: 'no-key', baseURL };
   }
-  return createAnthropicClient({ apiKey, ...(baseURL ? { baseURL } : {}) });
+  return { apiKey, ...(baseURL ? { baseURL } : {}) };
+}
+
+/** A model client from the environment: `ANTHROPIC_API_KEY`, and `ANTHROPIC_BASE_URL` if set. */
+export function modelFromEnv(): ModelClient {
+  return createAnthropicClient(modelSettings());
+}
+
+/**
+ * Refuses, before anything is written, to drive a pipeline that calls a model when none is
+ * configured (otherwise the run would be recorded and then stop at its first call, unfinished).
+ */
+export function requireModelFor(prepared: Prepared): void {
+  if (prepared.pipeline.steps.some((s) => s.kind === 'llm')) modelSettings();
 }
 
 /** The CLI's logger: JSON to stderr (pretty on a TTY), level from `--log-level`. */
@@ -128,25 +142,57 @@ export async function parseInput(raw: string | undefined): Promise<unknown> {
   }
 }
 
-/** Parses a positive number option. */
-export function positiveNumber(name: string): (v: string) => number {
-  return (v) => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < 0)
-      throw new UsageError(`${name} must be a number >= 0, got '${v}'`);
+/** A CLI option parser: throws a one-line UsageError naming the flag and what it accepts. */
+export type OptionParser = (v: string) => number;
+
+const DECIMAL = /^(\d+(\.\d*)?|\.\d+)$/;
+const WHOLE = /^\d+$/;
+
+function numberOption(name: string, what: string, ok: (raw: string, n: number) => boolean) {
+  return (v: string): number => {
+    const raw = v.trim();
+    const n = Number(raw);
+    if (!ok(raw, n) || !Number.isFinite(n))
+      throw new UsageError(`${name} must be ${what}, got '${v}'`);
     return n;
   };
 }
 
-/** Parses a duration like `90s`, `15m`, `2h`, `500ms` or plain milliseconds. */
-export function parseDuration(v: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(v.trim());
-  if (m === null)
-    throw new UsageError(`--deadline '${v}' is not a duration: use e.g. 500ms, 90s, 15m, 2h`);
-  const n = Number(m[1]);
-  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 'ms') as 'ms'];
-  return n * unit;
+/** Parses an amount like `--budget-usd`: a decimal number >= 0. */
+export function nonNegativeNumber(name: string): OptionParser {
+  return numberOption(name, 'a number >= 0, e.g. 0.25', (raw) => DECIMAL.test(raw));
 }
+
+/** Parses a count or a seq like `--max-iterations`: a whole number >= 1. */
+export function positiveInteger(name: string): OptionParser {
+  return numberOption(name, 'a whole number >= 1', (raw, n) => WHOLE.test(raw) && n >= 1);
+}
+
+/** Parses a TCP port: a whole number from 0 (any free port) to 65535. */
+export function portNumber(name: string): OptionParser {
+  return numberOption(
+    name,
+    'a port from 0 (any free port) to 65535',
+    (raw, n) => WHOLE.test(raw) && n <= 65_535,
+  );
+}
+
+/** Parses a duration like `90s`, `15m`, `2h`, `500ms` or plain milliseconds, for option `name`. */
+export function duration(name: string): OptionParser {
+  return (v) => {
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(v.trim());
+    if (m === null)
+      throw new UsageError(`${name} '${v}' is not a duration: use e.g. 500ms, 90s, 15m, 2h`);
+    const n = Number(m[1]);
+    const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[
+      (m[2] ?? 'ms') as 'ms'
+    ];
+    return n * unit;
+  };
+}
+
+/** Parses `--deadline` (see {@link duration}). */
+export const parseDuration: OptionParser = duration('--deadline');
 
 /** The runtime every verb drives runs with: store, model from the environment, breakers, logger. */
 export function makeRuntime(

@@ -5,10 +5,11 @@
 import type { Command } from 'commander';
 import { openSqliteBus } from '../bus/sqlite.js';
 import type { CommandBus } from '../bus/types.js';
-import { UsageError } from '../errors.js';
 import { loadPipeline, loadPipelines } from '../runtime/load.js';
+import { parseRunInput } from '../runtime/prepare.js';
 import { WorkerMetrics } from '../runtime/metrics.js';
 import { runWorker } from '../runtime/worker.js';
+import { checkNewRunId } from '../runtime/runId.js';
 import type { Store } from '../store/types.js';
 import {
   cliLogger,
@@ -16,9 +17,12 @@ import {
   openStore,
   out,
   outJson,
+  duration,
+  nonNegativeNumber,
   parseDuration,
   parseInput,
-  positiveNumber,
+  portNumber,
+  positiveInteger,
   storeSpec,
   globals,
 } from './context.js';
@@ -43,11 +47,11 @@ export function registerFleetCommands(program: Command): void {
     .argument('<pipeline>', 'a pipeline module path, or a pipeline name the workers load')
     .option('--input <json>', 'the run input: JSON, or @file.json')
     .option('--run-id <id>', 'the run id (default: a new ULID); also the deduplication key')
-    .option('--budget-usd <n>', 'budget cap in USD for this run', positiveNumber('--budget-usd'))
+    .option('--budget-usd <n>', 'budget cap in USD for this run', nonNegativeNumber('--budget-usd'))
     .option(
       '--max-iterations <n>',
       'cap on model calls for this run',
-      positiveNumber('--max-iterations'),
+      positiveInteger('--max-iterations'),
     )
     .option('--deadline <duration>', 'wall-clock limit from now, e.g. 15m', parseDuration)
     .option('--json', 'print {runId, duplicate} as JSON')
@@ -76,18 +80,10 @@ export function registerFleetCommands(program: Command): void {
           const prepared = await loadPipeline(pipeline);
           name = prepared.pipeline.name;
           module = prepared.module ?? undefined;
-          const parsed = prepared.pipeline.input.safeParse(input);
-          if (!parsed.success)
-            throw new UsageError(
-              `input does not match pipeline '${name}' input schema: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
-            );
+          parseRunInput(prepared.pipeline, input);
         }
         const { ulid } = await import('ulid');
-        const runId = o.runId ?? ulid();
-        if (!/^[A-Za-z0-9_-]{1,128}$/.test(runId))
-          throw new UsageError(
-            `run id '${runId}' is invalid: use 1-128 letters, digits, '-' or '_'`,
-          );
+        const runId = checkNewRunId(o.runId ?? ulid());
         const bus = await openBus(storeSpec(g));
         try {
           const r = await bus.publishStart({
@@ -152,21 +148,25 @@ export function registerFleetCommands(program: Command): void {
       'drive queued runs: take start/resume commands, heartbeat, ack when terminal or parked',
     )
     .requiredOption('--pipelines <paths...>', 'pipeline files or directories this worker can run')
-    .option('--concurrency <n>', 'runs driven at once (default 8)', positiveNumber('--concurrency'))
+    .option(
+      '--concurrency <n>',
+      'runs driven at once (default 8)',
+      positiveInteger('--concurrency'),
+    )
     .option(
       '--ack-wait <duration>',
       'redelivery to another worker after this long without a heartbeat (default 30s)',
-      parseDuration,
+      duration('--ack-wait'),
     )
     .option(
       '--max-deliver <n>',
       'deliveries before a command is dead-lettered (default 5)',
-      positiveNumber('--max-deliver'),
+      positiveInteger('--max-deliver'),
     )
     .option(
       '--metrics-port <port>',
       'serve Prometheus metrics on HOST:PORT/metrics',
-      positiveNumber('--metrics-port'),
+      portNumber('--metrics-port'),
     )
     .option(
       '--metrics-host <host>',
@@ -176,7 +176,7 @@ export function registerFleetCommands(program: Command): void {
     .option(
       '--stranded-after <duration>',
       're-queue running runs untouched this long (default 5m)',
-      parseDuration,
+      duration('--stranded-after'),
     )
     .addHelpText(
       'after',

@@ -9,9 +9,12 @@ import {
   openStore,
   out,
   outJson,
-  parseDuration,
+  duration,
+  nonNegativeNumber,
   parseInput,
-  positiveNumber,
+  portNumber,
+  positiveInteger,
+  requireModelFor,
   storeSpec,
   globals,
   cliLogger,
@@ -48,15 +51,19 @@ export function registerOperatorCommands(program: Command, box: ExitBox): void {
     .requiredOption(
       '--at <seq>',
       'copy the source log up to and including this seq',
-      positiveNumber('--at'),
+      positiveInteger('--at'),
     )
     .option('--run-id <id>', 'the new run id')
     .option('--input <json>', 'a different input (JSON or @file.json)')
-    .option('--budget-usd <n>', 'budget cap for the fork', positiveNumber('--budget-usd'))
+    .option(
+      '--budget-usd <n>',
+      'budget cap for the fork, from SEQ on',
+      nonNegativeNumber('--budget-usd'),
+    )
     .option(
       '--max-iterations <n>',
-      'model-call cap for the fork',
-      positiveNumber('--max-iterations'),
+      'model-call cap for the fork, from SEQ on',
+      positiveInteger('--max-iterations'),
     )
     .option(
       '--pipelines <paths...>',
@@ -82,6 +89,7 @@ export function registerOperatorCommands(program: Command, box: ExitBox): void {
         const store = await openStore(storeSpec(g));
         try {
           const prepared = await pipelineForRun(store, sourceId, await pipelinesFrom(o.pipelines));
+          requireModelFor(prepared);
           const rt = makeRuntime(store, g);
           const input = o.input !== undefined ? await parseInput(o.input) : undefined;
           const runId = await forkRun(rt, prepared, sourceId, {
@@ -177,7 +185,7 @@ export function registerOperatorCommands(program: Command, box: ExitBox): void {
     .option(
       '--from <seq>',
       'first seq of the run (or store position with --all)',
-      positiveNumber('--from'),
+      positiveInteger('--from'),
     )
     .option('--json', 'NDJSON: one stored event per line')
     .addHelpText('after', '\nExample:\n  plumbline watch --all\n  plumbline watch 01J9Z... --json')
@@ -217,7 +225,7 @@ export function registerOperatorCommands(program: Command, box: ExitBox): void {
   program
     .command('viz')
     .description('serve the statechart visualizer: runs drawn as paths through their charts, live')
-    .option('--port <port>', 'port (default 7777; 0 picks one)', positiveNumber('--port'))
+    .option('--port <port>', 'port (default 7777; 0 picks one)', portNumber('--port'))
     .option('--host <host>', 'address to bind (default 127.0.0.1)', '127.0.0.1')
     .option('--pipelines <paths...>', 'also show these pipelines, even with no run yet')
     .option('--allowed-host <host>', 'also answer this Host (name or name:port); repeatable', more)
@@ -248,7 +256,11 @@ export function registerOperatorCommands(program: Command, box: ExitBox): void {
     .description(
       'list unfinished runs that nobody has touched for a while (then `resume` or `kill` them)',
     )
-    .option('--older-than <duration>', 'idle for longer than this (default 5m)', parseDuration)
+    .option(
+      '--older-than <duration>',
+      'idle for longer than this (default 5m)',
+      duration('--older-than'),
+    )
     .option('--json', 'one JSON object per run')
     .addHelpText(
       'after',

@@ -2,13 +2,20 @@
  * Forking a run: a new run whose log begins with the source run's events up to a seq, so the
  * recorded model results and effects before that point are reused (no model call for them),
  * and which is then driven live from the folded state at that seq.
+ *
+ * The copied events were decided under the source's limits, so the fork's log must fold to the
+ * same states under the limits it records. New limits therefore take effect after the copied
+ * prefix: as a RESUME when the fork point is parked, or in `run.started` only when every
+ * copied decision folds the same under them (checked before anything is written).
  */
 import { ulid } from 'ulid';
-import { UsageError } from '../errors.js';
-import type { NewEnvelope, RunStarted } from '../machines/events.js';
+import { ReplayMismatchError, UsageError } from '../errors.js';
+import type { MachineEvent, NewEnvelope, RunStarted, StoredEnvelope } from '../machines/events.js';
+import { statusOf, step, summarize, type RunSnapshot } from '../machines/fold.js';
 import { foldLog } from '../machines/replay.js';
 import type { LimitOverrides, Runtime } from './driver.js';
-import type { Prepared } from './prepare.js';
+import { parseRunInput, type Prepared } from './prepare.js';
+import { checkNewRunId } from './runId.js';
 
 /** Options of {@link forkRun}. */
 export interface ForkOptions {
@@ -22,8 +29,8 @@ export interface ForkOptions {
 }
 
 /**
- * Creates the fork's log (verifying that the prefix replays against today's pipeline) and
- * returns its run id; drive it with `runtime.drive`.
+ * Creates the fork's log (verifying that the prefix replays against today's pipeline, and that
+ * the whole new log replays) and returns its run id; drive it with `runtime.drive`.
  */
 export async function forkRun(
   runtime: Runtime,
@@ -31,6 +38,7 @@ export async function forkRun(
   sourceId: string,
   o: ForkOptions,
 ): Promise<string> {
+  const runId = checkNewRunId(o.runId ?? ulid());
   const events = await runtime.store.log.read(sourceId);
   if (events.length === 0)
     throw new UsageError(`unknown run id '${sourceId}': list runs with \`plumbline runs\``);
@@ -41,24 +49,9 @@ export async function forkRun(
     );
   const prefix = events.filter((e) => e.seq <= o.at);
   // The prefix must still replay on today's code (a changed prompt is fine; a renamed step is not).
-  foldLog(prepared.machine, prepared.hash, sourceId, prefix, { ignoreHash: true });
-  const started = prefix[0]?.event as RunStarted;
-  let input = started.input;
-  if (o.input !== undefined) {
-    const parsed = prepared.pipeline.input.safeParse(o.input);
-    if (!parsed.success)
-      throw new UsageError(
-        `--input does not match pipeline '${prepared.pipeline.name}' input schema: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
-      );
-    input = parsed.data;
-  }
-  const l = o.limits ?? {};
-  const limits = {
-    budgetUsd: l.budgetUsd ?? started.limits.budgetUsd,
-    maxIterations: l.maxIterations ?? started.limits.maxIterations,
-    deadlineAt: l.deadlineMs !== undefined ? o.now + l.deadlineMs : started.limits.deadlineAt,
-  };
-  const runId = o.runId ?? ulid();
+  const { started } = foldLog(prepared.machine, prepared.hash, sourceId, prefix, {
+    ignoreHash: true,
+  });
   const head: NewEnvelope = {
     v: 1,
     at: o.now,
@@ -67,8 +60,10 @@ export async function forkRun(
       machineHash: prepared.hash,
       definition: prepared.graph,
       module: prepared.module,
-      input,
-      limits,
+      input:
+        o.input !== undefined
+          ? parseRunInput(prepared.pipeline, o.input, '--input')
+          : started.input,
       forkedFrom: { runId: sourceId, seq: o.at },
     },
     state: prefix[0]?.state as NewEnvelope['state'],
@@ -76,10 +71,91 @@ export async function forkRun(
   const copied: NewEnvelope[] = prefix
     .slice(1)
     .map((e) => ({ v: 1, at: e.at, event: e.event, state: e.state }));
+  const log = withLimits(prepared, runId, [head, ...copied], o.limits ?? {}, o.now);
   try {
-    await runtime.store.log.append(runId, [head, ...copied], 'no_stream');
+    await runtime.store.log.append(runId, log, 'no_stream');
   } catch (e) {
     throw new UsageError(`cannot create fork ${runId}: ${(e as Error).message}`, { cause: e });
   }
   return runId;
+}
+
+/** Folds a new log as the driver will (every recorded state checked); throws on a mismatch. */
+function foldNew(prepared: Prepared, runId: string, log: readonly NewEnvelope[]): RunSnapshot {
+  const stored: StoredEnvelope[] = log.map((e, i) => ({ ...e, runId, seq: i + 1 }));
+  return foldLog(prepared.machine, prepared.hash, runId, stored).snapshot;
+}
+
+function flagsOf(l: LimitOverrides): string {
+  return [
+    l.budgetUsd !== undefined ? `--budget-usd ${l.budgetUsd}` : '',
+    l.maxIterations !== undefined ? `--max-iterations ${l.maxIterations}` : '',
+    l.deadlineMs !== undefined ? `--deadline ${l.deadlineMs}ms` : '',
+  ]
+    .filter((s) => s !== '')
+    .join(' ');
+}
+
+/**
+ * Applies limit overrides to a fork's log (head with the source's limits, then the copied
+ * events). Parked at the fork point: a RESUME with the new limits is appended, exactly as
+ * `resume --budget-usd` would record it. Otherwise the new limits go in `run.started`, and the
+ * log is folded to prove the copied decisions come out the same under them.
+ */
+function withLimits(
+  prepared: Prepared,
+  runId: string,
+  log: NewEnvelope[],
+  l: LimitOverrides,
+  now: number,
+): NewEnvelope[] {
+  const flags = flagsOf(l);
+  if (flags === '') return log;
+  const atFork = foldNew(prepared, runId, log);
+  const deadlineAt = l.deadlineMs !== undefined ? now + l.deadlineMs : undefined;
+  if (statusOf(atFork) === 'parked') {
+    const resume: MachineEvent = {
+      type: 'RESUME',
+      budgetUsd: l.budgetUsd ?? null,
+      maxIterations: l.maxIterations ?? null,
+      deadlineAt: deadlineAt ?? null,
+    };
+    const next = step(prepared.machine, atFork, resume);
+    return [...log, { v: 1, at: now, event: resume, state: summarize(next) }];
+  }
+  const [head, ...copied] = log as [NewEnvelope, ...NewEnvelope[]];
+  const started = head.event as RunStarted;
+  const limits = {
+    budgetUsd: l.budgetUsd ?? started.limits.budgetUsd,
+    maxIterations: l.maxIterations ?? started.limits.maxIterations,
+    deadlineAt: deadlineAt ?? started.limits.deadlineAt,
+  };
+  const raised = [{ ...head, event: { ...started, limits } }, ...copied];
+  const source = started.forkedFrom ?? { runId: '?', seq: log.length };
+  const refuse = (why: string, cause?: unknown): UsageError =>
+    new UsageError(
+      `cannot fork run ${source.runId} at seq ${source.seq} with ${flags}: ${why}; ` +
+        'fork at a seq where the run is parked (the new limits then apply from there), ' +
+        'or fork without them and `plumbline resume <fork-id>` with the new limits when it parks',
+      cause !== undefined ? { cause } : undefined,
+    );
+  let folded: RunSnapshot;
+  try {
+    folded = foldNew(prepared, runId, raised);
+  } catch (e) {
+    if (!(e instanceof ReplayMismatchError)) throw e;
+    const event = log[e.seq - 1]?.event.type ?? 'an event';
+    throw refuse(
+      `the copied ${event} at seq ${e.seq} was decided under the source's limits and comes out differently under the new ones`,
+      e,
+    );
+  }
+  const got = (folded.context as { limits: typeof limits }).limits;
+  if (
+    got.budgetUsd !== limits.budgetUsd ||
+    got.maxIterations !== limits.maxIterations ||
+    got.deadlineAt !== limits.deadlineAt
+  )
+    throw refuse('a copied RESUME sets the limits itself');
+  return raised;
 }

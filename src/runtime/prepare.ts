@@ -24,11 +24,30 @@ export interface Prepared {
 
 const cache = new WeakMap<Pipeline, Prepared>();
 
-/** Compiles and checks `pipeline`; throws a UsageError naming the fix for an unpriced model. */
+/**
+ * Validates a run input against the pipeline's schema and returns the parsed value, or throws a
+ * UsageError listing every issue (`label` names where the input came from, e.g. `--input`).
+ */
+export function parseRunInput(pipeline: Pipeline, input: unknown, label = 'input'): unknown {
+  const parsed = pipeline.input.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues
+    .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+    .join('; ');
+  throw new UsageError(
+    `${label} does not match pipeline '${pipeline.name}' input schema: ${issues}`,
+  );
+}
+
+/**
+ * Compiles and checks `pipeline`; throws a UsageError naming the step and the fix for an unpriced
+ * model or an invalid retry policy.
+ */
 export function prepare(pipeline: Pipeline, module: string | null = null): Prepared {
   const hit = cache.get(pipeline);
   if (hit !== undefined && hit.module === module) return hit;
   const prices = new Map<string, Price>();
+  const retries = new Map<string, RetryPolicy>();
   for (const s of pipeline.steps) {
     if (s.kind !== 'llm') continue;
     try {
@@ -36,6 +55,8 @@ export function prepare(pipeline: Pipeline, module: string | null = null): Prepa
         s.name,
         s.price !== undefined ? checkPrice(s.model, s.price) : priceFor(s.model, pipeline.prices),
       );
+      // Resolved now, so a bad policy (in a pipeline not made by definePipeline) fails here.
+      retries.set(s.name, resolveRetryPolicy({ ...pipeline.retry, ...s.retry }));
     } catch (e) {
       if (e instanceof UsageError)
         throw new UsageError(`pipeline '${pipeline.name}' step '${s.name}': ${e.message}`);
@@ -51,7 +72,7 @@ export function prepare(pipeline: Pipeline, module: string | null = null): Prepa
     hash: machineHash(graph),
     module,
     priceOf: (s) => prices.get(s.name) as Price,
-    retryOf: (s) => resolveRetryPolicy({ ...pipeline.retry, ...s.retry }),
+    retryOf: (s) => retries.get(s.name) ?? resolveRetryPolicy({ ...pipeline.retry, ...s.retry }),
   };
   cache.set(pipeline, prepared);
   return prepared;
