@@ -37,12 +37,15 @@ export interface SpawnWorkerOptions {
   ackWaitMs: number;
   concurrency: number;
   env: Record<string, string>;
+  /** More `plumbline worker` arguments. */
+  args?: string[];
 }
 
 /** Spawns `plumbline worker` and resolves once it serves (30 s at most). */
 export async function spawnWorker(o: SpawnWorkerOptions): Promise<WorkerProc> {
   const args = ['bin/plumbline.mjs', 'worker', '--store', o.store, '--pipelines', o.pipelines];
   args.push('--ack-wait', `${o.ackWaitMs}ms`, '--concurrency', String(o.concurrency));
+  args.push(...(o.args ?? []));
   const [cmd, argv] = withParentDeathSignal(process.execPath, args);
   const child = spawn(cmd, argv, {
     cwd: ROOT,
