@@ -179,3 +179,117 @@ describe('two live resumers race for a stranded run', () => {
     }
   });
 });
+
+describe('a live driver keeps its run whatever the operator types', () => {
+  it('an effect outlasting the stranded threshold under a worker: `resume` and `resume <id>` leave it alone; it runs once, one model call', async () => {
+    const db = join(dir, 'worker.db');
+    const sink = join(dir, 'worker-sink');
+    const env = {
+      ANTHROPIC_BASE_URL: fake.url,
+      ANTHROPIC_API_KEY: 'sk-ant-test-lease',
+      SLOW_SINK: sink,
+      SLOW_EFFECT_MS: '6000',
+    };
+    const worker = await spawnWorker({
+      name: 'w1',
+      store: db,
+      pipelines: SLOW,
+      ackWaitMs: 30_000,
+      concurrency: 2,
+      env,
+      args: ['--stranded-after', '1s'],
+    });
+    try {
+      const before = fake.count;
+      const started = await plumbline(
+        ['start', SLOW, '--store', db, '--run-id', 'slow-1', '--input', '{"id":"slow-1"}'],
+        env,
+      );
+      expect(started.code, started.stderr).toBe(0);
+      await poll(async () => {
+        const events = await eventsOf(db, 'slow-1');
+        return events.some((e) => e.event.type === 'EFFECT_STARTED') ? true : undefined;
+      }, 'the effect to start');
+      // Quiet for longer than the stranded threshold (1 s) while the effect runs (6 s).
+      await new Promise((r) => setTimeout(r, 2_500));
+      const all = await plumbline(['resume', '--store', db, '--json'], env);
+      const one = await plumbline(['resume', 'slow-1', '--store', db, '--json'], env);
+      for (const r of [all, one]) {
+        const summary = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as {
+          stopped?: string;
+          holder?: { owner: string };
+        };
+        expect(summary.stopped, r.stdout + r.stderr).toBe('leased');
+        expect(summary.holder?.owner.split('/')[1]).toBe(String(worker.child.pid));
+      }
+      await poll(async () => {
+        const events = await eventsOf(db, 'slow-1');
+        return events.at(-1)?.state.status === 'completed' ? true : undefined;
+      }, 'the run to complete');
+      const events = await eventsOf(db, 'slow-1');
+      expect(lines(join(sink, 'executions.log'))).toEqual(['slow-1-send']);
+      expect(fake.count - before).toBe(1);
+      expect(events.filter((e) => e.event.type === 'EFFECT_DONE')).toHaveLength(1);
+      expect(worker.lines.filter((l) => l.decision === 'requeue')).toHaveLength(0);
+    } finally {
+      await worker.kill('SIGTERM');
+    }
+  });
+
+  it('two `plumbline resume <id>` processes at once on a run stranded in a slow effect: it runs once', async () => {
+    for (let round = 0; round < 3; round++) {
+      const db = join(dir, `cli-race-${round}.db`);
+      const sink = join(dir, `cli-race-sink-${round}`);
+      const id = `race-${round}`;
+      const env = {
+        ANTHROPIC_BASE_URL: fake.url,
+        ANTHROPIC_API_KEY: 'sk-ant-test-lease',
+        SLOW_SINK: sink,
+        SLOW_EFFECT_MS: '60000',
+      };
+      // A driver that dies in the effect: `run` SIGKILLed once EFFECT_STARTED is recorded.
+      const child = spawn(
+        process.execPath,
+        [
+          'bin/plumbline.mjs',
+          'run',
+          SLOW,
+          '--store',
+          db,
+          '--run-id',
+          id,
+          '--input',
+          `{"id":"${id}"}`,
+        ],
+        {
+          cwd: ROOT,
+          env: { ...process.env, PLUMBLINE_LOG_LEVEL: 'warn', ...env },
+          stdio: 'ignore',
+        },
+      );
+      const exited = new Promise((r) => child.once('exit', r));
+      await poll(async () => {
+        if (!existsSync(db)) return undefined;
+        const events = await eventsOf(db, id);
+        return events.some((e) => e.event.type === 'EFFECT_STARTED') ? true : undefined;
+      }, 'the effect to start');
+      child.kill('SIGKILL');
+      await exited;
+      const before = fake.count;
+      const raced = await Promise.all(
+        [0, 1].map(() =>
+          plumbline(['resume', id, '--store', db, '--json'], { ...env, SLOW_EFFECT_MS: '1500' }),
+        ),
+      );
+      const summaries = raced.map(
+        (r) => JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as { status?: string },
+      );
+      expect(
+        summaries.map((s) => s.status),
+        raced.map((r) => r.stderr).join('\n'),
+      ).toContain('completed');
+      expect(lines(join(sink, 'executions.log')), `round ${round}`).toEqual([`${id}-send`]);
+      expect(fake.count - before).toBe(0);
+    }
+  });
+});
