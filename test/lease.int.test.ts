@@ -4,10 +4,19 @@
  * each effect runs once and no model call is made twice, with no crash in between.
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkChain } from '../src/machines/chain.js';
 import type { StoredEnvelope } from '../src/machines/events.js';
 import { foldLog } from '../src/machines/replay.js';
 import { createAnthropicClient } from '../src/model/anthropic.js';
@@ -130,6 +139,9 @@ describe('two live resumers race for a stranded run', () => {
           );
           expect(attempts.length, label).toBe(requests);
           expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+          // Each writer (the dead one, then the winner) extended one unbroken hash chain.
+          expect(events.every((e) => e.prev !== undefined)).toBe(true);
+          expect(checkChain(events)).toEqual({ ok: true });
           foldLog(crashy.machine, crashy.hash, 'r', events);
         } finally {
           await Promise.all(stores.map((s) => s.close()));
@@ -188,7 +200,8 @@ describe('a live driver keeps its run whatever the operator types', () => {
       ANTHROPIC_BASE_URL: fake.url,
       ANTHROPIC_API_KEY: 'sk-ant-test-lease',
       SLOW_SINK: sink,
-      SLOW_EFFECT_MS: '6000',
+      // The effect lasts until the test says (long past the 1 s stranded threshold).
+      SLOW_UNTIL_FILE: join(dir, 'worker-release'),
     };
     const worker = await spawnWorker({
       name: 'w1',
@@ -210,7 +223,8 @@ describe('a live driver keeps its run whatever the operator types', () => {
         const events = await eventsOf(db, 'slow-1');
         return events.some((e) => e.event.type === 'EFFECT_STARTED') ? true : undefined;
       }, 'the effect to start');
-      // Quiet for longer than the stranded threshold (1 s) while the effect runs (6 s).
+      // Quiet for longer than the stranded threshold (1 s) while the effect runs; the worker's
+      // stranded check (every second) sees a live lease and leaves the run alone.
       await new Promise((r) => setTimeout(r, 2_500));
       const all = await plumbline(['resume', '--store', db, '--json'], env);
       const one = await plumbline(['resume', 'slow-1', '--store', db, '--json'], env);
@@ -222,6 +236,7 @@ describe('a live driver keeps its run whatever the operator types', () => {
         expect(summary.stopped, r.stdout + r.stderr).toBe('leased');
         expect(summary.holder?.owner.split('/')[1]).toBe(String(worker.child.pid));
       }
+      writeFileSync(join(dir, 'worker-release'), '');
       await poll(async () => {
         const events = await eventsOf(db, 'slow-1');
         return events.at(-1)?.state.status === 'completed' ? true : undefined;
@@ -230,6 +245,7 @@ describe('a live driver keeps its run whatever the operator types', () => {
       expect(lines(join(sink, 'executions.log'))).toEqual(['slow-1-send']);
       expect(fake.count - before).toBe(1);
       expect(events.filter((e) => e.event.type === 'EFFECT_DONE')).toHaveLength(1);
+      expect(checkChain(events)).toEqual({ ok: true });
       expect(worker.lines.filter((l) => l.decision === 'requeue')).toHaveLength(0);
     } finally {
       await worker.kill('SIGTERM');

@@ -129,8 +129,10 @@ describe('verify --all on a hand-edited store', () => {
       3,
       /output of step 'one' is recorded as valid but does not match the step's schema \(note: /,
     );
-    // The forged cost also shows in the running total the states recorded.
-    expect(byRun.get('cost')?.problems.map((p) => p.seq)).toEqual([3, 3]);
+    // The forged cost also shows in the running total the states recorded, and (every run's
+    // log is chained by the runtime) in the hash the next event carries.
+    expect(byRun.get('cost')?.problems.map((p) => p.seq).sort()).toEqual([3, 3, 4]);
+    has('cost', 4, /seq 4: prev hash does not match seq 3/, 3);
 
     const text = await plumbline(['verify', '--all', '--store', h.dbPath]);
     expect(text.code).toBe(1);

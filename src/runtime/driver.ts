@@ -17,6 +17,7 @@ import {
   summarize,
   type RunSnapshot,
 } from '../machines/fold.js';
+import { GENESIS, link, nextPrev } from '../machines/chain.js';
 import { foldLog, foldTail, persistable, restore } from '../machines/replay.js';
 import type { ModelClient } from '../model/types.js';
 import { leaseOwner, ownerIsDead } from '../store/leaseRules.js';
@@ -156,6 +157,15 @@ function lostCallEvent(
   };
 }
 
+/** A run as rebuilt from its log: where it is, its last seq and envelope, its chain head. */
+interface Rebuilt {
+  snapshot: RunSnapshot;
+  seq: number;
+  last: StoredEnvelope | undefined;
+  /** The `prev` the next envelope carries (hash chain). */
+  head: string;
+}
+
 /** Drives runs of prepared pipelines against one store. */
 export class Runtime {
   readonly store: Store;
@@ -250,14 +260,14 @@ export class Runtime {
     args: { input: unknown; runId?: string; limits?: LimitOverrides; signal?: AbortSignal },
   ): Promise<RunResult> {
     // Drive from the state just recorded: no need to read the log back.
-    const { runId, snapshot } = await this.createRun(prepared, args);
+    const { runId, snapshot, head } = await this.createRun(prepared, args);
     const t = await this.leases.take(runId);
     if (!t.ok) return resultOf(snapshot, 1, 'leased', t.holder);
     try {
       return await this.driveFrom(
         prepared,
         runId,
-        { snapshot, seq: 1, last: undefined },
+        { snapshot, seq: 1, last: undefined, head },
         t.held,
         args.signal,
       );
@@ -277,7 +287,7 @@ export class Runtime {
   private async createRun(
     prepared: Prepared,
     args: { input: unknown; runId?: string; limits?: LimitOverrides },
-  ): Promise<{ runId: string; snapshot: RunSnapshot }> {
+  ): Promise<{ runId: string; snapshot: RunSnapshot; head: string }> {
     const { pipeline } = prepared;
     const parsed = pipeline.input.safeParse(args.input);
     if (!parsed.success) {
@@ -321,8 +331,9 @@ export class Runtime {
       },
       state: summarize(snap),
     };
+    const [linked] = link([env], GENESIS, 1) as [NewEnvelope];
     try {
-      await this.store.log.append(runId, [env], 'no_stream');
+      await this.store.log.append(runId, [linked], 'no_stream');
     } catch (e) {
       if (isVersionConflict(e))
         throw new UsageError(
@@ -343,15 +354,12 @@ export class Runtime {
       },
       'run started',
     );
-    this.emit(runId, 1, env);
-    return { runId, snapshot: snap };
+    this.emit(runId, 1, linked);
+    return { runId, snapshot: snap, head: nextPrev({ ...linked, seq: 1 }) };
   }
 
   /** Rebuilds a run from its log: a saved snapshot plus the events after it, or a full fold. */
-  async rebuild(
-    prepared: Prepared,
-    runId: string,
-  ): Promise<{ snapshot: RunSnapshot; seq: number; last: StoredEnvelope | undefined }> {
+  async rebuild(prepared: Prepared, runId: string): Promise<Rebuilt> {
     const saved = await this.store.log.loadSnapshot(runId);
     if (saved !== undefined && saved.machineHash === prepared.hash) {
       // From the snapshot's own seq: the event at it tells a running effect its key.
@@ -363,12 +371,14 @@ export class Runtime {
           { seq: saved.seq, snapshot: restore(prepared.machine, saved.snapshot) },
           tail,
         );
-        return { snapshot: folded.snapshot, seq: folded.seq, last: tail[tail.length - 1] };
+        const last = tail[tail.length - 1];
+        return { snapshot: folded.snapshot, seq: folded.seq, last, head: nextPrev(last) };
       }
     }
     const events = await this.store.log.read(runId, 1);
     const folded = foldLog(prepared.machine, prepared.hash, runId, events);
-    return { snapshot: folded.snapshot, seq: folded.seq, last: events[events.length - 1] };
+    const last = events[events.length - 1];
+    return { snapshot: folded.snapshot, seq: folded.seq, last, head: nextPrev(last) };
   }
 
   /**
@@ -388,7 +398,7 @@ export class Runtime {
   private async driveFrom(
     prepared: Prepared,
     runId: string,
-    rebuilt: { snapshot: RunSnapshot; seq: number; last: StoredEnvelope | undefined },
+    rebuilt: Rebuilt,
     held: HeldLease,
     callerSignal: AbortSignal = new AbortController().signal,
   ): Promise<RunResult> {
@@ -409,11 +419,11 @@ export class Runtime {
   private async driveLeased(
     prepared: Prepared,
     runId: string,
-    rebuilt: { snapshot: RunSnapshot; seq: number; last: StoredEnvelope | undefined },
+    rebuilt: Rebuilt,
     lease: HeldLease,
     signal: AbortSignal,
   ): Promise<RunResult> {
-    let { snapshot, seq } = rebuilt;
+    let { snapshot, seq, head } = rebuilt;
     const last = rebuilt.last;
     const env: DriverEnv = {
       store: this.store,
@@ -440,7 +450,7 @@ export class Runtime {
       const batch = held;
       held = [];
       try {
-        seq = await this.appendEvents(runId, seq, batch, prepared);
+        ({ seq, head } = await this.appendEvents(runId, seq, head, batch, prepared));
       } catch (e) {
         if (!isVersionConflict(e)) throw e;
         this.logger.warn(
@@ -544,16 +554,16 @@ export class Runtime {
   private async appendEvents(
     runId: string,
     seq: number,
+    head: string,
     batch: ReadonlyArray<{ event: MachineEvent; next: RunSnapshot }>,
     prepared: Prepared,
-  ): Promise<number> {
+  ): Promise<{ seq: number; head: string }> {
     const at = this.clock.now();
-    const envs: NewEnvelope[] = batch.map((b) => ({
-      v: 1,
-      at,
-      event: b.event,
-      state: summarize(b.next),
-    }));
+    const envs = link(
+      batch.map((b) => ({ v: 1, at, event: b.event, state: summarize(b.next) })),
+      head,
+      seq + 1,
+    );
     const last = await this.store.log.append(runId, envs, seq);
     envs.forEach((e, i) => {
       const s = seq + i + 1;
@@ -567,20 +577,18 @@ export class Runtime {
         (batch[i] as { next: RunSnapshot }).next,
       );
     });
-    return last;
+    return { seq: last, head: nextPrev({ ...(envs[envs.length - 1] as NewEnvelope), seq: last }) };
   }
 
-  private async appendEvent(
+  /** Appends one event after the rebuilt run (a RESUME or a KILL), logging its decision. */
+  private async appendOne(
+    prepared: Prepared,
     runId: string,
-    seq: number,
+    rebuilt: Rebuilt,
     event: MachineEvent,
     next: RunSnapshot,
-  ): Promise<number> {
-    const env: NewEnvelope = { v: 1, at: this.clock.now(), event, state: summarize(next) };
-    const newSeq = await this.store.log.append(runId, [env], seq);
-    this.opts.hooks?.afterAppend?.(runId, newSeq, event.type);
-    this.emit(runId, newSeq, env);
-    return newSeq;
+  ): Promise<{ seq: number; head: string }> {
+    return this.appendEvents(runId, rebuilt.seq, rebuilt.head, [{ event, next }], prepared);
   }
 
   private emit(runId: string, seq: number, env: NewEnvelope): void {
@@ -648,13 +656,13 @@ export class Runtime {
   ): Promise<RunResult> {
     return this.underLease(prepared, runId, async (lease) => {
       const rebuilt = await this.rebuild(prepared, runId);
-      const { snapshot, seq } = rebuilt;
+      const { snapshot } = rebuilt;
       const kill = await this.store.control.getKill(runId);
       if (kill !== undefined && !isTerminal(statusOf(snapshot))) {
-        const next = foldStep(prepared.machine, snapshot, { type: 'KILL', reason: kill.reason });
-        const s = await this.appendEvent(runId, seq, { type: 'KILL', reason: kill.reason }, next);
-        this.logDecision(prepared, runId, s, { type: 'KILL', reason: kill.reason }, next);
-        return resultOf(next, s);
+        const event: MachineEvent = { type: 'KILL', reason: kill.reason };
+        const next = foldStep(prepared.machine, snapshot, event);
+        const { seq } = await this.appendOne(prepared, runId, rebuilt, event, next);
+        return resultOf(next, seq);
       }
       if (statusOf(snapshot) !== 'parked')
         return this.driveFrom(prepared, runId, rebuilt, lease, signal);
@@ -665,12 +673,11 @@ export class Runtime {
         deadlineAt: raise.deadlineMs !== undefined ? this.clock.now() + raise.deadlineMs : null,
       };
       const next = foldStep(prepared.machine, snapshot, event);
-      const s = await this.appendEvent(runId, seq, event, next);
-      this.logDecision(prepared, runId, s, event, next);
+      const { seq, head } = await this.appendOne(prepared, runId, rebuilt, event, next);
       return this.driveFrom(
         prepared,
         runId,
-        { snapshot: next, seq: s, last: undefined },
+        { snapshot: next, seq, last: undefined, head },
         lease,
         signal,
       );
@@ -699,11 +706,11 @@ export class Runtime {
       const t = await this.leases.take(runId);
       if (!t.ok) return null;
       try {
-        const { snapshot, seq } = await this.rebuild(prepared, runId);
-        if (isTerminal(statusOf(snapshot))) return statusOf(snapshot);
-        const next = foldStep(prepared.machine, snapshot, { type: 'KILL', reason });
-        const s = await this.appendEvent(runId, seq, { type: 'KILL', reason }, next);
-        this.logDecision(prepared, runId, s, { type: 'KILL', reason }, next);
+        const rebuilt = await this.rebuild(prepared, runId);
+        if (isTerminal(statusOf(rebuilt.snapshot))) return statusOf(rebuilt.snapshot);
+        const event: MachineEvent = { type: 'KILL', reason };
+        const next = foldStep(prepared.machine, rebuilt.snapshot, event);
+        await this.appendOne(prepared, runId, rebuilt, event, next);
         return 'killed';
       } finally {
         await this.leases.release(t.held);

@@ -8,6 +8,7 @@
  * prefix: as a RESUME when the fork point is parked, or in `run.started` only when every
  * copied decision folds the same under them (checked before anything is written).
  */
+import { GENESIS, link } from '../machines/chain.js';
 import { ulid } from 'ulid';
 import { ReplayMismatchError, UsageError } from '../errors.js';
 import type { MachineEvent, NewEnvelope, RunStarted, StoredEnvelope } from '../machines/events.js';
@@ -73,7 +74,7 @@ export async function forkRun(
     .map((e) => ({ v: 1, at: e.at, event: e.event, state: e.state }));
   const log = withLimits(prepared, runId, [head, ...copied], o.limits ?? {}, o.now);
   try {
-    await runtime.store.log.append(runId, log, 'no_stream');
+    await runtime.store.log.append(runId, link(log, GENESIS, 1), 'no_stream');
   } catch (e) {
     throw new UsageError(`cannot create fork ${runId}: ${(e as Error).message}`, { cause: e });
   }
