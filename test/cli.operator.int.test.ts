@@ -143,26 +143,43 @@ describe('watch', () => {
 });
 
 describe('stranded runs', () => {
-  it('lists unfinished runs idle for longer than the threshold', async () => {
+  it('lists running runs whose driver is gone (no live lease), says so in `runs`, and `resume` takes only those', async () => {
     await using h = await harness({ script: () => ({ kind: 'json', value: { n: 1 } }) });
     const env = { ANTHROPIC_BASE_URL: h.fake.url };
     // A run whose process died after run.started: it is "running" and nobody touches it.
     const { Runtime } = await import('../src/runtime/driver.js');
     const { loadPipeline } = await import('../src/runtime/load.js');
     const rt = new Runtime({ store: h.store });
-    await rt.create(await loadPipeline('test/fixtures/pipelines/stubborn.ts'), {
-      input: {},
-      runId: 'idle-1',
-    });
+    const stubborn = await loadPipeline('test/fixtures/pipelines/stubborn.ts');
+    await rt.create(stubborn, { input: {}, runId: 'idle-1' });
+    // One as idle, but its driver (this process) is alive and holds its lease: a slow call.
+    await rt.create(stubborn, { input: {}, runId: 'busy-1' });
+    const busy = await rt.leases.take('busy-1');
+    expect(busy.ok).toBe(true);
     await new Promise((r) => setTimeout(r, 300));
     const s = await plumbline(
       ['runs', '--stranded', '--older-than', '200ms', '--json', '--store', h.dbPath],
       env,
     );
     expect((ndjson(s.stdout) as Array<{ runId: string }>).map((x) => x.runId)).toEqual(['idle-1']);
+    const listed = ndjson(
+      (await plumbline(['runs', '--json', '--store', h.dbPath])).stdout,
+    ) as Array<{ runId: string; status: string }>;
+    expect(Object.fromEntries(listed.map((r) => [r.runId, r.status]))).toEqual({
+      'idle-1': 'stranded',
+      'busy-1': 'running',
+    });
     const none = await plumbline(['stranded', '--older-than', '1h', '--store', h.dbPath]);
     expect(none.stdout).toMatch(/no stranded runs/);
-    const resumed = await plumbline(['resume', '--store', h.dbPath, '--json'], env);
-    expect(ndjson(resumed.stdout)[0]).toMatchObject({ runId: 'idle-1', status: 'completed' });
+    const resumed = ndjson(
+      (await plumbline(['resume', '--store', h.dbPath, '--json'], env)).stdout,
+    ) as Array<{ runId: string; status: string; stopped?: string }>;
+    expect(resumed.find((r) => r.runId === 'idle-1')).toMatchObject({ status: 'completed' });
+    expect(resumed.find((r) => r.runId === 'busy-1')).toMatchObject({
+      status: 'running',
+      stopped: 'leased',
+    });
+    expect((await h.store.log.read('busy-1')).length).toBe(1);
+    if (busy.ok) await rt.leases.release(busy.held);
   });
 });

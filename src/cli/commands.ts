@@ -29,7 +29,7 @@ import { pipelineForRun, pipelinesFrom } from './pipelines.js';
 import { runDemo } from './demo.js';
 import { costReport } from './cost.js';
 import { renderLine, updateLine, type RunLine } from './progress.js';
-import { listStranded, registerOperatorCommands } from './operate.js';
+import { listStranded, registerOperatorCommands, strandedRuns } from './operate.js';
 import { registerFleetCommands } from './fleet.js';
 
 function limitsOf(o: {
@@ -264,7 +264,10 @@ export function registerCommands(program: Command, box: ExitBox): void {
     .description('list runs: id, pipeline, version, status, cost, events, started, ended')
     .option('--status <status>', 'only runs with this status')
     .option('--pipeline <name>', 'only runs of this pipeline')
-    .option('--stranded', 'only unfinished runs nobody touched for --older-than (default 5m)')
+    .option(
+      '--stranded',
+      'only running runs whose driver is gone (no live lease), quiet for --older-than (default 30s)',
+    )
     .option('--older-than <duration>', 'with --stranded: idle threshold', duration('--older-than'))
     .option('--json', 'one JSON object per run')
     .addHelpText(
@@ -292,7 +295,12 @@ export function registerCommands(program: Command, box: ExitBox): void {
             ...(o.status !== undefined ? { status: o.status as never } : {}),
             ...(o.pipeline !== undefined ? { pipeline: o.pipeline } : {}),
           });
-          if (o.json) runs.forEach((r) => outJson(r));
+          // A running run whose driver is gone says so: `stranded`, not `running`.
+          const stranded = new Set((await strandedRuns(store, 0)).map((x) => x.run.runId));
+          const shown = runs.map((r) =>
+            stranded.has(r.runId) ? { ...r, status: 'stranded' as never, stranded: true } : r,
+          );
+          if (o.json) shown.forEach((r) => outJson(r));
           else {
             out(
               [
@@ -306,7 +314,7 @@ export function registerCommands(program: Command, box: ExitBox): void {
                 'ended',
               ].join(' '),
             );
-            runs.forEach((r) => out(runRow(r)));
+            shown.forEach((r) => out(runRow(r)));
           }
         } finally {
           await store.close();

@@ -175,7 +175,7 @@ export function registerFleetCommands(program: Command): void {
     )
     .option(
       '--stranded-after <duration>',
-      're-queue running runs untouched this long (default 5m)',
+      're-queue running runs untouched this long whose lease lapsed (default 60s)',
       duration('--stranded-after'),
     )
     .addHelpText(

@@ -4,6 +4,8 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { forkRun } from '../runtime/fork.js';
+import { lapsedForListing } from '../store/leaseRules.js';
+import type { LeaseHolder, RunSummary, Store } from '../store/types.js';
 import {
   makeRuntime,
   openStore,
@@ -258,7 +260,7 @@ export function registerOperatorCommands(program: Command, box: ExitBox): void {
     )
     .option(
       '--older-than <duration>',
-      'idle for longer than this (default 5m)',
+      'idle for longer than this (default 30s); a run with a live lease is never listed',
       duration('--older-than'),
     )
     .option('--json', 'one JSON object per run')
@@ -274,19 +276,21 @@ export function registerOperatorCommands(program: Command, box: ExitBox): void {
 /** Lists stranded runs (shared by `stranded` and `runs --stranded`). */
 export async function listStranded(
   g: GlobalOptions,
-  olderThanMs = 5 * 60_000,
+  olderThanMs = 30_000,
   json: boolean,
 ): Promise<number> {
   const store = await openStore(storeSpec(g));
   try {
-    const runs = await store.log.listRuns({
-      status: 'running',
-      updatedBefore: Date.now() - olderThanMs,
-    });
-    if (json) runs.forEach((r) => outJson({ ...r, idleMs: Date.now() - r.updatedAt }));
+    const runs = await strandedRuns(store, olderThanMs);
+    if (json)
+      runs.forEach(({ run: r, holder }) =>
+        outJson({ ...r, idleMs: Date.now() - r.updatedAt, lease: holder ?? null }),
+      );
     else {
-      runs.forEach((r) =>
-        out(`${runRow(r)}  idle ${Math.round((Date.now() - r.updatedAt) / 1000)}s`),
+      runs.forEach(({ run: r, holder }) =>
+        out(
+          `${runRow(r)}  idle ${Math.round((Date.now() - r.updatedAt) / 1000)}s, ${holder === undefined ? 'no lease' : `lease of ${holder.owner} lapsed`}`,
+        ),
       );
       out(
         runs.length === 0
@@ -298,4 +302,23 @@ export async function listStranded(
   } finally {
     await store.close();
   }
+}
+
+/**
+ * Running runs quiet for `olderThanMs` whose driver is gone: no lease, or a lapsed one. A run
+ * whose driver is alive (however slow its call or effect) keeps its lease and is not listed.
+ */
+export async function strandedRuns(
+  store: Store,
+  olderThanMs: number,
+): Promise<Array<{ run: RunSummary; holder: LeaseHolder | undefined }>> {
+  const quiet = await store.log.listRuns({
+    status: 'running',
+    updatedBefore: Date.now() - olderThanMs,
+  });
+  const holders = await store.leases.holders(quiet.map((r) => r.runId));
+  const margin = store.kind === 'sqlite' ? 1_000 : 30_000;
+  return quiet
+    .map((run) => ({ run, holder: holders.get(run.runId) }))
+    .filter(({ holder }) => lapsedForListing(holder, Date.now(), margin));
 }

@@ -59,6 +59,20 @@ export function leaseIsLive(
   return observer.remaining(runId, holder.revision, holder.ttlMs) > 0;
 }
 
+/**
+ * For listing only (a one-shot command has watched nothing): true when a running run has no
+ * driver — no lease, or one released, held by a dead process on this host, or not renewed for
+ * its TTL plus `marginMs` by the store's clock against ours (the margin absorbs clock skew).
+ */
+export function lapsedForListing(
+  holder: { owner: string; renewedAt: number; ttlMs: number } | undefined,
+  now: number,
+  marginMs: number,
+): boolean {
+  if (holder === undefined || ownerIsDead(holder.owner)) return true;
+  return holder.renewedAt + holder.ttlMs + marginMs < now;
+}
+
 /** Monotonic milliseconds (never goes back, unaffected by wall-clock changes). */
 export const monotonicNow = (): number => performance.now();
 
