@@ -224,7 +224,11 @@ export function registerFleetCommands(program: Command): void {
             },
           },
         };
-        const runtime = makeRuntime(timed, g, { onEvent: (e) => metrics.observe(e) });
+        const runtime = makeRuntime(timed, g, {
+          onEvent: (e) => metrics.observe(e),
+          onEffectAbandoned: (a) =>
+            metrics.effectsAbandoned.inc({ pipeline: a.pipeline, step: a.step, reason: a.reason }),
+        });
         const ac = new AbortController();
         const stop = (): void => {
           logger.info(

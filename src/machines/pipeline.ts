@@ -63,6 +63,11 @@ export interface EffectStepOptions<I, R> {
   run: (ctx: EffectContext<I>) => Promise<R> | R;
   /** Attempts when `run` throws, including the first (default 3). */
   maxAttempts?: number;
+  /**
+   * Real milliseconds an attempt may take (default the pipeline's `effectTimeoutMs`, else 5 min):
+   * then `signal` is aborted and the attempt counts as failed (retried per `maxAttempts`).
+   */
+  timeoutMs?: number;
   skip?: SkipFn<I>;
 }
 
@@ -109,6 +114,22 @@ export interface PipelineOptions<S extends z.ZodType> {
   prices?: Record<string, Price>;
   /** Transport retry policy for every model call. */
   retry?: Partial<RetryPolicy>;
+  /** Timeout of every effect attempt in ms, unless the effect sets its own (default 5 min). */
+  effectTimeoutMs?: number;
+}
+
+/** An effect attempt's timeout when neither the effect nor its pipeline sets one: 5 minutes. */
+export const DEFAULT_EFFECT_TIMEOUT_MS = 300_000;
+
+/** The largest timeout a Node timer can wait (about 24.8 days); a larger one fires at once. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** The timeout of one attempt of `s`: its own, else the pipeline's, else 5 minutes. */
+export function effectTimeoutOf(
+  s: EffectStep,
+  pipeline: Pick<PipelineOptions<z.ZodType>, 'effectTimeoutMs'>,
+): number {
+  return s.timeoutMs ?? pipeline.effectTimeoutMs ?? DEFAULT_EFFECT_TIMEOUT_MS;
 }
 
 /** A pipeline: a named, versioned list of steps with an input schema. */
@@ -152,7 +173,23 @@ export function definePipeline<S extends z.ZodType>(options: PipelineOptions<S>)
     seen.add(s.name);
   }
   checkRetries(options);
+  checkEffectTimeouts(options);
   return { ...options, kind: 'pipeline' };
+}
+
+/** Checks `effectTimeoutMs` and each effect's `timeoutMs`: whole milliseconds a timer can wait. */
+function checkEffectTimeouts(options: PipelineOptions<z.ZodType>): void {
+  const check = (where: string, field: string, v: number | undefined): void => {
+    if (v === undefined) return;
+    if (!Number.isInteger(v) || v < 1 || v > MAX_TIMER_MS)
+      throw new UsageError(
+        `${where}: ${field} must be an integer of milliseconds from 1 to ${MAX_TIMER_MS} (got ${String(v)}): e.g. 30000 for 30 s`,
+      );
+  };
+  check(`pipeline '${options.name}'`, 'effectTimeoutMs', options.effectTimeoutMs);
+  for (const s of options.steps)
+    if (s.kind === 'effect')
+      check(`pipeline '${options.name}' step '${s.name}'`, 'timeoutMs', s.timeoutMs);
 }
 
 /**

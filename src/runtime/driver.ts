@@ -24,6 +24,7 @@ import { leaseOwner, ownerIsDead } from '../store/leaseRules.js';
 import type { LeaseHolder, Store } from '../store/types.js';
 import { systemClock, type Clock } from './clock.js';
 import { describeDecision } from './decisions.js';
+import type { AbandonedEffect } from './effectRun.js';
 import type { BreakerGate, DriverEnv, DriverHooks } from './env.js';
 import { execute, isInterrupt, UserCodeError } from './execute.js';
 import { KillWatcher } from './killWatch.js';
@@ -64,6 +65,10 @@ export interface RuntimeOptions {
    * and let the command come back instead).
    */
   waitForLease?: boolean;
+  /** How long an effect may ignore its aborted signal (timeout, kill) before it is abandoned (default 5 s). */
+  effectGraceMs?: number;
+  /** Told when an effect is abandoned after its grace (for metrics). */
+  onEffectAbandoned?: (e: AbandonedEffect) => void;
 }
 
 /** Per-run limit overrides (`--budget-usd`, `--max-iterations`, `--deadline`). */
@@ -439,6 +444,10 @@ export class Runtime {
       lastEffectKey: last?.event.type === 'EFFECT_STARTED' ? last.event.key : null,
       lease: lease.lease,
       ...(this.opts.hooks !== undefined ? { hooks: this.opts.hooks } : {}),
+      ...(this.opts.effectGraceMs !== undefined ? { effectGraceMs: this.opts.effectGraceMs } : {}),
+      ...(this.opts.onEffectAbandoned !== undefined
+        ? { onEffectAbandoned: this.opts.onEffectAbandoned }
+        : {}),
     };
     const steps = new Map(prepared.pipeline.steps.map((s) => [s.name, s]));
     // An outcome whose next state is a pure decision (an llm or effect step's `ready`) is held

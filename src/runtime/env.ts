@@ -6,6 +6,7 @@ import type { Lease, Store } from '../store/types.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
 import type { Prepared } from './prepare.js';
+import type { AbandonedEffect } from './effectRun.js';
 import type { KillWatcher } from './killWatch.js';
 
 /** The gate a model call passes through: the circuit breaker shared by all runs. */
@@ -41,4 +42,8 @@ export interface DriverEnv {
   /** The run's lease this driver holds (effects are claimed under it). */
   lease: Lease;
   hooks?: DriverHooks;
+  /** How long an effect may ignore its aborted signal before it is abandoned (default 5 s). */
+  effectGraceMs?: number;
+  /** Told when an effect is abandoned (for metrics). */
+  onEffectAbandoned?: (e: AbandonedEffect) => void;
 }

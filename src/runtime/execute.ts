@@ -7,15 +7,29 @@ import { serializeError } from '../errors.js';
 import { attemptsOf } from '../machines/context.js';
 import type { MachineEvent } from '../machines/events.js';
 import type { RunSnapshot } from '../machines/fold.js';
-import type { EffectStep, LlmStep, Step, TransformStep } from '../machines/pipeline.js';
-import { costUsd, worstCaseUsd } from '../model/cost.js';
+import {
+  effectTimeoutOf,
+  type EffectStep,
+  type LlmStep,
+  type Step,
+  type TransformStep,
+} from '../machines/pipeline.js';
+import { costUsd, overrunUsd, worstCaseUsd } from '../model/cost.js';
 import { reserveInputTokens } from '../model/reserve.js';
 import { retryDelayMs } from '../model/retry.js';
 import { claimerToken, leaseClaimer } from '../store/leaseRules.js';
 import { judgeOutput } from '../model/structured.js';
 import type { ClassifiedError } from '../model/types.js';
 import { buildRequest, stepContext } from './request.js';
+import {
+  DEFAULT_EFFECT_GRACE_MS,
+  notJsonMarker,
+  notJsonMessage,
+  runGuarded,
+  type Guarded,
+} from './effectRun.js';
 import type { DriverEnv } from './env.js';
+import { PLAIN_JSON_HINT, toPlainJson } from './plainJson.js';
 
 /** Pipeline code (a prompt, key or skip function) threw: the step fails, not the process. */
 export class UserCodeError extends Error {
@@ -151,6 +165,13 @@ async function llmPhase(
         step.output,
       );
       await env.breakers?.record(step.model, true, 'ok', env.clock.now());
+      const usd = costUsd(outcome.usage, price);
+      const over = overrunUsd(ctx.reservedUsd, usd);
+      if (over > 0)
+        env.logger.warn(
+          { runId, step: step.name, reservedUsd: ctx.reservedUsd, actualUsd: usd, overUsd: over },
+          'model call cost more than it reserved',
+        );
       return {
         type: 'MODEL_RESPONSE',
         step: step.name,
@@ -159,7 +180,7 @@ async function llmPhase(
         model: outcome.model,
         stopReason: outcome.stopReason,
         usage: outcome.usage,
-        costUsd: costUsd(outcome.usage, price),
+        costUsd: usd,
         verdict: judged.verdict,
         ...(judged.verdict === 'valid' ? { output: judged.output } : {}),
         issues: judged.issues,
@@ -205,6 +226,59 @@ async function backoff(
   return { type: 'TIMER', step: step.name, at: env.clock.now() };
 }
 
+function effectFailed(
+  env: DriverEnv,
+  step: EffectStep,
+  snap: RunSnapshot,
+  key: string,
+  message: string,
+  retryable: boolean,
+): MachineEvent {
+  const failures = attemptsOf(snap.context, step.name).failures + 1;
+  const delayMs = Math.floor(env.random() * Math.min(8_000, 500 * 2 ** (failures - 1)));
+  return {
+    type: 'EFFECT_FAILED',
+    step: step.name,
+    key,
+    message,
+    retryable,
+    delayMs,
+    retryAt: env.clock.now() + delayMs,
+  };
+}
+
+/**
+ * Records what an effect returned, checked after it returned: plain JSON is its result; anything
+ * else fails the step, not retried (a programming error), and the ledger records that it ran so
+ * no resume runs it again. A store error propagates (the run stays resumable), never a retry.
+ */
+async function recordEffect(
+  env: DriverEnv,
+  step: EffectStep,
+  snap: RunSnapshot,
+  key: string,
+  value: unknown,
+  started: number,
+): Promise<MachineEvent> {
+  const runId = snap.context.runId;
+  const json = toPlainJson(value, 'result');
+  env.hooks?.afterEffectRan?.(runId, step.name, key);
+  if (!json.ok) {
+    const message = `effect '${step.name}' returned ${json.found} at ${json.path}: ${PLAIN_JSON_HINT}`;
+    await env.store.ledger.record(runId, step.name, key, notJsonMarker(message), env.clock.now());
+    return effectFailed(env, step, snap, key, message, false);
+  }
+  await env.store.ledger.record(runId, step.name, key, json.value, env.clock.now());
+  return {
+    type: 'EFFECT_DONE',
+    step: step.name,
+    key,
+    result: json.value,
+    replayed: false,
+    durationMs: env.clock.now() - started,
+  };
+}
+
 async function effectPhase(
   env: DriverEnv,
   step: EffectStep,
@@ -226,68 +300,109 @@ async function effectPhase(
       attempt: attemptsOf(ctx, step.name).failures + 1,
     };
   }
-  if (phase === 'running') {
-    const key = env.lastEffectKey;
-    if (key === null)
-      throw new Error(`internal: effect ${step.name} running without a recorded key`);
-    const started = env.clock.now();
-    const claimer = leaseClaimer(env.lease);
-    const claim = await env.store.ledger.claim(ctx.runId, step.name, key, started, claimer);
-    if (claim.status === 'unrecorded' && claimerToken(claim.claimer) > env.lease.token)
-      // Claimed under a newer lease than ours: another driver has the run now.
-      return { interrupt: 'fenced' };
-    if (claim.status === 'unrecorded')
-      // Claimed under an older lease whose holder is gone (this driver holds the run's lease):
-      // the effect may or may not have happened — at least once, across a crash only.
-      env.logger.warn(
-        {
-          runId: ctx.runId,
-          step: step.name,
-          key,
-          decision: 'rerun',
-          reason: `claimed by ${claim.claimer ?? 'a driver from before leases'} who stopped before recording it`,
-        },
-        'effect claimed but never recorded: running it again',
-      );
-    if (claim.status === 'done') {
-      return {
-        type: 'EFFECT_DONE',
-        step: step.name,
-        key,
-        result: claim.result ?? null,
-        replayed: true,
-        durationMs: 0,
-      };
-    }
-    env.hooks?.afterEffectClaimed?.(ctx.runId, step.name, key);
-    try {
-      const result = await step.run({ ...stepContext(ctx, step.name), key, signal });
-      const json = result === undefined ? null : (JSON.parse(JSON.stringify(result)) as unknown);
-      env.hooks?.afterEffectRan?.(ctx.runId, step.name, key);
-      await env.store.ledger.record(ctx.runId, step.name, key, json, env.clock.now());
-      return {
-        type: 'EFFECT_DONE',
-        step: step.name,
-        key,
-        result: json,
-        replayed: false,
-        durationMs: env.clock.now() - started,
-      };
-    } catch (e) {
-      const failures = attemptsOf(ctx, step.name).failures + 1;
-      const delayMs = Math.floor(env.random() * Math.min(8_000, 500 * 2 ** (failures - 1)));
-      return {
-        type: 'EFFECT_FAILED',
-        step: step.name,
-        key,
-        message: serializeError(e).message,
-        retryable: (e as { retryable?: unknown }).retryable !== false,
-        delayMs,
-        retryAt: env.clock.now() + delayMs,
-      };
-    }
-  }
+  if (phase === 'running') return runEffect(env, step, snap, signal);
   return backoff(env, step, snap, signal);
+}
+
+/** Claims the effect in the ledger under the run's lease and runs it unless it already ran. */
+async function runEffect(
+  env: DriverEnv,
+  step: EffectStep,
+  snap: RunSnapshot,
+  signal: AbortSignal,
+): Promise<Outcome> {
+  const ctx = snap.context;
+  const key = env.lastEffectKey;
+  if (key === null) throw new Error(`internal: effect ${step.name} running without a recorded key`);
+  const started = env.clock.now();
+  const claimer = leaseClaimer(env.lease);
+  const claim = await env.store.ledger.claim(ctx.runId, step.name, key, started, claimer);
+  if (claim.status === 'unrecorded' && claimerToken(claim.claimer) > env.lease.token)
+    // Claimed under a newer lease than ours: another driver has the run now.
+    return { interrupt: 'fenced' };
+  if (claim.status === 'unrecorded' && claim.claimer !== claimer)
+    // Claimed under an older lease whose holder is gone (this driver holds the run's lease):
+    // the effect may or may not have happened — at least once, across a crash only. (Our own
+    // claim is a retry after a recorded failure: nothing to say.)
+    env.logger.warn(
+      {
+        runId: ctx.runId,
+        step: step.name,
+        key,
+        decision: 'rerun',
+        reason: `claimed by ${claim.claimer ?? 'a driver from before leases'} who stopped before recording it`,
+      },
+      'effect claimed but never recorded: running it again',
+    );
+  if (claim.status === 'done') {
+    const notJson = notJsonMessage(claim.result);
+    if (notJson !== null) return effectFailed(env, step, snap, key, notJson, false);
+    return {
+      type: 'EFFECT_DONE',
+      step: step.name,
+      key,
+      result: claim.result ?? null,
+      replayed: true,
+      durationMs: 0,
+    };
+  }
+  env.hooks?.afterEffectClaimed?.(ctx.runId, step.name, key);
+  const timeoutMs = effectTimeoutOf(step, env.prepared.pipeline);
+  const graceMs = env.effectGraceMs ?? DEFAULT_EFFECT_GRACE_MS;
+  const ran = await runGuarded(
+    (s) => step.run({ ...stepContext(ctx, step.name), key, signal: s }),
+    { runId: ctx.runId, timeoutMs, graceMs, signal, kills: env.kills },
+  );
+  if (ran.end === 'stopped') return stoppedEffect(env, step, snap, key, ran, graceMs, started);
+  if (ran.settled.ok) return recordEffect(env, step, snap, key, ran.settled.value, started);
+  const e = ran.settled.error;
+  const retryable = (e as { retryable?: unknown }).retryable !== false;
+  return effectFailed(env, step, snap, key, serializeError(e).message, retryable);
+}
+
+/**
+ * The outcome of an effect asked to stop (timeout, kill, the drive's abort). One that ignored
+ * its signal past the grace is reported and left running: nothing is recorded for it but the
+ * failure or the KILL (its ledger claim stays unrecorded; its late result goes nowhere).
+ */
+async function stoppedEffect(
+  env: DriverEnv,
+  step: EffectStep,
+  snap: RunSnapshot,
+  key: string,
+  ran: Extract<Guarded, { end: 'stopped' }>,
+  graceMs: number,
+  started: number,
+): Promise<Outcome> {
+  const { why, late } = ran;
+  const runId = snap.context.runId;
+  if (late === null) {
+    const after = { timeout: 'its timeout', killed: 'the kill', aborted: 'the stop' }[why.kind];
+    const pipeline = env.prepared.pipeline.name;
+    env.logger.error(
+      { runId, pipeline, step: step.name, key, reason: why.kind, graceMs, decision: 'abandon' },
+      `effect '${step.name}' ignored its aborted signal for ${graceMs} ms after ${after}: abandoned, still running unobserved`,
+    );
+    env.onEffectAbandoned?.({ runId, pipeline, step: step.name, key, reason: why.kind, graceMs });
+  }
+  // Returned within the grace: it happened, so its result is recorded (a retry or a resume then
+  // finds it in the ledger instead of running it again).
+  if (late?.ok === true && why.kind === 'aborted')
+    return recordEffect(env, step, snap, key, late.value, started);
+  if (late?.ok === true) await recordEffect(env, step, snap, key, late.value, started);
+  if (why.kind === 'killed') return { type: 'KILL', reason: why.reason };
+  if (why.kind === 'aborted') return { interrupt: 'aborted' };
+  const timedOut = `effect '${step.name}' timed out after ${why.timeoutMs} ms`;
+  if (late !== null) return effectFailed(env, step, snap, key, timedOut, true);
+  // Not retried: a second copy would run while the first may still be running.
+  return effectFailed(
+    env,
+    step,
+    snap,
+    key,
+    `${timedOut} and ignored its aborted signal for ${graceMs} ms: abandoned, not retried (it may still be running)`,
+    false,
+  );
 }
 
 async function transformPhase(
@@ -299,16 +414,21 @@ async function transformPhase(
   if (kill !== null) return kill;
   const skip = user(step.name, () => skipEvent(step, snap));
   if (skip !== null) return skip;
+  let out: unknown;
   try {
-    const out = await step.run(stepContext(snap.context, step.name));
-    return {
-      type: 'STEP_DONE',
-      step: step.name,
-      output: out === undefined ? null : (JSON.parse(JSON.stringify(out)) as unknown),
-    };
+    out = await step.run(stepContext(snap.context, step.name));
   } catch (e) {
     return { type: 'STEP_FAILED', step: step.name, message: serializeError(e).message };
   }
+  // Checked after it returned: a value JSON would change or refuse fails the step, named.
+  const json = toPlainJson(out, 'output');
+  if (!json.ok)
+    return {
+      type: 'STEP_FAILED',
+      step: step.name,
+      message: `step '${step.name}' returned ${json.found} at ${json.path}: ${PLAIN_JSON_HINT}`,
+    };
+  return { type: 'STEP_DONE', step: step.name, output: json.value };
 }
 
 /** Performs the I/O that `phase` of `step` calls for and returns the event to record. */

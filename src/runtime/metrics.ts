@@ -53,6 +53,12 @@ export class WorkerMetrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
     registers: [this.registry],
   });
+  readonly effectsAbandoned = new Counter({
+    name: 'plumbline_effects_abandoned_total',
+    help: 'Effects that ignored their aborted signal (timeout, kill, stop) past the grace and were left running unobserved: each held a slot that was freed without the effect stopping',
+    labelNames: ['pipeline', 'step', 'reason'],
+    registers: [this.registry],
+  });
   readonly inFlight = new Gauge({
     name: 'plumbline_runs_in_flight',
     help: 'Runs this worker is driving now',
