@@ -296,6 +296,23 @@ describe('an effect that ignores its aborted signal', () => {
     });
   });
 
+  it("the drive's own stop (shutdown, lease lost): abandoned after the grace, the run left resumable", async () => {
+    await using h = await harness();
+    const abandoned: AbandonedEffect[] = [];
+    const { prepared, calls } = oneEffect('deafStop', () => new Promise(() => undefined));
+    const ac = new AbortController();
+    const driving = h
+      .runtime({ effectGraceMs: 200, onEffectAbandoned: (a) => void abandoned.push(a) })
+      .start(prepared, { input: {}, runId: 'ab-3', signal: ac.signal });
+    await until('the effect to start', () => calls.length === 1);
+    ac.abort();
+    const r = await driving;
+    expect(r).toMatchObject({ status: 'running', stopped: 'aborted' });
+    expect(calls[0]?.signal.aborted).toBe(true);
+    expect(abandoned.map((a) => a.reason)).toEqual(['aborted']);
+    expect(ofType(await h.events('ab-3'), 'EFFECT_FAILED')).toEqual([]);
+  });
+
   it('a worker with concurrency 1 takes the next run after abandoning one', async () => {
     await using h = await harness();
     const { lines, logger } = capture();

@@ -346,6 +346,8 @@ async function runEffect(
       durationMs: 0,
     };
   }
+  // Stopped while claiming: leave it unrun (the claim is ours, the next driver's lease is newer).
+  if (signal.aborted) return { interrupt: 'aborted' };
   env.hooks?.afterEffectClaimed?.(ctx.runId, step.name, key);
   const timeoutMs = effectTimeoutOf(step, env.prepared.pipeline);
   const graceMs = env.effectGraceMs ?? DEFAULT_EFFECT_GRACE_MS;
