@@ -143,13 +143,17 @@ const perKill = Math.ceil(RUNS / (WORKER_KILLS + 1));
 await enqueue(perKill);
 while (kills.filter((k) => k.what === 'worker').length < WORKER_KILLS) {
   await sleep(1_000 + Math.random() * 1_000);
-  const pool = [...live];
-  const victim = pool[Math.floor(Math.random() * pool.length)];
-  if (victim === undefined) throw new Error('no live worker');
-  // The runs it was driving: named in its log lines and not terminal just before the kill.
+  // A random worker among those driving unfinished runs (a kill of an idle one proves little).
   const before = await terminalIds();
-  const held = new Set(victim.lines.flatMap((l) => (l.runId !== undefined ? [l.runId] : [])));
-  const orphaned = [...held].filter((id) => !before.has(id)).length;
+  const unfinished = (w: WorkerProc): number =>
+    new Set(
+      w.lines.flatMap((l) => (l.runId !== undefined && !before.has(l.runId) ? [l.runId] : [])),
+    ).size;
+  const pool = [...live].filter((w) => unfinished(w) > 0);
+  const from = pool.length > 0 ? pool : [...live];
+  const victim = from[Math.floor(Math.random() * from.length)];
+  if (victim === undefined) throw new Error('no live worker');
+  const orphaned = unfinished(victim);
   kills.push({
     what: 'worker',
     name: victim.name,
@@ -322,6 +326,15 @@ const result = {
     badLogs: badLogs.map((a) => `${a.runId}: ${a.problems.join('; ')}`),
     liveDuplicates: liveDup,
     acrossServerKill: extras.filter((x) => x.cause === 'across-server-kill'),
+    // Each allowed extra with the kill that excuses it (the earlier executor's SIGKILL).
+    afterWorkerKill: extras
+      .filter((x) => x.cause === 'worker-killed')
+      .map((x) => ({
+        ...x,
+        kill: kills.find(
+          (k) => k.what === 'worker' && k.pid === x.previous.pid && k.at >= x.previous.at,
+        ),
+      })),
     callMismatches: acc.mismatches,
     deadLetters: dlq.map((d) => d.reason),
     workerErrors: workerErrors.slice(0, 50),
