@@ -21,6 +21,11 @@ export interface StepContext<I = unknown> {
 /** An effect's context: the step context plus its idempotency key and an abort signal. */
 export interface EffectContext<I = unknown> extends StepContext<I> {
   key: string;
+  /**
+   * Aborted when the attempt times out (reason: a `TimeoutError`), the run is killed or the
+   * process stops driving it. Honour it: an effect still running a grace period (5 s) later is
+   * abandoned — reported, never waited for, its late result not recorded.
+   */
   signal: AbortSignal;
 }
 
