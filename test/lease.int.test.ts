@@ -263,7 +263,8 @@ describe('a live driver keeps its run whatever the operator types', () => {
         SLOW_SINK: sink,
         SLOW_EFFECT_MS: '60000',
       };
-      // A driver that dies in the effect: `run` SIGKILLed once EFFECT_STARTED is recorded.
+      // A driver that dies in the effect: `run --json` SIGKILLed once it printed EFFECT_STARTED
+      // (its events are printed after they are appended).
       const child = spawn(
         process.execPath,
         [
@@ -276,19 +277,29 @@ describe('a live driver keeps its run whatever the operator types', () => {
           id,
           '--input',
           `{"id":"${id}"}`,
+          '--json',
         ],
-        {
-          cwd: ROOT,
-          env: { ...process.env, PLUMBLINE_LOG_LEVEL: 'warn', ...env },
-          stdio: 'ignore',
-        },
+        { cwd: ROOT, env: { ...process.env, PLUMBLINE_LOG_LEVEL: 'warn', ...env } },
       );
-      const exited = new Promise((r) => child.once('exit', r));
-      await poll(async () => {
-        if (!existsSync(db)) return undefined;
-        const events = await eventsOf(db, id);
-        return events.some((e) => e.event.type === 'EFFECT_STARTED') ? true : undefined;
-      }, 'the effect to start');
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      let gone = false;
+      const exited = new Promise((r) => child.once('exit', r)).then(() => (gone = true));
+      await poll(
+        async () => {
+          const printed = out
+            .split('\n')
+            .filter((l) => l.startsWith('{'))
+            .map((l) => JSON.parse(l) as { event?: { type?: string } });
+          if (printed.some((e) => e.event?.type === 'EFFECT_STARTED')) return true;
+          if (gone) throw new Error(`run exited before its effect started:\n${out}\n${err}`);
+          return undefined;
+        },
+        'the effect to start',
+        120_000,
+      );
       child.kill('SIGKILL');
       await exited;
       const before = fake.count;
@@ -305,7 +316,10 @@ describe('a live driver keeps its run whatever the operator types', () => {
         raced.map((r) => r.stderr).join('\n'),
       ).toContain('completed');
       expect(lines(join(sink, 'executions.log')), `round ${round}`).toEqual([`${id}-send`]);
-      expect(fake.count - before).toBe(0);
+      expect(
+        fake.count - before,
+        `round ${round}: ${JSON.stringify(fake.requests.slice(before).map((r) => r.body.messages))} ${raced.map((r) => r.stdout + r.stderr).join('\n')}`,
+      ).toBe(0);
     }
   });
 });
