@@ -30,7 +30,8 @@ import { execute, isInterrupt, UserCodeError } from './execute.js';
 import { KillWatcher } from './killWatch.js';
 import { LeaseKeeper, type HeldLease } from './leaseKeeper.js';
 import { silentLogger, truncate, type Logger } from './logger.js';
-import type { Prepared } from './prepare.js';
+import { parseRunInput, type Prepared } from './prepare.js';
+import { checkNewRunId } from './runId.js';
 
 /** Options of {@link Runtime}. */
 export interface RuntimeOptions {
@@ -294,19 +295,8 @@ export class Runtime {
     args: { input: unknown; runId?: string; limits?: LimitOverrides },
   ): Promise<{ runId: string; snapshot: RunSnapshot; head: string }> {
     const { pipeline } = prepared;
-    const parsed = pipeline.input.safeParse(args.input);
-    if (!parsed.success) {
-      const issues = parsed.error.issues
-        .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
-        .join('; ');
-      throw new UsageError(
-        `input does not match pipeline '${pipeline.name}' input schema: ${issues}`,
-      );
-    }
-    const runId = args.runId ?? ulid();
-    if (!/^[A-Za-z0-9_-]{1,128}$/.test(runId)) {
-      throw new UsageError(`run id '${runId}' is invalid: use 1-128 letters, digits, '-' or '_'`);
-    }
+    const input = parseRunInput(pipeline, args.input);
+    const runId = checkNewRunId(args.runId ?? ulid());
     const now = this.clock.now();
     const l = { ...pipeline.limits, ...args.limits };
     const limits = {
@@ -316,7 +306,7 @@ export class Runtime {
     };
     const snap = initialSnapshot(prepared.machine, {
       runId,
-      input: parsed.data,
+      input,
       limits,
       startedAt: now,
     });
@@ -330,7 +320,7 @@ export class Runtime {
         machineHash: prepared.hash,
         definition: prepared.graph,
         module: prepared.module,
-        input: parsed.data,
+        input,
         limits,
         forkedFrom: null,
       },
@@ -355,7 +345,7 @@ export class Runtime {
         event: 'run.started',
         decision: 'start',
         reason: 'new run',
-        input: truncate(parsed.data, this.opts.logMaxChars ?? 500),
+        input: truncate(input, this.opts.logMaxChars ?? 500),
       },
       'run started',
     );
