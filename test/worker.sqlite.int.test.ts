@@ -101,6 +101,7 @@ describe('worker on SQLite', () => {
     );
     expect(metrics).toMatch(/plumbline_append_seconds_count \d+/);
     expect(metrics).toMatch(/plumbline_runs_in_flight 0/);
+    expect(metrics).toMatch(/plumbline_store_unavailable 0/);
     worker.kill('SIGTERM');
     await new Promise((r) => worker.on('close', r));
     expect(await h.store.log.getRun('q-1')).toMatchObject({ status: 'completed' });

@@ -254,6 +254,7 @@ export function registerFleetCommands(program: Command): void {
                   strandedCheckMs: Math.max(1_000, Math.floor(o.strandedAfter / 2)),
                 }
               : {}),
+            onStoreDown: (down) => metrics.storeDown.set(down ? 1 : 0),
             onRunStart: () => metrics.inFlight.inc(),
             onRunEnd: () => metrics.inFlight.dec(),
           });

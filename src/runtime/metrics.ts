@@ -59,6 +59,11 @@ export class WorkerMetrics {
     labelNames: ['pipeline', 'step', 'reason'],
     registers: [this.registry],
   });
+  readonly storeDown = new Gauge({
+    name: 'plumbline_store_unavailable',
+    help: '1 while the store refuses writes (disk full, read-only, file gone): the worker takes no work',
+    registers: [this.registry],
+  });
   readonly inFlight = new Gauge({
     name: 'plumbline_runs_in_flight',
     help: 'Runs this worker is driving now',
