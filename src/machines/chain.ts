@@ -59,12 +59,22 @@ export function nextPrev(last: Chainable | undefined): string {
 
 /** `envs` with `prev` set, to be appended at `firstSeq` after an envelope whose {@link nextPrev} is `head`. */
 export function link(envs: readonly NewEnvelope[], head: string, firstSeq: number): NewEnvelope[] {
+  return chain(envs, head, firstSeq).envs;
+}
+
+/** {@link link}, and the head after the batch (the `prev` of the envelope that follows it). */
+export function chain(
+  envs: readonly NewEnvelope[],
+  head: string,
+  firstSeq: number,
+): { envs: NewEnvelope[]; head: string } {
   let prev = head;
-  return envs.map((e, i) => {
+  const linked = envs.map((e, i) => {
     const chained = { ...e, prev };
     prev = envelopeHash(prev, { ...chained, seq: firstSeq + i });
     return chained;
   });
+  return { envs: linked, head: prev };
 }
 
 /** The verdict of {@link checkChain}. */

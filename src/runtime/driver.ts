@@ -17,7 +17,7 @@ import {
   summarize,
   type RunSnapshot,
 } from '../machines/fold.js';
-import { GENESIS, link, nextPrev } from '../machines/chain.js';
+import { chain, GENESIS, nextPrev } from '../machines/chain.js';
 import { foldLog, foldTail, persistable, restore } from '../machines/replay.js';
 import type { ModelClient } from '../model/types.js';
 import { leaseOwner, ownerIsDead } from '../store/leaseRules.js';
@@ -326,7 +326,8 @@ export class Runtime {
       },
       state: summarize(snap),
     };
-    const [linked] = link([env], GENESIS, 1) as [NewEnvelope];
+    const { envs: chained, head } = chain([env], GENESIS, 1);
+    const linked = chained[0] as NewEnvelope;
     try {
       await this.store.log.append(runId, [linked], 'no_stream');
     } catch (e) {
@@ -350,7 +351,7 @@ export class Runtime {
       'run started',
     );
     this.emit(runId, 1, linked);
-    return { runId, snapshot: snap, head: nextPrev({ ...linked, seq: 1 }) };
+    return { runId, snapshot: snap, head };
   }
 
   /** Rebuilds a run from its log: a saved snapshot plus the events after it, or a full fold. */
@@ -558,8 +559,8 @@ export class Runtime {
     prepared: Prepared,
   ): Promise<{ seq: number; head: string }> {
     const at = this.clock.now();
-    const envs = link(
-      batch.map((b) => ({ v: 1, at, event: b.event, state: summarize(b.next) })),
+    const { envs, head: after } = chain(
+      batch.map((b) => ({ v: 1 as const, at, event: b.event, state: summarize(b.next) })),
       head,
       seq + 1,
     );
@@ -576,7 +577,7 @@ export class Runtime {
         (batch[i] as { next: RunSnapshot }).next,
       );
     });
-    return { seq: last, head: nextPrev({ ...(envs[envs.length - 1] as NewEnvelope), seq: last }) };
+    return { seq: last, head: after };
   }
 
   /** Appends one event after the rebuilt run (a RESUME or a KILL), logging its decision. */
