@@ -32,7 +32,7 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
       creds = readFileSync(opts.credsFile);
     } catch (e) {
       throw new UsageError(
-        `cannot read the NATS creds file ${opts.credsFile}: ${(e as Error).message}; pass --nats-creds with a readable file`,
+        `cannot read the NATS creds file ${opts.credsFile}: ${(e as Error).message}; set NATS_CREDS to a readable .creds file`,
         { cause: e },
       );
     }
@@ -55,7 +55,7 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
   } catch (e) {
     const servers = Array.isArray(opts.servers) ? opts.servers.join(', ') : opts.servers;
     throw new UsageError(
-      `cannot connect to NATS at ${servers}: ${(e as Error).message}; start nats-server with -js or pass the right --nats URL and credentials`,
+      `cannot connect to NATS at ${servers}: ${(e as Error).message}; start nats-server with -js, or point the store at the right server (--store nats://host:4222 or PLUMBLINE_STORE) with its credentials (in the URL or NATS_TOKEN / NATS_USER and NATS_PASSWORD / NATS_CREDS)`,
       {
         cause: e,
       },
