@@ -17,6 +17,8 @@ export default defineConfig({
           sequence: { groupOrder: 1 },
           include: ['test/**/*.int.test.ts'],
           environment: 'node',
+          // The CLI the tests spawn runs from dist/: build it first when src/ changed.
+          globalSetup: ['test/helpers/buildDist.ts'],
           testTimeout: 120_000,
           hookTimeout: 60_000,
           // Integration tests spawn servers and child processes; two cores only.

@@ -1,7 +1,16 @@
 #!/usr/bin/env node
-// The `plumbline` command. tsx is registered so pipeline modules may be TypeScript.
-import { register } from 'tsx/esm/api';
+// The `plumbline` command, run from the compiled `dist/` (no TypeScript loader for plumbline
+// itself). A pipeline module written in TypeScript is loaded through tsx, registered on demand
+// by loadPipeline.
+import { existsSync } from 'node:fs';
+import { URL } from 'node:url';
 
-register();
-const { main } = await import('../src/cli/main.ts');
+const entry = new URL('../dist/cli/main.js', import.meta.url);
+if (!existsSync(entry)) {
+  process.stderr.write(
+    'plumbline: dist/ is missing: run `npm run build` in the plumbline folder (npm install runs it)\n',
+  );
+  process.exit(2);
+}
+const { main } = await import(entry.href);
 process.exitCode = await main(process.argv);

@@ -8,6 +8,7 @@ import type { RunStatus } from '../machines/events.js';
 import { registerCommands } from './commands.js';
 import { cliSecrets } from './context.js';
 import { scrubText } from '../runtime/redact.js';
+import { VERSION } from '../version.js';
 
 /** Exit code for a run status. */
 export function exitCodeFor(status: RunStatus): number {
@@ -37,6 +38,7 @@ export function buildProgram(box: ExitBox): Command {
       '--log-level <level>',
       'pino level: trace, debug, info, warn, error, silent (env PLUMBLINE_LOG_LEVEL)',
     )
+    .version(VERSION, '-V, --version', 'print the version of plumbline')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerCommands(program, box);

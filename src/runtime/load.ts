@@ -9,12 +9,34 @@ import { isPipeline } from '../machines/pipeline.js';
 import { prepare, type Prepared } from './prepare.js';
 
 const EXTENSIONS = new Set(['.ts', '.mts', '.js', '.mjs']);
+const TYPESCRIPT = new Set(['.ts', '.mts', '.cts']);
+
+let tsx: Promise<void> | undefined;
+
+/**
+ * Registers tsx once, the first time a TypeScript module is loaded: plumbline itself is
+ * JavaScript, and Node 20 cannot import `.ts` (nor resolve `./x.js` to `./x.ts`) on its own.
+ */
+function loadTypeScript(file: string): Promise<void> {
+  tsx ??= import('tsx/esm/api').then(
+    ({ register }) => void register(),
+    (e: unknown) => {
+      tsx = undefined;
+      throw new UsageError(
+        `cannot load ${file}: TypeScript pipelines need tsx (npm install tsx), or compile the module to .js`,
+        { cause: e },
+      );
+    },
+  );
+  return tsx;
+}
 
 /** Imports `file` and returns its default-exported pipeline, compiled. */
 export async function loadPipeline(file: string): Promise<Prepared> {
   const path = resolve(file);
   if (!existsSync(path))
     throw new UsageError(`pipeline file not found: ${file}: pass the path of a .ts or .js module`);
+  if (TYPESCRIPT.has(extname(path))) await loadTypeScript(file);
   let mod: Record<string, unknown>;
   try {
     mod = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
