@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import { z } from 'zod';
-import { definePipeline, effect, llm, step, writeFileAtomic } from '../src/index.js';
+import { pipeline, writeFileAtomic } from '../src/index.js';
 
 const Ticket = z.object({
   id: z.string().min(1),
@@ -12,7 +12,6 @@ const Ticket = z.object({
   subject: z.string(),
   body: z.string(),
 });
-type Ticket = z.infer<typeof Ticket>;
 
 const Classification = z.object({
   category: z.enum(['billing', 'bug', 'outage', 'question', 'other']),
@@ -29,64 +28,57 @@ const Draft = z.object({
 export const URGENCY_THRESHOLD = 3;
 
 const outboxDir = (): string => process.env.PLUMBLINE_OUTBOX ?? join('.plumbline', 'outbox');
-type Classified = z.infer<typeof Classification>;
-const urgencyOf = (outputs: Record<string, unknown>): number =>
-  (outputs.classify as Classified).urgency;
+const notUrgent = (urgency: number): string | false =>
+  urgency < URGENCY_THRESHOLD ? `urgency ${urgency} below threshold ${URGENCY_THRESHOLD}` : false;
 
-export default definePipeline({
+// Each step's callbacks see `input` as a Ticket and the outputs of the steps before it, typed.
+export default pipeline({
   name: 'triage',
   version: '1',
   input: Ticket,
   limits: { budgetUsd: 0.5, maxIterations: 20 },
-  steps: [
-    llm<Ticket>({
-      name: 'classify',
-      model: 'claude-sonnet-4-6',
-      system: 'You triage customer support tickets. Answer with JSON only.',
-      prompt: ({ input }) =>
-        `Classify this ticket.\nFrom: ${input.from}\nSubject: ${input.subject}\n\n${input.body}\n\n` +
-        'urgency: 1 (whenever) to 5 (production down). summary: one sentence.',
-      output: Classification,
-      maxTokens: 400,
+})
+  .llm({
+    name: 'classify',
+    model: 'claude-sonnet-4-6',
+    system: 'You triage customer support tickets. Answer with JSON only.',
+    prompt: ({ input }) =>
+      `Classify this ticket.\nFrom: ${input.from}\nSubject: ${input.subject}\n\n${input.body}\n\n` +
+      'urgency: 1 (whenever) to 5 (production down). summary: one sentence.',
+    output: Classification,
+    maxTokens: 400,
+  })
+  .llm({
+    name: 'draft',
+    model: 'claude-haiku-4-5',
+    prompt: ({ input, outputs }) =>
+      `Draft a short, kind reply to this ${JSON.stringify(outputs.classify)} ticket:\n${input.body}`,
+    output: Draft,
+    maxTokens: 600,
+    skip: ({ outputs }) => notUrgent(outputs.classify.urgency),
+  })
+  .effect({
+    name: 'escalate',
+    key: ({ input }) => `escalate-${input.id}`,
+    skip: ({ outputs }) => notUrgent(outputs.classify.urgency),
+    run: ({ key, input, outputs }) => {
+      const path = join(outboxDir(), `${key}.json`);
+      writeFileAtomic(
+        path,
+        JSON.stringify(
+          { ticket: input.id, classify: outputs.classify, draft: outputs.draft },
+          null,
+          2,
+        ),
+      );
+      return { path };
+    },
+  })
+  .step({
+    name: 'route',
+    run: ({ outputs }) => ({
+      queue: outputs.classify.category,
+      escalated: outputs.escalate !== null,
     }),
-    llm<Ticket>({
-      name: 'draft',
-      model: 'claude-haiku-4-5',
-      prompt: ({ input, outputs }) =>
-        `Draft a short, kind reply to this ${JSON.stringify(outputs.classify)} ticket:\n${input.body}`,
-      output: Draft,
-      maxTokens: 600,
-      skip: ({ outputs }) => {
-        const u = urgencyOf(outputs);
-        return u < URGENCY_THRESHOLD ? `urgency ${u} below threshold ${URGENCY_THRESHOLD}` : false;
-      },
-    }),
-    effect<Ticket>({
-      name: 'escalate',
-      key: ({ input }) => `escalate-${input.id}`,
-      skip: ({ outputs }) => {
-        const u = urgencyOf(outputs);
-        return u < URGENCY_THRESHOLD ? `urgency ${u} below threshold ${URGENCY_THRESHOLD}` : false;
-      },
-      run: ({ key, input, outputs }) => {
-        const path = join(outboxDir(), `${key}.json`);
-        writeFileAtomic(
-          path,
-          JSON.stringify(
-            { ticket: input.id, classify: outputs.classify, draft: outputs.draft },
-            null,
-            2,
-          ),
-        );
-        return { path };
-      },
-    }),
-    step<Ticket>({
-      name: 'route',
-      run: ({ outputs }) => {
-        const c = outputs.classify as Classified;
-        return { queue: c.category, escalated: outputs.escalate !== null };
-      },
-    }),
-  ],
-});
+  })
+  .build();

@@ -13,6 +13,8 @@ export type {
   EffectContext,
   Limits,
 } from './machines/pipeline.js';
+export { pipeline } from './machines/pipelineBuilder.js';
+export type { PipelineBuilder, PipelineHeader, Stored } from './machines/pipelineBuilder.js';
 export { compilePipeline } from './machines/compile.js';
 export { describeMachine, machineHash } from './machines/graph.js';
 export type { MachineGraph, GraphNode, GraphEdge } from './machines/graph.js';

@@ -59,7 +59,11 @@ function edge(
   source: AnyStateNode,
   event: string,
   i: number,
-  t: { target?: ReadonlyArray<AnyStateNode>; guard?: unknown; actions?: readonly unknown[] },
+  t: {
+    target?: ReadonlyArray<AnyStateNode> | undefined;
+    guard?: unknown;
+    actions?: readonly unknown[] | undefined;
+  },
 ): GraphEdge {
   return {
     id: `${source.id}:${event}:${i}`,

@@ -7,19 +7,25 @@ import { UsageError } from '../errors.js';
 import { resolveRetryPolicy } from '../model/retry.js';
 import type { Price, RetryPolicy, StructuredMode } from '../model/types.js';
 
-/** What every step function receives. */
-export interface StepContext<I = unknown> {
+/** The outputs a step sees when its pipeline does not type them: any name, unknown values. */
+export type UntypedOutputs = Record<string, unknown>;
+
+/**
+ * What every step function receives. `I` is the run input's type; `Out` the earlier steps'
+ * outputs by name (typed precisely by the {@link pipeline} builder, a plain record otherwise).
+ */
+export interface StepContext<I = unknown, Out = UntypedOutputs> {
   runId: string;
   /** The validated run input. */
   input: I;
   /** Earlier steps' outputs by step name (`null` for a skipped step). */
-  outputs: Record<string, unknown>;
+  outputs: Out;
   /** The step's name. */
   step: string;
 }
 
 /** An effect's context: the step context plus its idempotency key and an abort signal. */
-export interface EffectContext<I = unknown> extends StepContext<I> {
+export interface EffectContext<I = unknown, Out = UntypedOutputs> extends StepContext<I, Out> {
   key: string;
   /**
    * Aborted when the attempt times out (reason: a `TimeoutError`), the run is killed or the
@@ -30,14 +36,16 @@ export interface EffectContext<I = unknown> extends StepContext<I> {
 }
 
 /** Returns a reason to skip the step, or nothing to run it. */
-export type SkipFn<I> = (ctx: StepContext<I>) => string | false | null | undefined;
+export type SkipFn<I, Out = UntypedOutputs> = (
+  ctx: StepContext<I, Out>,
+) => string | false | null | undefined;
 
 /** Options of a model-call step. */
-export interface LlmStepOptions<I, O extends z.ZodType> {
+export interface LlmStepOptions<I, O extends z.ZodType, Out = UntypedOutputs> {
   name: string;
   model: string;
-  system?: string | ((ctx: StepContext<I>) => string);
-  prompt: (ctx: StepContext<I>) => string;
+  system?: string | ((ctx: StepContext<I, Out>) => string);
+  prompt: (ctx: StepContext<I, Out>) => string;
   /** The schema the answer must match; invalid answers are re-asked with the errors. */
   output: O;
   /** Output token budget per call (default 1024). */
@@ -57,15 +65,15 @@ export interface LlmStepOptions<I, O extends z.ZodType> {
   price?: Price;
   /** Per-call timeout in ms. */
   timeoutMs?: number;
-  skip?: SkipFn<I>;
+  skip?: SkipFn<I, Out>;
 }
 
 /** Options of an irreversible side effect, run at most once per key (via the effect ledger). */
-export interface EffectStepOptions<I, R> {
+export interface EffectStepOptions<I, R, Out = UntypedOutputs> {
   name: string;
   /** The idempotency key: the same key is never run twice once its result is recorded. */
-  key: (ctx: StepContext<I>) => string;
-  run: (ctx: EffectContext<I>) => Promise<R> | R;
+  key: (ctx: StepContext<I, Out>) => string;
+  run: (ctx: EffectContext<I, Out>) => Promise<R> | R;
   /** Attempts when `run` throws, including the first (default 3). */
   maxAttempts?: number;
   /**
@@ -73,14 +81,14 @@ export interface EffectStepOptions<I, R> {
    * then `signal` is aborted and the attempt counts as failed (retried per `maxAttempts`).
    */
   timeoutMs?: number;
-  skip?: SkipFn<I>;
+  skip?: SkipFn<I, Out>;
 }
 
 /** Options of a plain transform step. */
-export interface TransformStepOptions<I, R> {
+export interface TransformStepOptions<I, R, Out = UntypedOutputs> {
   name: string;
-  run: (ctx: StepContext<I>) => Promise<R> | R;
-  skip?: SkipFn<I>;
+  run: (ctx: StepContext<I, Out>) => Promise<R> | R;
+  skip?: SkipFn<I, Out>;
 }
 
 /** A model-call step. */
