@@ -28,7 +28,8 @@ import { exitCodeFor, type ExitBox } from './main.js';
 import { pipelineForRun, pipelinesFrom } from './pipelines.js';
 import { runDemo } from './demo.js';
 import { costReport } from './cost.js';
-import { renderLine, updateLine, type RunLine } from './progress.js';
+import { runOutput } from './runOutput.js';
+import { registerFakeClaudeCommand } from './fakeClaude.js';
 import { listStranded, registerOperatorCommands, strandedRuns } from './operate.js';
 import { registerFleetCommands } from './fleet.js';
 
@@ -64,10 +65,11 @@ export function registerCommands(program: Command, box: ExitBox): void {
       .argument('<pipeline-file>', 'a .ts or .js module whose default export is a pipeline')
       .option('--input <json>', 'the run input: JSON, or @file.json')
       .option('--run-id <id>', 'the run id (default: a new ULID)')
-      .option('--json', 'print events and a summary as NDJSON')
+      .option('--json', 'print events and a summary as NDJSON (nothing else on stdout)')
+      .option('--verbose', 'log lines to stderr (default on a terminal: a file under the store)')
       .addHelpText(
         'after',
-        '\nExample:\n  plumbline run examples/triage.ts --input \'{"id":"T-1","from":"a@b.c","subject":"down","body":"prod is down"}\'',
+        '\nOn a terminal: one live progress line, a short summary, log lines in <store dir>/logs/<date>.log.\n\nExample:\n  plumbline run examples/triage.ts --input \'{"id":"T-1","from":"a@b.c","subject":"down","body":"prod is down"}\'',
       ),
   ).action(
     async (
@@ -76,6 +78,7 @@ export function registerCommands(program: Command, box: ExitBox): void {
         input?: string;
         runId?: string;
         json?: boolean;
+        verbose?: boolean;
         budgetUsd?: number;
         maxIterations?: number;
         deadline?: number;
@@ -88,29 +91,17 @@ export function registerCommands(program: Command, box: ExitBox): void {
       // Checked here, before the run is written: the input first, then the model it needs.
       parseRunInput(prepared.pipeline, input);
       requireModelFor(prepared);
-      const store = await openStore(storeSpec(g));
+      const spec = storeSpec(g);
+      const store = await openStore(spec);
       try {
-        const events: StoredEnvelope[] = [];
-        const tty = process.stdout.isTTY === true && o.json !== true;
-        let line: RunLine | undefined;
-        const rt = makeRuntime(store, g, {
-          onEvent: (e) => {
-            events.push(e);
-            if (o.json) outJson(e);
-            else if (tty) {
-              line = updateLine(line, e);
-              process.stdout.write(`\r\x1b[2K${renderLine(line)}`);
-            }
-          },
-        });
+        const view = runOutput(g, spec, o);
+        const rt = makeRuntime(store, g, { logger: view.logger, onEvent: (e) => view.onEvent(e) });
         const r = await rt.start(prepared, {
           input,
           ...(o.runId !== undefined ? { runId: o.runId } : {}),
           limits: limitsOf(o),
         });
-        if (tty) process.stdout.write('\n');
-        if (o.json) outJson({ summary: true, ...summaryOf(r) });
-        else out(resultLine(r, pathOfSteps(events)));
+        await view.finish(r);
         box.code = exitCodeFor(r.status);
       } finally {
         await store.close();
@@ -431,6 +422,7 @@ export function registerCommands(program: Command, box: ExitBox): void {
 
   registerOperatorCommands(program, box);
   registerFleetCommands(program);
+  registerFakeClaudeCommand(program);
 
   program
     .command('demo')

@@ -2,7 +2,8 @@
  * What every CLI verb needs: the store named by `--store` / `PLUMBLINE_STORE`, a model client
  * from the environment, a logger, and output helpers that respect `--json`.
  */
-import { join } from 'node:path';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { createAnthropicClient } from '../model/anthropic.js';
@@ -10,6 +11,7 @@ import type { ModelClient } from '../model/types.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
 import { scrubText, secretsFromEnv } from '../runtime/redact.js';
 import { redactingStore } from '../store/redacting.js';
+import { parseStoreSpec } from '../store/spec.js';
 import { openSqliteStore } from '../store/sqlite.js';
 import type { Store } from '../store/types.js';
 import type { BreakerConfig } from '../machines/breaker.js';
@@ -32,9 +34,15 @@ export function globals(cmd: Command): GlobalOptions {
   return cmd.optsWithGlobals<GlobalOptions>();
 }
 
-/** The store spec: `--store`, then `PLUMBLINE_STORE`, then `./.plumbline/plumbline.db`. */
+/**
+ * The store spec: `--store`, then `PLUMBLINE_STORE`, then `./.plumbline/plumbline.db`; a spec
+ * that is neither a file path nor a NATS URL is refused here, naming where it came from.
+ */
 export function storeSpec(opts: GlobalOptions): string {
-  return opts.store ?? process.env.PLUMBLINE_STORE ?? DEFAULT_STORE;
+  const env = process.env.PLUMBLINE_STORE;
+  const spec = opts.store ?? (env !== undefined && env !== '' ? env : DEFAULT_STORE);
+  parseStoreSpec(spec, opts.store !== undefined ? '--store' : 'PLUMBLINE_STORE');
+  return spec;
 }
 
 /** Store specs opened by this process, so that output scrubs their credentials too. */
@@ -62,12 +70,13 @@ export function cliSecrets(spec?: string): string[] {
  * written to it is scrubbed of {@link cliSecrets}.
  */
 export async function openStore(spec: string): Promise<Store> {
+  const target = parseStoreSpec(spec);
   openedSpecs.add(spec);
-  if (/^(nats|tls|wss?):\/\//.test(spec)) {
+  if (target.kind === 'nats') {
     const { openJetStreamStoreFromUrl } = await import('./natsStore.js');
     return redactingStore(await openJetStreamStoreFromUrl(spec), cliSecrets(spec));
   }
-  return redactingStore(openSqliteStore(spec), cliSecrets(spec));
+  return redactingStore(openSqliteStore(target.path), cliSecrets(spec));
 }
 
 /** The model settings from the environment, or a UsageError naming the variables to set. */
@@ -98,8 +107,11 @@ export function requireModelFor(prepared: Prepared): void {
   if (prepared.pipeline.steps.some((s) => s.kind === 'llm')) modelSettings();
 }
 
-/** The CLI's logger: JSON to stderr (pretty on a TTY), level from `--log-level`. */
-export function cliLogger(opts: GlobalOptions): Logger {
+/**
+ * The CLI's logger: JSON to stderr (pretty on a TTY), or JSON lines to `destination`; level
+ * from `--log-level`.
+ */
+export function cliLogger(opts: GlobalOptions, destination?: NodeJS.WritableStream): Logger {
   const extra = (process.env.PLUMBLINE_REDACT ?? '')
     .split(',')
     .map((s) => s.trim())
@@ -108,7 +120,25 @@ export function cliLogger(opts: GlobalOptions): Logger {
     ...(opts.logLevel !== undefined ? { level: opts.logLevel } : {}),
     redact: extra,
     secrets: cliSecrets(storeSpec(opts)),
+    ...(destination !== undefined ? { destination } : {}),
   });
+}
+
+/**
+ * Where `run` writes its log lines when a person is watching: `<store dir>/logs/<UTC date>.log`
+ * beside a SQLite store, `.plumbline/logs/` for a NATS one.
+ */
+export function logFileFor(spec: string, now = new Date()): string {
+  const target = parseStoreSpec(spec);
+  const dir =
+    target.kind === 'sqlite' && target.path !== ':memory:' ? dirname(target.path) : '.plumbline';
+  return join(dir, 'logs', `${now.toISOString().slice(0, 10)}.log`);
+}
+
+/** Opens a log file for appending, creating its folder. */
+export function openLogFile(path: string): NodeJS.WritableStream {
+  mkdirSync(dirname(path), { recursive: true });
+  return createWriteStream(path, { flags: 'a' });
 }
 
 /** Writes one line to stdout, scrubbed of the environment's secrets. */
@@ -177,17 +207,20 @@ export function portNumber(name: string): OptionParser {
   );
 }
 
-/** Parses a duration like `90s`, `15m`, `2h`, `500ms` or plain milliseconds, for option `name`. */
+/**
+ * Parses a duration with its unit (`500ms`, `90s`, `15m`, `2h`, `1d`) for option `name`; a bare
+ * number is refused, since `--deadline 5` reads as five somethings but would be 5 ms.
+ */
 export function duration(name: string): OptionParser {
   return (v) => {
-    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(v.trim());
+    const raw = v.trim();
+    if (/^\d+(?:\.\d+)?$/.test(raw))
+      throw new UsageError(`${name} ${raw}: give a unit, e.g. ${raw}s or ${raw}m (ms, s, m, h, d)`);
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(raw);
     if (m === null)
       throw new UsageError(`${name} '${v}' is not a duration: use e.g. 500ms, 90s, 15m, 2h`);
-    const n = Number(m[1]);
-    const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[
-      (m[2] ?? 'ms') as 'ms'
-    ];
-    return n * unit;
+    const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms'];
+    return Number(m[1]) * unit;
   };
 }
 

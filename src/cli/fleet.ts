@@ -26,6 +26,7 @@ import {
   storeSpec,
   globals,
 } from './context.js';
+import { listening } from './listen.js';
 import { openNatsBusFromUrl } from './natsStore.js';
 
 /** Opens the command bus that goes with a store spec. */
@@ -206,9 +207,16 @@ export function registerFleetCommands(program: Command): void {
           ...(o.maxDeliver !== undefined ? { maxDeliver: o.maxDeliver } : {}),
         });
         const metrics = new WorkerMetrics();
+        const metricsPort = o.metricsPort;
         const server =
-          o.metricsPort !== undefined
-            ? await metrics.serve(o.metricsPort, o.metricsHost)
+          metricsPort !== undefined
+            ? await listening('--metrics-port', metricsPort, o.metricsHost, () =>
+                metrics.serve(metricsPort, o.metricsHost),
+              ).catch(async (e: unknown) => {
+                await bus.close();
+                await store.close();
+                throw e;
+              })
             : undefined;
         const timed: Store = {
           ...store,

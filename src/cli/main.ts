@@ -7,6 +7,7 @@ import { isPlumblineError, isUsageError, serializeError } from '../errors.js';
 import type { RunStatus } from '../machines/events.js';
 import { registerCommands } from './commands.js';
 import { cliSecrets } from './context.js';
+import { exitQuietlyOnBrokenPipe } from './pipes.js';
 import { scrubText } from '../runtime/redact.js';
 import { VERSION } from '../version.js';
 
@@ -48,6 +49,7 @@ export function buildProgram(box: ExitBox): Command {
 
 /** Runs the CLI with `argv` and returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  exitQuietlyOnBrokenPipe();
   const box: ExitBox = { code: 0 };
   const program = buildProgram(box);
   // An error may quote a credential (a provider's message, a store URL): never print it.
@@ -60,12 +62,9 @@ export async function main(argv: string[]): Promise<number> {
     return box.code;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (
-        e.code === 'commander.helpDisplayed' ||
-        e.code === 'commander.version' ||
-        e.code === 'commander.help'
-      )
-        return 0;
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
+      // `plumbline help` exits 0; help shown because no verb was given is a usage error.
+      if (e.code === 'commander.help') return e.exitCode === 0 ? 0 : 2;
       return 2;
     }
     if (isUsageError(e)) {

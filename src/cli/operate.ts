@@ -25,6 +25,7 @@ import {
 import { pathOfSteps, resultLine, runRow } from './format.js';
 import { exitCodeFor, type ExitBox } from './main.js';
 import { pipelineForRun, pipelinesFrom } from './pipelines.js';
+import { listening } from './listen.js';
 import { failureTable, verifyMany } from './verify.js';
 import { watch } from './watch.js';
 
@@ -236,13 +237,19 @@ export function registerOperatorCommands(program: Command, box: ExitBox): void {
       const g = globals(cmd);
       const { startVizServer } = await import('../viz/index.js');
       const store = await openStore(storeSpec(g));
-      const server = await startVizServer({
-        store,
-        port: o.port ?? 7777,
-        host: o.host,
-        allowedHosts: o.allowedHost ?? [],
-        pipelines: await pipelinesFrom(o.pipelines),
-        logger: cliLogger(g),
+      const port = o.port ?? 7777;
+      const server = await listening('--port', port, o.host, async () =>
+        startVizServer({
+          store,
+          port,
+          host: o.host,
+          allowedHosts: o.allowedHost ?? [],
+          pipelines: await pipelinesFrom(o.pipelines),
+          logger: cliLogger(g),
+        }),
+      ).catch(async (e: unknown) => {
+        await store.close();
+        throw e;
       });
       out(`plumbline viz on ${server.url} (Ctrl-C to stop)`);
       await new Promise<void>((resolve) => {

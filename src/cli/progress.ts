@@ -73,3 +73,13 @@ export function renderLine(l: RunLine, width = 20): string {
     l.status === 'completed' ? 'done' : `${l.step ?? '-'}${l.attempt > 0 ? ` #${l.attempt}` : ''}`;
   return `${l.runId.slice(0, 26).padEnd(26)} ${l.pipeline.padEnd(12)} [${bar}] ${String(done).padStart(2)}/${total} ${stepText.padEnd(16)} ${usd(l.costUsd)} ${l.status} (seq ${l.seq})`;
 }
+
+/**
+ * Cuts a line to the terminal's width (one column spare), so that `\r` and erase-line redraw
+ * it in place instead of leaving wrapped remnants behind.
+ */
+export function fitLine(text: string, columns: number | undefined): string {
+  if (columns === undefined || columns <= 1) return text;
+  const chars = [...text];
+  return chars.length < columns ? text : `${chars.slice(0, columns - 2).join('')}…`;
+}

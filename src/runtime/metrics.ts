@@ -129,6 +129,12 @@ export class WorkerMetrics {
         (e: unknown) => res.writeHead(500).end(String(e)),
       );
     });
-    return new Promise((resolve) => server.listen(port, host, () => resolve(server)));
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve(server);
+      });
+    });
   }
 }
