@@ -10,6 +10,7 @@ import { UsageError } from '../src/errors.js';
 import { foldLog } from '../src/machines/replay.js';
 import { definePipeline, effect, llm, step } from '../src/machines/pipeline.js';
 import { pipeline } from '../src/machines/pipelineBuilder.js';
+import { loadPipeline } from '../src/runtime/load.js';
 import { prepare } from '../src/runtime/prepare.js';
 import { harness } from './helpers/harness.js';
 
@@ -156,5 +157,11 @@ describe('pipeline builder', () => {
     expect(() => dup.build()).toThrow(UsageError);
     expect(() => dup.build()).toThrow("has two steps named 'a'");
     expect(() => pipeline(header).build()).toThrow('has no steps');
+  });
+
+  it('a module default-exporting a builder without .build() is refused, naming the fix', async () => {
+    await expect(loadPipeline('test/fixtures/pipelines/unbuilt.ts')).rejects.toThrow(
+      'default-exports an unfinished pipeline builder: end the chain with `.build()`',
+    );
   });
 });

@@ -47,8 +47,12 @@ export async function loadPipeline(file: string): Promise<Prepared> {
   }
   const value = mod.default;
   if (!isPipeline(value)) {
+    // A builder chain without its final `.build()` is the likely slip with `pipeline(…)`.
+    const unbuilt = typeof (value as { build?: unknown } | null)?.build === 'function';
     throw new UsageError(
-      `${file} does not default-export a pipeline: add \`export default definePipeline({ ... })\``,
+      unbuilt
+        ? `${file} default-exports an unfinished pipeline builder: end the chain with \`.build()\``
+        : `${file} does not default-export a pipeline: add \`export default definePipeline({ ... })\` or \`export default pipeline({ ... }).llm({ ... }).build()\``,
     );
   }
   return prepare(value, path);
