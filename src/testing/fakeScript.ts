@@ -63,14 +63,11 @@ const Action: z.ZodType<FakeAction> = z.lazy(() =>
   ]),
 ) as z.ZodType<FakeAction>;
 
-const Script = z.union([
-  z.array(Action).transform((answers) => ({ answers, then: 'repeat' as const })),
-  z.strictObject({
-    usage: Usage.optional(),
-    answers: z.array(Action).default([]),
-    then: z.union([z.literal('repeat'), Action]).default('repeat'),
-  }),
-]);
+const Script = z.strictObject({
+  usage: Usage.optional(),
+  answers: z.array(Action).default([]),
+  then: z.union([z.literal('repeat'), Action]).default('repeat'),
+});
 
 /** A parsed JSON script: what {@link startFakeClaude} takes. */
 export interface JsonFakeScript {
@@ -84,7 +81,8 @@ export interface JsonFakeScript {
  * @example fakeScriptFromJson({ answers: [{ kind: 'status', status: 529 }], then: { kind: 'valid' } })
  */
 export function fakeScriptFromJson(value: unknown, source = 'script'): JsonFakeScript {
-  const parsed = Script.safeParse(value);
+  // A bare array is the answers (checked as such, so an issue names `answers[i]`).
+  const parsed = Script.safeParse(Array.isArray(value) ? { answers: value } : value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new UsageError(
@@ -92,7 +90,7 @@ export function fakeScriptFromJson(value: unknown, source = 'script'): JsonFakeS
     );
   }
   const { answers, then } = parsed.data;
-  const usage = 'usage' in parsed.data ? parsed.data.usage : undefined;
+  const { usage } = parsed.data;
   const after: FakeAction =
     then === 'repeat' ? (answers[answers.length - 1] ?? { kind: 'valid' }) : then;
   return {
