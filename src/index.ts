@@ -59,3 +59,17 @@ export { createAnthropicClient } from './model/anthropic.js';
 export { DEFAULT_PRICES, PRICES_AS_OF, priceFor } from './model/prices.js';
 export { costUsd } from './model/cost.js';
 export type { ModelClient, ModelRequest, ModelOutcome, Price, RetryPolicy } from './model/types.js';
+export { connect } from './client/index.js';
+export type {
+  ConnectOptions,
+  PipelineRef,
+  PlumblineClient,
+  RunSubscription,
+  StartOptions,
+  Started,
+  SubscribeFilter,
+} from './client/index.js';
+export { openBackend, openBusFromUrl, openStoreFromUrl, STORE_FORMS } from './backend.js';
+export type { Backend, BusOptions } from './backend.js';
+export type { CommandBus, Command, StartCommand, ResumeCommand } from './bus/types.js';
+export type { CostReport, CostRow } from './cli/cost.js';

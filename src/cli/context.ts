@@ -5,6 +5,7 @@
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
+import { DEFAULT_STORE_URL, openStoreFromUrl } from '../backend.js';
 import { UsageError } from '../errors.js';
 import { createAnthropicClient } from '../model/anthropic.js';
 import type { ModelClient } from '../model/types.js';
@@ -12,7 +13,6 @@ import { createLogger, type Logger } from '../runtime/logger.js';
 import { scrubText, secretsFromEnv } from '../runtime/redact.js';
 import { redactingStore } from '../store/redacting.js';
 import { parseStoreSpec } from '../store/spec.js';
-import { openSqliteStore } from '../store/sqlite.js';
 import type { Store } from '../store/types.js';
 import type { BreakerConfig } from '../machines/breaker.js';
 import { Breakers } from '../runtime/breakers.js';
@@ -20,7 +20,7 @@ import { Runtime, type RuntimeOptions } from '../runtime/driver.js';
 import type { Prepared } from '../runtime/prepare.js';
 
 /** The default embedded store path. */
-export const DEFAULT_STORE = join('.plumbline', 'plumbline.db');
+export const DEFAULT_STORE = DEFAULT_STORE_URL;
 
 /** Options every verb accepts. */
 export interface GlobalOptions {
@@ -66,17 +66,12 @@ export function cliSecrets(spec?: string): string[] {
 }
 
 /**
- * Opens the store named by a spec: a SQLite path, or a `nats://` URL for JetStream; what is
- * written to it is scrubbed of {@link cliSecrets}.
+ * Opens the store named by a spec (any form `openBackend` accepts: a SQLite path, a `nats://`
+ * URL); what is written to it is scrubbed of {@link cliSecrets}.
  */
 export async function openStore(spec: string): Promise<Store> {
-  const target = parseStoreSpec(spec);
   openedSpecs.add(spec);
-  if (target.kind === 'nats') {
-    const { openJetStreamStoreFromUrl } = await import('./natsStore.js');
-    return redactingStore(await openJetStreamStoreFromUrl(spec), cliSecrets(spec));
-  }
-  return redactingStore(openSqliteStore(target.path), cliSecrets(spec));
+  return redactingStore(await openStoreFromUrl(spec), cliSecrets(spec));
 }
 
 /** The model settings from the environment, or a UsageError naming the variables to set. */

@@ -3,7 +3,7 @@
  * embedded store (a SQLite work queue) or NATS JetStream (a work-queue stream).
  */
 import type { Command } from 'commander';
-import { openSqliteBus } from '../bus/sqlite.js';
+import { openBusFromUrl, type BusOptions } from '../backend.js';
 import type { CommandBus } from '../bus/types.js';
 import { loadPipeline, loadPipelines } from '../runtime/load.js';
 import { parseRunInput } from '../runtime/prepare.js';
@@ -27,15 +27,10 @@ import {
   globals,
 } from './context.js';
 import { listening } from './listen.js';
-import { openNatsBusFromUrl } from './natsStore.js';
 
 /** Opens the command bus that goes with a store spec. */
-export async function openBus(
-  spec: string,
-  opts: { ackWaitMs?: number; maxDeliver?: number } = {},
-): Promise<CommandBus> {
-  if (/^(nats|tls):\/\//.test(spec)) return openNatsBusFromUrl(spec, opts);
-  return openSqliteBus(spec, opts);
+export async function openBus(spec: string, opts: BusOptions = {}): Promise<CommandBus> {
+  return openBusFromUrl(spec, opts);
 }
 
 /** Registers `start` and `worker`. */

@@ -1,0 +1,198 @@
+/**
+ * The client library: start runs, follow their events, kill and resume them, and read the run
+ * index and costs, from your own code, over the same store URL the CLI's `--store` takes.
+ * Runs are driven by workers (`plumbline worker`, or `runWorker` in your process) that take
+ * the start and resume commands this client publishes on the store's command bus.
+ */
+import { ulid } from 'ulid';
+import type { ZodType } from 'zod';
+import { DEFAULT_STORE_URL, openBackend, type BusOptions } from '../backend.js';
+import type { CommandBus } from '../bus/types.js';
+import { costReport, type CostReport } from '../cli/cost.js';
+import { pipelineForRun } from '../cli/pipelines.js';
+import { UsageError } from '../errors.js';
+import type { RunStatus, StoredEnvelope } from '../machines/events.js';
+import type { Pipeline } from '../machines/pipeline.js';
+import { Runtime, type LimitOverrides } from '../runtime/driver.js';
+import { silentLogger, type Logger } from '../runtime/logger.js';
+import { parseRunInput, prepare, type Prepared } from '../runtime/prepare.js';
+import { checkNewRunId } from '../runtime/runId.js';
+import type { RunFilter, RunSummary, Store } from '../store/types.js';
+import { EventFeed, type RunSubscription, type SubscribeFilter } from './feed.js';
+
+/** Options of {@link connect}. */
+export interface ConnectOptions {
+  /**
+   * Pipelines this client knows: `kill` uses them to record the kill in a parked run at once
+   * (otherwise it loads the module recorded with the run, if it is still there).
+   */
+  pipelines?: ReadonlyArray<Pipeline | Prepared>;
+  /** How often subscriptions look for new events (default 100 ms). */
+  pollMs?: number;
+  /** Options of the command bus (acks and redeliveries are the workers' business). */
+  bus?: BusOptions;
+  logger?: Logger;
+}
+
+/** A pipeline given by value to {@link PlumblineClient.start}: its name and input schema. */
+export interface PipelineRef {
+  readonly kind: 'pipeline';
+  readonly name: string;
+  readonly input: ZodType;
+}
+
+/** Options of {@link PlumblineClient.start}. */
+export interface StartOptions {
+  /** The run id, also the deduplication key (default: a new ULID). */
+  runId?: string;
+  /** Caps for this run: budget (USD), model calls, wall-clock time from now (ms). */
+  limits?: LimitOverrides;
+  /** The pipeline module's path, for workers that load pipelines by path. */
+  module?: string;
+}
+
+/** What {@link PlumblineClient.start} did. */
+export interface Started {
+  runId: string;
+  pipeline: string;
+  /** True when this run id was already started or queued: nothing new was published. */
+  duplicate: boolean;
+}
+
+/** A connection to a plumbline store and its command bus. */
+export interface PlumblineClient extends AsyncDisposable {
+  /** `sqlite` or `nats`. */
+  readonly kind: 'sqlite' | 'nats';
+  /** The store, for reads this client does not wrap. */
+  readonly store: Store;
+  /** The command bus the workers consume. */
+  readonly bus: CommandBus;
+  /**
+   * Publishes a start-run message for the workers; idempotent per run id. A pipeline given by
+   * value has its input checked here (a UsageError listing every issue).
+   */
+  start(pipeline: PipelineRef | string, input: unknown, opts?: StartOptions): Promise<Started>;
+  /**
+   * The events of one run (history, then live; ends after its terminal event), or of every run
+   * matching a filter (ends only on `break`). Each event once, in seq order per run.
+   */
+  subscribe(target: string | SubscribeFilter): RunSubscription;
+  /** Sets the run's durable kill flag (see `plumbline kill`); returns its status afterwards. */
+  kill(runId: string, reason?: string): Promise<RunStatus>;
+  /** Publishes a resume command for a parked or stranded run, optionally raising its limits. */
+  resume(runId: string, limits?: LimitOverrides): Promise<{ duplicate: boolean }>;
+  /** The run index, newest first. */
+  runs(filter?: RunFilter): Promise<RunSummary[]>;
+  /** Every recorded event of a run, in seq order (a UsageError for an unknown run). */
+  replay(runId: string): Promise<StoredEnvelope[]>;
+  /** Spend folded from the log, by pipeline, model or UTC day. */
+  cost(by?: 'pipeline' | 'model' | 'day'): Promise<CostReport>;
+  /** Ends every subscription and closes the bus and the store. */
+  close(): Promise<void>;
+}
+
+const unknownRun = (runId: string): UsageError =>
+  new UsageError(`unknown run id '${runId}': list runs with client.runs()`);
+
+/** The limits of a start command: a deadline becomes an absolute time. */
+function startLimits(l: LimitOverrides = {}, now: number) {
+  return {
+    ...(l.budgetUsd !== undefined ? { budgetUsd: l.budgetUsd } : {}),
+    ...(l.maxIterations !== undefined ? { maxIterations: l.maxIterations } : {}),
+    ...(l.deadlineMs !== undefined ? { deadlineAt: now + l.deadlineMs } : {}),
+  };
+}
+
+/**
+ * Connects to the store at `url` (default `./.plumbline/plumbline.db`; a SQLite file path or
+ * `nats://host:port[,host2:port]`, as `--store`) and its command bus.
+ * @example
+ * await using client = await connect('nats://127.0.0.1:4222');
+ * const { runId } = await client.start('triage', { subject: 'prod is down' });
+ * for await (const e of client.subscribe(runId)) console.log(e.seq, e.event.type);
+ */
+export async function connect(
+  url: string = DEFAULT_STORE_URL,
+  opts: ConnectOptions = {},
+): Promise<PlumblineClient> {
+  const backend = await openBackend(url, {
+    ...(opts.bus !== undefined ? { bus: opts.bus } : {}),
+    source: 'connect()',
+  });
+  const { store, bus } = backend;
+  const logger = opts.logger ?? silentLogger;
+  const feed = new EventFeed(store.log, opts.pollMs ?? 100, logger);
+  const known = new Map<string, Prepared>();
+  for (const p of opts.pipelines ?? []) {
+    const prepared = 'machine' in p ? p : prepare(p);
+    known.set(prepared.pipeline.name, prepared);
+  }
+  let runtime: Runtime | undefined;
+  let closed: Promise<void> | undefined;
+
+  const client: PlumblineClient = {
+    kind: backend.kind,
+    store,
+    bus,
+
+    async start(pipeline, input, o = {}) {
+      const name = typeof pipeline === 'string' ? pipeline : pipeline.name;
+      if (typeof pipeline !== 'string') parseRunInput(pipeline as unknown as Pipeline, input);
+      const runId = checkNewRunId(o.runId ?? ulid());
+      // Already in the store: a duplicate even after the bus forgot the first start.
+      if ((await store.log.getRun(runId)) !== undefined)
+        return { runId, pipeline: name, duplicate: true };
+      const r = await bus.publishStart({
+        runId,
+        pipeline: name,
+        input,
+        limits: startLimits(o.limits, Date.now()),
+        ...(o.module !== undefined ? { module: o.module } : {}),
+      });
+      return { runId, pipeline: name, duplicate: r.duplicate };
+    },
+
+    subscribe(target) {
+      return typeof target === 'string' ? feed.run(target) : feed.filtered(target);
+    },
+
+    async kill(runId, reason = 'killed by client') {
+      const run = await store.log.getRun(runId);
+      if (run === undefined) throw unknownRun(runId);
+      runtime ??= new Runtime({ store, logger });
+      const prepared =
+        known.get(run.pipeline) ??
+        (await pipelineForRun(store, runId, known).catch(() => undefined));
+      return runtime.kill(runId, reason, prepared);
+    },
+
+    async resume(runId, limits = {}) {
+      if ((await store.log.getRun(runId)) === undefined) throw unknownRun(runId);
+      const l = startLimits(limits, Date.now());
+      return bus.publishResume({ runId, ...l });
+    },
+
+    runs: (filter) => store.log.listRuns(filter),
+
+    async replay(runId) {
+      const events = await store.log.read(runId);
+      if (events.length === 0) throw unknownRun(runId);
+      return events;
+    },
+
+    cost: (by = 'pipeline') => costReport(store, by),
+
+    close() {
+      closed ??= (async () => {
+        feed.close();
+        await backend.close();
+      })();
+      return closed;
+    },
+
+    [Symbol.asyncDispose]() {
+      return client.close();
+    },
+  };
+  return client;
+}

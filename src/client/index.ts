@@ -1,0 +1,12 @@
+/**
+ * The client library's public names (re-exported by the package entry).
+ */
+export { connect } from './client.js';
+export type {
+  ConnectOptions,
+  PipelineRef,
+  PlumblineClient,
+  StartOptions,
+  Started,
+} from './client.js';
+export type { RunSubscription, SubscribeFilter } from './feed.js';
