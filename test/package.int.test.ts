@@ -33,6 +33,7 @@ const version = (
 ).version;
 let packed: { filename: string; files: Array<{ path: string }> };
 let fake: FakeClaude;
+let typecheck: Promise<ChildResult>;
 
 /** Runs `cmd` and collects its output (killed after two minutes). */
 function run(
@@ -188,6 +189,29 @@ beforeAll(async () => {
   writeFileSync(join(app, 'main.js'), MAIN);
   writeFileSync(join(app, 'consumer.ts'), CONSUMER_TS);
   fake = await startFakeClaude({ script: () => ({ kind: 'json', value: { label: 'bug' } }) });
+  writeFileSync(
+    join(app, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        target: 'ES2022',
+        lib: ['ES2023'],
+        module: 'NodeNext',
+        moduleResolution: 'NodeNext',
+        strict: true,
+        exactOptionalPropertyTypes: true,
+        noUncheckedIndexedAccess: true,
+        skipLibCheck: false,
+        noEmit: true,
+      },
+      files: ['consumer.ts'],
+    }),
+  );
+  // The slowest check (10-20 s on a busy machine): started now, awaited by its test.
+  typecheck = run(
+    process.execPath,
+    [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'],
+    app,
+  );
 });
 
 afterAll(async () => {
@@ -195,6 +219,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+const bin = (): string => join(modules, '.bin', 'plumbline');
 const model = (): Record<string, string> => ({
   ANTHROPIC_BASE_URL: fake.url,
   ANTHROPIC_API_KEY: 'fake-key',
@@ -261,27 +286,14 @@ describe('the published package', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('completed');
     expect(fake.count - before).toBe(1);
-    const runs = await run(
-      'npx',
-      ['--no', '--', 'plumbline', 'runs', '--json', '--store', db],
-      app,
-    );
+    // The installed bin link itself (npx costs a second of npm each time).
+    const runs = await run(bin(), ['runs', '--json', '--store', db], app);
     expect(runs.code, runs.stderr).toBe(0);
     expect(runs.stdout).toContain('"consumer"');
 
     const ts = await run(
-      'npx',
-      [
-        '--no',
-        '--',
-        'plumbline',
-        'run',
-        'pipeline.ts',
-        '--input',
-        '{"text":"boom"}',
-        '--store',
-        db,
-      ],
+      bin(),
+      ['run', 'pipeline.ts', '--input', '{"text":"boom"}', '--store', db],
       app,
       model(),
     );
@@ -290,25 +302,7 @@ describe('the published package', () => {
   });
 
   it('type-checks a strict TypeScript consumer (exactOptionalPropertyTypes, skipLibCheck off)', async () => {
-    writeFileSync(
-      join(app, 'tsconfig.json'),
-      JSON.stringify({
-        compilerOptions: {
-          target: 'ES2022',
-          lib: ['ES2023'],
-          module: 'NodeNext',
-          moduleResolution: 'NodeNext',
-          strict: true,
-          exactOptionalPropertyTypes: true,
-          noUncheckedIndexedAccess: true,
-          skipLibCheck: false,
-          noEmit: true,
-        },
-        files: ['consumer.ts'],
-      }),
-    );
-    const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-    const r = await run(process.execPath, [tsc, '-p', 'tsconfig.json'], app);
+    const r = await typecheck;
     const errors = (r.stdout + r.stderr).split('\n').filter((l) => /error TS\d+/.test(l));
     // xstate 5.33's own setup.d.ts fails exactOptionalPropertyTypes when libraries are checked
     // (a bare `import type { AnyStateMachine } from 'xstate'` does the same): with
