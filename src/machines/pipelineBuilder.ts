@@ -36,13 +36,6 @@ type PlainJson<T> = T extends Date
 /** A step's output as later steps see it: `null` too when the step has a `skip`. */
 type Skippable<T, K> = undefined extends K ? T : T | null;
 
-/** The outputs after adding step `N` with output `T` (flattened so editors show one object). */
-type With<Out, N extends string, T> = {
-  [P in keyof Out | N]: P extends N ? T : Out[P & keyof Out];
-} extends infer W
-  ? { [P in keyof W]: W[P] }
-  : never;
-
 /** A step name not used before: a repeated name is a type error naming it. */
 type NewName<N extends string, Out> = N extends keyof Out
   ? `step '${N}' is already in this pipeline: rename one`
@@ -70,22 +63,25 @@ export type BuilderStepOptions<I, R, Out, N extends string, K> = Omit<
 > & { name: NewName<N, Out>; skip?: K };
 
 /**
- * A pipeline under construction. `S` is the input schema, `Out` the outputs of the steps so far.
- * Immutable: each call returns a new builder.
+ * A pipeline under construction. `S` is the input schema, `Out` the outputs of the steps so far:
+ * an intersection with one member per step, not one merged object, so it stays flat however long
+ * the chain (a merged mapped type nests a level per step and hits TypeScript's instantiation
+ * depth limit at about 45 steps; this chain holds about 95). Immutable: each call returns a new
+ * builder.
  */
 export interface PipelineBuilder<S extends z.ZodType, Out extends object = Record<never, never>> {
   /** Adds a model call; later steps see its output as `z.infer` of `output`. */
   llm<N extends string, O extends z.ZodType, K extends SkipFn<z.infer<S>, Out> | undefined>(
     options: BuilderLlmOptions<z.infer<S>, O, Out, N, K>,
-  ): PipelineBuilder<S, With<Out, N, Skippable<z.infer<O>, K>>>;
+  ): PipelineBuilder<S, Out & { [P in N]: Skippable<z.infer<O>, K> }>;
   /** Adds an effect; later steps see its output as what `run` returns. */
   effect<N extends string, R, K extends SkipFn<z.infer<S>, Out> | undefined>(
     options: BuilderEffectOptions<z.infer<S>, R, Out, N, K>,
-  ): PipelineBuilder<S, With<Out, N, Skippable<Stored<R>, K>>>;
+  ): PipelineBuilder<S, Out & { [P in N]: Skippable<Stored<R>, K> }>;
   /** Adds a transform; later steps see its output as what `run` returns. */
   step<N extends string, R, K extends SkipFn<z.infer<S>, Out> | undefined>(
     options: BuilderStepOptions<z.infer<S>, R, Out, N, K>,
-  ): PipelineBuilder<S, With<Out, N, Skippable<Stored<R>, K>>>;
+  ): PipelineBuilder<S, Out & { [P in N]: Skippable<Stored<R>, K> }>;
   /** The pipeline, checked as by `definePipeline` (throws a `UsageError` naming the fix). */
   build(): Pipeline<S>;
 }
