@@ -57,6 +57,24 @@ describe('circuit breaker', () => {
     await store.close();
   });
 
+  it('never counts 429s, and a 429 answering the half-open probe hands the probe to the next caller', async () => {
+    const store = openSqliteStore(':memory:');
+    const b = new Breakers(store.control, config);
+    for (let i = 0; i < 20; i++) await b.record('m', false, 'rate_limit', i);
+    expect(await b.state('m')).toMatchObject({ state: 'closed', opens: 0, outcomes: [] });
+    for (let i = 0; i < 3; i++) await b.record('m', false, 'overloaded', 100 + i);
+    expect(await b.acquire('m', 2_000)).toBe('half_open');
+    expect(await b.acquire('m', 2_001)).toBe('open');
+    await b.record('m', false, 'rate_limit', 2_002);
+    expect((await b.state('m')).state).toBe('halfOpen');
+    // Well within the probe timeout: the probe is free again, not lost for 5 s.
+    expect(await b.acquire('m', 2_003)).toBe('half_open');
+    expect(await b.acquire('m', 2_004)).toBe('open');
+    await b.record('m', true, 'ok', 2_100);
+    expect((await b.state('m')).state).toBe('closed');
+    await store.close();
+  });
+
   it('is shared: two gates over one store see one breaker, and racing acquirers get one probe', async () => {
     const store = openSqliteStore(':memory:');
     const a = new Breakers(store.control, config);

@@ -2,7 +2,9 @@
  * The circuit breaker, as a small XState machine shared by every run of a deployment:
  * `closed` counts outcomes in a sliding window and opens on a failure rate or a streak;
  * `open` refuses calls until its cool-down ends; then one caller becomes the `halfOpen` probe,
- * whose success closes the breaker and whose failure opens it again. Pure: times are in events.
+ * whose success closes the breaker and whose failure opens it again; a probe that ends without
+ * a verdict (a 429) or is never heard of again (after `probeTimeoutMs`) is handed to the next
+ * caller. Pure: times are in events.
  */
 import { assign, setup, type AnyMachineSnapshot } from 'xstate';
 
@@ -46,7 +48,9 @@ export interface BreakerContext {
 export type BreakerEvent =
   | { type: 'ACQUIRE'; now: number }
   | { type: 'SUCCESS'; now: number }
-  | { type: 'FAILURE'; now: number };
+  | { type: 'FAILURE'; now: number }
+  /** A call ended in a way that does not count (a 429, a 400): a probe it held is free again. */
+  | { type: 'RELEASE'; now: number };
 
 const tripped = ({ context }: { context: BreakerContext }): boolean => {
   const c = context.config;
@@ -72,8 +76,8 @@ export const breakerMachine = setup({
     tripped,
     coolDownOver: ({ context, event }) =>
       context.openedAt !== null && event.now - context.openedAt >= context.config.coolDownMs,
-    probeLost: ({ context, event }) =>
-      context.probeAt !== null && event.now - context.probeAt >= context.config.probeTimeoutMs,
+    probeFree: ({ context, event }) =>
+      context.probeAt === null || event.now - context.probeAt >= context.config.probeTimeoutMs,
   },
   actions: {
     recordSuccess: assign(({ context }) => push(context, true)),
@@ -84,6 +88,7 @@ export const breakerMachine = setup({
       opens: context.opens + 1,
     })),
     takeProbe: assign(({ event }) => ({ probeAt: event.now })),
+    freeProbe: assign({ probeAt: null }),
     reset: assign({ outcomes: [], streak: 0, openedAt: null, probeAt: null }),
   },
 }).createMachine({
@@ -112,7 +117,8 @@ export const breakerMachine = setup({
       on: {
         SUCCESS: { target: 'closed', actions: 'reset' },
         FAILURE: { target: 'open', actions: 'open' },
-        ACQUIRE: { guard: 'probeLost', actions: 'takeProbe' },
+        ACQUIRE: { guard: 'probeFree', actions: 'takeProbe' },
+        RELEASE: { actions: 'freeProbe' },
       },
     },
   },

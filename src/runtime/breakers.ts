@@ -13,14 +13,17 @@ import type { ControlStore } from '../store/types.js';
 import type { BreakerGate } from './env.js';
 import type { Logger } from './logger.js';
 
-/** Failure kinds that count against a model's breaker (the provider's trouble, not ours). */
+/**
+ * Failure kinds that count against a model's breaker: the provider is down or overloaded.
+ * A 429 (`rate_limit`) is not one: the provider is up and says when to come back, so the run
+ * waits its `retry-after`; counting it would let a burst of rate limiting park every run.
+ */
 export const BREAKER_KINDS = new Set([
   'overloaded',
   'server',
   'timeout',
   'connection',
   'request_timeout',
-  'rate_limit',
 ]);
 
 interface Persisted {
@@ -107,8 +110,11 @@ export class Breakers implements BreakerGate {
   }
 
   async record(model: string, ok: boolean, kind: string, now: number): Promise<void> {
-    if (!ok && !BREAKER_KINDS.has(kind)) return;
-    await this.apply(model, { type: ok ? 'SUCCESS' : 'FAILURE', now });
+    // A failure that does not count (a 429, a 400) says nothing about the provider's health:
+    // it only hands back a half-open probe, so the next caller probes instead of waiting out
+    // the probe timeout.
+    const type = ok ? 'SUCCESS' : BREAKER_KINDS.has(kind) ? 'FAILURE' : 'RELEASE';
+    await this.apply(model, { type, now });
   }
 
   /** The state of a model's breaker. */
