@@ -12,7 +12,7 @@ export type UntypedOutputs = Record<string, unknown>;
 
 /**
  * What every step function receives. `I` is the run input's type; `Out` the earlier steps'
- * outputs by name (typed precisely by the {@link pipeline} builder, a plain record otherwise).
+ * outputs by name (typed precisely by the `pipeline()` builder, a plain record otherwise).
  */
 export interface StepContext<I = unknown, Out = UntypedOutputs> {
   runId: string;
@@ -155,6 +155,8 @@ const RESERVED = new Set(['completed', 'failed', 'killed', 'parked', 'run']);
 
 /**
  * Defines a pipeline; throws a {@link UsageError} naming the fix when the definition is wrong.
+ * Step callbacks here see `outputs` untyped; `pipeline({ … }).llm(…).build()` (pipelineBuilder.ts)
+ * makes the same pipeline with each earlier output typed.
  * @example
  * export default definePipeline({ name: 'triage', version: '1', input: z.object({ text: z.string() }),
  *   steps: [llm({ name: 'score', model: 'claude-sonnet-4-6', prompt: (c) => c.input.text, output: Score })] });
