@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import type { StoredEnvelope } from '../machines/events.js';
+import { roundUsd } from '../machines/context.js';
 import { foldLog } from '../machines/replay.js';
 import { isTerminal, statusOf } from '../machines/fold.js';
 import type { LimitOverrides } from '../runtime/driver.js';
@@ -27,7 +28,7 @@ import { pathOfSteps, replayLine, resultLine, runRow, summaryOf, usd } from './f
 import { exitCodeFor, type ExitBox } from './main.js';
 import { pipelineForRun, pipelinesFrom } from './pipelines.js';
 import { runDemo } from './demo.js';
-import { costReport } from './cost.js';
+import { costReport, isUnconfirmed, unconfirmedByRun } from './cost.js';
 import { runOutput } from './runOutput.js';
 import { registerFakeClaudeCommand } from './fakeClaude.js';
 import { listStranded, registerOperatorCommands, strandedRuns } from './operate.js';
@@ -230,9 +231,12 @@ export function registerCommands(program: Command, box: ExitBox): void {
             },
           });
           const status = statusOf(folded.snapshot);
+          const unconfirmedUsd = events
+            .filter((e) => e.seq <= folded.seq && isUnconfirmed(e.event))
+            .reduce((a, e) => a + (e.event as { costUsd: number }).costUsd, 0);
           if (!o.json)
             out(
-              `replayed ${folded.seq} events: state ${JSON.stringify(folded.snapshot.value)}, cost ${usd(folded.snapshot.context.costUsd)}, every recorded state matched`,
+              `replayed ${folded.seq} events: state ${JSON.stringify(folded.snapshot.value)}, cost ${usd(folded.snapshot.context.costUsd)}${unconfirmedUsd > 0 ? ` (${usd(unconfirmedUsd)} of it unconfirmed: calls lost mid-flight, at their reservation)` : ''}, every recorded state matched`,
             );
           else
             outJson({
@@ -242,6 +246,7 @@ export function registerCommands(program: Command, box: ExitBox): void {
               state: folded.snapshot.value,
               status,
               costUsd: folded.snapshot.context.costUsd,
+              unconfirmedUsd: roundUsd(unconfirmedUsd),
               verified: true,
             });
         } finally {
@@ -252,7 +257,9 @@ export function registerCommands(program: Command, box: ExitBox): void {
 
   program
     .command('runs')
-    .description('list runs: id, pipeline, version, status, cost, events, started, ended')
+    .description(
+      'list runs: id, pipeline, version, status, cost (and how much of it is unconfirmed), events, started, ended',
+    )
     .option('--status <status>', 'only runs with this status')
     .option('--pipeline <name>', 'only runs of this pipeline')
     .option(
@@ -288,9 +295,12 @@ export function registerCommands(program: Command, box: ExitBox): void {
           });
           // A running run whose driver is gone says so: `stranded`, not `running`.
           const stranded = new Set((await strandedRuns(store, 0)).map((x) => x.run.runId));
-          const shown = runs.map((r) =>
-            stranded.has(r.runId) ? { ...r, status: 'stranded' as never, stranded: true } : r,
-          );
+          // The part of each run's cost that is unconfirmed (calls lost mid-flight, at their reservation).
+          const { byRun } = await unconfirmedByRun(store);
+          const shown = runs.map((r) => ({
+            ...(stranded.has(r.runId) ? { ...r, status: 'stranded' as never, stranded: true } : r),
+            unconfirmedUsd: byRun.get(r.runId) ?? 0,
+          }));
           if (o.json) shown.forEach((r) => outJson(r));
           else {
             out(
@@ -300,12 +310,13 @@ export function registerCommands(program: Command, box: ExitBox): void {
                 'ver'.padEnd(6),
                 'status'.padEnd(10),
                 'cost'.padStart(11),
+                'unconfirmed'.padStart(11),
                 'seq'.padStart(5),
                 'started'.padEnd(19),
                 'ended',
               ].join(' '),
             );
-            shown.forEach((r) => out(runRow(r)));
+            shown.forEach((r) => out(runRow(r, r.unconfirmedUsd)));
           }
         } finally {
           await store.close();
@@ -320,7 +331,7 @@ export function registerCommands(program: Command, box: ExitBox): void {
     .option('--json', 'one JSON object per row')
     .addHelpText(
       'after',
-      '\nRuns whose log cannot be read are left out and named on stderr (exit 1).\n\nExample:\n  plumbline cost --by model',
+      "\nA call whose process died mid-call is counted at its reservation and shown as unconfirmed.\nA fork's copied calls count once, to the run that made them.\nRuns whose log cannot be read are left out and named on stderr (exit 1).\n\nExample:\n  plumbline cost --by model",
     )
     .action(async (o: { by?: string; json?: boolean }, cmd: Command) => {
       const by = o.by ?? 'pipeline';
@@ -340,11 +351,16 @@ export function registerCommands(program: Command, box: ExitBox): void {
         if (o.json) rows.forEach((r) => outJson(r));
         else {
           out(
-            `${by.padEnd(24)} ${'calls'.padStart(6)} ${'input'.padStart(9)} ${'output'.padStart(9)} ${'cache r'.padStart(9)} ${'cache w'.padStart(9)} ${'cost'.padStart(12)}`,
+            `${by.padEnd(24)} ${'calls'.padStart(6)} ${'input'.padStart(9)} ${'output'.padStart(9)} ${'cache r'.padStart(9)} ${'cache w'.padStart(9)} ${'cost'.padStart(12)} ${'unconfirmed'.padStart(12)}`,
           );
           for (const r of rows)
             out(
-              `${r.key.padEnd(24)} ${String(r.calls).padStart(6)} ${String(r.inputTokens).padStart(9)} ${String(r.outputTokens).padStart(9)} ${String(r.cacheReadTokens).padStart(9)} ${String(r.cacheWriteTokens).padStart(9)} ${usd(r.costUsd).padStart(12)}`,
+              `${r.key.padEnd(24)} ${String(r.calls).padStart(6)} ${String(r.inputTokens).padStart(9)} ${String(r.outputTokens).padStart(9)} ${String(r.cacheReadTokens).padStart(9)} ${String(r.cacheWriteTokens).padStart(9)} ${usd(r.costUsd).padStart(12)} ${(r.unconfirmedCalls > 0 ? usd(r.unconfirmedUsd) : '-').padStart(12)}`,
+            );
+          const unconfirmed = rows.reduce((a, r) => a + r.unconfirmedCalls, 0);
+          if (unconfirmed > 0)
+            out(
+              `${unconfirmed} call(s) lost mid-flight are counted at their reservation (unconfirmed: the provider may have billed less, or nothing)`,
             );
         }
       } finally {

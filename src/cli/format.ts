@@ -60,7 +60,7 @@ export function replayLine(e: StoredEnvelope, from: unknown, to: unknown): strin
       detail = `attempt ${ev.attempt} ${ev.verdict}${ev.issues.length ? ` [${ev.issues.join('; ')}]` : ''}, cost ${usd(ev.costUsd)}, tokens ${ev.usage.inputTokens}/${ev.usage.outputTokens} cache r${ev.usage.cacheReadTokens} w5m${ev.usage.cacheWrite5mTokens} w1h${ev.usage.cacheWrite1hTokens}, request ${ev.requestId ?? '-'}`;
       break;
     case 'MODEL_ERROR':
-      detail = `attempt ${ev.attempt} ${ev.retryable ? 'retryable' : 'fatal'} ${ev.kind}${ev.status !== null ? ` ${ev.status}` : ''}, delay ${ev.delayMs} ms, cost ${usd(ev.costUsd)}: ${ev.message}`;
+      detail = `attempt ${ev.attempt} ${ev.retryable ? 'retryable' : 'fatal'} ${ev.kind}${ev.status !== null ? ` ${ev.status}` : ''}, delay ${ev.delayMs} ms, cost ${usd(ev.costUsd)}${ev.unconfirmed === true ? ' unconfirmed (its reservation: the process died mid-call)' : ''}: ${ev.message}`;
       break;
     case 'SKIP':
       detail = ev.reason;
@@ -82,8 +82,8 @@ export function replayLine(e: StoredEnvelope, from: unknown, to: unknown): strin
   return `${String(e.seq).padStart(4)}  ${ev.type.padEnd(15)} ${arrow.padEnd(38)} ${usd(e.state.costUsd)}${detail ? `  ${detail}` : ''}`;
 }
 
-/** A row of `plumbline runs`. */
-export function runRow(r: RunSummary): string {
+/** A row of `plumbline runs`; `unconfirmedUsd` is the part of its cost from calls lost mid-flight. */
+export function runRow(r: RunSummary, unconfirmedUsd = 0): string {
   const started = new Date(r.startedAt).toISOString().replace('T', ' ').slice(0, 19);
   const ended =
     r.endedAt !== null ? new Date(r.endedAt).toISOString().replace('T', ' ').slice(0, 19) : '-';
@@ -93,6 +93,7 @@ export function runRow(r: RunSummary): string {
     r.version.padEnd(6),
     r.status.padEnd(10),
     usd(r.costUsd).padStart(11),
+    (unconfirmedUsd > 0 ? usd(unconfirmedUsd) : '-').padStart(11),
     String(r.lastSeq).padStart(5),
     started,
     ended,
