@@ -27,7 +27,7 @@ async function until(what: string, ok: () => Promise<boolean>, ms = 60_000): Pro
   const deadline = Date.now() + ms;
   while (!(await ok())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 10));
   }
 }
 
@@ -54,12 +54,37 @@ async function collect(
 const terminal = (e: StoredEnvelope): boolean =>
   ['completed', 'failed', 'killed'].includes(e.state.status);
 
+/** An in-process worker on `url` (its own store and bus connections, as a separate process). */
+async function startWorker(url: string, fake: FakeClaude): Promise<{ stop(): Promise<void> }> {
+  const backend = await openBackend(url, { bus: { ackWaitMs: 10_000 } });
+  const ac = new AbortController();
+  const working = runWorker({
+    runtime: new Runtime({
+      store: backend.store,
+      model: createAnthropicClient({ apiKey: 'sk-ant-test', baseURL: fake.url }),
+      waitForLease: false,
+    }),
+    bus: backend.bus,
+    pipelines: await loadPipelines([PIPELINE]),
+    concurrency: 8,
+    signal: ac.signal,
+    logger: silentLogger,
+    heartbeatMs: 1_000,
+    strandedCheckMs: 0,
+  });
+  return {
+    async stop() {
+      ac.abort();
+      await working;
+      await backend.close();
+    },
+  };
+}
+
 /** Starts 50 runs, follows them every way, and checks what each subscription saw. */
 async function fiftyRuns(url: string, fake: FakeClaude, tag: string): Promise<void> {
-  const client: PlumblineClient = await connect(url, { pollMs: 25 });
-  const worker = await openBackend(url, { bus: { ackWaitMs: 10_000 } });
-  const ac = new AbortController();
-  let working: Promise<void> | undefined;
+  const client: PlumblineClient = await connect(url);
+  let worker: { stop(): Promise<void> } | undefined;
   try {
     const ids = Array.from({ length: N }, (_, i) => `${tag}-${i}`);
     const all = collect(client.subscribe({ pipeline: 'stubborn' }), (seen) =>
@@ -77,23 +102,13 @@ async function fiftyRuns(url: string, fake: FakeClaude, tag: string): Promise<vo
         expect(again.duplicate).toBe(true);
       }
     }
-    working = runWorker({
-      runtime: new Runtime({
-        store: worker.store,
-        model: createAnthropicClient({ apiKey: 'sk-ant-test', baseURL: fake.url }),
-        waitForLease: false,
-      }),
-      bus: worker.bus,
-      pipelines: await loadPipelines([PIPELINE]),
-      concurrency: 8,
-      signal: ac.signal,
-      logger: silentLogger,
-      heartbeatMs: 1_000,
-      strandedCheckMs: 0,
-    });
-    // While the fleet works: the history so far, then live.
-    await until('a run to start', async () => (await client.runs()).length > 0);
-    const middle = ids.slice(20, 35).map((id) => drain(client.subscribe(id)));
+    worker = await startWorker(url, fake);
+    // Opened as each run goes: a history that the live tail may repeat, then live events.
+    const middle: Array<Promise<StoredEnvelope[]>> = [];
+    for (const id of ids.slice(20, 35)) {
+      await until(`${id} to start`, async () => (await client.store.log.getRun(id)) !== undefined);
+      middle.push(drain(client.subscribe(id)));
+    }
     await until(
       `${N} runs to complete`,
       async () => (await client.runs({ status: 'completed' })).length === N,
@@ -130,9 +145,7 @@ async function fiftyRuns(url: string, fake: FakeClaude, tag: string): Promise<vo
       skipped: [],
     });
   } finally {
-    ac.abort();
-    await working;
-    await worker.close();
+    await worker?.stop();
     await client.close();
   }
 }
@@ -147,7 +160,7 @@ describe('client library', () => {
       script: (req) =>
         JSON.stringify(req.body.messages).includes('not accepted')
           ? { kind: 'json', value: { n: 7 } }
-          : { kind: 'delay', ms: 20, then: { kind: 'json', value: { n: 'seven' } } },
+          : { kind: 'delay', ms: 100, then: { kind: 'json', value: { n: 'seven' } } },
     });
   });
   afterAll(async () => {
@@ -162,6 +175,50 @@ describe('client library', () => {
   it('NATS JetStream: the same, over the run events in the stream', async () => {
     await using nats: NatsServerHandle = await startNatsServer();
     await fiftyRuns(nats.url, fake, 'js');
+  }, 60_000);
+
+  it('SQLite: resume and kill parked runs, check a start by pipeline object, refuse unknown runs', async () => {
+    const url = join(dir, 'ops.db');
+    const pipelines = await loadPipelines([PIPELINE, 'test/fixtures/pipelines/plain.js']);
+    const client = await connect(url, { pollMs: 25, pipelines: [...pipelines.values()] });
+    const worker = await startWorker(url, fake);
+    try {
+      const plain = pipelines.get('plain');
+      if (plain === undefined) throw new Error('plain.js did not load');
+      await expect(
+        client.start(plain.pipeline, { n: 'two' }, { runId: 'bad-input' }),
+      ).rejects.toThrow(/input does not match pipeline 'plain' input schema: n: /);
+      // The first answer is invalid and a re-ask would be a second call: both runs park.
+      for (const runId of ['park-1', 'park-2'])
+        await client.start('stubborn', {}, { runId, limits: { maxIterations: 1 } });
+      await until(
+        'both runs to park',
+        async () => (await client.runs({ status: 'parked' })).length === 2,
+      );
+      const resumed = drain(client.subscribe('park-1'));
+      const killed = drain(client.subscribe('park-2'));
+      expect(await client.resume('park-1', { maxIterations: 5 })).toEqual({ duplicate: false });
+      expect(await client.kill('park-2', 'no longer needed')).toBe('killed');
+      const a = await resumed;
+      expect(a).toEqual(await client.replay('park-1'));
+      expect(a.map((e) => e.event.type)).toContain('RESUME');
+      expect(a.at(-1)?.state.status).toBe('completed');
+      const b = await killed;
+      expect(b).toEqual(await client.replay('park-2'));
+      expect(b.at(-1)).toMatchObject({
+        event: { type: 'KILL', reason: 'no longer needed' },
+        state: { status: 'killed' },
+      });
+      expect(await client.runs({ status: 'parked' })).toEqual([]);
+      expect(await client.store.log.getRun('bad-input')).toBeUndefined();
+      expect(await client.bus.deadLetters()).toEqual([]);
+      await expect(client.resume('nope')).rejects.toThrow(/unknown run id 'nope'/);
+      await expect(client.kill('nope')).rejects.toThrow(/unknown run id 'nope'/);
+      await expect(client.replay('nope')).rejects.toThrow(/unknown run id 'nope'/);
+    } finally {
+      await worker.stop();
+      await client.close();
+    }
   }, 60_000);
 
   it('refuses a malformed URL or an unknown scheme, naming the accepted forms', async () => {
