@@ -25,6 +25,7 @@ import type { LeaseHolder, Store } from '../store/types.js';
 import { systemClock, type Clock } from './clock.js';
 import { describeDecision } from './decisions.js';
 import type { AbandonedEffect } from './effectRun.js';
+import { LocalBreakerParking, type BreakerResumeOptions } from './breakerResume.js';
 import type { BreakerGate, DriverEnv, DriverHooks } from './env.js';
 import { execute, isInterrupt, UserCodeError } from './execute.js';
 import { KillWatcher } from './killWatch.js';
@@ -32,6 +33,7 @@ import { LeaseKeeper, type HeldLease } from './leaseKeeper.js';
 import { silentLogger, truncate, type Logger } from './logger.js';
 import { parseRunInput, type Prepared } from './prepare.js';
 import { checkNewRunId } from './runId.js';
+import { RunTracer } from './tracing.js';
 
 /** Options of {@link Runtime}. */
 export interface RuntimeOptions {
@@ -70,6 +72,17 @@ export interface RuntimeOptions {
   effectGraceMs?: number;
   /** Told when an effect is abandoned after its grace (for metrics). */
   onEffectAbandoned?: (e: AbandonedEffect) => void;
+  /**
+   * Runs this runtime leaves parked by an open breaker are resumed by it once the breaker lets
+   * calls through again (one as the half-open probe, then the rest at `perSecond`); `false`
+   * leaves them parked until resumed by hand. Default on when `breakers` is set.
+   */
+  autoResume?: BreakerResumeOptions | false;
+  /**
+   * OpenTelemetry spans for runs, steps, model attempts and effects (default true; a no-op
+   * until the application registers an SDK). See `tracing.ts`.
+   */
+  tracing?: boolean;
 }
 
 /** Per-run limit overrides (`--budget-usd`, `--max-iterations`, `--deadline`). */
@@ -180,8 +193,11 @@ export class Runtime {
   private readonly logger: Logger;
   private modelClient: ModelClient | undefined;
   private readonly kills: KillWatcher;
+  private readonly tracer: RunTracer | null;
   /** The run leases this runtime holds: one driver per run. */
   readonly leases: LeaseKeeper;
+  /** The runs this runtime parked on an open breaker, to resume (see `autoResume`). */
+  private breakerParking: LocalBreakerParking | undefined;
 
   constructor(opts: RuntimeOptions) {
     this.opts = opts;
@@ -189,6 +205,7 @@ export class Runtime {
     this.clock = opts.clock ?? systemClock;
     this.logger = opts.logger ?? silentLogger;
     this.modelClient = opts.model;
+    this.tracer = opts.tracing === false ? null : new RunTracer();
     this.kills = new KillWatcher(opts.store.control, opts.killPollMs ?? 200);
     this.leases = new LeaseKeeper(
       opts.store.leases,
@@ -196,6 +213,23 @@ export class Runtime {
       opts.leaseTtlMs ?? 15_000,
       this.logger,
     );
+    if (opts.breakers !== undefined && opts.autoResume !== false)
+      this.breakerParking = new LocalBreakerParking(
+        opts.store,
+        () => this.clock.now(),
+        this.logger,
+        (prepared, runId) => this.resume(prepared, runId),
+        opts.autoResume,
+      );
+  }
+
+  /**
+   * Stops resuming breaker-parked runs here: a worker calls it, since it resumes them through
+   * its bus (any worker may, and a run it parked may outlive it).
+   */
+  handOffBreakerResume(): void {
+    this.breakerParking?.stop();
+    this.breakerParking = undefined;
   }
 
   /**
@@ -350,7 +384,7 @@ export class Runtime {
       },
       'run started',
     );
-    this.emit(runId, 1, linked);
+    this.emit(runId, 1, linked, pipeline.name);
     return { runId, snapshot: snap, head };
   }
 
@@ -404,11 +438,17 @@ export class Runtime {
     callerSignal.addEventListener('abort', onAbort, { once: true });
     held.lost.addEventListener('abort', onAbort, { once: true });
     if (callerSignal.aborted || held.lost.aborted) ac.abort();
+    let stopped = 'error';
     try {
-      return await this.driveLeased(prepared, runId, rebuilt, held, ac.signal);
+      const r = await this.driveLeased(prepared, runId, rebuilt, held, ac.signal);
+      stopped = r.stopped ?? 'done';
+      this.breakerParking?.note(prepared, r);
+      return r;
     } finally {
       callerSignal.removeEventListener('abort', onAbort);
       held.lost.removeEventListener('abort', onAbort);
+      // A drive that ends short of a terminal or parked state ends its spans here.
+      this.tracer?.endDrive(runId, this.clock.now(), stopped);
     }
   }
 
@@ -568,7 +608,7 @@ export class Runtime {
     envs.forEach((e, i) => {
       const s = seq + i + 1;
       this.opts.hooks?.afterAppend?.(runId, s, e.event.type);
-      this.emit(runId, s, e);
+      this.emit(runId, s, e, prepared.pipeline.name);
       this.logDecision(
         prepared,
         runId,
@@ -591,8 +631,10 @@ export class Runtime {
     return this.appendEvents(runId, rebuilt.seq, rebuilt.head, [{ event, next }], prepared);
   }
 
-  private emit(runId: string, seq: number, env: NewEnvelope): void {
-    this.opts.onEvent?.({ ...env, runId, seq });
+  private emit(runId: string, seq: number, env: NewEnvelope, pipeline: string): void {
+    const stored = { ...env, runId, seq };
+    this.tracer?.onEvent(stored, pipeline);
+    this.opts.onEvent?.(stored);
   }
 
   private logDecision(
