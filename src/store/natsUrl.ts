@@ -4,6 +4,7 @@
  * NATS_PASSWORD, NATS_CREDS, NATS_TLS_CA / NATS_TLS_CERT / NATS_TLS_KEY; NATS_REPLICAS sets
  * the stream replicas (1 by default, 3 in a cluster). Shared by the store and the bus.
  */
+import { UsageError } from '../errors.js';
 import type { NatsConnectOptions } from './natsConnect.js';
 import { parseStoreSpec } from './spec.js';
 
@@ -13,7 +14,8 @@ export type NatsUrlOptions = NatsConnectOptions & { replicas?: number };
 /** Connection options for a spec like `nats://user:pass@host:4222,host2:4222`. */
 export function natsOptionsFromSpec(spec: string, env = process.env): NatsUrlOptions {
   const target = parseStoreSpec(spec);
-  if (target.kind !== 'nats') throw new Error(`not a NATS store spec: ${spec}`);
+  if (target.kind !== 'nats')
+    throw new UsageError(`'${spec}' is a file path, not a NATS URL: use nats://host:port`);
   return natsOptionsFromServers(target.servers, env);
 }
 
