@@ -224,4 +224,100 @@ describe('OpenTelemetry spans', () => {
     expect(again.status).toBe('completed');
     expect(exporter.getFinishedSpans()).toEqual([]);
   });
+
+  it('a drive that parks ends its spans; a resume here continues the trace, one in another process starts its own', async () => {
+    await using h2 = await harness({ script: [{ kind: 'json', value: { label: 'ham' } }] });
+    const one = prepare(
+      definePipeline({
+        name: 'parks',
+        version: '1',
+        input: z.object({}),
+        steps: [
+          llm({ name: 'ask', model: 'claude-sonnet-4-6', prompt: () => 'ask', output: Label }),
+        ],
+      }),
+    );
+    const here = h2.runtime({ clock: virtualClock() });
+    const tiny = { budgetUsd: 1e-9 };
+    const a = await here.start(one, { input: {}, limits: tiny });
+    expect(a.status).toBe('parked');
+    const parked = ours();
+    // The refused ATTEMPT made no model call and no attempt span.
+    expect(parked.map((s) => s.name).sort()).toEqual(['run parks', 'step ask']);
+    const first = parked.find((s) => s.name === 'run parks')!;
+    expect(first.attributes['plumbline.status']).toBe('parked');
+    expect(parked.find((s) => s.name === 'step ask')!.events.map((e) => e.name)).toEqual([
+      'ATTEMPT refused',
+    ]);
+
+    exporter.reset();
+    expect((await here.resume(one, a.runId, { budgetUsd: 10 })).status).toBe('completed');
+    const resumed = ours();
+    expect(resumed.map((s) => s.name).sort()).toEqual([
+      'chat claude-sonnet-4-6',
+      'run parks',
+      'step ask',
+    ]);
+    const second = resumed.find((s) => s.name === 'run parks')!;
+    expect(second.spanContext().traceId).toBe(first.spanContext().traceId);
+    expect(parentOf(second)).toBe(first.spanContext().spanId);
+    const resumeSeq = ofType(await h2.events(a.runId), 'RESUME')[0]?.seq;
+    expect(second.attributes).toMatchObject({
+      'plumbline.resumed': true,
+      'plumbline.seq': resumeSeq,
+      'plumbline.status': 'completed',
+    });
+
+    // Another process (a runtime with no memory of the run) starts a trace of its own.
+    const b = await here.start(one, { input: {}, limits: tiny });
+    const firstB = ours().find(
+      (s) => s.name === 'run parks' && s.attributes['plumbline.run_id'] === b.runId,
+    )!;
+    exporter.reset();
+    const elsewhere = h2.runtime({ clock: virtualClock() });
+    expect((await elsewhere.resume(one, b.runId, { budgetUsd: 10 })).status).toBe('completed');
+    const run = ours().find((s) => s.name === 'run parks')!;
+    expect(parentOf(run)).toBeUndefined();
+    expect(run.spanContext().traceId).not.toBe(firstB.spanContext().traceId);
+    expect(run.attributes).toMatchObject({
+      'plumbline.run_id': b.runId,
+      'plumbline.resumed': true,
+    });
+  });
+
+  it('a drive stopped mid-effect ends its open spans, marked stopped', async () => {
+    let started!: () => void;
+    const inEffect = new Promise<void>((res) => (started = res));
+    const blocking = prepare(
+      definePipeline({
+        name: 'stops',
+        version: '1',
+        input: z.object({}),
+        steps: [
+          effect({
+            name: 'wait',
+            key: ({ runId }) => `${runId}-wait`,
+            run: ({ signal }) =>
+              new Promise((_, reject) => {
+                started();
+                signal.addEventListener('abort', () => reject(new Error('stopped')));
+              }),
+          }),
+        ],
+      }),
+    );
+    const ac = new AbortController();
+    const running = h.runtime().start(blocking, { input: {}, signal: ac.signal });
+    await inEffect;
+    ac.abort();
+    const r = await running;
+    expect(r.stopped).toBe('aborted');
+    const spans = ours();
+    expect(spans.map((s) => s.name).sort()).toEqual(['effect wait', 'run stops', 'step wait']);
+    const run = spans.find((s) => s.name === 'run stops')!;
+    expect(run.attributes['plumbline.stopped']).toBe('aborted');
+    expect(run.attributes['plumbline.status']).toBeUndefined();
+    const eff = spans.find((s) => s.name === 'effect wait')!;
+    expect(eff.attributes['plumbline.effect.key']).toBe(`${r.runId}-wait`);
+  });
 });

@@ -63,6 +63,12 @@ function usageAttributes(u: Usage): Attributes {
   };
 }
 
+/** True when the envelope left the run calling the model in `step`. */
+function isCalling(env: StoredEnvelope, step: string): boolean {
+  const v = env.state.value;
+  return typeof v === 'object' && v !== null && (v as Record<string, unknown>)[step] === 'calling';
+}
+
 /**
  * Turns appended envelopes into spans. The Runtime owns one (`tracing: false` turns it off);
  * `onEvent` after every append, `endDrive` when a drive stops without a terminal or parked state.
@@ -170,6 +176,11 @@ export class RunTracer {
     const base = { ...common(env, pipeline), 'plumbline.step': ev.step };
     switch (ev.type) {
       case 'ATTEMPT': {
+        // Refused by the limits or the breaker (the run parks or waits): no call, no span.
+        if (!isCalling(env, ev.step)) {
+          s.span.addEvent('ATTEMPT refused', { ...base, 'plumbline.attempt': ev.attempt }, env.at);
+          return;
+        }
         const span = d.tracer.startSpan(
           `chat ${ev.model}`,
           {
