@@ -36,8 +36,13 @@ export interface BreakerState {
   key: string;
   state: 'closed' | 'open' | 'halfOpen';
   openedAt: number | null;
+  /** When the half-open probe was granted (null: none is out, the next caller takes it). */
+  probeAt: number | null;
   opens: number;
   outcomes: boolean[];
+  /** The breaker's own timings, as persisted by the last writer. */
+  coolDownMs: number;
+  probeTimeoutMs: number;
 }
 
 /** A {@link BreakerGate} over a control store. */
@@ -125,8 +130,11 @@ export class Breakers implements BreakerGate {
       key,
       state: s.value as BreakerState['state'],
       openedAt: s.context.openedAt,
+      probeAt: s.context.probeAt,
       opens: s.context.opens,
       outcomes: s.context.outcomes,
+      coolDownMs: s.context.config.coolDownMs,
+      probeTimeoutMs: s.context.config.probeTimeoutMs,
     };
   }
 }

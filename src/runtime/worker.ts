@@ -8,6 +8,8 @@ import type { CommandBus, CommandControl, Command } from '../bus/types.js';
 import { isUsageError, serializeError } from '../errors.js';
 import { isTerminal } from '../machines/fold.js';
 import { LeaseObserver, leaseIsLive } from '../store/leaseRules.js';
+import { BreakerResumer, storeBreakerParking, type BreakerResumeOptions } from './breakerResume.js';
+import { Breakers } from './breakers.js';
 import type { Runtime, RunResult } from './driver.js';
 import type { Logger } from './logger.js';
 import type { Prepared } from './prepare.js';
@@ -35,6 +37,11 @@ export interface WorkerOptions {
   onRunEnd?: (r: RunResult | null, cmd: Command) => void;
   /** Told when the store stops (true) and starts again (false) accepting writes. */
   onStoreDown?: (down: boolean) => void;
+  /**
+   * Runs parked by an open breaker are resumed through the bus: one as the half-open probe
+   * after the cool-down, the rest at `perSecond` once it closed (default on; false: by hand).
+   */
+  breakerResume?: BreakerResumeOptions | false;
 }
 
 /** Runs a worker until `signal` aborts; resolves once the runs in flight have stopped. */
@@ -245,6 +252,26 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
           });
         }, strandedEvery)
       : undefined;
+  // Any worker resumes breaker-parked runs through the bus (not the runtime's own drives,
+  // which would bypass the concurrency and the shutdown of this worker).
+  runtime.handOffBreakerResume();
+  const resumer =
+    o.breakerResume === false
+      ? undefined
+      : new BreakerResumer(
+          storeBreakerParking(store, pipelines, (runId) => bus.publishResume({ runId })),
+          new Breakers(store.control),
+          Date.now,
+          logger,
+          {
+            ...o.breakerResume,
+            onError: (e) => {
+              if (!gate.report(e))
+                logger.error({ err: serializeError(e) }, 'breaker auto-resume check failed');
+            },
+          },
+        );
+  resumer?.start();
   logger.info(
     { pipelines: names, concurrency: o.concurrency, decision: 'serve' },
     'worker started',
@@ -282,5 +309,6 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
     }
   } finally {
     if (timer) clearInterval(timer);
+    resumer?.stop();
   }
 }
