@@ -119,7 +119,8 @@ describe('circuit breaker across runs', () => {
       coolDownMs: 2_500,
       probeTimeoutMs: 5_000,
     };
-    const rt = h.runtime({ breakerConfig, killPollMs: 20, random: () => 1 });
+    // Resumed by hand here (auto-resume has its own test: breakerResume.int.test.ts).
+    const rt = h.runtime({ breakerConfig, killPollMs: 20, random: () => 1, autoResume: false });
     const p = prepare(
       definePipeline({
         name: 'fleet',
