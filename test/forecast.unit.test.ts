@@ -12,6 +12,7 @@ import { UsageError } from '../src/errors.js';
 import { autoBudgetUsd, forecast, quantile, sampleOf, spreadOf } from '../src/runtime/forecast.js';
 import { autoBudget, forecastFromStore } from '../src/runtime/forecastHistory.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
+import { roundUsd } from '../src/machines/context.js';
 import type { Store } from '../src/store/types.js';
 
 /** mulberry32: a small seeded PRNG, so the synthetic history is the same on every machine. */
@@ -76,7 +77,7 @@ function runLog(
         step: 'a',
         attempt: 1,
         at: t0 + 5,
-        estimate: { inputTokens: 10, maxTokens: 100, usd: 0.05 },
+        estimate: { inputTokens: 10, maxTokens: 100, usd: roundUsd(usd * 2) },
         breaker: 'closed',
         model: 'claude-haiku-4-5',
       },
@@ -137,7 +138,13 @@ describe('forecast statistics', () => {
 
   it('a run sample: cost from its state, calls from model outcomes, time to the step it was in', () => {
     const s = sampleOf(stored(runLog(0.003, 1_000)));
-    expect(s).toMatchObject({ costUsd: 0.003, calls: 1, durationMs: 815, status: 'completed' });
+    expect(s).toMatchObject({
+      costUsd: 0.003,
+      neededUsd: 0.006,
+      calls: 1,
+      durationMs: 815,
+      status: 'completed',
+    });
     expect(s?.steps).toEqual({
       a: { costUsd: 0.003, calls: 1, durationMs: 805 },
       b: { costUsd: 0, calls: 0, durationMs: 10 },
@@ -152,7 +159,7 @@ describe('forecast statistics', () => {
     expect(sampleOf(stored(fork))).toBeNull();
   });
 
-  it('per step spreads are based on the runs that reached the step; auto budget is p99 × 1.5', () => {
+  it('per step spreads are based on the runs that reached the step; auto budget is p99 of the budget needed × 1.5', () => {
     const samples = [0.001, 0.002, 0.004].map((c, i) => sampleOf(stored(runLog(c, i * 10_000))));
     const f = forecast(samples.filter((s) => s !== null));
     expect(f.runs).toBe(3);
@@ -161,7 +168,8 @@ describe('forecast statistics', () => {
       ['a', 3, 1],
       ['b', 3, 0],
     ]);
-    expect(autoBudgetUsd(f)).toBe(0.006);
+    expect(f.neededUsd.p99).toBe(0.008);
+    expect(autoBudgetUsd(f)).toBe(0.012);
   });
 });
 
@@ -199,7 +207,11 @@ describe('forecast from a recorded history', () => {
       expect(same).toMatchObject({ basis: 'input', forecast: { runs: 1, costUsd: { max: 0.01 } } });
       const other = await forecastFromStore(store, { pipeline: 'synthetic', input: { n: 7 } });
       expect(other).toMatchObject({ basis: 'all', forecast: { runs: 2 } });
-      expect((await autoBudget(store, { pipeline: 'synthetic' })).budgetUsd).toBe(0.045);
+      const auto = await autoBudget(store, { pipeline: 'synthetic' });
+      expect(auto.budgetUsd).toBe(0.09);
+      expect(auto.note).toMatch(
+        /= p99 of the cap runs needed \$0\.060000 .* × margin 1\.5, from 2 finished run\(s\) of synthetic v1$/,
+      );
 
       await expect(forecastFromStore(store, { pipeline: 'nope' })).rejects.toThrow(
         /no finished run of pipeline 'nope' in this store to forecast from: run it a few times first/,

@@ -33,6 +33,8 @@ import { runOutput } from './runOutput.js';
 import { registerFakeClaudeCommand } from './fakeClaude.js';
 import { listStranded, registerOperatorCommands, strandedRuns } from './operate.js';
 import { registerFleetCommands } from './fleet.js';
+import { BUDGET_AUTO_HELP, budgetOrAuto, registerForecastCommand } from './forecast.js';
+import { autoBudget } from '../runtime/forecastHistory.js';
 
 function limitsOf(o: {
   budgetUsd?: number;
@@ -48,7 +50,7 @@ function limitsOf(o: {
 
 function addLimitOptions(c: Command): Command {
   return c
-    .option('--budget-usd <n>', 'budget cap in USD for this run', nonNegativeNumber('--budget-usd'))
+    .option('--budget-usd <n>', BUDGET_AUTO_HELP, budgetOrAuto('--budget-usd'))
     .option(
       '--max-iterations <n>',
       'cap on model calls for this run',
@@ -80,7 +82,7 @@ export function registerCommands(program: Command, box: ExitBox): void {
         runId?: string;
         json?: boolean;
         verbose?: boolean;
-        budgetUsd?: number;
+        budgetUsd?: number | 'auto';
         maxIterations?: number;
         deadline?: number;
       },
@@ -95,12 +97,22 @@ export function registerCommands(program: Command, box: ExitBox): void {
       const spec = storeSpec(g);
       const store = await openStore(spec);
       try {
+        let budgetUsd = o.budgetUsd;
+        if (budgetUsd === 'auto') {
+          const auto = await autoBudget(store, {
+            pipeline: prepared.pipeline.name,
+            version: prepared.pipeline.version,
+            input,
+          });
+          budgetUsd = auto.budgetUsd;
+          process.stderr.write(`plumbline: ${auto.note}\n`);
+        }
         const view = runOutput(g, spec, o);
         const rt = makeRuntime(store, g, { logger: view.logger, onEvent: (e) => view.onEvent(e) });
         const r = await rt.start(prepared, {
           input,
           ...(o.runId !== undefined ? { runId: o.runId } : {}),
-          limits: limitsOf(o),
+          limits: limitsOf({ ...o, budgetUsd }),
         });
         await view.finish(r);
         box.code = exitCodeFor(r.status);
@@ -438,6 +450,7 @@ export function registerCommands(program: Command, box: ExitBox): void {
 
   registerOperatorCommands(program, box);
   registerFleetCommands(program);
+  registerForecastCommand(program);
   registerFakeClaudeCommand(program);
 
   program

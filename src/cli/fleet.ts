@@ -18,7 +18,6 @@ import {
   out,
   outJson,
   duration,
-  nonNegativeNumber,
   parseDuration,
   parseInput,
   portNumber,
@@ -27,10 +26,24 @@ import {
   globals,
 } from './context.js';
 import { listening } from './listen.js';
+import { BUDGET_AUTO_HELP, budgetOrAuto } from './forecast.js';
+import { autoBudget, type HistoryQuery } from '../runtime/forecastHistory.js';
 
 /** Opens the command bus that goes with a store spec. */
 export async function openBus(spec: string, opts: BusOptions = {}): Promise<CommandBus> {
   return openBusFromUrl(spec, opts);
+}
+
+/** The cap of `start --budget-usd auto`, from the store's history; says how it was chosen. */
+async function startBudget(spec: string, q: HistoryQuery): Promise<number> {
+  const store = await openStore(spec);
+  try {
+    const auto = await autoBudget(store, q);
+    process.stderr.write(`plumbline: ${auto.note}\n`);
+    return auto.budgetUsd;
+  } finally {
+    await store.close();
+  }
 }
 
 /** Registers `start` and `worker`. */
@@ -43,7 +56,7 @@ export function registerFleetCommands(program: Command): void {
     .argument('<pipeline>', 'a pipeline module path, or a pipeline name the workers load')
     .option('--input <json>', 'the run input: JSON, or @file.json')
     .option('--run-id <id>', 'the run id (default: a new ULID); also the deduplication key')
-    .option('--budget-usd <n>', 'budget cap in USD for this run', nonNegativeNumber('--budget-usd'))
+    .option('--budget-usd <n>', BUDGET_AUTO_HELP, budgetOrAuto('--budget-usd'))
     .option(
       '--max-iterations <n>',
       'cap on model calls for this run',
@@ -61,7 +74,7 @@ export function registerFleetCommands(program: Command): void {
         o: {
           input?: string;
           runId?: string;
-          budgetUsd?: number;
+          budgetUsd?: number | 'auto';
           maxIterations?: number;
           deadline?: number;
           json?: boolean;
@@ -72,12 +85,23 @@ export function registerFleetCommands(program: Command): void {
         const input = await parseInput(o.input);
         let name = pipeline;
         let module: string | undefined;
+        let version: string | undefined;
         if (/\.(m?ts|m?js)$/.test(pipeline)) {
           const prepared = await loadPipeline(pipeline);
           name = prepared.pipeline.name;
+          version = prepared.pipeline.version;
           module = prepared.module ?? undefined;
           parseRunInput(prepared.pipeline, input);
         }
+        // auto: by name only, the newest version with finished runs stands for what workers load.
+        const budgetUsd =
+          o.budgetUsd === 'auto'
+            ? await startBudget(storeSpec(g), {
+                pipeline: name,
+                input,
+                ...(version ? { version } : {}),
+              })
+            : o.budgetUsd;
         const { ulid } = await import('ulid');
         const runId = checkNewRunId(o.runId ?? ulid());
         const bus = await openBus(storeSpec(g));
@@ -88,7 +112,7 @@ export function registerFleetCommands(program: Command): void {
             input,
             ...(module !== undefined ? { module } : {}),
             limits: {
-              ...(o.budgetUsd !== undefined ? { budgetUsd: o.budgetUsd } : {}),
+              ...(budgetUsd !== undefined ? { budgetUsd } : {}),
               ...(o.maxIterations !== undefined ? { maxIterations: o.maxIterations } : {}),
               ...(o.deadline !== undefined ? { deadlineAt: Date.now() + o.deadline } : {}),
             },

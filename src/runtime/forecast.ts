@@ -16,6 +16,11 @@ export interface StepSample {
 
 /** What one finished run took: its totals and each step it reached. */
 export interface RunSample extends StepSample {
+  /**
+   * The smallest budget cap under which it would not have parked: at each ATTEMPT the budget
+   * guard asks for spent + the call's worst case, so this is the peak of those (≥ its cost).
+   */
+  neededUsd: number;
   runId: string;
   status: string;
   input: unknown;
@@ -40,6 +45,8 @@ export interface Spreads {
 
 /** A forecast: per run, and per step (each based on the runs that reached it). */
 export interface Forecast extends Spreads {
+  /** The budget cap each run needed (see {@link RunSample.neededUsd}). */
+  neededUsd: Spread;
   steps: Array<Spreads & { step: string }>;
 }
 
@@ -61,11 +68,14 @@ export function sampleOf(events: readonly StoredEnvelope[]): RunSample | null {
   const at = (step: string): StepSample =>
     (steps[step] ??= { costUsd: 0, calls: 0, durationMs: 0 });
   let calls = 0;
+  let neededUsd = last.state.costUsd;
   for (let i = 1; i < events.length; i++) {
     const e = events[i] as StoredEnvelope;
     const prev = events[i - 1] as StoredEnvelope;
     if (prev.state.step !== null) at(prev.state.step).durationMs += Math.max(0, e.at - prev.at);
     const ev = e.event;
+    if (ev.type === 'ATTEMPT')
+      neededUsd = Math.max(neededUsd, roundUsd(prev.state.costUsd + ev.estimate.usd));
     if (ev.type === 'MODEL_RESPONSE' || ev.type === 'MODEL_ERROR') {
       calls += 1;
       const s = at(ev.step);
@@ -78,6 +88,7 @@ export function sampleOf(events: readonly StoredEnvelope[]): RunSample | null {
     status: last.state.status,
     input: first.event.input,
     costUsd: last.state.costUsd,
+    neededUsd,
     calls,
     durationMs: Math.max(0, last.at - first.at),
     steps,
@@ -121,6 +132,7 @@ export function forecast(samples: readonly RunSample[]): Forecast {
     for (const n of Object.keys(s.steps)) if (!names.includes(n)) names.push(n);
   return {
     ...spreadsOf(samples),
+    neededUsd: spreadOf(samples.map((s) => s.neededUsd)),
     steps: names.map((step) => ({
       step,
       ...spreadsOf(samples.flatMap((s) => (s.steps[step] !== undefined ? [s.steps[step]] : []))),
@@ -128,7 +140,11 @@ export function forecast(samples: readonly RunSample[]): Forecast {
   };
 }
 
-/** The cap `--budget-usd auto` sets: the forecast's p99 cost times `margin`. */
+/**
+ * The cap `--budget-usd auto` sets: the p99 of the cap runs needed times `margin`. Not the p99
+ * cost alone: the budget guard admits a call only when spent + its worst case fits, and a
+ * call's worst case (max_tokens at the output price) is usually far above what it costs.
+ */
 export function autoBudgetUsd(f: Forecast, margin = AUTO_BUDGET_MARGIN): number {
-  return roundUsd(f.costUsd.p99 * margin);
+  return roundUsd(Math.max(f.costUsd.p99, f.neededUsd.p99) * margin);
 }

@@ -88,6 +88,6 @@ export async function autoBudget(
   const f = h.forecast;
   return {
     budgetUsd,
-    note: `--budget-usd auto: $${budgetUsd.toFixed(6)} = p99 cost $${f.costUsd.p99.toFixed(6)} × margin ${AUTO_BUDGET_MARGIN}, from ${f.runs} finished run(s) of ${h.pipeline} v${h.version}${h.basis === 'input' ? ' with this input' : ''}`,
+    note: `--budget-usd auto: $${budgetUsd.toFixed(6)} = p99 of the cap runs needed $${f.neededUsd.p99.toFixed(6)} (spent + the next call's worst case; p99 cost $${f.costUsd.p99.toFixed(6)}) × margin ${AUTO_BUDGET_MARGIN}, from ${f.runs} finished run(s) of ${h.pipeline} v${h.version}${h.basis === 'input' ? ' with this input' : ''}`,
   };
 }
