@@ -3,6 +3,7 @@
  * and how long it takes, from the finished runs in the store; and `--budget-usd auto`.
  */
 import type { Command } from 'commander';
+import { UsageError } from '../errors.js';
 import { loadPipeline } from '../runtime/load.js';
 import { parseRunInput } from '../runtime/prepare.js';
 import { AUTO_BUDGET_MARGIN, autoBudgetUsd, type Spread } from '../runtime/forecast.js';
@@ -27,7 +28,16 @@ export function isModulePath(arg: string): boolean {
 /** Parses `--budget-usd`: a number >= 0, or `auto` (the forecast's p99 × a margin). */
 export function budgetOrAuto(name: string): (v: string) => number | 'auto' {
   const num = nonNegativeNumber(name);
-  return (v) => (v.trim() === 'auto' ? 'auto' : num(v));
+  return (v) => {
+    if (v.trim() === 'auto') return 'auto';
+    try {
+      return num(v);
+    } catch (e) {
+      throw new UsageError(
+        `${(e as Error).message}, or auto (from the finished runs: see plumbline forecast)`,
+      );
+    }
+  };
 }
 
 /** The help text of `--budget-usd` where `auto` is accepted. */
