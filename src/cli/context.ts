@@ -237,6 +237,9 @@ export function makeRuntime(
     ...(process.env.PLUMBLINE_LOG_MAX_CHARS
       ? { logMaxChars: Number(process.env.PLUMBLINE_LOG_MAX_CHARS) }
       : {}),
+    // A verb runs and exits: it must not leave breaker resumes behind it (workers resume
+    // breaker-parked runs through the bus; `resume --include-parked` does it by hand).
+    autoResume: false,
     ...extra,
   });
 }
