@@ -123,6 +123,21 @@ await store.close();
 console.log(JSON.stringify({ status: r.status, outputs: r.outputs, testing: typeof startFakeClaude }));
 `;
 
+/** A typed pipeline with a deliberate typo in a step output's field: must not compile. */
+const TYPO_TS = `import { z } from 'zod';
+import { pipeline } from 'plumbline';
+
+export const typo = pipeline({ name: 'typo', version: '1', input: z.object({ text: z.string() }) })
+  .llm({
+    name: 'classify',
+    model: 'claude-sonnet-4-6',
+    prompt: ({ input }) => 'Classify: ' + input.text,
+    output: z.object({ label: z.string() }),
+  })
+  .step({ name: 'shout', run: ({ outputs }) => outputs.classify.lable.toUpperCase() })
+  .build();
+`;
+
 const CONSUMER_TS = `import { z } from 'zod';
 import {
   createAnthropicClient,
@@ -188,6 +203,7 @@ beforeAll(async () => {
   writeFileSync(join(app, 'pipeline.ts'), PIPELINE);
   writeFileSync(join(app, 'main.js'), MAIN);
   writeFileSync(join(app, 'consumer.ts'), CONSUMER_TS);
+  writeFileSync(join(app, 'typo.ts'), TYPO_TS);
   fake = await startFakeClaude({ script: () => ({ kind: 'json', value: { label: 'bug' } }) });
   writeFileSync(
     join(app, 'tsconfig.json'),
@@ -203,7 +219,7 @@ beforeAll(async () => {
         skipLibCheck: false,
         noEmit: true,
       },
-      files: ['consumer.ts'],
+      files: ['consumer.ts', 'typo.ts'],
     }),
   );
   // The slowest check (10-20 s on a busy machine): started now, awaited by its test.
@@ -301,14 +317,16 @@ describe('the published package', () => {
     expect(ts.stderr).toContain('TypeScript pipelines need tsx (npm install tsx)');
   });
 
-  it('type-checks a strict TypeScript consumer (exactOptionalPropertyTypes, skipLibCheck off)', async () => {
+  it('type-checks a strict TypeScript consumer (exactOptionalPropertyTypes, skipLibCheck off); a typo in outputs.<step>.<field> does not compile', async () => {
     const r = await typecheck;
     const errors = (r.stdout + r.stderr).split('\n').filter((l) => /error TS\d+/.test(l));
     // xstate 5.33's own setup.d.ts fails exactOptionalPropertyTypes when libraries are checked
     // (a bare `import type { AnyStateMachine } from 'xstate'` does the same): with
     // skipLibCheck those errors vanish. Nothing else may fail, plumbline's declarations least.
     const ours = errors.filter((l) => !l.includes('node_modules/xstate/'));
-    expect(ours).toEqual([]);
+    // Exactly one error of ours: the deliberate typo in `outputs.classify.lable`.
+    expect(ours).toHaveLength(1);
+    expect(ours[0]).toMatch(/typo\.ts\(\d+,\d+\): error TS\d+: Property 'lable' does not exist/);
     expect(r.code === 0 || errors.length > 0).toBe(true);
   });
 });
