@@ -22,6 +22,8 @@ export const StartCommand = z.object({
       budgetUsd: z.number().nonnegative().nullable().optional(),
       maxIterations: z.number().int().positive().nullable().optional(),
       deadlineAt: z.number().nullable().optional(),
+      maxInputTokens: z.number().int().positive().nullable().optional(),
+      maxOutputTokens: z.number().int().positive().nullable().optional(),
     })
     .optional(),
   /** Where the pipeline module lives, for workers that load it by path. */
@@ -36,6 +38,8 @@ export const ResumeCommand = z.object({
   budgetUsd: z.number().nonnegative().optional(),
   maxIterations: z.number().int().positive().optional(),
   deadlineAt: z.number().optional(),
+  maxInputTokens: z.number().int().positive().optional(),
+  maxOutputTokens: z.number().int().positive().optional(),
 });
 export type ResumeCommand = z.infer<typeof ResumeCommand>;
 

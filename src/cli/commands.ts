@@ -40,11 +40,15 @@ function limitsOf(o: {
   budgetUsd?: number;
   maxIterations?: number;
   deadline?: number;
+  maxInputTokens?: number;
+  maxOutputTokens?: number;
 }): LimitOverrides {
   return {
     ...(o.budgetUsd !== undefined ? { budgetUsd: o.budgetUsd } : {}),
     ...(o.maxIterations !== undefined ? { maxIterations: o.maxIterations } : {}),
     ...(o.deadline !== undefined ? { deadlineMs: o.deadline } : {}),
+    ...(o.maxInputTokens !== undefined ? { maxInputTokens: o.maxInputTokens } : {}),
+    ...(o.maxOutputTokens !== undefined ? { maxOutputTokens: o.maxOutputTokens } : {}),
   };
 }
 
@@ -56,7 +60,17 @@ function addLimitOptions(c: Command): Command {
       'cap on model calls for this run',
       positiveInteger('--max-iterations'),
     )
-    .option('--deadline <duration>', 'wall-clock limit, e.g. 90s, 15m, 2h', parseDuration);
+    .option('--deadline <duration>', 'wall-clock limit, e.g. 90s, 15m, 2h', parseDuration)
+    .option(
+      '--max-input-tokens <n>',
+      'cap on input tokens for this run (each call reserves its input bound)',
+      positiveInteger('--max-input-tokens'),
+    )
+    .option(
+      '--max-output-tokens <n>',
+      'cap on output tokens for this run (each call reserves its max_tokens)',
+      positiveInteger('--max-output-tokens'),
+    );
 }
 
 /** Registers every verb on `program`. */
@@ -85,6 +99,8 @@ export function registerCommands(program: Command, box: ExitBox): void {
         budgetUsd?: number | 'auto';
         maxIterations?: number;
         deadline?: number;
+        maxInputTokens?: number;
+        maxOutputTokens?: number;
       },
       cmd: Command,
     ) => {
@@ -136,6 +152,16 @@ export function registerCommands(program: Command, box: ExitBox): void {
     .option('--budget-usd <n>', 'new budget cap in USD', nonNegativeNumber('--budget-usd'))
     .option('--max-iterations <n>', 'new cap on model calls', positiveInteger('--max-iterations'))
     .option('--deadline <duration>', 'new wall-clock limit from now', parseDuration)
+    .option(
+      '--max-input-tokens <n>',
+      'new cap on input tokens',
+      positiveInteger('--max-input-tokens'),
+    )
+    .option(
+      '--max-output-tokens <n>',
+      'new cap on output tokens',
+      positiveInteger('--max-output-tokens'),
+    )
     .option('--json', 'print one summary line per run as JSON')
     .addHelpText('after', '\nExample:\n  plumbline resume 01J9Z... --budget-usd 0.05')
     .action(
@@ -148,6 +174,8 @@ export function registerCommands(program: Command, box: ExitBox): void {
           budgetUsd?: number;
           maxIterations?: number;
           deadline?: number;
+          maxInputTokens?: number;
+          maxOutputTokens?: number;
         },
         cmd: Command,
       ) => {

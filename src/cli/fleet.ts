@@ -63,6 +63,16 @@ export function registerFleetCommands(program: Command): void {
       positiveInteger('--max-iterations'),
     )
     .option('--deadline <duration>', 'wall-clock limit from now, e.g. 15m', parseDuration)
+    .option(
+      '--max-input-tokens <n>',
+      'cap on input tokens for this run (each call reserves its input bound)',
+      positiveInteger('--max-input-tokens'),
+    )
+    .option(
+      '--max-output-tokens <n>',
+      'cap on output tokens for this run (each call reserves its max_tokens)',
+      positiveInteger('--max-output-tokens'),
+    )
     .option('--json', 'print {runId, duplicate} as JSON')
     .addHelpText(
       'after',
@@ -77,6 +87,8 @@ export function registerFleetCommands(program: Command): void {
           budgetUsd?: number | 'auto';
           maxIterations?: number;
           deadline?: number;
+          maxInputTokens?: number;
+          maxOutputTokens?: number;
           json?: boolean;
         },
         cmd: Command,
@@ -115,6 +127,8 @@ export function registerFleetCommands(program: Command): void {
               ...(budgetUsd !== undefined ? { budgetUsd } : {}),
               ...(o.maxIterations !== undefined ? { maxIterations: o.maxIterations } : {}),
               ...(o.deadline !== undefined ? { deadlineAt: Date.now() + o.deadline } : {}),
+              ...(o.maxInputTokens !== undefined ? { maxInputTokens: o.maxInputTokens } : {}),
+              ...(o.maxOutputTokens !== undefined ? { maxOutputTokens: o.maxOutputTokens } : {}),
             },
           });
           if (o.json) outJson({ runId, pipeline: name, duplicate: r.duplicate });

@@ -4,7 +4,8 @@
  */
 import { assign } from 'xstate';
 import { attemptsOf, roundUsd, type RunContext, type StepAttempts } from './context.js';
-import type { MachineEvent, ParkReason } from './events.js';
+import type { MachineEvent, ParkReason, Usage } from './events.js';
+import { budgetCrossed } from './guards.js';
 
 type Args = { context: RunContext; event: MachineEvent };
 
@@ -28,11 +29,38 @@ function addCost(
   };
 }
 
+/** Adds tokens used by a finished call; the call's reservation is released. */
+function addTokens(
+  ctx: RunContext,
+  used: { input: number; output: number },
+): Pick<RunContext, 'inputTokens' | 'outputTokens' | 'reservedTokens'> {
+  return {
+    inputTokens: (ctx.inputTokens ?? 0) + used.input,
+    outputTokens: (ctx.outputTokens ?? 0) + used.output,
+    reservedTokens: { input: 0, output: 0 },
+  };
+}
+
+/** Input tokens of a usage record: fresh, cache reads and cache writes (they do not overlap). */
+function inputOf(u: Usage): number {
+  return u.inputTokens + u.cacheReadTokens + u.cacheWrite5mTokens + u.cacheWrite1hTokens;
+}
+
+function tokenDetail(ctx: RunContext, which: 'inputTokens' | 'outputTokens'): string {
+  const p = ctx.pending;
+  if (which === 'inputTokens')
+    return `maxInputTokens: used ${ctx.inputTokens ?? 0} input tokens + next call's input bound ${p?.inputTokens ?? 0} > cap ${String(ctx.limits.maxInputTokens)}`;
+  return `maxOutputTokens: used ${ctx.outputTokens ?? 0} output tokens + next call's max_tokens ${p?.maxTokens ?? 0} > cap ${String(ctx.limits.maxOutputTokens)}`;
+}
+
 function parkDetail(ctx: RunContext, reason: ParkReason): string {
   const p = ctx.pending;
   switch (reason) {
-    case 'budget':
+    case 'budget': {
+      const which = budgetCrossed(ctx);
+      if (which === 'inputTokens' || which === 'outputTokens') return tokenDetail(ctx, which);
       return `spent $${ctx.costUsd.toFixed(6)} + next call worst case $${(p?.estimateUsd ?? 0).toFixed(6)} > cap $${String(ctx.limits.budgetUsd)}`;
+    }
     case 'iterations':
       return `${ctx.iterations} model calls made, cap ${String(ctx.limits.maxIterations)}`;
     case 'deadline':
@@ -60,6 +88,8 @@ export const actions = {
         attempt: event.attempt,
         at: event.at,
         estimateUsd: event.estimate.usd,
+        inputTokens: event.estimate.inputTokens,
+        maxTokens: event.estimate.maxTokens,
         breaker: event.breaker,
       },
     };
@@ -68,6 +98,10 @@ export const actions = {
     iterations: context.iterations + 1,
     attempts: bump(context, p.step, 'calls'),
     reservedUsd: roundUsd(context.reservedUsd + (context.pending?.estimateUsd ?? 0)),
+    reservedTokens: {
+      input: (context.reservedTokens?.input ?? 0) + (context.pending?.inputTokens ?? 0),
+      output: (context.reservedTokens?.output ?? 0) + (context.pending?.maxTokens ?? 0),
+    },
   })),
   park: assign(({ context }: Args, p: { reason: ParkReason }) => ({
     parked: { step: context.step ?? '', reason: p.reason, detail: parkDetail(context, p.reason) },
@@ -79,6 +113,10 @@ export const actions = {
       const valid = event.verdict === 'valid';
       return {
         ...addCost(context, p.step, event.costUsd),
+        ...addTokens(context, {
+          input: inputOf(event.usage),
+          output: event.usage.outputTokens,
+        }),
         reservedUsd: 0,
         pending: null,
         last: { verdict: event.verdict, kind: 'validation', message: event.issues.join('; ') },
@@ -94,8 +132,16 @@ export const actions = {
   ),
   recordModelError: assign(({ context, event }: Args, p: { step: string }) => {
     if (event.type !== 'MODEL_ERROR') return {};
+    // A lost call (unknown outcome) counts at its reservation, like its cost.
+    const used =
+      event.unconfirmed === true
+        ? (context.reservedTokens ?? { input: 0, output: 0 })
+        : event.usage !== null
+          ? { input: inputOf(event.usage), output: event.usage.outputTokens }
+          : { input: 0, output: 0 };
     return {
       ...addCost(context, p.step, event.costUsd),
+      ...addTokens(context, used),
       reservedUsd: 0,
       pending: null,
       last: {
@@ -156,6 +202,8 @@ export const actions = {
         budgetUsd: event.budgetUsd ?? context.limits.budgetUsd,
         maxIterations: event.maxIterations ?? context.limits.maxIterations,
         deadlineAt: event.deadlineAt ?? context.limits.deadlineAt,
+        maxInputTokens: event.maxInputTokens ?? context.limits.maxInputTokens ?? null,
+        maxOutputTokens: event.maxOutputTokens ?? context.limits.maxOutputTokens ?? null,
       },
     };
   }),

@@ -8,6 +8,13 @@ export interface RunLimits {
   budgetUsd: number | null;
   maxIterations: number | null;
   deadlineAt: number | null;
+  /**
+   * Cap on input tokens (prompt, cache reads and writes included) over the run. Absent in logs
+   * written before token caps existed: read as none.
+   */
+  maxInputTokens?: number | null;
+  /** Cap on output tokens over the run (absent: none). */
+  maxOutputTokens?: number | null;
 }
 
 /** Counters of one step. */
@@ -36,6 +43,10 @@ export interface PendingAttempt {
   attempt: number;
   at: number;
   estimateUsd: number;
+  /** The call's input bound (tokens; absent in snapshots taken before token caps existed). */
+  inputTokens?: number;
+  /** The call's `max_tokens`: its output bound. */
+  maxTokens?: number;
   breaker: 'closed' | 'open' | 'half_open';
 }
 
@@ -56,6 +67,12 @@ export interface RunContext {
   stepCostUsd: Record<string, number>;
   /** Worst-case cost reserved for the call in flight. */
   reservedUsd: number;
+  /** Input tokens used by recorded calls (lost calls at their reservation); absent: 0. */
+  inputTokens?: number;
+  /** Output tokens used by recorded calls (lost calls at their reservation); absent: 0. */
+  outputTokens?: number;
+  /** Input and output tokens reserved for the call in flight; absent: 0. */
+  reservedTokens?: { input: number; output: number };
   pending: PendingAttempt | null;
   /** The last outcome, read by the validate / retry guard states. */
   last: {
@@ -91,6 +108,9 @@ export function initialContext(input: RunInput): RunContext {
     costUsd: 0,
     stepCostUsd: {},
     reservedUsd: 0,
+    inputTokens: 0,
+    outputTokens: 0,
+    reservedTokens: { input: 0, output: 0 },
     pending: null,
     last: null,
     feedback: null,

@@ -37,6 +37,9 @@ export const RunStarted = z.object({
     budgetUsd: z.number().nonnegative().nullable(),
     maxIterations: z.number().int().positive().nullable(),
     deadlineAt: z.number().nullable(),
+    /** Token caps (absent in logs written before they existed: none). */
+    maxInputTokens: z.number().int().positive().nullable().optional(),
+    maxOutputTokens: z.number().int().positive().nullable().optional(),
   }),
   /** When set, the run was forked from another run's log. */
   forkedFrom: z.object({ runId: z.string(), seq: z.number().int() }).nullable().default(null),
@@ -141,6 +144,8 @@ export const MachineEvent = z.discriminatedUnion('type', [
     budgetUsd: z.number().nonnegative().nullable().default(null),
     maxIterations: z.number().int().positive().nullable().default(null),
     deadlineAt: z.number().nullable().default(null),
+    maxInputTokens: z.number().int().positive().nullable().optional(),
+    maxOutputTokens: z.number().int().positive().nullable().optional(),
   }),
 ]);
 export type MachineEvent = z.infer<typeof MachineEvent>;

@@ -24,11 +24,42 @@ export function pastDeadline({ context }: Args): boolean {
   return context.limits.deadlineAt !== null && at !== undefined && at >= context.limits.deadlineAt;
 }
 
-/** The call's worst case does not fit in what is left of the budget. */
+/** Which budget a call would cross: dollars, input tokens or output tokens. */
+export type BudgetLimit = 'usd' | 'inputTokens' | 'outputTokens';
+
+/**
+ * The first budget the pending call's reservation would cross (used so far + reserved + this
+ * call's worst case > cap), or null when it fits in all of them. Pure.
+ */
+export function budgetCrossed(context: RunContext): BudgetLimit | null {
+  const p = context.pending;
+  if (p === null) return null;
+  const { budgetUsd, maxInputTokens, maxOutputTokens } = context.limits;
+  if (
+    budgetUsd !== null &&
+    context.costUsd + context.reservedUsd + p.estimateUsd > budgetUsd + 1e-12
+  )
+    return 'usd';
+  const reserved = context.reservedTokens ?? { input: 0, output: 0 };
+  if (
+    maxInputTokens != null &&
+    (context.inputTokens ?? 0) + reserved.input + (p.inputTokens ?? 0) > maxInputTokens
+  )
+    return 'inputTokens';
+  if (
+    maxOutputTokens != null &&
+    (context.outputTokens ?? 0) + reserved.output + (p.maxTokens ?? 0) > maxOutputTokens
+  )
+    return 'outputTokens';
+  return null;
+}
+
+/**
+ * The call's worst case does not fit in what is left of the budget: the USD cap or a token cap
+ * (one guard, so the compiled machine is the same with or without token caps).
+ */
 export function overBudget({ context }: Args): boolean {
-  const cap = context.limits.budgetUsd;
-  if (cap === null || context.pending === null) return false;
-  return context.costUsd + context.reservedUsd + context.pending.estimateUsd > cap + 1e-12;
+  return budgetCrossed(context) !== null;
 }
 
 /** The last answer passed the schema. */

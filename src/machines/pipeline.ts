@@ -114,6 +114,13 @@ export interface Limits {
   maxIterations?: number;
   /** Wall-clock time per run in ms (default none). */
   deadlineMs?: number;
+  /**
+   * Input tokens per run (prompt, cache reads and writes): every call reserves its input bound
+   * first, like the USD budget (default none).
+   */
+  maxInputTokens?: number;
+  /** Output tokens per run: every call reserves its `max_tokens` first (default none). */
+  maxOutputTokens?: number;
 }
 
 /** Options of {@link definePipeline}. */

@@ -85,11 +85,16 @@ export interface RuntimeOptions {
   tracing?: boolean;
 }
 
-/** Per-run limit overrides (`--budget-usd`, `--max-iterations`, `--deadline`). */
+/**
+ * Per-run limit overrides (`--budget-usd`, `--max-iterations`, `--deadline`,
+ * `--max-input-tokens`, `--max-output-tokens`).
+ */
 export interface LimitOverrides {
   budgetUsd?: number;
   maxIterations?: number;
   deadlineMs?: number;
+  maxInputTokens?: number;
+  maxOutputTokens?: number;
 }
 
 /** How a drive ended. */
@@ -337,6 +342,8 @@ export class Runtime {
       budgetUsd: l.budgetUsd ?? null,
       maxIterations: l.maxIterations ?? DEFAULT_MAX_ITERATIONS,
       deadlineAt: l.deadlineMs !== undefined ? now + l.deadlineMs : null,
+      maxInputTokens: l.maxInputTokens ?? null,
+      maxOutputTokens: l.maxOutputTokens ?? null,
     };
     const snap = initialSnapshot(prepared.machine, {
       runId,
@@ -713,6 +720,8 @@ export class Runtime {
         budgetUsd: raise.budgetUsd ?? null,
         maxIterations: raise.maxIterations ?? null,
         deadlineAt: raise.deadlineMs !== undefined ? this.clock.now() + raise.deadlineMs : null,
+        ...(raise.maxInputTokens !== undefined ? { maxInputTokens: raise.maxInputTokens } : {}),
+        ...(raise.maxOutputTokens !== undefined ? { maxOutputTokens: raise.maxOutputTokens } : {}),
       };
       const next = foldStep(prepared.machine, snapshot, event);
       const { seq, head } = await this.appendOne(prepared, runId, rebuilt, event, next);

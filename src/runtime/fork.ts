@@ -127,6 +127,7 @@ function withLimits(
   const [head, ...copied] = log as [NewEnvelope, ...NewEnvelope[]];
   const started = head.event as RunStarted;
   const limits = {
+    ...started.limits, // token caps are kept as the source had them
     budgetUsd: l.budgetUsd ?? started.limits.budgetUsd,
     maxIterations: l.maxIterations ?? started.limits.maxIterations,
     deadlineAt: deadlineAt ?? started.limits.deadlineAt,

@@ -165,6 +165,8 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
             limits: {
               ...(l.budgetUsd != null ? { budgetUsd: l.budgetUsd } : {}),
               ...(l.maxIterations != null ? { maxIterations: l.maxIterations } : {}),
+              ...(l.maxInputTokens != null ? { maxInputTokens: l.maxInputTokens } : {}),
+              ...(l.maxOutputTokens != null ? { maxOutputTokens: l.maxOutputTokens } : {}),
               ...(l.deadlineAt != null
                 ? { deadlineMs: Math.max(0, l.deadlineAt - Date.now()) }
                 : {}),
@@ -209,6 +211,8 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
         {
           ...(cmd.budgetUsd !== undefined ? { budgetUsd: cmd.budgetUsd } : {}),
           ...(cmd.maxIterations !== undefined ? { maxIterations: cmd.maxIterations } : {}),
+          ...(cmd.maxInputTokens !== undefined ? { maxInputTokens: cmd.maxInputTokens } : {}),
+          ...(cmd.maxOutputTokens !== undefined ? { maxOutputTokens: cmd.maxOutputTokens } : {}),
           ...(cmd.deadlineAt !== undefined
             ? { deadlineMs: Math.max(0, cmd.deadlineAt - Date.now()) }
             : {}),
