@@ -5,7 +5,7 @@
 import type { z } from 'zod';
 import { UsageError } from '../errors.js';
 import { resolveRetryPolicy } from '../model/retry.js';
-import type { Price, RetryPolicy, StructuredMode } from '../model/types.js';
+import type { CacheTtl, Price, RetryPolicy, StructuredMode } from '../model/types.js';
 
 /** The outputs a step sees when its pipeline does not type them: any name, unknown values. */
 export type UntypedOutputs = Record<string, unknown>;
@@ -65,6 +65,11 @@ export interface LlmStepOptions<I, O extends z.ZodType, Out = UntypedOutputs> {
   price?: Price;
   /** Per-call timeout in ms. */
   timeoutMs?: number;
+  /**
+   * Prompt caching: marks `system` and the prompt (the first user message) as a cached prefix
+   * (`cache_control`, ephemeral) living 5 minutes or 1 hour; default the pipeline's `cache`.
+   */
+  cache?: CacheTtl;
   skip?: SkipFn<I, Out>;
 }
 
@@ -136,6 +141,8 @@ export interface PipelineOptions<S extends z.ZodType> {
   retry?: Partial<RetryPolicy>;
   /** Timeout of every effect attempt in ms, unless the effect sets its own (default 5 min). */
   effectTimeoutMs?: number;
+  /** Prompt caching of every llm step that does not set its own `cache` (default none). */
+  cache?: CacheTtl;
 }
 
 /** An effect attempt's timeout when neither the effect nor its pipeline sets one: 5 minutes. */
@@ -196,7 +203,29 @@ export function definePipeline<S extends z.ZodType>(options: PipelineOptions<S>)
   }
   checkRetries(options);
   checkEffectTimeouts(options);
-  return { ...options, kind: 'pipeline' };
+  checkCache(options);
+  const cache = options.cache;
+  if (cache === undefined) return { ...options, kind: 'pipeline' };
+  // The pipeline's default is copied onto its llm steps, where the request is built.
+  const steps = options.steps.map((s) =>
+    s.kind === 'llm' && s.cache === undefined ? { ...s, cache } : s,
+  );
+  return { ...options, steps, kind: 'pipeline' };
+}
+
+const CACHE_TTLS: readonly unknown[] = ['5m', '1h'];
+
+/** Checks the pipeline's `cache` and each llm step's: `'5m'` or `'1h'`. */
+function checkCache(options: PipelineOptions<z.ZodType>): void {
+  const check = (where: string, v: unknown): void => {
+    if (v !== undefined && !CACHE_TTLS.includes(v))
+      throw new UsageError(
+        `${where}: cache must be '5m' or '1h' (got ${JSON.stringify(v) ?? String(v)}): the lifetime of the cached prompt prefix`,
+      );
+  };
+  check(`pipeline '${options.name}'`, options.cache);
+  for (const s of options.steps)
+    if (s.kind === 'llm') check(`pipeline '${options.name}' step '${s.name}'`, s.cache);
 }
 
 /** Checks `effectTimeoutMs` and each effect's `timeoutMs`: whole milliseconds a timer can wait. */

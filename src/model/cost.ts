@@ -91,14 +91,21 @@ export function reservedForCount(counted: number): number {
 /**
  * The most a request can cost: `inputTokens` (by default the byte bound of
  * {@link estimateInputTokens}) at the input price plus `maxTokens` of output at the output
- * price, in USD rounded to 1e-9.
+ * price (the cache-write price when the request caches a prefix), in USD rounded to 1e-9.
  */
 export function worstCaseUsd(
   request: ModelRequest,
   price: Price,
   inputTokens: number = estimateInputTokens(request),
 ): number {
-  const micro = inputTokens * price.input + request.maxTokens * price.output;
+  // A cached prefix may be written on this call, at the write price (above the input price).
+  const inputPrice =
+    request.cache === '1h'
+      ? Math.max(price.input, price.cacheWrite1h)
+      : request.cache === '5m'
+        ? Math.max(price.input, price.cacheWrite5m)
+        : price.input;
+  const micro = inputTokens * inputPrice + request.maxTokens * price.output;
   return roundUsd(micro / 1_000_000);
 }
 

@@ -5,18 +5,31 @@
  */
 import type Anthropic from '@anthropic-ai/sdk';
 import { jsonSchemaOutputFormat } from '@anthropic-ai/sdk/helpers/json-schema';
-import type { ModelRequest } from './types.js';
+import type { CacheTtl, ModelRequest } from './types.js';
 
 /** The body of one `messages.create` call. */
 export type CreateParams = Anthropic.MessageCreateParamsNonStreaming;
 
 /** Builds the Messages API body for a request, in native (`output_config.format`) or tool mode. */
 export function buildParams(request: ModelRequest): CreateParams {
+  const cache = request.cache !== undefined ? cacheControl(request.cache) : undefined;
   const params: CreateParams = {
     model: request.model,
     max_tokens: request.maxTokens,
-    messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
-    ...(request.system !== undefined ? { system: request.system } : {}),
+    messages: request.messages.map((m, i) =>
+      // The breakpoint goes on the prompt prefix: the first message (the prompt of the step).
+      cache !== undefined && i === 0
+        ? { role: m.role, content: [{ type: 'text', text: m.content, cache_control: cache }] }
+        : { role: m.role, content: m.content },
+    ),
+    ...(request.system !== undefined
+      ? {
+          system:
+            cache !== undefined
+              ? [{ type: 'text' as const, text: request.system, cache_control: cache }]
+              : request.system,
+        }
+      : {}),
     ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
   };
   if (request.mode === 'tool') {
@@ -35,6 +48,11 @@ export function buildParams(request: ModelRequest): CreateParams {
   const format = jsonSchemaOutputFormat(request.schema as { type: 'object' });
   params.output_config = { format: { type: format.type, schema: format.schema } };
   return params;
+}
+
+/** The `cache_control` of a breakpoint living `ttl`. */
+function cacheControl(ttl: CacheTtl): Anthropic.CacheControlEphemeral {
+  return { type: 'ephemeral', ttl };
 }
 
 /**

@@ -7,6 +7,9 @@ import type { Usage } from '../machines/events.js';
 /** How structured output is requested: native `output_config.format`, or a forced tool. */
 export type StructuredMode = 'native' | 'tool';
 
+/** How long a cached prompt prefix lives: the API's `cache_control.ttl`. */
+export type CacheTtl = '5m' | '1h';
+
 /** One message of the conversation sent to the model. */
 export interface ModelMessage {
   role: 'user' | 'assistant';
@@ -27,6 +30,8 @@ export interface ModelRequest {
   mode: StructuredMode;
   /** Per-call timeout in ms (the SDK's `timeout`). */
   timeoutMs?: number;
+  /** Marks `system` and the first user message as a cached prefix with this lifetime. */
+  cache?: CacheTtl;
 }
 
 /** An error classified for the retry guard. */

@@ -35,5 +35,6 @@ export function buildRequest(step: LlmStep, ctx: RunContext): ModelRequest {
     schemaName: step.name,
     mode: step.mode ?? 'native',
     ...(step.timeoutMs !== undefined ? { timeoutMs: step.timeoutMs } : {}),
+    ...(step.cache !== undefined ? { cache: step.cache } : {}),
   };
 }

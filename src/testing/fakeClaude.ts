@@ -8,6 +8,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { ApiUsage } from '../model/cost.js';
 import { answerBody, DEFAULT_USAGE, errorBody, errorResponseBody } from './fakeResponses.js';
 import type { FakeAction, FakeUsage } from './fakeResponses.js';
+import { FakePromptCache } from './fakeCache.js';
 
 // Re-exported so importers of this module keep finding the action types here.
 export type { FakeAction, FakeUsage } from './fakeResponses.js';
@@ -33,7 +34,7 @@ export interface FakeClaude extends AsyncDisposable {
   readonly count: number;
   /** Replaces the script; a list starts again from its first action. */
   setScript(script: FakeScript): void;
-  /** Forgets the requests and restores the script given at start, from its first action. */
+  /** Forgets the requests and the prompt cache, and restores the script given at start. */
   reset(): void;
   /** Stops the server, cutting open connections and pending delays. */
   close(): Promise<void>;
@@ -51,6 +52,12 @@ export interface FakeClaudeOptions {
    * `usage.input_tokens` of the answers). {@link countByBytes} counts like a dense tokenizer.
    */
   countTokens?: (body: Record<string, unknown>) => number;
+  /**
+   * The clock of the prompt cache (default `Date.now`). A request with `cache_control` reads the
+   * prefix it cached before (same model and text, within the TTL) and writes the rest: its usage
+   * then reports `cache_read_input_tokens`, `cache_creation_input_tokens` and `cache_creation`.
+   */
+  now?: () => number;
 }
 
 /**
@@ -77,6 +84,7 @@ export async function startFakeClaude(opts: FakeClaudeOptions = {}): Promise<Fak
   let script = initialScript;
   let scriptIndex = 0;
   let serial = 0;
+  const promptCache = new FakePromptCache(opts.now ?? Date.now);
 
   const nextAction = (req: FakeRequest): FakeAction => {
     const index = scriptIndex++;
@@ -104,7 +112,10 @@ export async function startFakeClaude(opts: FakeClaudeOptions = {}): Promise<Fak
       send(res, action.status, errorResponseBody(action, id), headers);
       return;
     }
-    send(res, 200, answerBody(action, req.body, id, usage), { 'request-id': `req_fake_${id}` });
+    // An answer with cache_control reads and writes the prompt cache; the action's usage still wins.
+    const cached = promptCache.use(req.body);
+    const base = cached !== null ? { ...usage, ...cached } : usage;
+    send(res, 200, answerBody(action, req.body, id, base), { 'request-id': `req_fake_${id}` });
   };
 
   const server = createServer((incoming, res) => {
@@ -177,6 +188,7 @@ export async function startFakeClaude(opts: FakeClaudeOptions = {}): Promise<Fak
     },
     reset() {
       requests.length = 0;
+      promptCache.clear();
       script = initialScript;
       scriptIndex = 0;
     },
