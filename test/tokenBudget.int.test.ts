@@ -3,8 +3,12 @@
  * its input bound / its max_tokens first, the run parks (reason `budget`, the detail naming the
  * cap) before the call that would cross it, and `resume` with a raised cap completes the run.
  */
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { openSqliteBus } from '../src/bus/sqlite.js';
+import { forkRun } from '../src/runtime/fork.js';
+import { runWorker } from '../src/runtime/worker.js';
 import { definePipeline, llm } from '../src/machines/pipeline.js';
 import { prepare } from '../src/runtime/prepare.js';
 import { ndjson, plumbline } from './helpers/cli.js';
@@ -30,6 +34,14 @@ function fourCalls(promptBytes: number) {
     }),
   );
 }
+
+const until = async (what: string, ok: () => Promise<boolean>, ms = 40_000): Promise<void> => {
+  const deadline = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+};
 
 describe('token caps', () => {
   it('maxInputTokens parks before the call whose input bound would cross it; resume with a raised cap completes', async () => {
@@ -130,5 +142,62 @@ describe('token caps', () => {
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(ndjson(resumed.stdout)[0]).toMatchObject({ status: 'completed' });
     expect(h.fake.count).toBe(5);
+  });
+
+  it("a worker applies the start command's token cap and the resume command's raise", async () => {
+    await using h = await harness({ usage: { input_tokens: 80, output_tokens: 450 } });
+    const bus = openSqliteBus(h.dbPath, { ackWaitMs: 5_000, pollMs: 20 });
+    const p = fourCalls(10);
+    const ac = new AbortController();
+    const status = async (): Promise<string | undefined> =>
+      (await h.store.log.getRun('tw-1'))?.status;
+    try {
+      const worker = runWorker({
+        runtime: h.runtime({ waitForLease: false }),
+        bus,
+        pipelines: new Map([['tokens', p]]),
+        concurrency: 1,
+        signal: ac.signal,
+        logger: pino({ level: 'silent' }),
+        strandedCheckMs: 0,
+        breakerResume: false,
+      });
+      await bus.publishStart({
+        runId: 'tw-1',
+        pipeline: 'tokens',
+        input: { topic: 'owls' },
+        limits: { maxOutputTokens: 1200 },
+      });
+      await until('the run to park', async () => (await status()) === 'parked');
+      expect(h.fake.count).toBe(2);
+      await bus.publishResume({ runId: 'tw-1', maxOutputTokens: 2000 });
+      await until('the run to complete', async () => (await status()) === 'completed');
+      expect(h.fake.count).toBe(4);
+      ac.abort();
+      await worker;
+    } finally {
+      ac.abort();
+      await bus.close();
+    }
+  });
+
+  it("a fork with a new budget keeps the source's token caps", async () => {
+    await using h = await harness({ usage: { input_tokens: 80, output_tokens: 450 } });
+    const rt = h.runtime();
+    const p = fourCalls(10);
+    await rt.start(p, {
+      input: { topic: 'ants' },
+      runId: 'tf-1',
+      limits: { maxOutputTokens: 1200 },
+    });
+    const id = await forkRun(rt, p, 'tf-1', {
+      at: 1,
+      now: Date.now(),
+      runId: 'tf-2',
+      limits: { budgetUsd: 1 },
+    });
+    const r = await rt.drive(p, id);
+    expect(r.status).toBe('parked');
+    expect(r.parked?.detail).toMatch(/maxOutputTokens/);
   });
 });
