@@ -131,7 +131,12 @@ describe('verify --all on a hand-edited store', () => {
     );
     // The forged cost also shows in the running total the states recorded, and (every run's
     // log is chained by the runtime) in the hash the next event carries.
-    expect(byRun.get('cost')?.problems.map((p) => p.seq).sort()).toEqual([3, 3, 4]);
+    expect(
+      byRun
+        .get('cost')
+        ?.problems.map((p) => p.seq)
+        .sort(),
+    ).toEqual([3, 3, 4]);
     has('cost', 4, /seq 4: prev hash does not match seq 3/, 3);
 
     const text = await plumbline(['verify', '--all', '--store', h.dbPath]);
