@@ -12,9 +12,9 @@ export interface RunLimits {
    * Cap on input tokens (prompt, cache reads and writes included) over the run. Absent in logs
    * written before token caps existed: read as none.
    */
-  maxInputTokens?: number | null;
+  maxInputTokens?: number | null | undefined;
   /** Cap on output tokens over the run (absent: none). */
-  maxOutputTokens?: number | null;
+  maxOutputTokens?: number | null | undefined;
 }
 
 /** Counters of one step. */
