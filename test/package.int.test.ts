@@ -14,7 +14,9 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
+  realpathSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -23,7 +25,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeClaude, type FakeClaude } from '../src/testing/index.js';
-import { ROOT, type ChildResult } from './helpers/cli.js';
+import { ndjson, ROOT, type ChildResult } from './helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'plumbline-consumer-'));
 const app = join(dir, 'app');
@@ -35,22 +37,25 @@ let packed: { filename: string; files: Array<{ path: string }> };
 let fake: FakeClaude;
 let typecheck: Promise<ChildResult>;
 
-/** Runs `cmd` and collects its output (killed after two minutes). */
+/** Runs `cmd` and collects its output (killed after two minutes); `undefined` unsets a variable. */
 function run(
   cmd: string,
   args: string[],
   cwd: string,
-  env: Record<string, string> = {},
+  env: Record<string, string | undefined> = {},
 ): Promise<ChildResult> {
+  const merged: NodeJS.ProcessEnv = {
+    ...process.env,
+    PLUMBLINE_LOG_LEVEL: 'warn',
+    npm_config_update_notifier: 'false',
+    ...env,
+  };
+  // `undefined` unsets a variable the test runner's environment may carry.
+  for (const [k, v] of Object.entries(merged)) if (v === undefined) delete merged[k];
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, {
       cwd,
-      env: {
-        ...process.env,
-        PLUMBLINE_LOG_LEVEL: 'warn',
-        npm_config_update_notifier: 'false',
-        ...env,
-      },
+      env: merged,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -315,6 +320,48 @@ describe('the published package', () => {
     );
     expect(ts.code).toBe(2);
     expect(ts.stderr).toContain('TypeScript pipelines need tsx (npm install tsx)');
+  });
+
+  it('plumbline demo triages the sample tickets from the compiled example with the bundled fake, and replay finds its pipeline', async () => {
+    const db = join(dir, 'demo.db');
+    // No key and no base URL: the demo starts the fake Claude bundled in the package.
+    const noClaude = { ANTHROPIC_API_KEY: undefined, ANTHROPIC_BASE_URL: undefined };
+    const r = await run(bin(), ['demo', '--store', db], app, noClaude);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(
+      /no ANTHROPIC_API_KEY: using the fake Claude at http:\/\/127\.0\.0\.1:\d+/,
+    );
+    expect(r.stdout.match(/^run \S+ completed, cost \$/gm)).toHaveLength(5);
+    expect(r.stdout).toMatch(/path classify → draft → escalate → route/);
+    expect(r.stdout).toMatch(/path classify → draft \(skipped\) → escalate \(skipped\) → route/);
+    expect(r.stdout).toMatch(
+      /^total cost \$\d+\.\d+ \(priced as if real; the fake served 9 requests\)$/m,
+    );
+    // The escalations went to the default outbox under the consumer's working directory.
+    expect(readdirSync(join(app, '.plumbline', 'outbox')).length).toBe(3);
+
+    // Runs record the compiled module inside the installed package: replay loads it, no tsx.
+    const runs = await run(bin(), ['runs', '--json', '--store', db], app);
+    expect(runs.code, runs.stderr).toBe(0);
+    const listed = ndjson(runs.stdout) as Array<{ runId: string; module: string; status: string }>;
+    expect(listed).toHaveLength(5);
+    for (const l of listed) {
+      expect(l.status).toBe('completed');
+      expect(l.module).toBe(
+        join(realpathSync(modules), 'plumbline', 'dist', 'examples', 'triage.js'),
+      );
+    }
+    const replay = await run(
+      bin(),
+      ['replay', listed[0]?.runId ?? '', '--store', db],
+      app,
+      noClaude,
+    );
+    expect(replay.code, replay.stderr).toBe(0);
+    expect(replay.stdout).toMatch(/run\.started/);
+    expect(replay.stdout).toMatch(
+      /replayed \d+ events: state "completed", .*every recorded state matched/,
+    );
   });
 
   it('type-checks a strict TypeScript consumer (exactOptionalPropertyTypes, skipLibCheck off); a typo in outputs.<step>.<field> does not compile', async () => {

@@ -2,7 +2,7 @@
  * `plumbline demo`: triage a handful of sample tickets with the embedded store. Without
  * ANTHROPIC_API_KEY it starts the fake Claude and scripts plausible answers, and says so.
  */
-import { dirname, join, resolve } from 'node:path';
+import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createAnthropicClient } from '../model/anthropic.js';
 import type { ModelClient } from '../model/types.js';
@@ -14,7 +14,13 @@ import { pathOfSteps, resultLine, usd } from './format.js';
 import { exitCodeFor } from './main.js';
 import { demoScript, DEMO_TICKETS } from './demoData.js';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const self = fileURLToPath(import.meta.url);
+/**
+ * The triage pipeline beside this module: dist/examples/triage.js in a build or an installed
+ * package (no TypeScript loader needed), src/examples/triage.ts when run from source. Runs
+ * record this absolute path, so `resume` and `replay` load the same file again.
+ */
+const TRIAGE = fileURLToPath(new URL(`../examples/triage${extname(self)}`, import.meta.url));
 
 /** Runs the demo; returns the exit code (worst of the runs). */
 export async function runDemo(g: GlobalOptions, n: number): Promise<number> {
@@ -38,7 +44,7 @@ export async function runDemo(g: GlobalOptions, n: number): Promise<number> {
   const store = await openStore(spec);
   let worst = 0;
   try {
-    const prepared = await loadPipeline(join(root, 'examples', 'triage.ts'));
+    const prepared = await loadPipeline(TRIAGE);
     const rt = new Runtime({
       store,
       model,
