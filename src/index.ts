@@ -65,6 +65,7 @@ export type {
   PipelineRef,
   PlumblineClient,
   RunSubscription,
+  StartLimits,
   StartOptions,
   Started,
   SubscribeFilter,

@@ -70,8 +70,13 @@ export function cliSecrets(spec?: string): string[] {
  * URL); what is written to it is scrubbed of {@link cliSecrets}.
  */
 export async function openStore(spec: string): Promise<Store> {
+  return scrubbedStore(spec, await openStoreFromUrl(spec));
+}
+
+/** Wraps a store opened from `spec` so that what is written to it is scrubbed of {@link cliSecrets}. */
+export function scrubbedStore(spec: string, store: Store): Store {
   openedSpecs.add(spec);
-  return redactingStore(await openStoreFromUrl(spec), cliSecrets(spec));
+  return redactingStore(store, cliSecrets(spec));
 }
 
 /** The model settings from the environment, or a UsageError naming the variables to set. */

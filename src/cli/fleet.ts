@@ -9,7 +9,6 @@ import { loadPipeline, loadPipelines } from '../runtime/load.js';
 import { parseRunInput } from '../runtime/prepare.js';
 import { WorkerMetrics } from '../runtime/metrics.js';
 import { runWorker } from '../runtime/worker.js';
-import { checkNewRunId } from '../runtime/runId.js';
 import type { Store } from '../store/types.js';
 import {
   cliLogger,
@@ -27,23 +26,11 @@ import {
 } from './context.js';
 import { listening } from './listen.js';
 import { BUDGET_AUTO_HELP, budgetOrAuto } from './forecast.js';
-import { autoBudget, type HistoryQuery } from '../runtime/forecastHistory.js';
+import { cliClient } from './client.js';
 
 /** Opens the command bus that goes with a store spec. */
 export async function openBus(spec: string, opts: BusOptions = {}): Promise<CommandBus> {
   return openBusFromUrl(spec, opts);
-}
-
-/** The cap of `start --budget-usd auto`, from the store's history; says how it was chosen. */
-async function startBudget(spec: string, q: HistoryQuery): Promise<number> {
-  const store = await openStore(spec);
-  try {
-    const auto = await autoBudget(store, q);
-    process.stderr.write(`plumbline: ${auto.note}\n`);
-    return auto.budgetUsd;
-  } finally {
-    await store.close();
-  }
 }
 
 /** Registers `start` and `worker`. */
@@ -95,51 +82,33 @@ export function registerFleetCommands(program: Command): void {
       ) => {
         const g = globals(cmd);
         const input = await parseInput(o.input);
-        let name = pipeline;
-        let module: string | undefined;
-        let version: string | undefined;
-        if (/\.(m?ts|m?js)$/.test(pipeline)) {
-          const prepared = await loadPipeline(pipeline);
-          name = prepared.pipeline.name;
-          version = prepared.pipeline.version;
-          module = prepared.module ?? undefined;
-          parseRunInput(prepared.pipeline, input);
-        }
-        // auto: by name only, the newest version with finished runs stands for what workers load.
-        const budgetUsd =
-          o.budgetUsd === 'auto'
-            ? await startBudget(storeSpec(g), {
-                pipeline: name,
-                input,
-                ...(version ? { version } : {}),
-              })
-            : o.budgetUsd;
-        const { ulid } = await import('ulid');
-        const runId = checkNewRunId(o.runId ?? ulid());
-        const bus = await openBus(storeSpec(g));
+        // A module path is loaded here: its input is checked and its path recorded for workers.
+        const prepared = /\.(m?ts|m?js)$/.test(pipeline) ? await loadPipeline(pipeline) : undefined;
+        // Checked before anything is opened: a refused input creates no store.
+        if (prepared !== undefined) parseRunInput(prepared.pipeline, input);
+        const client = await cliClient(g);
         try {
-          const r = await bus.publishStart({
-            runId,
-            pipeline: name,
-            input,
-            ...(module !== undefined ? { module } : {}),
+          const r = await client.start(prepared?.pipeline ?? pipeline, input, {
+            ...(o.runId !== undefined ? { runId: o.runId } : {}),
+            ...(prepared?.module != null ? { module: prepared.module } : {}),
             limits: {
-              ...(budgetUsd !== undefined ? { budgetUsd } : {}),
+              ...(o.budgetUsd !== undefined ? { budgetUsd: o.budgetUsd } : {}),
               ...(o.maxIterations !== undefined ? { maxIterations: o.maxIterations } : {}),
-              ...(o.deadline !== undefined ? { deadlineAt: Date.now() + o.deadline } : {}),
+              ...(o.deadline !== undefined ? { deadlineMs: o.deadline } : {}),
               ...(o.maxInputTokens !== undefined ? { maxInputTokens: o.maxInputTokens } : {}),
               ...(o.maxOutputTokens !== undefined ? { maxOutputTokens: o.maxOutputTokens } : {}),
             },
           });
-          if (o.json) outJson({ runId, pipeline: name, duplicate: r.duplicate });
+          if (r.autoBudget !== undefined) process.stderr.write(`plumbline: ${r.autoBudget.note}\n`);
+          if (o.json) outJson({ runId: r.runId, pipeline: r.pipeline, duplicate: r.duplicate });
           else
             out(
               r.duplicate
-                ? `duplicate start for run ${runId}: already queued or started, dropped`
-                : `queued run ${runId} (${name})`,
+                ? `duplicate start for run ${r.runId}: already queued or started, dropped`
+                : `queued run ${r.runId} (${r.pipeline})`,
             );
         } finally {
-          await bus.close();
+          await client.close();
         }
       },
     );

@@ -11,9 +11,11 @@ import type { CommandBus } from '../bus/types.js';
 import { costReport, type CostReport } from '../cli/cost.js';
 import { pipelineForRun } from '../cli/pipelines.js';
 import { UsageError } from '../errors.js';
+import { isTerminal } from '../machines/fold.js';
 import type { RunStatus, StoredEnvelope } from '../machines/events.js';
 import type { Pipeline } from '../machines/pipeline.js';
 import { Runtime, type LimitOverrides } from '../runtime/driver.js';
+import { autoBudget } from '../runtime/forecastHistory.js';
 import { silentLogger, type Logger } from '../runtime/logger.js';
 import { parseRunInput, prepare, type Prepared } from '../runtime/prepare.js';
 import { checkNewRunId } from '../runtime/runId.js';
@@ -32,6 +34,14 @@ export interface ConnectOptions {
   /** Options of the command bus (acks and redeliveries are the workers' business). */
   bus?: BusOptions;
   logger?: Logger;
+  /** Builds the runtime `kill` records kills with (default: a plain one with `logger`). */
+  runtime?: (store: Store) => Runtime;
+  /** How an unknown-run error says to list runs (default `client.runs()`). */
+  listRunsHint?: string;
+  /** What a refused URL is called in the error (default `connect()`). */
+  source?: string;
+  /** Wraps the opened store (the CLI scrubs secrets from what is written to it). */
+  wrapStore?: (store: Store) => Store;
 }
 
 /** A pipeline given by value to {@link PlumblineClient.start}: its name and input schema. */
@@ -39,14 +49,22 @@ export interface PipelineRef {
   readonly kind: 'pipeline';
   readonly name: string;
   readonly input: ZodType;
+  /** Its version: `budgetUsd: 'auto'` forecasts from finished runs of this version. */
+  readonly version?: string;
 }
+
+/**
+ * Caps of a started run, as {@link LimitOverrides}; `budgetUsd: 'auto'` sets the budget from
+ * the store's finished runs of the pipeline (p99 of what they needed, with a margin).
+ */
+export type StartLimits = Omit<LimitOverrides, 'budgetUsd'> & { budgetUsd?: number | 'auto' };
 
 /** Options of {@link PlumblineClient.start}. */
 export interface StartOptions {
   /** The run id, also the deduplication key (default: a new ULID). */
   runId?: string;
-  /** Caps for this run: budget (USD), model calls, wall-clock time from now (ms). */
-  limits?: LimitOverrides;
+  /** Caps for this run: budget (USD or `auto`), model calls, tokens, wall-clock time from now (ms). */
+  limits?: StartLimits;
   /** The pipeline module's path, for workers that load pipelines by path. */
   module?: string;
 }
@@ -57,6 +75,8 @@ export interface Started {
   pipeline: string;
   /** True when this run id was already started or queued: nothing new was published. */
   duplicate: boolean;
+  /** With `budgetUsd: 'auto'`: the budget chosen and the sentence that says how. */
+  autoBudget?: { budgetUsd: number; note: string };
 }
 
 /** A connection to a plumbline store and its command bus. */
@@ -91,15 +111,14 @@ export interface PlumblineClient extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-const unknownRun = (runId: string): UsageError =>
-  new UsageError(`unknown run id '${runId}': list runs with client.runs()`);
-
-/** The limits of a start command: a deadline becomes an absolute time. */
+/** The limits of a start or resume command: a deadline becomes an absolute time. */
 function startLimits(l: LimitOverrides = {}, now: number) {
   return {
     ...(l.budgetUsd !== undefined ? { budgetUsd: l.budgetUsd } : {}),
     ...(l.maxIterations !== undefined ? { maxIterations: l.maxIterations } : {}),
     ...(l.deadlineMs !== undefined ? { deadlineAt: now + l.deadlineMs } : {}),
+    ...(l.maxInputTokens !== undefined ? { maxInputTokens: l.maxInputTokens } : {}),
+    ...(l.maxOutputTokens !== undefined ? { maxOutputTokens: l.maxOutputTokens } : {}),
   };
 }
 
@@ -117,10 +136,15 @@ export async function connect(
 ): Promise<PlumblineClient> {
   const backend = await openBackend(url, {
     ...(opts.bus !== undefined ? { bus: opts.bus } : {}),
-    source: 'connect()',
+    source: opts.source ?? 'connect()',
   });
-  const { store, bus } = backend;
+  const { bus } = backend;
+  const store = opts.wrapStore?.(backend.store) ?? backend.store;
   const logger = opts.logger ?? silentLogger;
+  const unknownRun = (runId: string): UsageError =>
+    new UsageError(
+      `unknown run id '${runId}': list runs with ${opts.listRunsHint ?? 'client.runs()'}`,
+    );
   const feed = new EventFeed(store.log, opts.pollMs ?? 100, logger);
   const known = new Map<string, Prepared>();
   for (const p of opts.pipelines ?? []) {
@@ -137,19 +161,40 @@ export async function connect(
 
     async start(pipeline, input, o = {}) {
       const name = typeof pipeline === 'string' ? pipeline : pipeline.name;
+      const version = typeof pipeline === 'string' ? undefined : pipeline.version;
       if (typeof pipeline !== 'string') parseRunInput(pipeline as unknown as Pipeline, input);
+      const { budgetUsd, ...rest } = o.limits ?? {};
+      // By name only, the newest version with finished runs stands for what workers load.
+      const auto =
+        budgetUsd === 'auto'
+          ? await autoBudget(store, {
+              pipeline: name,
+              input,
+              ...(version !== undefined ? { version } : {}),
+            })
+          : undefined;
+      const limits: LimitOverrides = {
+        ...rest,
+        ...(auto !== undefined ? { budgetUsd: auto.budgetUsd } : {}),
+        ...(typeof budgetUsd === 'number' ? { budgetUsd } : {}),
+      };
       const runId = checkNewRunId(o.runId ?? ulid());
+      const started = (duplicate: boolean): Started => ({
+        runId,
+        pipeline: name,
+        duplicate,
+        ...(auto !== undefined ? { autoBudget: auto } : {}),
+      });
       // Already in the store: a duplicate even after the bus forgot the first start.
-      if ((await store.log.getRun(runId)) !== undefined)
-        return { runId, pipeline: name, duplicate: true };
+      if ((await store.log.getRun(runId)) !== undefined) return started(true);
       const r = await bus.publishStart({
         runId,
         pipeline: name,
         input,
-        limits: startLimits(o.limits, Date.now()),
+        limits: startLimits(limits, Date.now()),
         ...(o.module !== undefined ? { module: o.module } : {}),
       });
-      return { runId, pipeline: name, duplicate: r.duplicate };
+      return started(r.duplicate);
     },
 
     subscribe(target) {
@@ -159,10 +204,11 @@ export async function connect(
     async kill(runId, reason = 'killed by client') {
       const run = await store.log.getRun(runId);
       if (run === undefined) throw unknownRun(runId);
-      runtime ??= new Runtime({ store, logger });
-      const prepared =
-        known.get(run.pipeline) ??
-        (await pipelineForRun(store, runId, known).catch(() => undefined));
+      runtime ??= opts.runtime?.(store) ?? new Runtime({ store, logger });
+      // An ended run only gets the flag: no module to load.
+      const prepared = isTerminal(run.status)
+        ? undefined
+        : await pipelineForRun(store, runId, known).catch(() => undefined);
       return runtime.kill(runId, reason, prepared);
     },
 

@@ -6,6 +6,7 @@ export type {
   ConnectOptions,
   PipelineRef,
   PlumblineClient,
+  StartLimits,
   StartOptions,
   Started,
 } from './client.js';
