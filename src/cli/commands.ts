@@ -28,7 +28,8 @@ import { pathOfSteps, replayLine, resultLine, runRow, summaryOf, usd } from './f
 import { exitCodeFor, type ExitBox } from './main.js';
 import { pipelineForRun, pipelinesFrom } from './pipelines.js';
 import { runDemo } from './demo.js';
-import { costReport, isUnconfirmed, unconfirmedByRun } from './cost.js';
+import { isUnconfirmed, unconfirmedByRun } from './cost.js';
+import { cliClient } from './client.js';
 import { runOutput } from './runOutput.js';
 import { registerFakeClaudeCommand } from './fakeClaude.js';
 import { listStranded, registerOperatorCommands, strandedRuns } from './operate.js';
@@ -327,9 +328,10 @@ export function registerCommands(program: Command, box: ExitBox): void {
           await listStranded(globals(cmd), o.olderThan, o.json === true);
           return;
         }
-        const store = await openStore(storeSpec(globals(cmd)));
+        const client = await cliClient(globals(cmd));
+        const { store } = client;
         try {
-          const runs = await store.log.listRuns({
+          const runs = await client.runs({
             ...(o.status !== undefined ? { status: o.status as never } : {}),
             ...(o.pipeline !== undefined ? { pipeline: o.pipeline } : {}),
           });
@@ -359,7 +361,7 @@ export function registerCommands(program: Command, box: ExitBox): void {
             shown.forEach((r) => out(runRow(r, r.unconfirmedUsd)));
           }
         } finally {
-          await store.close();
+          await client.close();
         }
       },
     );
@@ -377,9 +379,9 @@ export function registerCommands(program: Command, box: ExitBox): void {
       const by = o.by ?? 'pipeline';
       if (!['pipeline', 'model', 'day'].includes(by))
         throw new UsageError(`--by ${by}: use pipeline, model or day`);
-      const store = await openStore(storeSpec(globals(cmd)));
+      const client = await cliClient(globals(cmd));
       try {
-        const { rows, skipped } = await costReport(store, by as 'pipeline' | 'model' | 'day');
+        const { rows, skipped } = await client.cost(by as 'pipeline' | 'model' | 'day');
         for (const r of skipped)
           process.stderr.write(`plumbline: cost: skipped run ${r.runId}: ${r.reason}\n`);
         if (skipped.length > 0) {
@@ -404,7 +406,7 @@ export function registerCommands(program: Command, box: ExitBox): void {
             );
         }
       } finally {
-        await store.close();
+        await client.close();
       }
     });
 
@@ -441,26 +443,20 @@ export function registerCommands(program: Command, box: ExitBox): void {
         if ((runId === undefined) === (o.all !== true))
           throw new UsageError('kill needs a run id or --all (not both)');
         const g = globals(cmd);
-        const store = await openStore(storeSpec(g));
+        const given = await pipelinesFrom(o.pipelines);
+        const client = await cliClient(g, given.values());
         try {
-          const rt = makeRuntime(store, g);
-          const given = await pipelinesFrom(o.pipelines);
           const ids =
             runId !== undefined
               ? [runId]
               : (
-                  await store.log.listRuns({
+                  await client.runs({
                     status: ['running', 'parked'],
                     ...(o.pipeline !== undefined ? { pipeline: o.pipeline } : {}),
                   })
                 ).map((r) => r.runId);
           for (const id of ids) {
-            const run = await store.log.getRun(id);
-            const prepared =
-              run !== undefined && !isTerminal(run.status)
-                ? await pipelineForRun(store, id, given).catch(() => undefined)
-                : undefined;
-            const status = await rt.kill(id, o.reason, prepared);
+            const status = await client.kill(id, o.reason);
             if (o.json)
               outJson({ runId: id, killed: status === 'killed', status, reason: o.reason });
             else
@@ -471,7 +467,7 @@ export function registerCommands(program: Command, box: ExitBox): void {
               );
           }
         } finally {
-          await store.close();
+          await client.close();
         }
       },
     );
