@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Command } from '../src/bus/types.js';
 import { connect, type PlumblineClient } from '../src/index.js';
 import { loadPipeline } from '../src/runtime/load.js';
+import { plumbline } from './helpers/cli.js';
 
 /** Takes every queued command off the bus (acking them), waiting until `n` have come. */
 async function drainBus(client: PlumblineClient, n: number): Promise<Command[]> {
@@ -91,5 +92,40 @@ describe('client.start on the bus', () => {
     } finally {
       await cli.close();
     }
+  });
+
+  it('the CLI verbs that call the client keep their wording: kill of an unknown run, start', async () => {
+    const db = join(dir, 'p.db');
+    const kill = await plumbline(['kill', 'nope', '--store', db]);
+    expect(kill.code).toBe(2);
+    expect(kill.stderr).toMatch(/unknown run id 'nope': list runs with `plumbline runs`/);
+    const start = await plumbline([
+      'start',
+      'stubborn',
+      '--run-id',
+      'cli-1',
+      '--max-input-tokens',
+      '900',
+      '--store',
+      db,
+    ]);
+    expect(start.code).toBe(0);
+    expect(start.stdout).toBe('queued run cli-1 (stubborn)\n');
+    const again = await plumbline([
+      'start',
+      'stubborn',
+      '--run-id',
+      'cli-1',
+      '--json',
+      '--store',
+      db,
+    ]);
+    expect(JSON.parse(again.stdout)).toEqual({
+      runId: 'cli-1',
+      pipeline: 'stubborn',
+      duplicate: true,
+    });
+    const [cmd] = await drainBus(client, 1);
+    expect(cmd?.type === 'start' ? cmd.limits?.maxInputTokens : undefined).toBe(900);
   });
 });
