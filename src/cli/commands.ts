@@ -247,12 +247,14 @@ export function registerCommands(program: Command, box: ExitBox): void {
         o: { until?: number; pipelines?: string[]; json?: boolean },
         cmd: Command,
       ) => {
-        const store = await openStore(storeSpec(globals(cmd)));
+        const client = await cliClient(globals(cmd));
         try {
-          const events = await store.log.read(runId);
-          if (events.length === 0)
-            throw new UsageError(`unknown run id '${runId}': list runs with \`plumbline runs\``);
-          const prepared = await pipelineForRun(store, runId, await pipelinesFrom(o.pipelines));
+          const events = await client.replay(runId);
+          const prepared = await pipelineForRun(
+            client.store,
+            runId,
+            await pipelinesFrom(o.pipelines),
+          );
           const bySeq = new Map(events.map((e) => [e.seq, e]));
           const folded = foldLog(prepared.machine, prepared.hash, runId, events, {
             ...(o.until !== undefined ? { until: o.until } : {}),
@@ -291,7 +293,7 @@ export function registerCommands(program: Command, box: ExitBox): void {
               verified: true,
             });
         } finally {
-          await store.close();
+          await client.close();
         }
       },
     );
