@@ -370,13 +370,18 @@ describe('fleet on one nats-server', () => {
       );
       const mine = new Set(wave);
       if (i === 0) await waitTerminal(store, wave, Math.floor(wave.length * 0.2), 90_000, 'kill 1');
-      // Kill it while it drives runs of this wave.
-      for (
-        let t = 0;
-        t < 200 && victim.lines.filter((l) => mine.has(l.runId ?? '')).length < 20;
-        t++
-      )
-        await sleep(50);
+      // Kill it while it drives runs of this wave: at least 3 it logged and has not finished.
+      const driving = (w: WorkerProc): number => {
+        const seen = new Set<string>();
+        const done = new Set<string>();
+        for (const l of w.lines) {
+          if (l.runId === undefined || !mine.has(l.runId)) continue;
+          seen.add(l.runId);
+          if (/^run (completed|failed|killed|parked)$/.test(l.msg)) done.add(l.runId);
+        }
+        return [...seen].filter((id) => !done.has(id)).length;
+      };
+      for (let t = 0; t < 400 && driving(victim) < 3; t++) await sleep(50);
       const at = Date.now();
       await victim.kill('SIGKILL');
       kills.push({ worker: victim, at });
