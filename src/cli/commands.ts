@@ -34,7 +34,8 @@ import { runOutput } from './runOutput.js';
 import { registerFakeClaudeCommand } from './fakeClaude.js';
 import { listStranded, registerOperatorCommands, strandedRuns } from './operate.js';
 import { registerFleetCommands } from './fleet.js';
-import { BUDGET_AUTO_HELP, budgetOrAuto, registerForecastCommand } from './forecast.js';
+import { addLimitOptions } from './limitOptions.js';
+import { registerForecastCommand } from './forecast.js';
 import { autoBudget } from '../runtime/forecastHistory.js';
 
 function limitsOf(o: {
@@ -51,27 +52,6 @@ function limitsOf(o: {
     ...(o.maxInputTokens !== undefined ? { maxInputTokens: o.maxInputTokens } : {}),
     ...(o.maxOutputTokens !== undefined ? { maxOutputTokens: o.maxOutputTokens } : {}),
   };
-}
-
-function addLimitOptions(c: Command): Command {
-  return c
-    .option('--budget-usd <n>', BUDGET_AUTO_HELP, budgetOrAuto('--budget-usd'))
-    .option(
-      '--max-iterations <n>',
-      'cap on model calls for this run',
-      positiveInteger('--max-iterations'),
-    )
-    .option('--deadline <duration>', 'wall-clock limit, e.g. 90s, 15m, 2h', parseDuration)
-    .option(
-      '--max-input-tokens <n>',
-      'cap on input tokens for this run (each call reserves its input bound)',
-      positiveInteger('--max-input-tokens'),
-    )
-    .option(
-      '--max-output-tokens <n>',
-      'cap on output tokens for this run (each call reserves its max_tokens)',
-      positiveInteger('--max-output-tokens'),
-    );
 }
 
 /** Registers every verb on `program`. */

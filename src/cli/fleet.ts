@@ -3,6 +3,7 @@
  * embedded store (a SQLite work queue) or NATS JetStream (a work-queue stream).
  */
 import type { Command } from 'commander';
+import { addLimitOptions } from './limitOptions.js';
 import { openBusFromUrl, type BusOptions } from '../backend.js';
 import type { CommandBus } from '../bus/types.js';
 import { loadPipeline, loadPipelines } from '../runtime/load.js';
@@ -17,7 +18,6 @@ import {
   out,
   outJson,
   duration,
-  parseDuration,
   parseInput,
   portNumber,
   positiveInteger,
@@ -25,7 +25,6 @@ import {
   globals,
 } from './context.js';
 import { listening } from './listen.js';
-import { BUDGET_AUTO_HELP, budgetOrAuto } from './forecast.js';
 import { cliClient } from './client.js';
 
 /** Opens the command bus that goes with a store spec. */
@@ -35,31 +34,16 @@ export async function openBus(spec: string, opts: BusOptions = {}): Promise<Comm
 
 /** Registers `start` and `worker`. */
 export function registerFleetCommands(program: Command): void {
-  program
-    .command('start')
-    .description(
-      'queue a run for the workers (a duplicate start of the same run id is dropped, and says so)',
-    )
-    .argument('<pipeline>', 'a pipeline module path, or a pipeline name the workers load')
-    .option('--input <json>', 'the run input: JSON, or @file.json')
-    .option('--run-id <id>', 'the run id (default: a new ULID); also the deduplication key')
-    .option('--budget-usd <n>', BUDGET_AUTO_HELP, budgetOrAuto('--budget-usd'))
-    .option(
-      '--max-iterations <n>',
-      'cap on model calls for this run',
-      positiveInteger('--max-iterations'),
-    )
-    .option('--deadline <duration>', 'wall-clock limit from now, e.g. 15m', parseDuration)
-    .option(
-      '--max-input-tokens <n>',
-      'cap on input tokens for this run (each call reserves its input bound)',
-      positiveInteger('--max-input-tokens'),
-    )
-    .option(
-      '--max-output-tokens <n>',
-      'cap on output tokens for this run (each call reserves its max_tokens)',
-      positiveInteger('--max-output-tokens'),
-    )
+  addLimitOptions(
+    program
+      .command('start')
+      .description(
+        'queue a run for the workers (a duplicate start of the same run id is dropped, and says so)',
+      )
+      .argument('<pipeline>', 'a pipeline module path, or a pipeline name the workers load')
+      .option('--input <json>', 'the run input: JSON, or @file.json')
+      .option('--run-id <id>', 'the run id (default: a new ULID); also the deduplication key'),
+  )
     .option('--json', 'print {runId, duplicate} as JSON')
     .addHelpText(
       'after',
