@@ -56,6 +56,7 @@ import {
 import { BLOB_HEADER, jetstreamBlobs } from './jetstreamBlobs.js';
 import { kvCas, kvControl } from './jetstreamKv.js';
 import { kvLeases } from './jetstreamLeases.js';
+import { kvPools } from './jetstreamPools.js';
 import { readRange, type ReadStats } from './natsRead.js';
 import type {
   EventLog,
@@ -166,6 +167,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
   let js: JetStreamClient;
   let jsm: JetStreamManager;
   let jsmRead: JetStreamManager;
+  let poolBucket: KV;
   let runs: KV, snaps: KV, effects: KV, kills: KV, breakers: KV, leaseBucket: KV;
   try {
     js = jetstream(nc, { timeout });
@@ -192,6 +194,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       bucket('breakers'),
       bucket('leases'),
     ]);
+    poolBucket = await bucket('pools');
   } catch (e) {
     await nc.close();
     throw e;
@@ -574,6 +577,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     ledger,
     control,
     leases: kvLeases(link, leaseBucket),
+    pools: kvPools(link, poolBucket),
     stats,
     connection: nc,
     async close() {

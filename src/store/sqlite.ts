@@ -10,6 +10,7 @@ import { CorruptEventError, UsageError, VersionConflictError } from '../errors.j
 import { NewEnvelope, StoredEnvelope, type RunStarted } from '../machines/events.js';
 import { asStoreFault, fileIdentity, openSqliteFile, type FileIdentity } from './sqliteFaults.js';
 import { sqliteLeases } from './sqliteLeases.js';
+import { sqlitePools } from './sqlitePools.js';
 import type {
   ControlStore,
   EffectClaim,
@@ -18,6 +19,7 @@ import type {
   ExpectedVersion,
   KillFlag,
   LeaseStore,
+  PoolStore,
   PositionedEnvelope,
   RunFilter,
   RunSummary,
@@ -421,8 +423,10 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   };
 
   let leases: LeaseStore;
+  let pools: PoolStore;
   try {
     leases = sqliteLeases(db);
+    pools = sqlitePools(db);
   } catch (e) {
     db.close();
     throw asStoreFault(e, path);
@@ -433,6 +437,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     ledger: guarded(ledger, path, identity),
     control: guarded(control, path, identity),
     leases: guarded(leases, path, identity),
+    pools: guarded(pools, path, identity),
     async close() {
       if (db.open) db.close();
     },

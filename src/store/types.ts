@@ -165,6 +165,45 @@ export interface LeaseStore {
   holders(runIds: readonly string[]): Promise<Map<string, LeaseHolder>>;
 }
 
+/** The caps of a spending pool: what is left of a parent run's limits for its children. */
+export interface PoolCaps {
+  budgetUsd: number | null;
+  maxIterations: number | null;
+}
+
+/** A pool's caps and what its runs spent and hold reserved. */
+export interface PoolState extends PoolCaps {
+  spentUsd: number;
+  reservedUsd: number;
+  /** Calls reserved so far (a call counts when reserved, never refunded). */
+  iterations: number;
+}
+
+/** What {@link PoolStore.reserve} got. */
+export type PoolReservation =
+  { ok: true } | { ok: false; refused: 'budget' | 'iterations'; state: PoolState };
+
+/**
+ * Spending pools: a parent run's budget and call cap shared by its child runs, so however many
+ * children call at once their calls together never cross the parent's caps. Each child call
+ * reserves its worst case in its ancestors' pools before it is made and settles at its actual
+ * cost after. Keyed by `<parentRunId>/<step>`.
+ */
+export interface PoolStore {
+  /** Creates the pool with these caps, or sets new caps on it (spend and reservations kept). */
+  open(pool: string, caps: PoolCaps): Promise<void>;
+  /**
+   * Atomically reserves one call of at most `usd` under `key`: refused when spent + reserved +
+   * `usd` > budget, or calls + 1 > maxIterations. Idempotent per key (a key already reserved or
+   * settled is `ok` again without a second reservation). An unknown pool has no caps: ok.
+   */
+  reserve(pool: string, key: string, usd: number): Promise<PoolReservation>;
+  /** Settles a reservation at the call's actual cost (idempotent; an unknown key is a no-op). */
+  settle(pool: string, key: string, usd: number): Promise<void>;
+  /** The pool's state, or undefined. */
+  get(pool: string): Promise<PoolState | undefined>;
+}
+
 /** Everything a runtime needs from a backend. */
 export interface Store {
   readonly kind: 'sqlite' | 'jetstream';
@@ -172,5 +211,7 @@ export interface Store {
   readonly ledger: EffectLedger;
   readonly control: ControlStore;
   readonly leases: LeaseStore;
+  /** Spending pools of parent runs, so children reserve against their ancestors' caps. */
+  readonly pools: PoolStore;
   close(): Promise<void>;
 }

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isVersionConflict, VersionConflictError } from '../../src/errors.js';
 import type { Store } from '../../src/store/types.js';
 import { started, stepDone } from '../helpers/envelopes.js';
+import { describePools } from './pools.contract.js';
 
 let counter = 0;
 const rid = (): string => `run-${Date.now().toString(36)}-${(counter++).toString(36)}`;
@@ -25,6 +26,8 @@ export function describeStore(
       await store.close();
       await close?.();
     });
+
+    describePools(() => store);
 
     it('appends a new run and reads it back in order, with the run index updated', async () => {
       const id = rid();
