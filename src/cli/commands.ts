@@ -3,7 +3,7 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
-import type { StoredEnvelope } from '../machines/events.js';
+import { RunStatus, type StoredEnvelope } from '../machines/events.js';
 import { roundUsd } from '../machines/context.js';
 import { foldLog } from '../machines/replay.js';
 import { isTerminal, statusOf } from '../machines/fold.js';
@@ -32,11 +32,14 @@ import { isUnconfirmed, unconfirmedByRun } from './cost.js';
 import { cliClient } from './client.js';
 import { runOutput } from './runOutput.js';
 import { registerFakeClaudeCommand } from './fakeClaude.js';
-import { listStranded, registerOperatorCommands, strandedRuns } from './operate.js';
+import { listStranded, registerOperatorCommands, strandedAmong } from './operate.js';
 import { registerFleetCommands } from './fleet.js';
 import { addLimitOptions } from './limitOptions.js';
 import { registerForecastCommand } from './forecast.js';
 import { autoBudget } from '../runtime/forecastHistory.js';
+
+/** How many runs `runs` lists unless told (`--limit`, `--all`). */
+const RUNS_PAGE = 50;
 
 function limitsOf(o: {
   budgetUsd?: number;
@@ -286,6 +289,13 @@ export function registerCommands(program: Command, box: ExitBox): void {
     .option('--status <status>', 'only runs with this status')
     .option('--pipeline <name>', 'only runs of this pipeline')
     .option(
+      '--limit <n>',
+      'at most this many runs, newest first (default 50)',
+      positiveInteger('--limit'),
+    )
+    .option('--after <runId>', 'the page after this run (the last one of the previous page)')
+    .option('--all', 'every run (no paging)')
+    .option(
       '--stranded',
       'only running runs whose driver is gone (no live lease), quiet for --older-than (default 30s)',
     )
@@ -293,7 +303,8 @@ export function registerCommands(program: Command, box: ExitBox): void {
     .option('--json', 'one JSON object per run')
     .addHelpText(
       'after',
-      '\nExample:\n  plumbline runs --status parked --json\n  plumbline runs --stranded --older-than 10m',
+      '\nWhen more runs follow the page, stderr says how to ask for the next one (more: --after <runId>).\n' +
+        '\nExample:\n  plumbline runs --status parked --json\n  plumbline runs --limit 20 --after 01J9Z...\n  plumbline runs --stranded --older-than 10m',
     )
     .action(
       async (
@@ -303,6 +314,9 @@ export function registerCommands(program: Command, box: ExitBox): void {
           json?: boolean;
           stranded?: boolean;
           olderThan?: number;
+          limit?: number;
+          after?: string;
+          all?: boolean;
         },
         cmd: Command,
       ) => {
@@ -310,17 +324,26 @@ export function registerCommands(program: Command, box: ExitBox): void {
           await listStranded(globals(cmd), o.olderThan, o.json === true);
           return;
         }
+        if (o.all === true && (o.limit !== undefined || o.after !== undefined))
+          throw new UsageError('runs --all lists every run: leave out --limit and --after');
+        if (o.status !== undefined && !RunStatus.safeParse(o.status).success)
+          throw new UsageError(`--status ${o.status}: use one of ${RunStatus.options.join(', ')}`);
         const client = await cliClient(globals(cmd));
         const { store } = client;
         try {
-          const runs = await client.runs({
-            ...(o.status !== undefined ? { status: o.status as never } : {}),
+          const limit = o.all === true ? undefined : (o.limit ?? RUNS_PAGE);
+          // One more than the page says whether another page follows.
+          const found = await client.runs({
+            ...(o.status !== undefined ? { status: o.status as RunStatus } : {}),
             ...(o.pipeline !== undefined ? { pipeline: o.pipeline } : {}),
+            ...(limit !== undefined ? { limit: limit + 1 } : {}),
+            ...(o.after !== undefined ? { after: o.after } : {}),
           });
+          const runs = limit !== undefined ? found.slice(0, limit) : found;
           // A running run whose driver is gone says so: `stranded`, not `running`.
-          const stranded = new Set((await strandedRuns(store, 0)).map((x) => x.run.runId));
+          const stranded = new Set((await strandedAmong(store, runs)).map((x) => x.run.runId));
           // The part of each run's cost that is unconfirmed (calls lost mid-flight, at their reservation).
-          const { byRun } = await unconfirmedByRun(store);
+          const { byRun } = await unconfirmedByRun(store, runs);
           const shown = runs.map((r) => ({
             ...(stranded.has(r.runId) ? { ...r, status: 'stranded' as never, stranded: true } : r),
             unconfirmedUsd: byRun.get(r.runId) ?? 0,
@@ -342,6 +365,9 @@ export function registerCommands(program: Command, box: ExitBox): void {
             );
             shown.forEach((r) => out(runRow(r, r.unconfirmedUsd)));
           }
+          const last = runs[runs.length - 1];
+          if (found.length > runs.length && last !== undefined)
+            process.stderr.write(`more: --after ${last.runId}\n`);
         } finally {
           await client.close();
         }
@@ -352,18 +378,24 @@ export function registerCommands(program: Command, box: ExitBox): void {
     .command('cost')
     .description('spend from the log: totals by pipeline, model or day')
     .option('--by <key>', 'pipeline | model | day', 'pipeline')
+    .option(
+      '--from-log',
+      'fold every log instead of reading the rollups (slow; names unreadable runs)',
+    )
     .option('--json', 'one JSON object per row')
     .addHelpText(
       'after',
-      "\nA call whose process died mid-call is counted at its reservation and shown as unconfirmed.\nA fork's copied calls count once, to the run that made them.\nRuns whose log cannot be read are left out and named on stderr (exit 1).\n\nExample:\n  plumbline cost --by model",
+      "\nA call whose process died mid-call is counted at its reservation and shown as unconfirmed.\nA fork's copied calls count once, to the run that made them.\nTotals come from rollups kept as runs end, plus the events of unfinished runs; with --from-log,\nruns whose log cannot be read are left out and named on stderr (exit 1).\n\nExample:\n  plumbline cost --by model",
     )
-    .action(async (o: { by?: string; json?: boolean }, cmd: Command) => {
+    .action(async (o: { by?: string; json?: boolean; fromLog?: boolean }, cmd: Command) => {
       const by = o.by ?? 'pipeline';
       if (!['pipeline', 'model', 'day'].includes(by))
         throw new UsageError(`--by ${by}: use pipeline, model or day`);
       const client = await cliClient(globals(cmd));
       try {
-        const { rows, skipped } = await client.cost(by as 'pipeline' | 'model' | 'day');
+        const { rows, skipped } = await client.cost(by as 'pipeline' | 'model' | 'day', {
+          fromLog: o.fromLog === true,
+        });
         for (const r of skipped)
           process.stderr.write(`plumbline: cost: skipped run ${r.runId}: ${r.reason}\n`);
         if (skipped.length > 0) {

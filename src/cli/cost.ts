@@ -6,7 +6,8 @@
  */
 import type { StoredEnvelope } from '../machines/events.js';
 import { roundUsd } from '../machines/context.js';
-import type { Store } from '../store/types.js';
+import { addOutcome, emptyRollupRow, isOutcomeType, utcDay } from '../store/costRollup.js';
+import type { CostRollupRow, RunSummary, Store } from '../store/types.js';
 
 /** One row of the cost report. */
 export interface CostRow {
@@ -97,58 +98,100 @@ export function isUnconfirmed(ev: StoredEnvelope['event']): boolean {
   return ev.type === 'MODEL_ERROR' && ev.unconfirmed === true;
 }
 
+type Outcome = StoredEnvelope & { event: { type: 'MODEL_RESPONSE' | 'MODEL_ERROR' } };
+
+type Summing = CostRollupRow & { key: string };
+
+/** The rows being summed, by key; `add` counts one outcome under a key. */
+function rowTable(): { rows: Map<string, Summing>; add: (key: string, e: Outcome) => void } {
+  const rows = new Map<string, Summing>();
+  const add = (key: string, e: Outcome): void => {
+    const r = rows.get(key) ?? { ...emptyRollupRow('', '', ''), key };
+    addOutcome(r, e.event, e.event.type === 'MODEL_ERROR');
+    rows.set(key, r);
+  };
+  return { rows, add };
+}
+
+/** The report's rows: USD rounded once, in the report's order. */
+function finish(rows: Iterable<Summing>): CostRow[] {
+  return [...rows]
+    .map((r): CostRow => ({
+      key: r.key,
+      calls: r.calls,
+      inputTokens: r.inputTokens,
+      outputTokens: r.outputTokens,
+      cacheReadTokens: r.cacheReadTokens,
+      cacheWriteTokens: r.cacheWriteTokens,
+      costUsd: roundUsd(r.costUsd),
+      unconfirmedUsd: roundUsd(r.unconfirmedUsd),
+      unconfirmedCalls: r.unconfirmedCalls,
+    }))
+    .sort((a, b) => b.costUsd - a.costUsd || a.key.localeCompare(b.key));
+}
+
+/** The key of an outcome in a report by `by`. */
+const keyOf = (by: By, e: Outcome, pipeline: string): string =>
+  by === 'model' ? e.event.model : by === 'day' ? utcDay(e.at) : pipeline;
+
 /**
  * Sums model attempts across every run by pipeline, model or day (UTC), each row saying how
- * much of it is unconfirmed. Runs whose log cannot be read are listed in `skipped`.
+ * much of it is unconfirmed. From the store's rollups (kept as runs end) plus the newer events
+ * of unfinished runs; `fromLog` (or a store without rollups) folds every log instead, which also
+ * finds runs whose log no longer reads back (listed in `skipped`).
  */
-export async function costReport(store: Store, by: By): Promise<CostReport> {
-  let rows = new Map<string, CostRow>();
+export async function costReport(
+  store: Store,
+  by: By,
+  opts: { fromLog?: boolean } = {},
+): Promise<CostReport> {
+  const rollup = opts.fromLog === true ? undefined : await store.log.costRollup?.();
+  if (rollup === undefined) return foldedReport(store, by);
+  const { rows, add } = rowTable();
+  for (const r of rollup.rows) {
+    const key = by === 'model' ? r.model : by === 'day' ? r.day : r.pipeline;
+    const row = rows.get(key) ?? { ...emptyRollupRow('', '', ''), key };
+    for (const f of SUMMED) row[f] += r[f];
+    rows.set(key, row);
+  }
+  const skipped: SkippedRun[] = [];
+  for (const p of rollup.pending) {
+    try {
+      for (const e of await store.log.read(p.runId, p.fromSeq + 1))
+        if (isOutcomeType(e.event.type)) add(keyOf(by, e as Outcome, p.pipeline), e as Outcome);
+    } catch (e) {
+      skipped.push({ runId: p.runId, reason: (e as Error).message });
+    }
+  }
+  return { rows: finish(rows.values()), skipped };
+}
+
+const SUMMED = [
+  'calls',
+  'inputTokens',
+  'outputTokens',
+  'cacheReadTokens',
+  'cacheWriteTokens',
+  'costUsd',
+  'unconfirmedUsd',
+  'unconfirmedCalls',
+] as const;
+
+/** {@link costReport} by folding every event of the store. */
+async function foldedReport(store: Store, by: By): Promise<CostReport> {
+  let table = rowTable();
   const skipped = await scanStore(store, () => {
-    rows = new Map();
+    table = rowTable();
     const pipelineOf = new Map<string, string>();
-    const outcomes = modelOutcomes((e) => {
-      const ev = e.event;
-      const key =
-        by === 'model'
-          ? ev.model
-          : by === 'day'
-            ? new Date(e.at).toISOString().slice(0, 10)
-            : (pipelineOf.get(e.runId) ?? '?');
-      const row = rows.get(key) ?? {
-        key,
-        calls: 0,
-        inputTokens: 0,
-        outputTokens: 0,
-        cacheReadTokens: 0,
-        cacheWriteTokens: 0,
-        costUsd: 0,
-        unconfirmedUsd: 0,
-        unconfirmedCalls: 0,
-      };
-      row.calls += 1;
-      const u = ev.usage;
-      if (u !== null) {
-        row.inputTokens += u.inputTokens;
-        row.outputTokens += u.outputTokens;
-        row.cacheReadTokens += u.cacheReadTokens;
-        row.cacheWriteTokens += u.cacheWrite5mTokens + u.cacheWrite1hTokens;
-      }
-      row.costUsd = roundUsd(row.costUsd + ev.costUsd);
-      if (isUnconfirmed(ev)) {
-        row.unconfirmedCalls += 1;
-        row.unconfirmedUsd = roundUsd(row.unconfirmedUsd + ev.costUsd);
-      }
-      rows.set(key, row);
-    });
+    const outcomes = modelOutcomes((e) =>
+      table.add(keyOf(by, e, pipelineOf.get(e.runId) ?? '?'), e),
+    );
     return (e) => {
       if (e.event.type === 'run.started') pipelineOf.set(e.runId, e.event.pipeline);
       outcomes(e);
     };
   });
-  return {
-    rows: [...rows.values()].sort((a, b) => b.costUsd - a.costUsd || a.key.localeCompare(b.key)),
-    skipped,
-  };
+  return { rows: finish(table.rows.values()), skipped };
 }
 
 /**
@@ -158,7 +201,9 @@ export async function costReport(store: Store, by: By): Promise<CostReport> {
  */
 export async function unconfirmedByRun(
   store: Store,
+  runs?: readonly RunSummary[],
 ): Promise<{ byRun: Map<string, number>; skipped: SkippedRun[] }> {
+  if (runs !== undefined) return unconfirmedOf(store, runs);
   let byRun = new Map<string, number>();
   const skipped = await scanStore(store, () => {
     byRun = new Map();
@@ -167,5 +212,32 @@ export async function unconfirmedByRun(
         byRun.set(e.runId, roundUsd((byRun.get(e.runId) ?? 0) + e.event.costUsd));
     };
   });
+  return { byRun, skipped };
+}
+
+/**
+ * {@link unconfirmedByRun} for a page of runs: reads only their logs (a run that cost nothing
+ * has nothing unconfirmed), a few at a time.
+ */
+async function unconfirmedOf(
+  store: Store,
+  runs: readonly RunSummary[],
+): Promise<{ byRun: Map<string, number>; skipped: SkippedRun[] }> {
+  const byRun = new Map<string, number>();
+  const skipped: SkippedRun[] = [];
+  const todo = runs.filter((r) => r.costUsd > 0);
+  const worker = async (): Promise<void> => {
+    for (let r = todo.shift(); r !== undefined; r = todo.shift()) {
+      try {
+        let sum = 0;
+        for (const e of await store.log.read(r.runId))
+          if (isUnconfirmed(e.event) && e.event.type === 'MODEL_ERROR') sum += e.event.costUsd;
+        if (sum > 0) byRun.set(r.runId, roundUsd(sum));
+      } catch (e) {
+        skipped.push({ runId: r.runId, reason: (e as Error).message });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
   return { byRun, skipped };
 }

@@ -31,6 +31,8 @@ import { watch } from './watch.js';
 
 /** `verify` on a TTY: a progress line on stderr every this many runs. */
 const VERIFY_PROGRESS_EVERY = 50;
+/** `verify --all` not on a TTY (a CI log): a progress line on stderr every this many runs. */
+const VERIFY_PROGRESS_LOG_EVERY = 10_000;
 
 /** Flags of `viz`. */
 interface VizFlags {
@@ -157,21 +159,31 @@ export function registerOperatorCommands(program: Command, box: ExitBox): void {
           const given = await pipelinesFrom(o.pipelines);
           const tty = process.stderr.isTTY === true;
           let bad = 0;
-          const results = await verifyMany(store, o.all ? null : ids, given, (v, done, total) => {
-            if (!v.ok) bad += 1;
-            if (!o.json && !o.all)
-              out(`${v.ok ? 'ok  ' : 'FAIL'} ${v.runId} (${v.pipeline}): ${v.message}`);
-            if (tty && (done % VERIFY_PROGRESS_EVERY === 0 || done === total))
-              process.stderr.write(
-                `\r\x1b[2Kverified ${done} of ${total} runs, ${bad} failed${done === total ? '\n' : ''}`,
-              );
-          });
-          if (o.json) results.filter((v) => !v.ok).forEach((v) => outJson(v));
+          const { checked, failed } = await verifyMany(
+            store,
+            o.all ? null : ids,
+            given,
+            (v, done, total) => {
+              if (!v.ok) bad += 1;
+              if (!o.json && !o.all)
+                out(`${v.ok ? 'ok  ' : 'FAIL'} ${v.runId} (${v.pipeline}): ${v.message}`);
+              if (done === total) {
+                if (tty)
+                  process.stderr.write(
+                    `\r\x1b[2Kverified ${done} of ${total} runs, ${bad} failed\n`,
+                  );
+              } else if (tty && done % VERIFY_PROGRESS_EVERY === 0)
+                process.stderr.write(
+                  `\r\x1b[2Kverified ${done}${total !== undefined ? ` of ${total}` : ''} runs, ${bad} failed`,
+                );
+              else if (!tty && o.all && done % VERIFY_PROGRESS_LOG_EVERY === 0)
+                process.stderr.write(`verify: ${done} runs checked so far, ${bad} failed\n`);
+            },
+          );
+          if (o.json) failed.forEach((v) => outJson(v));
           else {
-            out(
-              `${results.length - bad} of ${results.length} runs verified${bad ? `, ${bad} failed:` : ''}`,
-            );
-            failureTable(results).forEach((l) => out(l));
+            out(`${checked - bad} of ${checked} runs verified${bad ? `, ${bad} failed:` : ''}`);
+            failureTable(failed).forEach((l) => out(l));
           }
           box.code = bad > 0 ? 1 : 0;
         } finally {
@@ -323,9 +335,20 @@ export async function strandedRuns(
     status: 'running',
     updatedBefore: Date.now() - olderThanMs,
   });
-  const holders = await store.leases.holders(quiet.map((r) => r.runId));
+  return strandedAmong(store, quiet);
+}
+
+/** The running runs among `runs` whose driver is gone (for one page of `runs`). */
+export async function strandedAmong(
+  store: Store,
+  runs: readonly RunSummary[],
+): Promise<Array<{ run: RunSummary; holder: LeaseHolder | undefined }>> {
+  const now = Date.now();
+  const running = runs.filter((r) => r.status === 'running' && r.updatedAt < now);
+  if (running.length === 0) return [];
+  const holders = await store.leases.holders(running.map((r) => r.runId));
   const margin = store.kind === 'sqlite' ? 1_000 : 30_000;
-  return quiet
+  return running
     .map((run) => ({ run, holder: holders.get(run.runId) }))
     .filter(({ holder }) => lapsedForListing(holder, Date.now(), margin));
 }

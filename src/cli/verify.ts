@@ -245,30 +245,56 @@ export function failureTable(results: readonly VerifyResult[]): string[] {
   ];
 }
 
+/** How many runs `verify --all` reads from the run index at a time. */
+export const VERIFY_PAGE = 500;
+
+/** What {@link verifyMany} found: how many runs it checked, and the failing ones. */
+export interface VerifySummary {
+  checked: number;
+  failed: VerifyResult[];
+}
+
 /**
- * Verifies the runs named by `ids` (each must exist), or every run in the store (oldest first)
- * when `ids` is null; `onEach` sees each verdict as it is reached (for progress lines).
+ * Verifies the runs named by `ids` (each must exist), or every run in the store when `ids` is
+ * null: newest first, a page of the run index at a time, keeping only the failures (a store of
+ * a million runs is never held in memory). `onEach` sees each verdict as it is reached, with
+ * the total once it is known (named runs: at once; `--all`: after the last page).
  */
 export async function verifyMany(
   store: Store,
   ids: readonly string[] | null,
   given: Map<string, Prepared>,
-  onEach?: (result: VerifyResult, done: number, total: number) => void,
-): Promise<VerifyResult[]> {
-  const rows: RunSummary[] = [];
-  if (ids === null) rows.push(...(await store.log.listRuns()).reverse());
-  else
+  onEach?: (result: VerifyResult, done: number, total: number | undefined) => void,
+): Promise<VerifySummary> {
+  const out: VerifySummary = { checked: 0, failed: [] };
+  const check = async (row: RunSummary, total: number | undefined): Promise<void> => {
+    const r = await verifyRun(store, row.runId, given, row);
+    out.checked += 1;
+    if (!r.ok) out.failed.push(r);
+    onEach?.(r, out.checked, total);
+  };
+  if (ids !== null) {
+    const rows: RunSummary[] = [];
     for (const id of ids) {
       const row = await store.log.getRun(id);
       if (row === undefined)
         throw new UsageError(`unknown run id '${id}': list runs with \`plumbline runs\``);
       rows.push(row);
     }
-  const results: VerifyResult[] = [];
-  for (const row of rows) {
-    const r = await verifyRun(store, row.runId, given, row);
-    results.push(r);
-    onEach?.(r, results.length, rows.length);
+    for (const row of rows) await check(row, rows.length);
+    return out;
   }
-  return results;
+  let after: string | undefined;
+  for (;;) {
+    const page = await store.log.listRuns({
+      limit: VERIFY_PAGE,
+      ...(after !== undefined ? { after } : {}),
+    });
+    const last = page.length < VERIFY_PAGE;
+    for (const [i, row] of page.entries())
+      await check(row, last && i === page.length - 1 ? out.checked + 1 : undefined);
+    if (last) break;
+    after = page[page.length - 1]?.runId;
+  }
+  return out;
 }

@@ -101,12 +101,15 @@ export interface PlumblineClient extends AsyncDisposable {
   kill(runId: string, reason?: string): Promise<RunStatus>;
   /** Publishes a resume command for a parked or stranded run, optionally raising its limits. */
   resume(runId: string, limits?: LimitOverrides): Promise<{ duplicate: boolean }>;
-  /** The run index, newest first. */
+  /** The run index, newest first; a page with `limit`, the next one with `after` (its last run id). */
   runs(filter?: RunFilter): Promise<RunSummary[]>;
   /** Every recorded event of a run, in seq order (a UsageError for an unknown run). */
   replay(runId: string): Promise<StoredEnvelope[]>;
-  /** Spend folded from the log, by pipeline, model or UTC day. */
-  cost(by?: 'pipeline' | 'model' | 'day'): Promise<CostReport>;
+  /**
+   * Spend by pipeline, model or UTC day: from the store's rollups (kept as runs end) plus the
+   * unfinished runs' events; `fromLog` folds every log instead (and names unreadable runs).
+   */
+  cost(by?: 'pipeline' | 'model' | 'day', opts?: { fromLog?: boolean }): Promise<CostReport>;
   /** Ends every subscription and closes the bus and the store. */
   close(): Promise<void>;
 }
@@ -226,7 +229,7 @@ export async function connect(
       return events;
     },
 
-    cost: (by = 'pipeline') => costReport(store, by),
+    cost: (by = 'pipeline', o = {}) => costReport(store, by, o),
 
     close() {
       closed ??= (async () => {

@@ -57,12 +57,14 @@ import { BLOB_HEADER, jetstreamBlobs } from './jetstreamBlobs.js';
 import { kvCas, kvControl } from './jetstreamKv.js';
 import { kvLeases } from './jetstreamLeases.js';
 import { kvPools } from './jetstreamPools.js';
+import { jetstreamRunList } from './jetstreamList.js';
 import { readRange, type ReadStats } from './natsRead.js';
 import type {
   EventLog,
   ExpectedVersion,
   PositionedEnvelope,
   RunFilter,
+  RunSummary,
   SavedSnapshot,
   Store,
 } from './types.js';
@@ -98,6 +100,8 @@ const PREFIX = /^[A-Za-z0-9_-]{1,32}$/;
 const READ_CONSUMER_TIMEOUT_MS = 2_000;
 /** After a read consumer failed, runs are read from the stream leader alone for this long. */
 const CONSUMER_BACKOFF_MS = 10_000;
+
+const TERMINAL_STATUSES = new Set<string>(['completed', 'failed', 'killed']);
 
 const Snapshot = z.object({
   seq: z.number().int().nonnegative(),
@@ -274,6 +278,58 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
   const casPut = (kv: KV, key: string, value: unknown, revision: number): Promise<boolean> =>
     kvCas(link, kv, key, value, revision);
 
+  /** Every run's index entry (a read of the whole run index: for full listings). */
+  const scanIndex = async (): Promise<IndexEntry[]> => {
+    const msgs = await retry(() =>
+      readRange(
+        js,
+        jsmRead,
+        { stream: `KV_${prefix}_runs`, filter: `$KV.${prefix}_runs.>`, lastPerSubject: true },
+        stats,
+        track,
+      ),
+    );
+    const out: IndexEntry[] = [];
+    for (const m of msgs) {
+      const op = m.headers?.get('KV-Operation');
+      if (op === 'DEL' || op === 'PURGE') continue;
+      const r = IndexEntry.safeParse(m.json());
+      if (r.success) out.push(r.data);
+    }
+    return out;
+  };
+
+  const runList = jetstreamRunList({
+    js,
+    jsm,
+    link,
+    prefix,
+    replicas,
+    stats,
+    track,
+    async summaries(ids) {
+      const out = new Map<string, RunSummary>();
+      const todo = [...new Set(ids)];
+      const worker = async (): Promise<void> => {
+        for (let id = todo.shift(); id !== undefined; id = todo.shift()) {
+          const cur = await getIndex(id).catch(() => undefined);
+          if (cur !== undefined) out.set(id, toSummary(cur.entry));
+        }
+      };
+      await Promise.all(Array.from({ length: 64 }, worker));
+      return out;
+    },
+  });
+  try {
+    // A store made before the run list: list its runs once, oldest first.
+    if (await runList.ensure())
+      for (const e of (await scanIndex()).sort((a, b) => a.summary.startedAt - b.summary.startedAt))
+        await runList.added(e.summary.runId, TERMINAL_STATUSES.has(e.summary.status));
+  } catch (e) {
+    await link.close();
+    throw e;
+  }
+
   /**
    * One message as the stream leader has it. Not a direct get: in a cluster any replica answers
    * those, and a lagging one would report an older tail (a false version conflict, a short read).
@@ -358,7 +414,12 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       const events = await readRun(runId, start);
       if (events.length === 0) return cur?.entry;
       const next = foldIndex(runId, cur?.entry, events);
-      if (await casPut(runs, kvKey(runId), next, cur?.revision ?? 0)) return next;
+      if (await casPut(runs, kvKey(runId), next, cur?.revision ?? 0)) {
+        // Its creator died before listing it (or before its index entry): list it now.
+        if (cur === undefined)
+          await runList.added(runId, TERMINAL_STATUSES.has(next.summary.status));
+        return next;
+      }
     }
     throw new Error(`run ${runId}: the run index kept changing while catching up; try again`);
   };
@@ -474,6 +535,13 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
         // The events are durable once acked: a failing index update must not fail the append.
         if (written.length > 0)
           await updateIndex(runId, cur, builtOn, written).catch(() => undefined);
+        const ended = TERMINAL_STATUSES.has(written[written.length - 1]?.env.state.status as never);
+        // Listed for pages; an ended run leaves the unfinished set (a failure here only leaves
+        // a stale entry that listings check against the index and drop).
+        if (expected === 'no_stream' && written.length > 0)
+          await runList.added(runId, ended).catch(() => undefined);
+        else if (ended && cur !== undefined && !TERMINAL_STATUSES.has(cur.entry.summary.status))
+          await runList.ended(runId).catch(() => undefined);
       }
       return base + checked.length;
     },
@@ -517,35 +585,26 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     },
 
     async listRuns(filter: RunFilter = {}) {
-      const msgs = await retry(() =>
-        readRange(
-          js,
-          jsmRead,
-          { stream: `KV_${prefix}_runs`, filter: `$KV.${prefix}_runs.>`, lastPerSubject: true },
-          stats,
-          track,
-        ),
-      );
-      const statuses =
-        filter.status === undefined
-          ? undefined
-          : new Set(Array.isArray(filter.status) ? filter.status : [filter.status]);
+      const statuses = filter.status === undefined ? undefined : [filter.status].flat();
+      // Pages, and the unfinished runs, come from the run list (see jetstreamList.ts).
+      if (
+        filter.limit !== undefined ||
+        filter.after !== undefined ||
+        (statuses !== undefined && statuses.every((x) => x === 'running' || x === 'parked'))
+      )
+        return runList.page(filter);
       const out = [];
-      for (const m of msgs) {
-        const op = m.headers?.get('KV-Operation');
-        if (op === 'DEL' || op === 'PURGE') continue;
-        const r = IndexEntry.safeParse(m.json());
-        if (!r.success) continue;
-        const s = r.data.summary;
-        if (statuses !== undefined && !statuses.has(s.status)) continue;
+      for (const e of await scanIndex()) {
+        const s = e.summary;
+        if (statuses !== undefined && !statuses.includes(s.status)) continue;
         if (filter.pipeline !== undefined && s.pipeline !== filter.pipeline) continue;
         if (filter.updatedBefore !== undefined && !(s.updatedAt < filter.updatedBefore)) continue;
-        out.push(toSummary(r.data));
+        out.push(toSummary(e));
       }
       out.sort(
         (a, b) => b.startedAt - a.startedAt || (a.runId < b.runId ? 1 : a.runId > b.runId ? -1 : 0),
       );
-      return out.slice(0, filter.limit ?? out.length);
+      return out;
     },
 
     async saveSnapshot(runId, s: SavedSnapshot) {

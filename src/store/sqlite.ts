@@ -11,6 +11,8 @@ import { NewEnvelope, StoredEnvelope, type RunStarted } from '../machines/events
 import { asStoreFault, fileIdentity, openSqliteFile, type FileIdentity } from './sqliteFaults.js';
 import { sqliteLeases } from './sqliteLeases.js';
 import { sqlitePools } from './sqlitePools.js';
+import { LIST_INDEXES, listRunRows } from './sqliteList.js';
+import { sqliteRollup } from './sqliteRollup.js';
 import type {
   ControlStore,
   EffectClaim,
@@ -132,6 +134,7 @@ const READS = new Set([
   'readAll',
   'getRun',
   'listRuns',
+  'costRollup',
   'loadSnapshot',
   'getKills',
   'getKill',
@@ -178,6 +181,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       if (!readonly) {
         c.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
         c.exec(SCHEMA);
+        c.exec(LIST_INDEXES);
         // The claimer column came with run leases: add it to a store made before them.
         const effectCols = c.prepare<[], { name: string }>('PRAGMA table_info(effects)').all();
         if (!effectCols.some((col) => col.name === 'claimer'))
@@ -258,6 +262,10 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     ),
   };
 
+  const rollup = sqliteRollup(db, readonly, (runId, seq, body) =>
+    resolveBody(blobDir, runId, seq, body),
+  );
+
   const appendTx = db.transaction(
     (runId: string, events: NewEnvelope[], expected: ExpectedVersion): number => {
       const row = q.lastSeq.get(runId);
@@ -296,10 +304,12 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
           module: s.module,
           at: first.at,
         });
+        rollup.created(runId, s.forkedFrom?.seq ?? 0);
         q.updateRun.run(patch);
       } else {
         q.updateRun.run(patch);
       }
+      if (patch.endedAt !== null) rollup.ended(runId, seq);
       return seq;
     },
   );
@@ -336,23 +346,10 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       return r === undefined ? undefined : toSummary(r);
     },
     async listRuns(filter: RunFilter = {}) {
-      const where: string[] = [];
-      const args: unknown[] = [];
-      if (filter.status !== undefined) {
-        const list = Array.isArray(filter.status) ? filter.status : [filter.status];
-        where.push(`status IN (${list.map(() => '?').join(', ')})`);
-        args.push(...list);
-      }
-      if (filter.pipeline !== undefined) {
-        where.push('pipeline = ?');
-        args.push(filter.pipeline);
-      }
-      if (filter.updatedBefore !== undefined) {
-        where.push('updated_at < ?');
-        args.push(filter.updatedBefore);
-      }
-      const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY started_at DESC, run_id DESC LIMIT ?`;
-      return (db.prepare(sql).all(...args, filter.limit ?? 1_000_000) as RunRow[]).map(toSummary);
+      return listRunRows<RunRow>(db, filter).map(toSummary);
+    },
+    async costRollup() {
+      return rollup.read();
     },
     async saveSnapshot(runId, s: SavedSnapshot) {
       q.saveSnapshot.run(runId, s.seq, s.machineHash, JSON.stringify(s.snapshot));

@@ -31,7 +31,37 @@ export interface RunFilter {
   pipeline?: string;
   /** Only runs whose last event is older than this (epoch ms): stranded-run detection. */
   updatedBefore?: number;
+  /** At most this many runs (a page). */
   limit?: number;
+  /**
+   * A cursor: only runs listed after this run id in the listing order (newest first), as in
+   * `runs --after <runId>` with the last id of the previous page. Unknown ids are refused.
+   */
+  after?: string;
+}
+
+/** One cost rollup row: the model outcomes of ended runs, per UTC day, pipeline and model. */
+export interface CostRollupRow {
+  day: string;
+  pipeline: string;
+  model: string;
+  calls: number;
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  cacheWriteTokens: number;
+  costUsd: number;
+  unconfirmedUsd: number;
+  unconfirmedCalls: number;
+}
+
+/**
+ * The cost rollups: rows kept up to date as runs end, and the runs whose newer events are not
+ * in them yet (unfinished runs: fold their events after `fromSeq` to complete the figures).
+ */
+export interface CostRollup {
+  rows: CostRollupRow[];
+  pending: Array<{ runId: string; pipeline: string; fromSeq: number }>;
 }
 
 /** An event with its position in the whole store (for tailing every run at once). */
@@ -60,8 +90,13 @@ export interface EventLog {
   readAll(afterPos: number, limit?: number): Promise<PositionedEnvelope[]>;
   /** One run's index row, or undefined. */
   getRun(runId: string): Promise<RunSummary | undefined>;
-  /** The run index, newest first. */
+  /** The run index, newest first (paged with `limit` and `after`). */
   listRuns(filter?: RunFilter): Promise<RunSummary[]>;
+  /**
+   * The cost rollups kept as runs end; undefined when this store has none (made before them, or
+   * an adapter without them): then spend is folded from every log.
+   */
+  costRollup?(): Promise<CostRollup | undefined>;
   /** Saves a snapshot for a run (replaces an older one). */
   saveSnapshot(runId: string, snapshot: SavedSnapshot): Promise<void>;
   /** The newest saved snapshot of a run, if any. */

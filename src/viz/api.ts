@@ -3,6 +3,7 @@
  * recorded definition, derived path) and the loaded pipelines' charts.
  */
 import { z } from 'zod';
+import { isUsageError } from '../errors.js';
 import { RunStatus, type StoredEnvelope } from '../machines/events.js';
 import { machineHash, type MachineGraph } from '../machines/graph.js';
 import type { RunMachine } from '../machines/compile.js';
@@ -85,12 +86,15 @@ export function checkRunId(id: string): string {
   return id;
 }
 
-/** `GET /api/runs?status=&pipeline=&limit=`: the run index, newest first. */
+/**
+ * `GET /api/runs?status=&pipeline=&limit=&after=`: one page of the run index, newest first
+ * (500 by default); `next` is the `after` of the following page when there is one.
+ */
 export async function listRuns(
   log: EventLog,
   params: URLSearchParams,
   now: number,
-): Promise<{ runs: RunRow[] }> {
+): Promise<{ runs: RunRow[]; next?: string }> {
   const statusRaw = params.get('status');
   const statuses = statusRaw === null || statusRaw === '' ? [] : statusRaw.split(',');
   for (const s of statuses) {
@@ -102,13 +106,28 @@ export async function listRuns(
     }
   }
   const pipeline = params.get('pipeline');
-  const limit = intParam(params, 'limit', 500);
-  const runs = await log.listRuns({
-    ...(statuses.length > 0 ? { status: statuses as RunSummary['status'][] } : {}),
-    ...(pipeline !== null && pipeline !== '' ? { pipeline } : {}),
-    ...(limit !== undefined ? { limit } : {}),
-  });
-  return { runs: runs.map((r) => rowOf(r, now)) };
+  const limit = intParam(params, 'limit', 500) ?? 500;
+  const afterRaw = params.get('after');
+  const after = afterRaw === null || afterRaw === '' ? undefined : checkRunId(afterRaw);
+  let found: RunSummary[];
+  try {
+    found = await log.listRuns({
+      ...(statuses.length > 0 ? { status: statuses as RunSummary['status'][] } : {}),
+      ...(pipeline !== null && pipeline !== '' ? { pipeline } : {}),
+      ...(after !== undefined ? { after } : {}),
+      // One more than the page says whether another follows.
+      limit: limit + 1,
+    });
+  } catch (e) {
+    if (isUsageError(e)) throw new HttpError(400, e.message);
+    throw e;
+  }
+  const runs = found.slice(0, limit);
+  const last = runs[runs.length - 1];
+  return {
+    runs: runs.map((r) => rowOf(r, now)),
+    ...(found.length > limit && last !== undefined ? { next: last.runId } : {}),
+  };
 }
 
 /** Charts laid out once per machine hash. */

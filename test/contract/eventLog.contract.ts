@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isVersionConflict, VersionConflictError } from '../../src/errors.js';
-import type { Store } from '../../src/store/types.js';
+import type { RunFilter, Store } from '../../src/store/types.js';
 import { started, stepDone } from '../helpers/envelopes.js';
 import { describePools } from './pools.contract.js';
 
@@ -135,6 +135,38 @@ export function describeStore(
       expect(
         (await store.log.listRuns({ pipeline, updatedBefore: 2000 })).map((r) => r.runId),
       ).toEqual([a]);
+    });
+
+    it('pages the run index: first page, after a cursor, the last page, a status filter', async () => {
+      const pipeline = `page-${rid()}`;
+      const ids: string[] = [];
+      // Seven runs started one after another; every third one failed, the others still running.
+      for (let i = 0; i < 7; i++) {
+        const id = rid();
+        ids.push(id);
+        const events = [started(pipeline, 5_000 + i)];
+        if (i % 3 === 0) events.push(stepDone(1, 'failed', 0, 6_000 + i));
+        await store.log.append(id, events, 'no_stream');
+      }
+      const newest = [...ids].reverse();
+      const page = (f: Omit<RunFilter, 'pipeline'>): Promise<string[]> =>
+        store.log.listRuns({ pipeline, ...f }).then((rs) => rs.map((r) => r.runId));
+      expect(await page({ limit: 3 })).toEqual(newest.slice(0, 3));
+      expect(await page({ limit: 3, after: newest[2] })).toEqual(newest.slice(3, 6));
+      // The last page is short, and a cursor at the oldest run lists nothing.
+      expect(await page({ limit: 3, after: newest[5] })).toEqual(newest.slice(6));
+      expect(await page({ limit: 3, after: newest[6] })).toEqual([]);
+      expect(await page({})).toEqual(newest);
+      // Failed: runs 0, 3, 6 (newest first); a page of one, then the rest after it.
+      const failed = [ids[6], ids[3], ids[0]];
+      expect(await page({ status: 'failed', limit: 1 })).toEqual(failed.slice(0, 1));
+      expect(await page({ status: 'failed', limit: 5, after: failed[0] })).toEqual(failed.slice(1));
+      const running = newest.filter((id) => !failed.includes(id));
+      expect(await page({ status: 'running', limit: 2 })).toEqual(running.slice(0, 2));
+      expect(await page({ status: 'running', after: running[1] })).toEqual(running.slice(2));
+      await expect(store.log.listRuns({ limit: 3, after: rid() })).rejects.toThrow(
+        /no such run; pass the last run id of the previous page/,
+      );
     });
 
     it('claims an effect once, reports an unrecorded claim, and returns the recorded result', async () => {

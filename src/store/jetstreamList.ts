@@ -1,0 +1,183 @@
+/**
+ * Listing the JetStream run index a page at a time. The run index is a KV entry per run, and
+ * reading every key costs in proportion to the whole index (a million runs: seconds). Two small
+ * streams answer pages instead:
+ * - `<PREFIX>_RUNLIST`, one message per run on `<prefix>.runlist.<runId>` (at most one per
+ *   subject), published as the run is created: its stream order is the order runs were created
+ *   in, so a page is a window read backwards from the newest message (or from a cursor run's
+ *   own message, found with `last_by_subj`), then the page's index entries are fetched by key.
+ * - `<PREFIX>_ACTIVE`, one message per unfinished run on `<prefix>.active.<runId>`, purged when
+ *   the run ends: `status: running | parked` reads only the unfinished runs.
+ * A writer that dies between creating a run and listing it leaves the run out of pages until
+ * the next append or read of that run (the index catch-up lists it); full listings (no `limit`
+ * nor `after`) still read every key.
+ */
+import {
+  DiscardPolicy,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamClient,
+  type JetStreamManager,
+} from '@nats-io/jetstream';
+import type { RunStatus } from '../machines/events.js';
+import { jsErrorCode, type NatsLink } from './natsConnect.js';
+import { readRange, type ReadStats } from './natsRead.js';
+import { unknownCursor } from './sqliteList.js';
+import type { RunFilter, RunSummary } from './types.js';
+
+/** Statuses a run can still leave (kept in the active set). */
+const UNFINISHED = new Set<RunStatus>(['running', 'parked']);
+/** Messages read per window when a filter drops most of a page. */
+const MIN_WINDOW = 200;
+
+/** What the list needs from the store around it. */
+export interface RunListContext {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  link: NatsLink;
+  prefix: string;
+  replicas: number;
+  stats: ReadStats;
+  track: (p: Promise<unknown>) => void;
+  /** The index entries of these runs (absent ones left out). */
+  summaries: (runIds: string[]) => Promise<Map<string, RunSummary>>;
+}
+
+/** The run list of a JetStream store. */
+export interface RunList {
+  /** Creates the two streams; true when the list stream is new (a store may need a backfill). */
+  ensure(): Promise<boolean>;
+  /** Lists a new run (and marks it unfinished unless `finished`). */
+  added(runId: string, finished: boolean): Promise<void>;
+  /** Takes an ended run out of the unfinished set. */
+  ended(runId: string): Promise<void>;
+  /** One page for `filter`, newest first. */
+  page(filter: RunFilter): Promise<RunSummary[]>;
+}
+
+/** Opens the run list (call `ensure` once before use). */
+export function jetstreamRunList(ctx: RunListContext): RunList {
+  const { js, jsm, link, prefix } = ctx;
+  const LIST = `${prefix.toUpperCase()}_RUNLIST`;
+  const ACTIVE = `${prefix.toUpperCase()}_ACTIVE`;
+  const listSubject = (runId: string): string => `${prefix}.runlist.${runId}`;
+  const activeSubject = (runId: string): string => `${prefix}.active.${runId}`;
+  const idOf = (subject: string): string => subject.slice(subject.lastIndexOf('.') + 1);
+
+  const ensureOne = async (name: string, subject: string): Promise<boolean> => {
+    try {
+      await jsm.streams.info(name);
+      return false;
+    } catch (e) {
+      if (jsErrorCode(e) !== 10059) throw e;
+    }
+    try {
+      await jsm.streams.add({
+        name,
+        subjects: [subject],
+        storage: StorageType.File,
+        retention: RetentionPolicy.Limits,
+        discard: DiscardPolicy.Old,
+        max_msgs_per_subject: 1,
+        num_replicas: ctx.replicas,
+        allow_direct: true,
+      });
+      return true;
+    } catch (e) {
+      if (jsErrorCode(e) === 10058) return false;
+      throw e;
+    }
+  };
+
+  /** The list messages (run ids) with stream sequence in [lo, hi], newest first. */
+  const window = async (lo: number, hi: number): Promise<string[]> => {
+    const msgs = await link.retry(() =>
+      readRange(js, jsm, { stream: LIST, startSeq: lo, limit: hi - lo + 1 }, ctx.stats, ctx.track),
+    );
+    return msgs
+      .filter((m) => m.seq <= hi)
+      .map((m) => idOf(m.subject))
+      .reverse();
+  };
+
+  const matches = (s: RunSummary, f: RunFilter): boolean => {
+    const statuses = f.status === undefined ? undefined : [f.status].flat();
+    if (statuses !== undefined && !statuses.includes(s.status)) return false;
+    if (f.pipeline !== undefined && s.pipeline !== f.pipeline) return false;
+    if (f.updatedBefore !== undefined && !(s.updatedAt < f.updatedBefore)) return false;
+    return true;
+  };
+
+  /** Unfinished runs only: the whole (small) active set, ordered as the SQLite store does. */
+  const activePage = async (filter: RunFilter): Promise<RunSummary[]> => {
+    const msgs = await link.retry(() =>
+      readRange(js, jsm, { stream: ACTIVE }, ctx.stats, ctx.track),
+    );
+    const found = await ctx.summaries(msgs.map((m) => idOf(m.subject)));
+    const stale = [...found.values()].filter((s) => !UNFINISHED.has(s.status));
+    for (const s of stale) ctx.track(list.ended(s.runId).catch(() => undefined));
+    let rows = [...found.values()]
+      .filter((s) => matches(s, filter))
+      .sort(
+        (a, b) => b.startedAt - a.startedAt || (a.runId < b.runId ? 1 : a.runId > b.runId ? -1 : 0),
+      );
+    if (filter.after !== undefined) {
+      const at = (await ctx.summaries([filter.after])).get(filter.after);
+      if (at === undefined) throw unknownCursor(filter.after);
+      rows = rows.filter(
+        (s) => s.startedAt < at.startedAt || (s.startedAt === at.startedAt && s.runId < at.runId),
+      );
+    }
+    return rows.slice(0, filter.limit ?? rows.length);
+  };
+
+  const list: RunList = {
+    async ensure() {
+      const [fresh] = await Promise.all([
+        ensureOne(LIST, `${prefix}.runlist.*`),
+        ensureOne(ACTIVE, `${prefix}.active.*`),
+      ]);
+      return fresh;
+    },
+    async added(runId, finished) {
+      await link.retry(() => js.publish(listSubject(runId), runId));
+      if (!finished) await link.retry(() => js.publish(activeSubject(runId), runId));
+    },
+    async ended(runId) {
+      await link.retry(() => jsm.streams.purge(ACTIVE, { filter: activeSubject(runId) }));
+    },
+    async page(filter) {
+      const statuses = filter.status === undefined ? undefined : [filter.status].flat();
+      if (statuses !== undefined && statuses.every((s) => UNFINISHED.has(s)))
+        return activePage(filter);
+      const limit = filter.limit ?? Number.MAX_SAFE_INTEGER;
+      let hi: number;
+      if (filter.after !== undefined) {
+        const m = await link.retry(() =>
+          jsm.streams.getMessage(LIST, { last_by_subj: listSubject(filter.after as string) }),
+        );
+        if (m === null) throw unknownCursor(filter.after);
+        hi = m.seq - 1;
+      } else {
+        hi = (await link.retry(() => jsm.streams.info(LIST))).state.last_seq;
+      }
+      const out: RunSummary[] = [];
+      let width = Math.max(MIN_WINDOW, limit === Number.MAX_SAFE_INTEGER ? MIN_WINDOW : limit + 1);
+      while (hi >= 1 && out.length < limit) {
+        const lo = Math.max(1, hi - width + 1);
+        const ids = await window(lo, hi);
+        const found = await ctx.summaries(ids);
+        for (const id of ids) {
+          const s = found.get(id);
+          if (s !== undefined && matches(s, filter)) out.push(s);
+          if (out.length >= limit) break;
+        }
+        hi = lo - 1;
+        // A sparse filter: widen the window (up to 10,000 messages a read).
+        width = Math.min(width * 2, 10_000);
+      }
+      return out;
+    },
+  };
+  return list;
+}
