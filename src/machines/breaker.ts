@@ -65,6 +65,18 @@ const push = (ctx: BreakerContext, ok: boolean): Partial<BreakerContext> => ({
   streak: ok ? 0 : ctx.streak + 1,
 });
 
+/**
+ * What a `closed` breaker does with `event` without running the machine (the hot path of every
+ * model call): the context it stays closed with, or null when the outcome trips it and the
+ * machine must take the transition. Closed ignores ACQUIRE and RELEASE and only counts outcomes,
+ * exactly as {@link breakerMachine}'s `closed` state does.
+ */
+export function stayClosed(context: BreakerContext, event: BreakerEvent): BreakerContext | null {
+  if (event.type === 'ACQUIRE' || event.type === 'RELEASE') return context;
+  const next = { ...context, ...push(context, event.type === 'SUCCESS') };
+  return event.type === 'FAILURE' && tripped({ context: next }) ? null : next;
+}
+
 /** The breaker machine. */
 export const breakerMachine = setup({
   types: {} as {

@@ -58,7 +58,8 @@ export type Interrupt =
 type Outcome = MachineEvent | Interrupt;
 
 async function killEvent(env: DriverEnv, runId: string): Promise<MachineEvent | null> {
-  const flag = await env.store.control.getKill(runId);
+  // From the runtime's kill watcher (polled once per tick for every run): no store read per step.
+  const flag = await env.kills.current(runId);
   return flag === undefined ? null : { type: 'KILL', reason: flag.reason };
 }
 

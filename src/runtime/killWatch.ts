@@ -1,23 +1,74 @@
 /**
  * One kill-flag watcher per runtime: every `pollMs` it asks the store once for the flags of the
- * runs that are waiting or calling (one query for all of them where the store can, else one
- * lookup per run), and wakes the runs whose flag is set. Parked-in-backoff runs then cost a
- * timer each, not a query each every 200 ms.
+ * runs it watches (one query for all of them where the store can, else one lookup per run) and
+ * wakes the runs whose flag is set. Runs that wait or call register a listener; runs that are
+ * about to act ask {@link KillWatcher.current}, answered from the last poll, so a step's `ready`
+ * costs no store read. Parked-in-backoff runs cost a timer each, not a query each every 200 ms.
  */
 import type { ControlStore, KillFlag } from '../store/types.js';
 
 type Listener = (flag: KillFlag) => void;
 
+/** What the watcher knows of a run that asked {@link KillWatcher.current}. */
+interface Known {
+  flag: KillFlag | undefined;
+  /** When the store was asked (`performance.now()`): the answer is at least this recent. */
+  checkedAt: number;
+  /** When the run last asked: runs that stopped asking leave the watched set. */
+  askedAt: number;
+}
+
+/** Options of {@link KillWatcher}. */
+export interface KillWatcherOptions {
+  /**
+   * How old a polled answer may be before `current` reads the store itself, ms (default
+   * `pollMs`): a kill is seen within one poll interval even when polls fall behind.
+   */
+  maxAgeMs?: number;
+  /** Runs that have not asked for this long stop being polled, ms (default max(2 s, 10 polls)). */
+  idleMs?: number;
+}
+
 /** Watches kill flags for a set of runs. */
 export class KillWatcher {
   private readonly listeners = new Map<string, Set<Listener>>();
+  private readonly known = new Map<string, Known>();
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
+  private readonly maxAgeMs: number;
+  private readonly idleMs: number;
+  /** Store reads `current` made itself (a run new to the watcher, or a poll fallen behind). */
+  reads = 0;
 
   constructor(
     private readonly control: ControlStore,
     private readonly pollMs: number,
-  ) {}
+    options: KillWatcherOptions = {},
+  ) {
+    this.maxAgeMs = options.maxAgeMs ?? pollMs;
+    this.idleMs = options.idleMs ?? Math.max(2_000, 10 * pollMs);
+  }
+
+  /**
+   * The run's kill flag as of the last poll (at most `maxAgeMs` old), and the run is polled from
+   * now on: the first call for a run reads the store, so a kill set before it started is seen.
+   */
+  async current(runId: string): Promise<KillFlag | undefined> {
+    const now = performance.now();
+    const k = this.known.get(runId);
+    // A flag, once set, is never cleared: a known one needs no fresher answer.
+    if (k !== undefined && (k.flag !== undefined || now - k.checkedAt <= this.maxAgeMs)) {
+      k.askedAt = now;
+      return k.flag;
+    }
+    this.reads += 1;
+    const flag = (await this.control.getKill(runId)) ?? this.known.get(runId)?.flag;
+    const cur = this.known.get(runId);
+    if (cur === undefined || cur.checkedAt <= now)
+      this.known.set(runId, { flag, checkedAt: now, askedAt: now });
+    this.arm();
+    return flag;
+  }
 
   /** Calls `onKill` once if the run's flag is set while watched; returns the unwatch function. */
   watch(runId: string, onKill: Listener): () => void {
@@ -32,32 +83,59 @@ export class KillWatcher {
       const s = this.listeners.get(runId);
       s?.delete(once);
       if (s?.size === 0) this.listeners.delete(runId);
-      if (this.listeners.size === 0 && this.timer !== undefined) {
-        clearInterval(this.timer);
-        this.timer = undefined;
-      }
+      this.disarmIfIdle();
     };
-    if (this.timer === undefined) {
-      this.timer = setInterval(() => void this.tick(), this.pollMs);
-      this.timer.unref?.();
-    }
+    this.arm();
     return stop;
   }
 
+  private arm(): void {
+    if (this.timer !== undefined) return;
+    this.timer = setInterval(() => void this.tick(), this.pollMs);
+    this.timer.unref?.();
+  }
+
+  private disarmIfIdle(): void {
+    if (this.listeners.size === 0 && this.known.size === 0 && this.timer !== undefined) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  /** The runs to poll: every listener's, and every run that asked lately and is not yet killed. */
+  private watched(now: number): string[] {
+    const ids = new Set(this.listeners.keys());
+    for (const [id, k] of this.known) {
+      if (now - k.askedAt > this.idleMs) this.known.delete(id);
+      else if (k.flag === undefined) ids.add(id);
+    }
+    return [...ids];
+  }
+
   private async tick(): Promise<void> {
-    if (this.busy || this.listeners.size === 0) return;
+    if (this.busy) return;
+    const now = performance.now();
+    const ids = this.watched(now);
+    if (ids.length === 0) return this.disarmIfIdle();
     this.busy = true;
     try {
-      const ids = [...this.listeners.keys()];
       const flags =
         this.control.getKills !== undefined
           ? await this.control.getKills(ids)
           : (await Promise.all(ids.map((id) => this.control.getKill(id)))).filter(
               (f): f is KillFlag => f !== undefined,
             );
-      for (const f of flags) for (const l of [...(this.listeners.get(f.runId) ?? [])]) l(f);
+      for (const id of ids) {
+        const k = this.known.get(id);
+        if (k !== undefined && k.checkedAt < now) k.checkedAt = now;
+      }
+      for (const f of flags) {
+        const k = this.known.get(f.runId);
+        if (k !== undefined) k.flag = f;
+        for (const l of [...(this.listeners.get(f.runId) ?? [])]) l(f);
+      }
     } catch {
-      // A failed poll is retried on the next tick; the driver checks the flag itself before acting.
+      // A failed poll is retried on the next tick; `current` reads the store once answers age.
     } finally {
       this.busy = false;
     }

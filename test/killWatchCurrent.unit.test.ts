@@ -1,0 +1,104 @@
+/**
+ * `KillWatcher.current` answers "is this run killed?" from the watcher's poll: the first ask for
+ * a run reads the store (a kill set before the run started is seen), later asks read nothing,
+ * the one query per tick keeps the answer fresh, a stale answer falls back to one read, and runs
+ * that stop asking stop being polled.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { KillWatcher } from '../src/runtime/killWatch.js';
+import { openSqliteStore } from '../src/store/sqlite.js';
+import type { ControlStore, Store } from '../src/store/types.js';
+
+const stores: Store[] = [];
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.close();
+});
+
+/** A SQLite control store that counts single reads and batched polls (and the ids polled). */
+function counted(failPolls = false) {
+  const store = openSqliteStore(':memory:');
+  stores.push(store);
+  const n = { single: 0, batched: 0, polled: [] as string[][] };
+  const control: ControlStore = {
+    ...store.control,
+    getKill: async (id) => {
+      n.single += 1;
+      return store.control.getKill(id);
+    },
+    getKills: async (ids) => {
+      n.batched += 1;
+      n.polled.push([...ids]);
+      if (failPolls) throw new Error('store down');
+      return store.control.getKills?.(ids) ?? [];
+    },
+  };
+  return { store, control, n };
+}
+
+/** Waits until `cond` holds (generous deadline, no upper bound asserted). */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('kill watcher: current', () => {
+  it('reads the store on the first ask only, and sees a kill set before the run started', async () => {
+    const { store, control, n } = counted();
+    await store.control.setKill({ runId: 'early', reason: 'before start', at: 1 });
+    const w = new KillWatcher(control, 20, { maxAgeMs: 60_000 });
+    expect(await w.current('early')).toMatchObject({ reason: 'before start' });
+    expect(await w.current('r1')).toBeUndefined();
+    expect(n.single).toBe(2);
+    for (let i = 0; i < 100; i++) {
+      expect(await w.current('r1')).toBeUndefined();
+      expect(await w.current('early')).toMatchObject({ reason: 'before start' });
+    }
+    expect(n.single).toBe(2);
+  });
+
+  it('sees a kill set while running from the one poll per tick, without reading per ask', async () => {
+    const { store, control, n } = counted();
+    const w = new KillWatcher(control, 20, { maxAgeMs: 60_000 });
+    for (let i = 0; i < 50; i++) expect(await w.current(`r${i}`)).toBeUndefined();
+    await until(() => n.batched >= 2, 'two polls');
+    // One query names every run that asked.
+    expect(n.polled.at(-1)?.toSorted()).toEqual(
+      Array.from({ length: 50 }, (_, i) => `r${i}`).toSorted(),
+    );
+    await store.control.setKill({ runId: 'r7', reason: 'stop', at: 2 });
+    const polls = n.batched;
+    await until(() => n.batched >= polls + 2, 'a poll after the kill');
+    expect(await w.current('r7')).toMatchObject({ runId: 'r7', reason: 'stop' });
+    expect(await w.current('r8')).toBeUndefined();
+    expect(n.single).toBe(50);
+  });
+
+  it('reads the store again when the polls fall behind (here: they fail)', async () => {
+    const { store, control, n } = counted(true);
+    const w = new KillWatcher(control, 20);
+    expect(await w.current('r1')).toBeUndefined();
+    await store.control.setKill({ runId: 'r1', reason: 'stop', at: 3 });
+    await until(() => n.batched >= 3, 'failed polls');
+    expect(await w.current('r1')).toMatchObject({ reason: 'stop' });
+    expect(n.single).toBe(2);
+  });
+
+  it('stops polling runs that stopped asking, and then stops its timer', async () => {
+    const { control, n } = counted();
+    const w = new KillWatcher(control, 10, { idleMs: 50 });
+    await w.current('gone');
+    await until(() => n.batched >= 1, 'a poll');
+    const stop = w.watch('waiting', () => undefined);
+    await until(
+      () => n.polled.at(-1)?.join() === 'waiting',
+      'the idle run to leave the polled set',
+    );
+    stop();
+    const polls = n.batched;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(n.batched).toBeLessThanOrEqual(polls + 1);
+  });
+});
