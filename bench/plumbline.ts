@@ -6,16 +6,21 @@
  *     one raw append of the very same bytes wherever plumbline appended an event;
  *   - append-only: the same appends with the same concurrency and no model or effect.
  * Usage: node --import tsx bench/plumbline.ts --backend sqlite|sqlite-full|jetstream [--runs N]
- *        [--inflight C] [--latency L] [--profile]   (prints one `RESULT {json}` line)
+ *        [--inflight C] [--latency L] [--breakers on|off] [--log-file PATH|none] [--profile]
+ *        (prints one `RESULT {json}` line)
+ * The runtime is configured as users run it (issue 14): circuit breakers on and info logging to a
+ * file (by default `plumbline.log` in the bench's temporary directory); `--breakers off` and
+ * `--log-file none` measure the bare engine.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { Runtime, openSqliteStore, prepare, type Store } from '../src/index.js';
+import { Runtime, createLogger, openSqliteStore, prepare, type Store } from '../src/index.js';
+import { Breakers } from '../src/runtime/breakers.js';
 import { openJetStreamStore } from '../src/store/jetstream.js';
 import type { ModelClient } from '../src/model/types.js';
 import { startNatsServer, type NatsServerHandle } from '../test/helpers/natsServer.js';
@@ -42,8 +47,12 @@ const RUNS = numArg('runs', 1000);
 const INFLIGHT = numArg('inflight', 100);
 const LATENCY_RUNS = numArg('latency', 200);
 const WARMUP = Math.min(100, RUNS);
+const BREAKERS = arg('breakers', 'on') !== 'off';
 
 const dir = mkdtempSync(join(tmpdir(), 'plumbline-bench-'));
+const logArg = arg('log-file', join(dir, 'plumbline.log')) as string;
+const logFile = logArg === 'none' ? undefined : logArg;
+const logStream = logFile !== undefined ? createWriteStream(logFile, { flags: 'a' }) : undefined;
 const fake = await startFakeProcess('valid');
 let nats: NatsServerHandle | undefined;
 let store: Store;
@@ -57,7 +66,24 @@ if (backend === 'jetstream') {
 }
 const serverPids = nats !== undefined ? [serverPid(nats)] : [];
 const model = modelClient(fake.url);
-const rt = new Runtime({ store, model });
+const logger =
+  logStream !== undefined
+    ? createLogger({ level: 'info', destination: logStream, pretty: false })
+    : undefined;
+const rt = new Runtime({
+  store,
+  model,
+  ...(logger !== undefined ? { logger } : {}),
+  ...(BREAKERS ? { breakers: new Breakers(store.control, {}, logger) } : {}),
+});
+/** The configuration measured, printed with every result. */
+const config = { breakers: BREAKERS, log: logFile !== undefined ? 'info-file' : 'silent' };
+/** Closes the log file (after the runtime's last line) and reports its size. */
+async function closeLog(): Promise<number> {
+  if (logStream === undefined || logFile === undefined) return 0;
+  await new Promise<void>((resolve) => logStream.end(resolve));
+  return statSync(logFile).size;
+}
 const sink = join(dir, 'sink.jsonl');
 const p3 = prepare(threeStep(sink));
 const p1 = prepare(oneStep());
@@ -90,10 +116,13 @@ if (process.argv.includes('--profile')) {
   // Profiling the hot path only: stop before the baselines.
   emitResult({
     backend,
+    config,
+    load: load0,
     stepsPerSec: (RUNS * 3) / (plumb.wallMs / 1000),
     cpuPerRunMs: (plumbCpu.selfMs + plumbCpu.othersMs) / RUNS,
   });
   await store.close();
+  await closeLog();
   await fake.close();
   if (nats !== undefined) await nats[Symbol.asyncDispose]();
   rmSync(dir, { recursive: true, force: true });
@@ -133,6 +162,7 @@ const events3 = [...captured.entries()]
   .filter(([k]) => k.startsWith('m3-'))
   .reduce((n, [, v]) => n + v.length, 0);
 await store.close();
+const logBytes = await closeLog();
 
 // The raw log: one append per event, nothing else.
 type RawAppend = (runId: string, seq: number, body: string) => Promise<void>;
@@ -222,6 +252,8 @@ emitResult({
   backend,
   runs: RUNS,
   inflight: INFLIGHT,
+  config,
+  logBytes,
   events: events3,
   bytes,
   load: [load0, load2],
