@@ -101,4 +101,30 @@ describe('kill watcher: current', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(n.batched).toBeLessThanOrEqual(polls + 1);
   });
+
+  it('without a batched query, polls no asking run and reads the store once its answer is stale', async () => {
+    const store = openSqliteStore(':memory:');
+    stores.push(store);
+    let single = 0;
+    const control: ControlStore = {
+      setKill: (f) => store.control.setKill(f),
+      getKill: async (id) => {
+        single += 1;
+        return store.control.getKill(id);
+      },
+      getBreaker: (k) => store.control.getBreaker(k),
+      casBreaker: (k, v, r) => store.control.casBreaker(k, v, r),
+    };
+    const w = new KillWatcher(control, 10, { maxAgeMs: 30 });
+    for (let i = 0; i < 20; i++) expect(await w.current(`r${i}`)).toBeUndefined();
+    expect(await w.current('r0')).toBeUndefined();
+    expect(single).toBe(20);
+    await store.control.setKill({ runId: 'r0', reason: 'stop', at: 4 });
+    // Ticks pass without a read for the 20 runs; the next ask after maxAgeMs reads r0 alone.
+    const t = Date.now();
+    await until(() => Date.now() - t > 60, '60 ms');
+    expect(single).toBe(20);
+    expect(await w.current('r0')).toMatchObject({ reason: 'stop' });
+    expect(single).toBe(21);
+  });
 });

@@ -102,12 +102,17 @@ export class KillWatcher {
     }
   }
 
-  /** The runs to poll: every listener's, and every run that asked lately and is not yet killed. */
+  /**
+   * The runs to poll: every listener's, and every run that asked lately and is not yet killed
+   * when the store answers them in one query (else a poll would cost a read per run per tick,
+   * more than the asks it saves: `current` then reads the store once its answer is stale).
+   */
   private watched(now: number): string[] {
     const ids = new Set(this.listeners.keys());
+    const batched = this.control.getKills !== undefined;
     for (const [id, k] of this.known) {
       if (now - k.askedAt > this.idleMs) this.known.delete(id);
-      else if (k.flag === undefined) ids.add(id);
+      else if (batched && k.flag === undefined) ids.add(id);
     }
     return [...ids];
   }
