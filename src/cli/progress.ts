@@ -4,6 +4,8 @@
  */
 import type { StoredEnvelope } from '../machines/events.js';
 import type { MachineGraph } from '../machines/graph.js';
+import { definitionOf, knownDefinition } from '../store/definitions.js';
+import type { DefinitionStore } from '../store/types.js';
 import { usd } from './format.js';
 
 /** What the line shows for one run. */
@@ -25,7 +27,20 @@ export function stepsOf(definition: unknown): string[] {
   return g.nodes.filter((n) => n.parent === 'run' && n.type === 'compound').map((n) => n.key);
 }
 
-/** Folds an envelope into a run line. */
+/**
+ * Looks up the graph of a run that `e` starts, so that {@link updateLine} (synchronous) can show
+ * its steps: a log written with `definition: null` keeps the graph in the store's definitions.
+ * A failed lookup only leaves the bar without steps.
+ */
+export async function learnSteps(
+  store: { definitions: DefinitionStore },
+  e: StoredEnvelope,
+): Promise<void> {
+  if (e.event.type !== 'run.started') return;
+  await definitionOf(store, e.event).catch(() => undefined);
+}
+
+/** Folds an envelope into a run line (steps from the graph known for its machine hash). */
 export function updateLine(line: RunLine | undefined, e: StoredEnvelope): RunLine {
   const base: RunLine =
     line ??
@@ -33,7 +48,7 @@ export function updateLine(line: RunLine | undefined, e: StoredEnvelope): RunLin
       ? {
           runId: e.runId,
           pipeline: e.event.pipeline,
-          steps: stepsOf(e.event.definition),
+          steps: stepsOf(knownDefinition(e.event) ?? null),
           step: null,
           attempt: 0,
           costUsd: 0,

@@ -7,7 +7,7 @@ import { isTerminal } from '../machines/fold.js';
 import { sleep } from '../runtime/clock.js';
 import type { Store } from '../store/types.js';
 import { replayLine } from './format.js';
-import { renderLine, updateLine, type RunLine } from './progress.js';
+import { learnSteps, renderLine, updateLine, type RunLine } from './progress.js';
 
 /** Options of {@link watch}. */
 export interface WatchOptions {
@@ -42,6 +42,7 @@ export async function watch(store: Store, o: WatchOptions): Promise<string | nul
     while (!o.signal.aborted) {
       const batch = await store.log.read(o.runId, next);
       for (const e of batch) {
+        if (!o.json) await learnSteps(store, e);
         show(e);
         next = e.seq + 1;
         status = e.state.status;
@@ -64,6 +65,7 @@ export async function watch(store: Store, o: WatchOptions): Promise<string | nul
   while (!o.signal.aborted) {
     const page = await store.log.readAll(pos, 1000);
     for (const e of page) {
+      if (!o.json) await learnSteps(store, e);
       show(e);
       pos = e.pos;
     }

@@ -54,6 +54,7 @@ import {
   type NatsConnectOptions,
 } from './natsConnect.js';
 import { BLOB_HEADER, jetstreamBlobs } from './jetstreamBlobs.js';
+import { kvDefinitions } from './jetstreamDefinitions.js';
 import { kvCas, kvControl } from './jetstreamKv.js';
 import { kvLeases } from './jetstreamLeases.js';
 import { kvPools } from './jetstreamPools.js';
@@ -172,7 +173,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
   let jsm: JetStreamManager;
   let jsmRead: JetStreamManager;
   let poolBucket: KV;
-  let runs: KV, snaps: KV, effects: KV, kills: KV, breakers: KV, leaseBucket: KV;
+  let runs: KV, snaps: KV, effects: KV, kills: KV, breakers: KV, leaseBucket: KV, defs: KV;
   try {
     js = jetstream(nc, { timeout });
     try {
@@ -190,13 +191,14 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     const kvm = new Kvm(js);
     const bucket = (n: string): Promise<KV> =>
       kvm.create(`${prefix}_${n}`, { history: 1, replicas, storage: StorageType.File, timeout });
-    [runs, snaps, effects, kills, breakers, leaseBucket] = await Promise.all([
+    [runs, snaps, effects, kills, breakers, leaseBucket, defs] = await Promise.all([
       bucket('runs'),
       bucket('snapshots'),
       bucket('effects'),
       bucket('kills'),
       bucket('breakers'),
       bucket('leases'),
+      bucket('definitions'),
     ]);
     poolBucket = await bucket('pools');
   } catch (e) {
@@ -636,6 +638,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     ledger,
     control,
     leases: kvLeases(link, leaseBucket),
+    definitions: kvDefinitions(link, defs),
     pools: kvPools(link, poolBucket),
     stats,
     connection: nc,

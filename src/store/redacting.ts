@@ -6,12 +6,19 @@
 import { envelopeHash, link } from '../machines/chain.js';
 import type { NewEnvelope } from '../machines/events.js';
 import { redactValue, secretValues } from '../runtime/redact.js';
-import type { ControlStore, EffectLedger, EventLog, ExpectedVersion, Store } from './types.js';
+import type {
+  ControlStore,
+  DefinitionStore,
+  EffectLedger,
+  EventLog,
+  ExpectedVersion,
+  Store,
+} from './types.js';
 
 /**
- * Wraps `store` so that appended envelopes, saved snapshots, recorded effect results, kill
- * reasons and breaker records are scrubbed of `secrets` (values shorter than 8 characters are
- * ignored). Reads and every other member pass through unchanged. Returns `store` itself when
+ * Wraps `store` so that appended envelopes, machine graphs, saved snapshots, recorded effect
+ * results, kill reasons and breaker records are scrubbed of `secrets` (values shorter than 8
+ * characters are ignored). Reads and every other member pass through unchanged. Returns `store` itself when
  * there is no secret. A chained batch (`prev` set) that had to be scrubbed is re-linked, and
  * the next batch's `prev`, which its writer derived from the unscrubbed envelope, is mapped
  * to the stored one, so `verify` still finds an unbroken chain.
@@ -42,7 +49,10 @@ export function redactingStore(store: Store, secrets: readonly string[]): Store 
     setKill: (...args) => store.control.setKill(...replaced(args, 0, clean(args[0]))),
     casBreaker: (...args) => store.control.casBreaker(...replaced(args, 1, clean(args[1]))),
   });
-  return overlay<Store>(store, { log, ledger, control });
+  const definitions = overlay<DefinitionStore>(store.definitions, {
+    put: (...args) => store.definitions.put(...replaced(args, 1, clean(args[1]))),
+  });
+  return overlay<Store>(store, { log, ledger, control, definitions });
 }
 
 /**

@@ -9,12 +9,14 @@ import type Database from 'better-sqlite3';
 import { CorruptEventError, UsageError, VersionConflictError } from '../errors.js';
 import { NewEnvelope, StoredEnvelope, type RunStarted } from '../machines/events.js';
 import { asStoreFault, fileIdentity, openSqliteFile, type FileIdentity } from './sqliteFaults.js';
+import { sqliteDefinitions } from './sqliteDefinitions.js';
 import { sqliteLeases } from './sqliteLeases.js';
 import { sqlitePools } from './sqlitePools.js';
 import { LIST_INDEXES, listRunRows } from './sqliteList.js';
 import { sqliteRollup } from './sqliteRollup.js';
 import type {
   ControlStore,
+  DefinitionStore,
   EffectClaim,
   EffectLedger,
   EventLog,
@@ -140,6 +142,7 @@ const READS = new Set([
   'getKill',
   'getBreaker',
   'holders',
+  'get',
 ]);
 
 /**
@@ -421,9 +424,11 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
 
   let leases: LeaseStore;
   let pools: PoolStore;
+  let definitions: DefinitionStore;
   try {
     leases = sqliteLeases(db);
     pools = sqlitePools(db);
+    definitions = sqliteDefinitions(db, readonly);
   } catch (e) {
     db.close();
     throw asStoreFault(e, path);
@@ -435,6 +440,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     control: guarded(control, path, identity),
     leases: guarded(leases, path, identity),
     pools: guarded(pools, path, identity),
+    definitions: guarded(definitions, path, identity),
     async close() {
       if (db.open) db.close();
     },

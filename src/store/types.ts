@@ -200,6 +200,17 @@ export interface LeaseStore {
   holders(runIds: readonly string[]): Promise<Map<string, LeaseHolder>>;
 }
 
+/**
+ * Machine graphs by machine hash, written once per machine instead of into every
+ * `run.started` (see `definitions.ts`: `recordDefinition`, `definitionOf`).
+ */
+export interface DefinitionStore {
+  /** Stores `graph` under `hash` (idempotent: the first write wins, a later one is ignored). */
+  put(hash: string, graph: unknown): Promise<void>;
+  /** The graph stored under `hash`, or undefined. */
+  get(hash: string): Promise<unknown>;
+}
+
 /** The caps of a spending pool: what is left of a parent run's limits for its children. */
 export interface PoolCaps {
   budgetUsd: number | null;
@@ -243,6 +254,7 @@ export interface PoolStore {
 export interface Store {
   readonly kind: 'sqlite' | 'jetstream';
   readonly log: EventLog;
+  readonly definitions: DefinitionStore;
   readonly ledger: EffectLedger;
   readonly control: ControlStore;
   readonly leases: LeaseStore;

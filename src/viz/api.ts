@@ -8,7 +8,8 @@ import { RunStatus, type StoredEnvelope } from '../machines/events.js';
 import { machineHash, type MachineGraph } from '../machines/graph.js';
 import type { RunMachine } from '../machines/compile.js';
 import type { Prepared } from '../runtime/prepare.js';
-import type { EventLog, RunSummary } from '../store/types.js';
+import { definitionOf } from '../store/definitions.js';
+import type { DefinitionStore, EventLog, RunSummary } from '../store/types.js';
 import { HttpError, intParam } from './http.js';
 import { layoutGraph, type ChartLayout } from './layout.js';
 import { pathSteps, summarizePath, type PathStep } from './path.js';
@@ -192,18 +193,24 @@ export interface RunChartSource {
   machine: RunMachine | null;
 }
 
-/** The graph (and, when loaded, the machine) of a run, from its first envelope. */
-export function graphOfRun(
+/**
+ * The graph (and, when loaded, the machine) of a run, from its first envelope: the graph it
+ * carries, else the one `definitions` holds for its machine hash (written once per machine).
+ */
+export async function graphOfRun(
   first: StoredEnvelope | undefined,
   pipelines: ReadonlyMap<string, Prepared>,
-): RunChartSource {
+  definitions: DefinitionStore | undefined,
+): Promise<RunChartSource> {
   if (first?.event.type !== 'run.started') return { graph: null, source: null, machine: null };
   const started = first.event;
   const loaded = [...pipelines.values()].find(
     (p) => p.pipeline.name === started.pipeline && p.hash === started.machineHash,
   );
   const machine = loaded?.machine ?? null;
-  const recorded = asGraph(started.definition);
+  const recorded = asGraph(
+    definitions === undefined ? started.definition : await definitionOf({ definitions }, started),
+  );
   if (recorded !== null) return { graph: recorded, source: 'recorded', machine };
   return loaded === undefined
     ? { graph: null, source: null, machine }
@@ -217,6 +224,7 @@ export async function getRun(
   pipelines: ReadonlyMap<string, Prepared>,
   runId: string,
   now: number,
+  definitions?: DefinitionStore,
 ): Promise<unknown> {
   const summary = await log.getRun(checkRunId(runId));
   if (summary === undefined)
@@ -225,7 +233,7 @@ export async function getRun(
       `unknown run id '${runId}': see GET /api/runs for the runs in this store`,
     );
   const envelopes = await log.read(runId, 1);
-  const { graph, source, machine } = graphOfRun(envelopes[0], pipelines);
+  const { graph, source, machine } = await graphOfRun(envelopes[0], pipelines, definitions);
   const first = envelopes[0]?.event;
   return {
     run: rowOf(summary, now),

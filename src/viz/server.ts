@@ -76,6 +76,7 @@ function logOf(store: Store | EventLog): EventLog {
  */
 export async function startVizServer(opts: VizServerOptions): Promise<VizServer> {
   const log = logOf(opts.store);
+  const definitions = 'definitions' in opts.store ? opts.store.definitions : undefined;
   const logger = opts.logger ?? silentLogger;
   const pipelines: ReadonlyMap<string, Prepared> = opts.pipelines ?? new Map();
   const now = opts.now ?? Date.now;
@@ -83,6 +84,7 @@ export async function startVizServer(opts: VizServerOptions): Promise<VizServer>
   const tail = new StoreTail(log, opts.pollMs ?? 250, logger);
   const sse: SseContext = {
     log,
+    definitions,
     tail,
     pipelines,
     heartbeatMs: opts.heartbeatMs ?? 15_000,
@@ -109,7 +111,7 @@ export async function startVizServer(opts: VizServerOptions): Promise<VizServer>
       return sendJson(
         res,
         200,
-        await getRun(log, charts, pipelines, decodePart(m[1] ?? '', 'run id'), now()),
+        await getRun(log, charts, pipelines, decodePart(m[1] ?? '', 'run id'), now(), definitions),
       );
     if (path === '/api/pipelines') return sendJson(res, 200, await listPipelines(log, pipelines));
     m = /^\/api\/pipelines\/([^/]+)\/chart$/.exec(path);

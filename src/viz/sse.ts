@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { MachineGraph } from '../machines/graph.js';
 import type { Prepared } from '../runtime/prepare.js';
-import type { EventLog, PositionedEnvelope } from '../store/types.js';
+import type { DefinitionStore, EventLog, PositionedEnvelope } from '../store/types.js';
 import type { StoredEnvelope } from '../machines/events.js';
 import { checkRunId, graphOfRun } from './api.js';
 import { HttpError, intParam } from './http.js';
@@ -19,6 +19,8 @@ import { EdgeTracer } from './trace.js';
 /** What an SSE connection needs. */
 export interface SseContext {
   log: EventLog;
+  /** Machine graphs by hash (absent when the server was given only an event log). */
+  definitions: DefinitionStore | undefined;
   tail: StoreTail;
   pipelines: ReadonlyMap<string, Prepared>;
   heartbeatMs: number;
@@ -139,7 +141,7 @@ async function stream(
     const all = await ctx.log.read(runId, 1);
     if (isClosed()) return;
     const first = all[0];
-    const { graph, machine } = graphOfRun(first, ctx.pipelines);
+    const { graph, machine } = await graphOfRun(first, ctx.pipelines, ctx.definitions);
     const tracer =
       machine !== null && first?.event.type === 'run.started'
         ? new EdgeTracer(machine, runId, first.event, first.at)

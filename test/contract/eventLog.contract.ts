@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isVersionConflict, VersionConflictError } from '../../src/errors.js';
 import type { RunFilter, Store } from '../../src/store/types.js';
 import { started, stepDone } from '../helpers/envelopes.js';
+import { describeDefinitions } from './definitions.contract.js';
 import { describePools } from './pools.contract.js';
 
 let counter = 0;
@@ -54,6 +55,8 @@ export function describeStore(
       });
       expect(run?.endedAt).not.toBeNull();
     });
+
+    describeDefinitions(() => store, rid);
 
     it('reads nothing for an unknown run', async () => {
       expect(await store.log.read(rid())).toEqual([]);
