@@ -55,6 +55,7 @@ function tokenDetail(ctx: RunContext, which: 'inputTokens' | 'outputTokens'): st
 
 function parkDetail(ctx: RunContext, reason: ParkReason): string {
   const p = ctx.pending;
+  if (p?.pool?.refused !== undefined) return p.pool.detail ?? `a parent's ${p.pool.refused} cap`;
   switch (reason) {
     case 'budget': {
       const which = budgetCrossed(ctx);
@@ -91,6 +92,7 @@ export const actions = {
         inputTokens: event.estimate.inputTokens,
         maxTokens: event.estimate.maxTokens,
         breaker: event.breaker,
+        ...(event.pool !== undefined ? { pool: event.pool } : {}),
       },
     };
   }),
@@ -191,6 +193,85 @@ export const actions = {
       error: { step: context.step, kind, message: last.message ?? '', status: last.status ?? null },
     };
   }),
+  recordRoute: assign(({ context, event }: Args) => {
+    if (event.type !== 'ROUTE') return {};
+    return { outputs: { ...context.outputs, [event.step]: event.branch } };
+  }),
+  recordChildren: assign(({ context, event }: Args) => {
+    if (event.type !== 'CHILDREN_STARTED') return {};
+    return {
+      children: { ...context.children, [event.step]: event.count },
+      outputs: { ...context.outputs, [event.step]: {} },
+    };
+  }),
+  recordChildrenDone: assign(({ context, event }: Args, p: { single: boolean }) => {
+    if (event.type !== 'CHILDREN_DONE') return {};
+    const first = event.errors[0];
+    return {
+      ...addCost(context, event.step, event.costUsd),
+      iterations: context.iterations + event.iterations,
+      outputs: {
+        ...context.outputs,
+        [event.step]: p.single ? (event.results[0] ?? null) : event.results,
+      },
+      last:
+        event.failed && first !== undefined
+          ? {
+              retryable: false,
+              kind: 'child',
+              message: `${event.errors.length} of ${event.results.length} children failed; first: #${first.index}: ${first.message}`,
+            }
+          : null,
+    };
+  }),
+  recordBranch: assign(({ context, event }: Args) => {
+    if (event.type !== 'BRANCH_DONE') return {};
+    // A branch reported again (after the parent resumed) replaces its share: never counted twice.
+    const key = `${event.step}/${event.branch}`;
+    const before = context.childShare?.[key] ?? { usd: 0, iterations: 0 };
+    const out = (context.outputs[event.step] ?? {}) as Record<string, unknown>;
+    const outcome = event.ok
+      ? { ok: true, value: event.result ?? null }
+      : { ok: false, error: event.error ?? 'failed' };
+    return {
+      ...addCost(context, event.step, event.costUsd - before.usd),
+      iterations: context.iterations + event.iterations - before.iterations,
+      childShare: {
+        ...context.childShare,
+        [key]: { usd: event.costUsd, iterations: event.iterations },
+      },
+      outputs: { ...context.outputs, [event.step]: { ...out, [event.branch]: outcome } },
+    };
+  }),
+  joinBranches: assign(({ context }: Args, p: { step: string; collect: boolean }) => {
+    if (p.collect) return {};
+    const out = (context.outputs[p.step] ?? {}) as Record<string, { value?: unknown }>;
+    const values = Object.fromEntries(Object.entries(out).map(([k, o]) => [k, o.value ?? null]));
+    return { outputs: { ...context.outputs, [p.step]: values } };
+  }),
+  failBranches: assign(({ context }: Args, p: { step: string }) => {
+    const out = (context.outputs[p.step] ?? {}) as Record<string, { ok?: boolean; error?: string }>;
+    const failed = Object.entries(out).filter(([, o]) => o.ok === false);
+    const [k, o] = failed[0] ?? ['?', { error: '' }];
+    return {
+      last: {
+        retryable: false,
+        kind: 'branch',
+        message: `${failed.length} branch(es) failed; first: '${k}': ${o.error ?? ''}`,
+      },
+    };
+  }),
+  parkChildren: assign(({ context, event }: Args) => {
+    if (event.type !== 'CHILDREN_PARKED') return {};
+    return {
+      parked: {
+        step: context.step ?? event.step,
+        reason: event.reason,
+        detail: `child ${event.child}: ${event.detail}`,
+      },
+      pending: null,
+    };
+  }),
   kill: assign(({ event }: Args) =>
     event.type === 'KILL' ? { killed: { reason: event.reason } } : {},
   ),
@@ -199,6 +280,7 @@ export const actions = {
     return {
       parked: null,
       limits: {
+        ...context.limits,
         budgetUsd: event.budgetUsd ?? context.limits.budgetUsd,
         maxIterations: event.maxIterations ?? context.limits.maxIterations,
         deadlineAt: event.deadlineAt ?? context.limits.deadlineAt,

@@ -9,6 +9,7 @@ import { initialContext, type RunContext, type RunInput } from './context.js';
 import type { MachineEvent } from './events.js';
 import { guards } from './guards.js';
 import type { EffectStep, LlmStep, Pipeline, Step, TransformStep } from './pipeline.js';
+import { machineSteps, type ChildStep, type ParallelStep, type RouteStep } from './constructs.js';
 
 /** Defaults applied when a step leaves them out (part of the machine, so part of its hash). */
 export const STEP_DEFAULTS = {
@@ -152,7 +153,120 @@ function transformStates(s: TransformStep, next: string | null): StateConfig {
   };
 }
 
-function stepStates(s: Step, next: string | null, maxTransport: number): StateConfig {
+/** A route: one guarded transition per branch, to its first step (or the join, if empty). */
+function routeStates(
+  s: RouteStep,
+  next: string | null,
+  states: Record<string, StateConfig>,
+  maxTransport: number,
+): StateConfig {
+  const choices = Object.entries(s.branches).map(([branch, seq]) => {
+    compileSeq(seq, next, states, maxTransport);
+    return {
+      guard: { type: 'branchIs', params: { branch } },
+      target: target(seq[0]?.name ?? next),
+      actions: 'recordRoute',
+    };
+  });
+  return {
+    entry: enter(s.name),
+    initial: 'ready',
+    states: { ready: { on: { ROUTE: choices, SKIP: skipOn(next), STEP_FAILED: stepFailed } } },
+  };
+}
+
+/** While a child step's runs work, the parent waits here; a parked child parks it. */
+const childParked = { CHILDREN_PARKED: { target: '#run.parked', actions: 'parkChildren' } };
+
+/** A map or call: make the children, wait for all of them, take their results. */
+function childrenStates(s: ChildStep, next: string | null): StateConfig {
+  if (s.kind === 'parallel') return parallelStates(s, next);
+  // A call's output is its child's result; a map's, the array of results.
+  const done = { type: 'recordChildrenDone', params: { single: s.kind === 'call' } };
+  return {
+    entry: enter(s.name),
+    initial: 'ready',
+    states: {
+      ready: {
+        on: {
+          CHILDREN_STARTED: { target: 'waiting', actions: 'recordChildren' },
+          SKIP: skipOn(next),
+          STEP_FAILED: stepFailed,
+        },
+      },
+      waiting: {
+        on: {
+          CHILDREN_DONE: [
+            { guard: 'childrenOk', target: target(next), actions: done },
+            { target: '#run.failed', actions: [done, 'fail'] },
+          ],
+          ...childParked,
+        },
+      },
+    },
+  };
+}
+
+/** Parallel branches: an XState parallel state, one region per branch, joined when all are done. */
+function parallelStates(s: ParallelStep, next: string | null): StateConfig {
+  const collect = (s.onBranchError ?? 'fail') === 'collect';
+  const regions = Object.fromEntries(
+    Object.keys(s.branches).map((branch) => [
+      branch,
+      {
+        initial: 'running',
+        states: {
+          running: {
+            on: {
+              BRANCH_DONE: {
+                guard: { type: 'branchIs', params: { branch } },
+                target: 'done',
+                actions: 'recordBranch',
+              },
+            },
+          },
+          done: { type: 'final' },
+        },
+      },
+    ]),
+  );
+  return {
+    entry: enter(s.name),
+    initial: 'ready',
+    states: {
+      ready: {
+        on: {
+          CHILDREN_STARTED: { target: 'branches', actions: 'recordChildren' },
+          SKIP: skipOn(next),
+          STEP_FAILED: stepFailed,
+        },
+      },
+      branches: {
+        type: 'parallel',
+        states: regions,
+        on: childParked,
+        onDone: [
+          {
+            guard: { type: 'branchesOk', params: { step: s.name, collect } },
+            target: target(next),
+            actions: { type: 'joinBranches', params: { step: s.name, collect } },
+          },
+          {
+            target: '#run.failed',
+            actions: [{ type: 'failBranches', params: { step: s.name } }, 'fail'],
+          },
+        ],
+      },
+    },
+  };
+}
+
+function stepStates(
+  s: Step,
+  next: string | null,
+  maxTransport: number,
+  states: Record<string, StateConfig>,
+): StateConfig {
   switch (s.kind) {
     case 'llm':
       return llmStates(s, next, maxTransport);
@@ -160,7 +274,29 @@ function stepStates(s: Step, next: string | null, maxTransport: number): StateCo
       return effectStates(s, next);
     case 'step':
       return transformStates(s, next);
+    case 'route':
+      return routeStates(s, next, states, maxTransport);
+    case 'parallel':
+    case 'map':
+    case 'call':
+      return childrenStates(s, next);
   }
+}
+
+/**
+ * Adds the states of a sequence of steps, each leading to the next and the last to `after`
+ * (a route's branches are sequences that lead to the step after the route).
+ */
+function compileSeq(
+  seq: readonly Step[],
+  after: string | null,
+  states: Record<string, StateConfig>,
+  maxTransport: number,
+): void {
+  seq.forEach((s, i) => {
+    states[s.name] = {}; // keeps the order: a route's state before its branches' states
+    states[s.name] = stepStates(s, seq[i + 1]?.name ?? after, maxTransport, states);
+  });
 }
 
 /** The run machine type. */
@@ -168,12 +304,10 @@ export type RunMachine = AnyStateMachine;
 
 /** Compiles `pipeline` into its run machine (same pipeline, same machine, same hash). */
 export function compilePipeline(pipeline: Pipeline): RunMachine {
-  const names = pipeline.steps.map((s) => s.name);
   const maxTransport = pipeline.retry?.maxAttempts ?? STEP_DEFAULTS.maxTransportAttempts;
   const states: Record<string, StateConfig> = {};
-  pipeline.steps.forEach((s, i) => {
-    states[s.name] = stepStates(s, names[i + 1] ?? null, maxTransport);
-  });
+  compileSeq(pipeline.steps, null, states, maxTransport);
+  const names = machineSteps(pipeline.steps).map((s) => s.name);
   states.completed = { type: 'final' };
   states.failed = { type: 'final' };
   states.killed = { type: 'final' };
@@ -194,7 +328,7 @@ export function compilePipeline(pipeline: Pipeline): RunMachine {
   }).createMachine({
     id: 'run',
     context: ({ input }: { input: RunInput }) => initialContext(input),
-    initial: names[0] as string,
+    initial: pipeline.steps[0]?.name as string,
     on: { KILL: { target: '.killed', actions: 'kill' } },
     states: states as never,
   } as never);

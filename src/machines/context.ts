@@ -15,6 +15,8 @@ export interface RunLimits {
   maxInputTokens?: number | null | undefined;
   /** Cap on output tokens over the run (absent: none). */
   maxOutputTokens?: number | null | undefined;
+  /** A child run's ancestors' spending pools (absent: not a child, or no caps above it). */
+  pools?: string[] | undefined;
 }
 
 /** Counters of one step. */
@@ -35,6 +37,8 @@ export interface RunInput {
   input: unknown;
   limits: RunLimits;
   startedAt: number;
+  /** Outputs the run starts with (a parallel branch sees its parent's). */
+  outputs?: Record<string, unknown> | undefined;
 }
 
 /** The attempt being judged by the limits guard (the ATTEMPT event's payload). */
@@ -48,6 +52,10 @@ export interface PendingAttempt {
   /** The call's `max_tokens`: its output bound. */
   maxTokens?: number;
   breaker: 'closed' | 'open' | 'half_open';
+  /** An ancestor's pool refused the call (a child run): park as over that cap. */
+  pool?:
+    | { key: string; refused?: 'budget' | 'iterations' | undefined; detail?: string | undefined }
+    | undefined;
 }
 
 /** The run machine's context. */
@@ -91,6 +99,13 @@ export interface RunContext {
   parked: { step: string; reason: ParkReason; detail: string } | null;
   error: { step: string | null; kind: string; message: string; status: number | null } | null;
   killed: { reason: string } | null;
+  /** Child runs made by each parallel, map or call step (absent: none yet). */
+  children?: Record<string, number>;
+  /**
+   * What each parallel branch's child added to `costUsd` and `iterations` (by `step/branch`), so
+   * a branch reported again after a resume replaces its share instead of adding it twice.
+   */
+  childShare?: Record<string, { usd: number; iterations: number }>;
 }
 
 /** The initial context for a run. */
@@ -101,7 +116,7 @@ export function initialContext(input: RunInput): RunContext {
     startedAt: input.startedAt,
     limits: input.limits,
     step: null,
-    outputs: {},
+    outputs: input.outputs ?? {},
     skipped: {},
     attempts: {},
     iterations: 0,

@@ -22,6 +22,15 @@ export type ParkReason = z.infer<typeof ParkReason>;
 export const BreakerView = z.enum(['closed', 'open', 'half_open']);
 export type BreakerView = z.infer<typeof BreakerView>;
 
+/** Where a child run belongs: its parent run, the step, and the item index or branch key. */
+export const ChildOf = z.object({
+  runId: z.string(),
+  step: z.string(),
+  /** The item's index (map), the branch key (parallel), or null (call). */
+  part: z.union([z.number().int().nonnegative(), z.string()]).nullable(),
+});
+export type ChildOf = z.infer<typeof ChildOf>;
+
 /** The first event of every run: what ran, with which definition, input and limits. */
 export const RunStarted = z.object({
   type: z.literal('run.started'),
@@ -40,9 +49,18 @@ export const RunStarted = z.object({
     /** Token caps (absent in logs written before they existed: none). */
     maxInputTokens: z.number().int().positive().nullable().optional(),
     maxOutputTokens: z.number().int().positive().nullable().optional(),
+    /**
+     * The spending pools of the ancestors whose caps cover this child run (see `pools` in the
+     * store): each call reserves in all of them first. Absent for a run without a parent.
+     */
+    pools: z.array(z.string()).optional(),
   }),
   /** When set, the run was forked from another run's log. */
   forkedFrom: z.object({ runId: z.string(), seq: z.number().int() }).nullable().default(null),
+  /** When set, the run is a child (a parallel branch, a map item, a call) of another run. */
+  parent: ChildOf.optional(),
+  /** Outputs the run starts with (a parallel branch sees its parent's outputs). */
+  outputs: z.record(z.string(), z.unknown()).optional(),
 });
 export type RunStarted = z.infer<typeof RunStarted>;
 
@@ -65,6 +83,17 @@ export const MachineEvent = z.discriminatedUnion('type', [
     }),
     breaker: BreakerView,
     model: z.string(),
+    /**
+     * A child run's reservation in its ancestors' spending pools (`key`), or their refusal (its
+     * budget or its call cap: the run parks like one over its own cap). Absent: no pool.
+     */
+    pool: z
+      .object({
+        key: z.string(),
+        refused: z.enum(['budget', 'iterations']).optional(),
+        detail: z.string().optional(),
+      })
+      .optional(),
   }),
   /** A model answered (HTTP 200); `verdict` says whether its output passed the schema. */
   z.object({
@@ -136,6 +165,45 @@ export const MachineEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('STEP_DONE'), ...stepRef, output: z.unknown() }),
   /** A transform step threw. */
   z.object({ type: z.literal('STEP_FAILED'), ...stepRef, message: z.string() }),
+  /** A route took this branch (its choice, recorded). */
+  z.object({ type: z.literal('ROUTE'), ...stepRef, branch: z.string() }),
+  /** A parallel, map or call step made its child runs (ids derived from the run id). */
+  z.object({
+    type: z.literal('CHILDREN_STARTED'),
+    ...stepRef,
+    count: z.number().int().nonnegative(),
+  }),
+  /** One parallel branch's child run ended. Its cost and calls roll up into this run. */
+  z.object({
+    type: z.literal('BRANCH_DONE'),
+    ...stepRef,
+    branch: z.string(),
+    ok: z.boolean(),
+    result: z.unknown().optional(),
+    error: z.string().optional(),
+    costUsd: z.number().nonnegative(),
+    iterations: z.number().int().nonnegative(),
+  }),
+  /** Every child of a map or call step ended: results in input order, cost and calls rolled up. */
+  z.object({
+    type: z.literal('CHILDREN_DONE'),
+    ...stepRef,
+    /** A result per child (`Collected` outcomes when errors are collected). */
+    results: z.array(z.unknown()),
+    /** The failed children (index and message); the step fails on any unless collecting. */
+    errors: z.array(z.object({ index: z.number().int(), message: z.string() })),
+    failed: z.boolean(),
+    costUsd: z.number().nonnegative(),
+    iterations: z.number().int().nonnegative(),
+  }),
+  /** A child parked (a limit of this run's covered it) and none is still running: park too. */
+  z.object({
+    type: z.literal('CHILDREN_PARKED'),
+    ...stepRef,
+    reason: ParkReason,
+    detail: z.string(),
+    child: z.string(),
+  }),
   /** Manual kill: the run stops for good. */
   z.object({ type: z.literal('KILL'), reason: z.string() }),
   /** Resume a parked run, optionally with raised limits. */

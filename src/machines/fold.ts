@@ -14,7 +14,13 @@ export type RunSnapshot = AnyMachineSnapshot & { context: RunContext };
 
 /** The machine input a `run.started` event describes. */
 export function runInputOf(runId: string, started: RunStarted, at: number): RunInput {
-  return { runId, input: started.input, limits: started.limits, startedAt: at };
+  return {
+    runId,
+    input: started.input,
+    limits: started.limits,
+    startedAt: at,
+    ...(started.outputs !== undefined ? { outputs: started.outputs } : {}),
+  };
 }
 
 /** The initial snapshot of a run. */
@@ -89,8 +95,11 @@ export function phaseOf(snapshot: RunSnapshot): { step: string; phase: string } 
   const v = snapshot.value;
   if (typeof v !== 'object' || v === null) return null;
   const [stepName, inner] = Object.entries(v as Record<string, unknown>)[0] ?? [];
-  if (stepName === undefined || typeof inner !== 'string') return null;
-  return { step: stepName, phase: inner };
+  if (stepName === undefined) return null;
+  if (typeof inner === 'string') return { step: stepName, phase: inner };
+  // A parallel step's `branches` state holds one region per branch.
+  const [phase] = typeof inner === 'object' && inner !== null ? Object.keys(inner) : [];
+  return phase === undefined ? null : { step: stepName, phase };
 }
 
 /** Deep equality for JSON values (state values and recorded summaries). */

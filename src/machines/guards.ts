@@ -14,6 +14,7 @@ export function breakerOpen({ context }: Args): boolean {
 
 /** Another call would exceed the run's model-call cap. */
 export function overIterations({ context }: Args): boolean {
+  if (context.pending?.pool?.refused === 'iterations') return true;
   const max = context.limits.maxIterations;
   return max !== null && context.iterations >= max;
 }
@@ -59,7 +60,24 @@ export function budgetCrossed(context: RunContext): BudgetLimit | null {
  * (one guard, so the compiled machine is the same with or without token caps).
  */
 export function overBudget({ context }: Args): boolean {
-  return budgetCrossed(context) !== null;
+  return context.pending?.pool?.refused === 'budget' || budgetCrossed(context) !== null;
+}
+
+/** The route's choice (or the reported branch) is this branch. */
+export function branchIs({ event }: Args, p: { branch: string }): boolean {
+  return (event.type === 'ROUTE' || event.type === 'BRANCH_DONE') && event.branch === p.branch;
+}
+
+/** The children's outcome does not fail the step. */
+export function childrenOk({ event }: Args): boolean {
+  return event.type === 'CHILDREN_DONE' && !event.failed;
+}
+
+/** Every parallel branch succeeded, or their errors are collected. */
+export function branchesOk({ context }: Args, p: { step: string; collect: boolean }): boolean {
+  if (p.collect) return true;
+  const out = context.outputs[p.step] as Record<string, unknown> | undefined;
+  return !Object.values(out ?? {}).some((o) => (o as { ok?: unknown } | null)?.ok === false);
 }
 
 /** The last answer passed the schema. */
@@ -110,4 +128,7 @@ export const guards = {
   canReask,
   canRetry,
   parkedIn,
+  branchIs,
+  childrenOk,
+  branchesOk,
 };

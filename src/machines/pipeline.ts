@@ -6,6 +6,14 @@ import type { z } from 'zod';
 import { UsageError } from '../errors.js';
 import { resolveRetryPolicy } from '../model/retry.js';
 import type { CacheTtl, Price, RetryPolicy, StructuredMode } from '../model/types.js';
+import {
+  DEFAULT_MAP_CONCURRENCY,
+  machineSteps,
+  type CallStep,
+  type MapStep,
+  type ParallelStep,
+  type RouteStep,
+} from './constructs.js';
 
 /** The outputs a step sees when its pipeline does not type them: any name, unknown values. */
 export type UntypedOutputs = Record<string, unknown>;
@@ -108,8 +116,10 @@ export interface EffectStep<I = any> extends EffectStepOptions<I, unknown> {
 export interface TransformStep<I = any> extends TransformStepOptions<I, unknown> {
   kind: 'step';
 }
-/** Any step. */
-export type Step<I = any> = LlmStep<I> | EffectStep<I> | TransformStep<I>;
+/** A step that does its own work in this run (a model call, an effect, a transform). */
+export type LeafStep<I = any> = LlmStep<I> | EffectStep<I> | TransformStep<I>;
+/** Any step: a leaf, or a construct (route, parallel, map, call; see constructs.ts). */
+export type Step<I = any> = LeafStep<I> | RouteStep<I> | ParallelStep<I> | MapStep<I> | CallStep<I>;
 
 /** Per-run limits; each can be overridden per run. */
 export interface Limits {
@@ -181,6 +191,11 @@ export function definePipeline<S extends z.ZodType>(options: PipelineOptions<S>)
       `pipeline name '${options.name}' is invalid: use letters, digits, '-' or '_' (start with a letter)`,
     );
   }
+  return defineChecked(options);
+}
+
+/** The checks and normalisation of {@link definePipeline}, past the name (children get long names). */
+function defineChecked<S extends z.ZodType>(options: PipelineOptions<S>): Pipeline<S> {
   if (!options.version) throw new UsageError(`pipeline '${options.name}' needs a version string`);
   if (options.steps.length === 0) {
     throw new UsageError(
@@ -188,7 +203,8 @@ export function definePipeline<S extends z.ZodType>(options: PipelineOptions<S>)
     );
   }
   const seen = new Set<string>();
-  for (const s of options.steps) {
+  const all = machineSteps(options.steps);
+  for (const s of all) {
     if (!NAME.test(s.name) || RESERVED.has(s.name)) {
       throw new UsageError(
         `step name '${s.name}' in pipeline '${options.name}' is invalid: use letters, digits, '-' or '_', not one of ${[...RESERVED].join(', ')}`,
@@ -196,21 +212,103 @@ export function definePipeline<S extends z.ZodType>(options: PipelineOptions<S>)
     }
     if (seen.has(s.name)) {
       throw new UsageError(
-        `pipeline '${options.name}' has two steps named '${s.name}': rename one`,
+        `pipeline '${options.name}' has two steps named '${s.name}': rename one (names are unique across route branches too)`,
       );
     }
     seen.add(s.name);
   }
+  checkConstructs(options);
   checkRetries(options);
   checkEffectTimeouts(options);
   checkCache(options);
   const cache = options.cache;
-  if (cache === undefined) return { ...options, kind: 'pipeline' };
-  // The pipeline's default is copied onto its llm steps, where the request is built.
-  const steps = options.steps.map((s) =>
-    s.kind === 'llm' && s.cache === undefined ? { ...s, cache } : s,
-  );
-  return { ...options, steps, kind: 'pipeline' };
+  // The pipeline's default cache is copied onto its llm steps, where the request is built;
+  // parallel branches and map steps become child pipelines that inherit the pipeline's settings.
+  const withCache = (seq: readonly Step[]): Step[] =>
+    seq.map((s) => {
+      if (s.kind === 'llm')
+        return cache !== undefined && s.cache === undefined ? { ...s, cache } : s;
+      if (s.kind === 'route')
+        return {
+          ...s,
+          branches: Object.fromEntries(
+            Object.entries(s.branches).map(([k, b]) => [k, withCache(b)]),
+          ),
+        };
+      if (s.kind === 'parallel')
+        return {
+          ...s,
+          children: Object.fromEntries(
+            Object.entries(s.branches).map(([k, b]) => [
+              k,
+              childOf(options, `${options.name}-${s.name}-${k}`, b),
+            ]),
+          ),
+        };
+      if (s.kind === 'map' && s.steps !== undefined)
+        return { ...s, child: childOf(options, `${options.name}-${s.name}`, s.steps) };
+      if (s.kind === 'map') return { ...s, child: s.pipeline };
+      return s;
+    });
+  return { ...options, steps: withCache(options.steps), kind: 'pipeline' };
+}
+
+/** The pipeline a parallel branch or a map's steps run as: the parent's settings, any input. */
+function childOf(parent: PipelineOptions<z.ZodType>, name: string, steps: Step[]): Pipeline {
+  return defineChecked({
+    name,
+    version: parent.version,
+    input: ANY_INPUT,
+    steps,
+    ...(parent.prices !== undefined ? { prices: parent.prices } : {}),
+    ...(parent.retry !== undefined ? { retry: parent.retry } : {}),
+    ...(parent.effectTimeoutMs !== undefined ? { effectTimeoutMs: parent.effectTimeoutMs } : {}),
+    ...(parent.cache !== undefined ? { cache: parent.cache } : {}),
+  });
+}
+
+/** Accepts any input: a child's input was checked where its parent made it. */
+const ANY_INPUT = {
+  safeParse: (data: unknown) => ({ success: true as const, data }),
+  parse: (data: unknown) => data,
+} as unknown as z.ZodType;
+
+/** Checks the constructs' own options: branches, items, concurrency, the called pipeline. */
+function checkConstructs(options: PipelineOptions<z.ZodType>): void {
+  for (const s of machineSteps(options.steps)) {
+    const where = `pipeline '${options.name}' step '${s.name}'`;
+    if (s.kind === 'route' || s.kind === 'parallel') {
+      const keys = Object.keys(s.branches ?? {});
+      if (keys.length === 0)
+        throw new UsageError(`${where}: ${s.kind} needs at least one branch in \`branches\``);
+      for (const k of keys)
+        if (!NAME.test(k))
+          throw new UsageError(
+            `${where}: branch '${k}' is invalid: use letters, digits, '-' or '_' (start with a letter)`,
+          );
+      if (s.kind === 'parallel')
+        for (const [k, b] of Object.entries(s.branches))
+          if (b.length === 0)
+            throw new UsageError(`${where}: branch '${k}' has no steps: add one or remove it`);
+    }
+    if (s.kind === 'map') {
+      if ((s.pipeline === undefined) === (s.steps === undefined))
+        throw new UsageError(
+          `${where}: give a map either \`pipeline\` (each item its input) or \`steps\`, not both or neither`,
+        );
+      if (typeof s.over !== 'function')
+        throw new UsageError(`${where}: \`over\` must be a function returning the items`);
+      const c = s.concurrency ?? DEFAULT_MAP_CONCURRENCY;
+      if (!Number.isInteger(c) || c < 1 || c > 1000)
+        throw new UsageError(
+          `${where}: concurrency must be an integer from 1 to 1000 (got ${String(c)})`,
+        );
+    }
+    if (s.kind === 'call' && (s.pipeline as { kind?: unknown } | undefined)?.kind !== 'pipeline')
+      throw new UsageError(
+        `${where}: \`pipeline\` must be a pipeline made by definePipeline() or pipeline().build()`,
+      );
+  }
 }
 
 const CACHE_TTLS: readonly unknown[] = ['5m', '1h'];
@@ -224,7 +322,7 @@ function checkCache(options: PipelineOptions<z.ZodType>): void {
       );
   };
   check(`pipeline '${options.name}'`, options.cache);
-  for (const s of options.steps)
+  for (const s of machineSteps(options.steps))
     if (s.kind === 'llm') check(`pipeline '${options.name}' step '${s.name}'`, s.cache);
 }
 
@@ -238,7 +336,7 @@ function checkEffectTimeouts(options: PipelineOptions<z.ZodType>): void {
       );
   };
   check(`pipeline '${options.name}'`, 'effectTimeoutMs', options.effectTimeoutMs);
-  for (const s of options.steps)
+  for (const s of machineSteps(options.steps))
     if (s.kind === 'effect')
       check(`pipeline '${options.name}' step '${s.name}'`, 'timeoutMs', s.timeoutMs);
 }
@@ -259,7 +357,7 @@ function checkRetries(options: PipelineOptions<z.ZodType>): void {
     }
   };
   check(undefined, options.retry);
-  for (const s of options.steps) {
+  for (const s of machineSteps(options.steps)) {
     if (s.kind === 'llm') check(s.name, { ...options.retry, ...s.retry });
     if (s.kind === 'effect' && s.maxAttempts !== undefined) {
       if (!Number.isInteger(s.maxAttempts) || s.maxAttempts < 1)

@@ -59,6 +59,22 @@ export function describeDecision(event: MachineEvent, next: RunSnapshot): Decisi
       return { decision: 'fail', reason: event.message };
     case 'KILL':
       return { decision: 'kill', reason: event.reason };
+    case 'ROUTE':
+      return { decision: 'route', reason: `branch '${event.branch}' chosen` };
+    case 'CHILDREN_STARTED':
+      return { decision: 'fan-out', reason: `${event.count} child run(s)` };
+    case 'BRANCH_DONE':
+      return {
+        decision: event.ok ? 'branch-done' : 'branch-failed',
+        reason: `branch '${event.branch}'${event.ok ? '' : `: ${event.error ?? ''}`}, cost ${usd(event.costUsd)}`,
+      };
+    case 'CHILDREN_DONE':
+      return {
+        decision: 'join',
+        reason: `${event.results.length - event.errors.length} of ${event.results.length} children done, cost ${usd(event.costUsd)}`,
+      };
+    case 'CHILDREN_PARKED':
+      return { decision: 'park', reason: `child ${event.child}: ${event.detail}` };
     case 'RESUME':
       return {
         decision: 'resume',

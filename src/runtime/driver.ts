@@ -5,33 +5,40 @@
  */
 import { hostname } from 'node:os';
 import { ulid } from 'ulid';
-import { UsageError, isVersionConflict } from '../errors.js';
-import { attemptsOf, type RunContext } from '../machines/context.js';
-import type { MachineEvent, NewEnvelope, RunStatus, StoredEnvelope } from '../machines/events.js';
+import { UsageError } from '../errors.js';
+import { machineSteps } from '../machines/constructs.js';
+import { attemptsOf, type RunContext, type RunLimits } from '../machines/context.js';
+import type {
+  ChildOf,
+  MachineEvent,
+  NewEnvelope,
+  RunStarted,
+  RunStatus,
+  StoredEnvelope,
+} from '../machines/events.js';
 import {
   initialSnapshot,
   isTerminal,
   phaseOf,
   statusOf,
-  step as foldStep,
-  summarize,
   type RunSnapshot,
 } from '../machines/fold.js';
-import { chain, GENESIS, nextPrev } from '../machines/chain.js';
-import { foldLog, foldTail, persistable, restore } from '../machines/replay.js';
 import type { ModelClient } from '../model/types.js';
 import { leaseOwner, ownerIsDead } from '../store/leaseRules.js';
 import type { LeaseHolder, Store } from '../store/types.js';
 import { systemClock, type Clock } from './clock.js';
-import { describeDecision } from './decisions.js';
 import type { AbandonedEffect } from './effectRun.js';
 import { LocalBreakerParking, type BreakerResumeOptions } from './breakerResume.js';
 import type { BreakerGate, DriverEnv, DriverHooks } from './env.js';
 import { execute, isInterrupt, UserCodeError } from './execute.js';
 import { KillWatcher } from './killWatch.js';
 import { LeaseKeeper, type HeldLease } from './leaseKeeper.js';
-import { silentLogger, truncate, type Logger } from './logger.js';
+import type { ChildHost } from './children.js';
+import { silentLogger, type Logger } from './logger.js';
+import { releasePools, settlePools } from './pools.js';
+import { RunWriter, type WriterDeps } from './runWriter.js';
 import { parseRunInput, type Prepared } from './prepare.js';
+import type { Step } from '../machines/pipeline.js';
 import { checkNewRunId } from './runId.js';
 import { RunTracer } from './tracing.js';
 
@@ -78,6 +85,11 @@ export interface RuntimeOptions {
    * leaves them parked until resumed by hand. Default on when `breakers` is set.
    */
   autoResume?: BreakerResumeOptions | false;
+  /**
+   * How child runs (parallel branches, map items, calls) are made and driven: by default in this
+   * process; a worker queues them on its bus so any worker drives them.
+   */
+  children?: ChildHost;
   /**
    * OpenTelemetry spans for runs, steps, model attempts and effects (default true; a no-op
    * until the application registers an SDK). See `tracing.ts`.
@@ -140,6 +152,18 @@ function resultOf(
   };
 }
 
+const stepMaps = new WeakMap<Prepared, ReadonlyMap<string, Step>>();
+
+/** The steps that are states of the run's machine, by name (route branches included). */
+function stepsOf(prepared: Prepared): ReadonlyMap<string, Step> {
+  let m = stepMaps.get(prepared);
+  if (m === undefined) {
+    m = new Map(machineSteps(prepared.pipeline.steps).map((s) => [s.name, s]));
+    stepMaps.set(prepared, m);
+  }
+  return m;
+}
+
 /** True when `holder` is a live process on this host (its pid exists): no point waiting. */
 function isLocalAndAlive(holder: LeaseHolder): boolean {
   const [host, pid] = holder.owner.split('/');
@@ -179,15 +203,6 @@ function lostCallEvent(
     durationMs: 0,
     unconfirmed: true,
   };
-}
-
-/** A run as rebuilt from its log: where it is, its last seq and envelope, its chain head. */
-interface Rebuilt {
-  snapshot: RunSnapshot;
-  seq: number;
-  last: StoredEnvelope | undefined;
-  /** The `prev` the next envelope carries (hash chain). */
-  head: string;
 }
 
 /** Drives runs of prepared pipelines against one store. */
@@ -299,23 +314,31 @@ export class Runtime {
     return this.modelClient;
   }
 
+  /** What this runtime's run writers share. */
+  private get writerDeps(): WriterDeps {
+    return (this.deps ??= {
+      store: this.store,
+      clock: this.clock,
+      logger: this.logger,
+      logMaxChars: this.opts.logMaxChars ?? 500,
+      snapshotEvery: this.opts.snapshotEvery ?? 200,
+      hooks: this.opts.hooks,
+      emit: (env, pipeline) => this.emit(env, pipeline),
+    });
+  }
+  private deps: WriterDeps | undefined;
+
   /** Validates the input, records `run.started`, and drives the new run. */
   async start(
     prepared: Prepared,
     args: { input: unknown; runId?: string; limits?: LimitOverrides; signal?: AbortSignal },
   ): Promise<RunResult> {
     // Drive from the state just recorded: no need to read the log back.
-    const { runId, snapshot, head } = await this.createRun(prepared, args);
-    const t = await this.leases.take(runId);
-    if (!t.ok) return resultOf(snapshot, 1, 'leased', t.holder);
+    const writer = await this.createRun(prepared, args);
+    const t = await this.leases.take(writer.runId);
+    if (!t.ok) return resultOf(writer.snapshot, 1, 'leased', t.holder);
     try {
-      return await this.driveFrom(
-        prepared,
-        runId,
-        { snapshot, seq: 1, last: undefined, head },
-        t.held,
-        args.signal,
-      );
+      return await this.driveFrom(writer, t.held, args.signal);
     } finally {
       await this.leases.release(t.held);
     }
@@ -332,7 +355,7 @@ export class Runtime {
   private async createRun(
     prepared: Prepared,
     args: { input: unknown; runId?: string; limits?: LimitOverrides },
-  ): Promise<{ runId: string; snapshot: RunSnapshot; head: string }> {
+  ): Promise<RunWriter> {
     const { pipeline } = prepared;
     const input = parseRunInput(pipeline, args.input);
     const runId = checkNewRunId(args.runId ?? ulid());
@@ -345,77 +368,53 @@ export class Runtime {
       maxInputTokens: l.maxInputTokens ?? null,
       maxOutputTokens: l.maxOutputTokens ?? null,
     };
-    const snap = initialSnapshot(prepared.machine, {
+    return this.record(prepared, runId, input, limits);
+  }
+
+  /** Records `run.started` of a new run (a top-level run, or a child with its parent). */
+  private async record(
+    prepared: Prepared,
+    runId: string,
+    input: unknown,
+    limits: RunLimits,
+    child?: { parent: ChildOf; outputs?: Record<string, unknown> | undefined },
+  ): Promise<RunWriter> {
+    const now = this.clock.now();
+    const outputs = child?.outputs;
+    const snapshot = initialSnapshot(prepared.machine, {
       runId,
       input,
       limits,
       startedAt: now,
+      ...(outputs !== undefined ? { outputs } : {}),
     });
-    const env: NewEnvelope = {
-      v: 1,
-      at: now,
-      event: {
-        type: 'run.started',
-        pipeline: pipeline.name,
-        version: pipeline.version,
-        machineHash: prepared.hash,
-        definition: prepared.graph,
-        module: prepared.module,
-        input,
-        limits,
-        forkedFrom: null,
-      },
-      state: summarize(snap),
+    const started: RunStarted = {
+      type: 'run.started',
+      pipeline: prepared.pipeline.name,
+      version: prepared.pipeline.version,
+      machineHash: prepared.hash,
+      definition: prepared.graph,
+      module: prepared.module,
+      input,
+      limits,
+      forkedFrom: null,
+      ...(child !== undefined ? { parent: child.parent } : {}),
+      ...(outputs !== undefined ? { outputs } : {}),
     };
-    const { envs: chained, head } = chain([env], GENESIS, 1);
-    const linked = chained[0] as NewEnvelope;
-    try {
-      await this.store.log.append(runId, [linked], 'no_stream');
-    } catch (e) {
-      if (isVersionConflict(e))
-        throw new UsageError(
-          `run id '${runId}' already exists: resume it with \`plumbline resume ${runId}\` or pick another id`,
-        );
-      throw e;
-    }
-    this.opts.hooks?.afterAppend?.(runId, 1, 'run.started');
-    this.logger.info(
-      {
-        runId,
-        pipeline: pipeline.name,
-        seq: 1,
-        event: 'run.started',
-        decision: 'start',
-        reason: 'new run',
-        input: truncate(input, this.opts.logMaxChars ?? 500),
-      },
-      'run started',
-    );
-    this.emit(runId, 1, linked, pipeline.name);
-    return { runId, snapshot: snap, head };
+    return RunWriter.start(this.writerDeps, prepared, runId, started, snapshot);
+  }
+
+  /**
+   * Records a whole new log at once, already checked to fold (a fork), through the run writer.
+   * Returns the new run's seq.
+   */
+  async startLog(prepared: Prepared, runId: string, log: NewEnvelope[]): Promise<number> {
+    return (await RunWriter.startLog(this.writerDeps, prepared, runId, log)).seq;
   }
 
   /** Rebuilds a run from its log: a saved snapshot plus the events after it, or a full fold. */
-  async rebuild(prepared: Prepared, runId: string): Promise<Rebuilt> {
-    const saved = await this.store.log.loadSnapshot(runId);
-    if (saved !== undefined && saved.machineHash === prepared.hash) {
-      // From the snapshot's own seq: the event at it tells a running effect its key.
-      const tail = await this.store.log.read(runId, saved.seq);
-      if (tail[0]?.seq === saved.seq) {
-        const folded = foldTail(
-          prepared.machine,
-          runId,
-          { seq: saved.seq, snapshot: restore(prepared.machine, saved.snapshot) },
-          tail,
-        );
-        const last = tail[tail.length - 1];
-        return { snapshot: folded.snapshot, seq: folded.seq, last, head: nextPrev(last) };
-      }
-    }
-    const events = await this.store.log.read(runId, 1);
-    const folded = foldLog(prepared.machine, prepared.hash, runId, events);
-    const last = events[events.length - 1];
-    return { snapshot: folded.snapshot, seq: folded.seq, last, head: nextPrev(last) };
+  async rebuild(prepared: Prepared, runId: string): Promise<RunWriter> {
+    return RunWriter.rebuild(this.writerDeps, prepared, runId);
   }
 
   /**
@@ -428,14 +427,12 @@ export class Runtime {
     signal: AbortSignal = new AbortController().signal,
   ): Promise<RunResult> {
     return this.underLease(prepared, runId, async (held) =>
-      this.driveFrom(prepared, runId, await this.rebuild(prepared, runId), held, signal),
+      this.driveFrom(await this.rebuild(prepared, runId), held, signal),
     );
   }
 
   private async driveFrom(
-    prepared: Prepared,
-    runId: string,
-    rebuilt: Rebuilt,
+    writer: RunWriter,
     held: HeldLease,
     callerSignal: AbortSignal = new AbortController().signal,
   ): Promise<RunResult> {
@@ -447,27 +444,60 @@ export class Runtime {
     if (callerSignal.aborted || held.lost.aborted) ac.abort();
     let stopped = 'error';
     try {
-      const r = await this.driveLeased(prepared, runId, rebuilt, held, ac.signal);
+      const r = await this.driveLeased(writer, held, ac.signal);
       stopped = r.stopped ?? 'done';
-      this.breakerParking?.note(prepared, r);
+      this.breakerParking?.note(writer.prepared, r);
       return r;
     } finally {
       callerSignal.removeEventListener('abort', onAbort);
       held.lost.removeEventListener('abort', onAbort);
       // A drive that ends short of a terminal or parked state ends its spans here.
-      this.tracer?.endDrive(runId, this.clock.now(), stopped);
+      this.tracer?.endDrive(writer.runId, this.clock.now(), stopped);
     }
   }
 
+  /** How this runtime makes and drives child runs: here, with the run's lease each. */
+  private get childHost(): ChildHost {
+    return (this.host ??= this.opts.children ?? this.localChildren());
+  }
+  private host: ChildHost | undefined;
+
+  /** Children driven in this process (the embedded store, or a runtime without a bus). */
+  localChildren(): ChildHost {
+    return {
+      pollMs: 1_000,
+      create: async (spec, parent, limits) => {
+        if ((await this.store.log.getRun(spec.runId)) !== undefined) return;
+        try {
+          await this.record(spec.prepared, spec.runId, spec.input, limits, {
+            parent,
+            outputs: spec.outputs,
+          });
+        } catch (e) {
+          // Made by a parent that crashed after making it: the same child, not a second one.
+          if (!(e instanceof UsageError && (await this.store.log.getRun(spec.runId)) !== undefined))
+            throw e;
+        }
+      },
+      launch: async (spec, how, signal) => {
+        await (how === 'resume'
+          ? this.resume(spec.prepared, spec.runId, {}, signal)
+          : this.drive(spec.prepared, spec.runId, signal));
+      },
+      status: async (runId) => (await this.store.log.getRun(runId))?.status,
+      state: async (spec) => (await this.rebuild(spec.prepared, spec.runId)).snapshot,
+      kill: async (spec, reason) => {
+        await this.kill(spec.runId, reason, spec.prepared, 0);
+      },
+    };
+  }
+
   private async driveLeased(
-    prepared: Prepared,
-    runId: string,
-    rebuilt: Rebuilt,
+    writer: RunWriter,
     lease: HeldLease,
     signal: AbortSignal,
   ): Promise<RunResult> {
-    let { snapshot, seq, head } = rebuilt;
-    const last = rebuilt.last;
+    const { prepared, runId } = writer;
     const env: DriverEnv = {
       store: this.store,
       prepared,
@@ -479,7 +509,10 @@ export class Runtime {
       killPollMs: this.opts.killPollMs ?? 200,
       kills: this.kills,
       logMaxChars: this.opts.logMaxChars ?? 500,
-      lastEffectKey: last?.event.type === 'EFFECT_STARTED' ? last.event.key : null,
+      effectKey: () => writer.effectKey,
+      request: null,
+      children: this.childHost,
+      groups: new Map(),
       lease: lease.lease,
       ...(this.opts.hooks !== undefined ? { hooks: this.opts.hooks } : {}),
       ...(this.opts.effectGraceMs !== undefined ? { effectGraceMs: this.opts.effectGraceMs } : {}),
@@ -487,65 +520,28 @@ export class Runtime {
         ? { onEffectAbandoned: this.opts.onEffectAbandoned }
         : {}),
     };
-    const steps = new Map(prepared.pipeline.steps.map((s) => [s.name, s]));
-    // An outcome whose next state is a pure decision (an llm or effect step's `ready`) is held
-    // and appended together with that decision: the decision (ATTEMPT, EFFECT_STARTED, SKIP,
-    // KILL) is still durable before the call or effect it announces, with one append less.
-    let held: Array<{ event: MachineEvent; next: RunSnapshot }> = [];
-    const flush = async (): Promise<'ok' | 'fenced'> => {
-      if (held.length === 0) return 'ok';
-      const batch = held;
-      held = [];
-      try {
-        ({ seq, head } = await this.appendEvents(runId, seq, head, batch, prepared));
-      } catch (e) {
-        if (!isVersionConflict(e)) throw e;
-        this.logger.warn(
-          {
-            runId,
-            seq,
-            event: batch.map((b) => b.event.type).join(','),
-            decision: 'stop',
-            reason: 'another process appended to this run (fenced)',
-          },
-          'fenced',
-        );
-        return 'fenced';
-      }
-      const every = this.opts.snapshotEvery ?? 200;
-      if (Math.floor(seq / every) !== Math.floor((seq - batch.length) / every))
-        await this.store.log.saveSnapshot(runId, {
-          seq,
-          machineHash: prepared.hash,
-          snapshot: persistable(snapshot),
-        });
-      return 'ok';
-    };
-    const durable = { snapshot, seq };
+    const steps = stepsOf(prepared);
     const stop = async (why?: RunResult['stopped']): Promise<RunResult> => {
-      if (why === undefined && (await flush()) === 'fenced')
-        return resultOf(durable.snapshot, durable.seq, 'fenced');
-      if (why !== undefined) return resultOf(durable.snapshot, durable.seq, why);
-      return resultOf(snapshot, seq);
+      if (why === undefined && (await writer.flush()) === 'fenced')
+        return resultOf(writer.durable, writer.seq, 'fenced');
+      if (why !== undefined) return resultOf(writer.durable, writer.seq, why);
+      return resultOf(writer.snapshot, writer.seq);
     };
     // A run rebuilt in `calling` lost its call with the process that made it (this runtime
     // holds the lease now): record the unknown outcome at its reservation, so the caps, the
     // budget and the cost see it, and a new ATTEMPT goes through the limits again.
-    const lostCall = lostCallEvent(snapshot, last, steps, this.clock.now());
+    const lostCall = lostCallEvent(writer.snapshot, writer.last, steps, this.clock.now());
     if (lostCall !== null) {
-      const next = foldStep(prepared.machine, snapshot, lostCall);
-      if (next !== snapshot) {
-        held.push({ event: lostCall, next });
-        snapshot = next;
-      }
+      const before = writer.snapshot.context;
+      writer.apply(lostCall);
+      await settlePools(this.store, before, lostCall.type === 'MODEL_ERROR' ? lostCall.costUsd : 0);
     }
     for (;;) {
+      const snapshot = writer.snapshot;
       if (lease.lost.aborted) return stop('fenced');
       if (statusOf(snapshot) !== 'running') return stop();
       if (signal.aborted) {
-        if ((await flush()) === 'fenced') return stop('fenced');
-        durable.snapshot = snapshot;
-        durable.seq = seq;
+        if ((await writer.flush()) === 'fenced') return stop('fenced');
         return stop('aborted');
       }
       const where = phaseOf(snapshot);
@@ -569,131 +565,32 @@ export class Runtime {
       }
       if (isInterrupt(outcome)) {
         if (outcome.interrupt === 'fenced' || lease.lost.aborted) return stop('fenced');
-        if ((await flush()) === 'fenced') return stop('fenced');
-        durable.snapshot = snapshot;
-        durable.seq = seq;
+        if ((await writer.flush()) === 'fenced') return stop('fenced');
         return stop('aborted');
       }
-      const next = foldStep(prepared.machine, snapshot, outcome);
-      if (next === snapshot)
-        throw new Error(
-          `internal: ${outcome.type} not accepted in state ${JSON.stringify(snapshot.value)}`,
-        );
-      if (outcome.type === 'EFFECT_STARTED') env.lastEffectKey = outcome.key;
-      held.push({ event: outcome, next });
-      snapshot = next;
+      const next = writer.apply(outcome);
+      // A parked attempt releases its pool reservation (the call is not made).
+      if (outcome.type === 'ATTEMPT' && phaseOf(next)?.phase !== 'calling')
+        await releasePools(this.store, snapshot.context, outcome.pool);
+      // An outcome whose next state is a pure decision (an llm or effect step's `ready`) is held
+      // and appended together with that decision: the decision (ATTEMPT, EFFECT_STARTED, SKIP,
+      // KILL) is still durable before the call or effect it announces, with one append less.
       const after = phaseOf(next);
       const nextKind = after !== null ? steps.get(after.step)?.kind : undefined;
       const hold =
-        held.length === 1 &&
+        writer.held === 1 &&
         where.phase !== 'ready' &&
         statusOf(next) === 'running' &&
         after?.phase === 'ready' &&
         (nextKind === 'llm' || nextKind === 'effect');
       if (hold) continue;
-      if ((await flush()) === 'fenced') return stop('fenced');
-      durable.snapshot = snapshot;
-      durable.seq = seq;
+      if ((await writer.flush()) === 'fenced') return stop('fenced');
     }
   }
 
-  /** Appends events in one append; then hooks, listeners and decision lines, event by event. */
-  private async appendEvents(
-    runId: string,
-    seq: number,
-    head: string,
-    batch: ReadonlyArray<{ event: MachineEvent; next: RunSnapshot }>,
-    prepared: Prepared,
-  ): Promise<{ seq: number; head: string }> {
-    const at = this.clock.now();
-    const { envs, head: after } = chain(
-      batch.map((b) => ({ v: 1 as const, at, event: b.event, state: summarize(b.next) })),
-      head,
-      seq + 1,
-    );
-    const last = await this.store.log.append(runId, envs, seq);
-    envs.forEach((e, i) => {
-      const s = seq + i + 1;
-      this.opts.hooks?.afterAppend?.(runId, s, e.event.type);
-      this.emit(runId, s, e, prepared.pipeline.name);
-      this.logDecision(
-        prepared,
-        runId,
-        s,
-        e.event as MachineEvent,
-        (batch[i] as { next: RunSnapshot }).next,
-      );
-    });
-    return { seq: last, head: after };
-  }
-
-  /** Appends one event after the rebuilt run (a RESUME or a KILL), logging its decision. */
-  private async appendOne(
-    prepared: Prepared,
-    runId: string,
-    rebuilt: Rebuilt,
-    event: MachineEvent,
-    next: RunSnapshot,
-  ): Promise<{ seq: number; head: string }> {
-    return this.appendEvents(runId, rebuilt.seq, rebuilt.head, [{ event, next }], prepared);
-  }
-
-  private emit(runId: string, seq: number, env: NewEnvelope, pipeline: string): void {
-    const stored = { ...env, runId, seq };
-    this.tracer?.onEvent(stored, pipeline);
-    this.opts.onEvent?.(stored);
-  }
-
-  private logDecision(
-    prepared: Prepared,
-    runId: string,
-    seq: number,
-    event: MachineEvent,
-    next: RunSnapshot,
-  ): void {
-    const { decision, reason } = describeDecision(event, next);
-    const max = this.opts.logMaxChars ?? 500;
-    const stepName = 'step' in event ? event.step : next.context.step;
-    const attempt = 'attempt' in event ? event.attempt : undefined;
-    const output =
-      event.type === 'MODEL_RESPONSE'
-        ? event.output
-        : event.type === 'EFFECT_DONE'
-          ? event.result
-          : event.type === 'STEP_DONE'
-            ? event.output
-            : undefined;
-    this.logger.info(
-      {
-        runId,
-        pipeline: prepared.pipeline.name,
-        step: stepName,
-        attempt,
-        seq,
-        event: event.type,
-        decision,
-        reason,
-        state: next.value,
-        costUsd: next.context.costUsd,
-        ...(output !== undefined ? { output: truncate(output, max) } : {}),
-      },
-      `${decision}: ${reason}`,
-    );
-    const status = statusOf(next);
-    if (isTerminal(status) || status === 'parked') {
-      this.logger.info(
-        {
-          runId,
-          pipeline: prepared.pipeline.name,
-          seq,
-          event: event.type,
-          decision: status,
-          reason: status === 'completed' ? 'all steps done' : reason,
-          costUsd: next.context.costUsd,
-        },
-        `run ${status}`,
-      );
-    }
+  private emit(env: StoredEnvelope, pipeline: string): void {
+    this.tracer?.onEvent(env, pipeline);
+    this.opts.onEvent?.(env);
   }
 
   /** Resumes a parked run with optionally raised limits (recorded as RESUME), then drives it. */
@@ -704,34 +601,23 @@ export class Runtime {
     signal?: AbortSignal,
   ): Promise<RunResult> {
     return this.underLease(prepared, runId, async (lease) => {
-      const rebuilt = await this.rebuild(prepared, runId);
-      const { snapshot } = rebuilt;
+      const writer = await this.rebuild(prepared, runId);
+      const status = statusOf(writer.snapshot);
       const kill = await this.store.control.getKill(runId);
-      if (kill !== undefined && !isTerminal(statusOf(snapshot))) {
-        const event: MachineEvent = { type: 'KILL', reason: kill.reason };
-        const next = foldStep(prepared.machine, snapshot, event);
-        const { seq } = await this.appendOne(prepared, runId, rebuilt, event, next);
-        return resultOf(next, seq);
+      if (kill !== undefined && !isTerminal(status)) {
+        await writer.commit({ type: 'KILL', reason: kill.reason });
+        return resultOf(writer.snapshot, writer.seq);
       }
-      if (statusOf(snapshot) !== 'parked')
-        return this.driveFrom(prepared, runId, rebuilt, lease, signal);
-      const event: MachineEvent = {
+      if (status !== 'parked') return this.driveFrom(writer, lease, signal);
+      await writer.commit({
         type: 'RESUME',
         budgetUsd: raise.budgetUsd ?? null,
         maxIterations: raise.maxIterations ?? null,
         deadlineAt: raise.deadlineMs !== undefined ? this.clock.now() + raise.deadlineMs : null,
         ...(raise.maxInputTokens !== undefined ? { maxInputTokens: raise.maxInputTokens } : {}),
         ...(raise.maxOutputTokens !== undefined ? { maxOutputTokens: raise.maxOutputTokens } : {}),
-      };
-      const next = foldStep(prepared.machine, snapshot, event);
-      const { seq, head } = await this.appendOne(prepared, runId, rebuilt, event, next);
-      return this.driveFrom(
-        prepared,
-        runId,
-        { snapshot: next, seq, last: undefined, head },
-        lease,
-        signal,
-      );
+      });
+      return this.driveFrom(writer, lease, signal);
     });
   }
 
@@ -757,11 +643,9 @@ export class Runtime {
       const t = await this.leases.take(runId);
       if (!t.ok) return null;
       try {
-        const rebuilt = await this.rebuild(prepared, runId);
-        if (isTerminal(statusOf(rebuilt.snapshot))) return statusOf(rebuilt.snapshot);
-        const event: MachineEvent = { type: 'KILL', reason };
-        const next = foldStep(prepared.machine, rebuilt.snapshot, event);
-        await this.appendOne(prepared, runId, rebuilt, event, next);
+        const writer = await this.rebuild(prepared, runId);
+        if (isTerminal(statusOf(writer.snapshot))) return statusOf(writer.snapshot);
+        await writer.commit({ type: 'KILL', reason });
         return 'killed';
       } finally {
         await this.leases.release(t.held);

@@ -8,6 +8,8 @@ import type { Logger } from './logger.js';
 import type { Prepared } from './prepare.js';
 import type { AbandonedEffect } from './effectRun.js';
 import type { KillWatcher } from './killWatch.js';
+import type { ChildGroup, ChildHost } from './children.js';
+import type { ModelRequest } from '../model/types.js';
 
 /** The gate a model call passes through: the circuit breaker shared by all runs. */
 export interface BreakerGate {
@@ -37,8 +39,17 @@ export interface DriverEnv {
   logMaxChars: number;
   /** The runtime's shared kill-flag watcher. */
   kills: KillWatcher;
-  /** The key recorded by the last EFFECT_STARTED of this run (the running effect's key). */
-  lastEffectKey: string | null;
+  /** The running effect's key (the last EFFECT_STARTED of this run), from the run writer. */
+  effectKey: () => string | null;
+  /**
+   * The request built when the attempt was asked for (ready), used by the call (calling): the
+   * prompt runs once per attempt. Absent after a rebuild (a rebuilt `calling` is a lost call).
+   */
+  request: { step: string; attempt: number; request: ModelRequest } | null;
+  /** How children are made and driven (parallel, map, call steps). */
+  children: ChildHost;
+  /** The waits for children under way in this drive, by step. */
+  groups: Map<string, ChildGroup>;
   /** The run's lease this driver holds (effects are claimed under it). */
   lease: Lease;
   hooks?: DriverHooks;

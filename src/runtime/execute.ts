@@ -14,6 +14,9 @@ import {
   type Step,
   type TransformStep,
 } from '../machines/pipeline.js';
+import type { ChildStep, RouteStep } from '../machines/constructs.js';
+import { ChildGroup, childLimits, childSpecs, poolOf, remainingCaps } from './children.js';
+import { reservePools, settlePools } from './pools.js';
 import { costUsd, overrunUsd, worstCaseUsd } from '../model/cost.js';
 import { reserveInputTokens } from '../model/reserve.js';
 import { retryDelayMs } from '../model/retry.js';
@@ -118,32 +121,41 @@ async function llmPhase(
     if (kill !== null) return kill;
     const skip = user(step.name, () => skipEvent(step, snap));
     if (skip !== null) return skip;
+    // The prompt runs once per attempt: the request built here is the one the call sends.
     const request = user(step.name, () => buildRequest(step, ctx));
+    const attempt = attemptsOf(ctx, step.name).calls + 1;
     const price = env.prepared.priceOf(step);
     // Counted by the provider when the client can, else bounded by the request's UTF-8 bytes.
     const inputTokens = await reserveInputTokens(env.model, request, signal);
+    const usd = worstCaseUsd(request, price, inputTokens);
+    const at = env.clock.now();
+    // A child run reserves its worst case in its ancestors' pools before the limits judge it.
+    const pool = await reservePools(env.store, ctx, `${runId}:${step.name}:${attempt}:${at}`, usd);
     const breaker =
       env.breakers !== undefined
         ? await env.breakers.acquire(step.model, env.clock.now())
         : 'closed';
+    env.request = { step: step.name, attempt, request };
     return {
       type: 'ATTEMPT',
       step: step.name,
-      attempt: attemptsOf(ctx, step.name).calls + 1,
-      at: env.clock.now(),
-      estimate: {
-        inputTokens,
-        maxTokens: request.maxTokens,
-        usd: worstCaseUsd(request, price, inputTokens),
-      },
+      attempt,
+      at,
+      estimate: { inputTokens, maxTokens: request.maxTokens, usd },
       breaker,
       model: step.model,
+      ...(pool !== null ? { pool } : {}),
     };
   }
   if (phase === 'calling') {
     const model = env.model();
-    const request = user(step.name, () => buildRequest(step, ctx));
     const attempt = attemptsOf(ctx, step.name).calls;
+    const held = env.request;
+    env.request = null;
+    const request =
+      held !== null && held.step === step.name && held.attempt === attempt
+        ? held.request
+        : user(step.name, () => buildRequest(step, ctx));
     const killer = new AbortController();
     const both = AbortSignal.any([signal, killer.signal]);
     let killedBy: string | null = null;
@@ -157,9 +169,16 @@ async function llmPhase(
     } finally {
       unwatch();
     }
-    if (killedBy !== null) return { type: 'KILL', reason: killedBy };
-    if (signal.aborted) return { interrupt: 'aborted' };
     const price = env.prepared.priceOf(step);
+    // A child's pool reservation is settled at what the call cost; a killed call at its
+    // reservation (unknown); a stopped one not at all (the next driver records it as lost).
+    if (killedBy !== null) {
+      await settlePools(env.store, ctx, ctx.reservedUsd);
+      return { type: 'KILL', reason: killedBy };
+    }
+    if (signal.aborted) return { interrupt: 'aborted' };
+    const usage = outcome.ok ? outcome.usage : outcome.usage;
+    await settlePools(env.store, ctx, usage !== null ? costUsd(usage, price) : 0);
     if (outcome.ok) {
       const judged = judgeOutput(
         { text: outcome.text, stopReason: outcome.stopReason },
@@ -313,7 +332,7 @@ async function runEffect(
   signal: AbortSignal,
 ): Promise<Outcome> {
   const ctx = snap.context;
-  const key = env.lastEffectKey;
+  const key = env.effectKey();
   if (key === null) throw new Error(`internal: effect ${step.name} running without a recorded key`);
   const started = env.clock.now();
   const claimer = leaseClaimer(env.lease);
@@ -449,7 +468,87 @@ export async function execute(
       return effectPhase(env, step, phase, snap, signal);
     case 'step':
       return transformPhase(env, step, snap);
+    case 'route':
+      return routePhase(env, step, snap);
+    case 'parallel':
+    case 'map':
+    case 'call':
+      return childPhase(env, step, phase, snap, signal);
   }
+}
+
+/** A route: records the branch `choose` picks (a key not among the branches fails the step). */
+async function routePhase(env: DriverEnv, step: RouteStep, snap: RunSnapshot): Promise<Outcome> {
+  const kill = await killEvent(env, snap.context.runId);
+  if (kill !== null) return kill;
+  const skip = user(step.name, () => skipEvent(step, snap));
+  if (skip !== null) return skip;
+  const branch = user(step.name, () => step.choose(stepContext(snap.context, step.name)));
+  const keys = Object.keys(step.branches);
+  if (typeof branch !== 'string' || !keys.includes(branch))
+    return {
+      type: 'STEP_FAILED',
+      step: step.name,
+      message: `route '${step.name}' chose ${JSON.stringify(branch) ?? String(branch)}: not one of its branches (${keys.join(', ')}); return one of those keys from choose()`,
+    };
+  return { type: 'ROUTE', step: step.name, branch };
+}
+
+/**
+ * A parallel, map or call step. Ready: make its children (none twice) and the spending pool its
+ * caps give them, then record how many. Waiting: the next child outcome to record.
+ */
+async function childPhase(
+  env: DriverEnv,
+  step: ChildStep,
+  phase: string,
+  snap: RunSnapshot,
+  signal: AbortSignal,
+): Promise<Outcome> {
+  const ctx = snap.context;
+  if (phase === 'ready') {
+    const kill = await killEvent(env, ctx.runId);
+    if (kill !== null) return kill;
+    const skip = user(step.name, () => skipEvent(step, snap));
+    if (skip !== null) return skip;
+    const specs = user(step.name, () => childSpecs(env.prepared, step, ctx));
+    const limits = childLimits(ctx, step.name);
+    const caps = remainingCaps(ctx);
+    if (caps.budgetUsd !== null || caps.maxIterations !== null) {
+      if (env.store.pools === undefined)
+        throw new Error(`internal: store ${env.store.kind} has no spending pools for child runs`);
+      await env.store.pools.open(poolOf(ctx.runId, step.name), caps);
+    }
+    for (let i = 0; i < specs.length; i += 32)
+      await Promise.all(
+        specs
+          .slice(i, i + 32)
+          .map((spec) =>
+            env.children.create(
+              spec,
+              { runId: ctx.runId, step: step.name, part: spec.part },
+              limits,
+            ),
+          ),
+      );
+    // The parent was started or resumed into this step: parked children are resumed once.
+    env.groups.set(step.name, new ChildGroup(env.children, step, specs, true));
+    return { type: 'CHILDREN_STARTED', step: step.name, count: specs.length };
+  }
+  let group = env.groups.get(step.name);
+  if (group === undefined) {
+    // Rebuilt while waiting (another process started the children): the same specs again.
+    const specs = user(step.name, () => childSpecs(env.prepared, step, ctx));
+    group = new ChildGroup(env.children, step, specs, false);
+    env.groups.set(step.name, group);
+  }
+  const next = await group.next(signal, async () => {
+    const k = await killEvent(env, ctx.runId);
+    return k !== null && k.type === 'KILL' ? { reason: k.reason } : null;
+  });
+  if ('interrupt' in next) return next;
+  if (next.type !== 'BRANCH_DONE') env.groups.delete(step.name);
+  return next;
 }
 
 /** True when `o` is an interruption rather than an event. */

@@ -8,7 +8,6 @@
  * prefix: as a RESUME when the fork point is parked, or in `run.started` only when every
  * copied decision folds the same under them (checked before anything is written).
  */
-import { GENESIS, link } from '../machines/chain.js';
 import { ulid } from 'ulid';
 import { ReplayMismatchError, UsageError } from '../errors.js';
 import type { MachineEvent, NewEnvelope, RunStarted, StoredEnvelope } from '../machines/events.js';
@@ -74,8 +73,10 @@ export async function forkRun(
     .map((e) => ({ v: 1, at: e.at, event: e.event, state: e.state }));
   const log = withLimits(prepared, runId, [head, ...copied], o.limits ?? {}, o.now);
   try {
-    await runtime.store.log.append(runId, link(log, GENESIS, 1), 'no_stream');
+    // Through the run writer, like every other write: chained, emitted, logged.
+    await runtime.startLog(prepared, runId, log);
   } catch (e) {
+    if (e instanceof UsageError) throw e;
     throw new UsageError(`cannot create fork ${runId}: ${(e as Error).message}`, { cause: e });
   }
   return runId;
