@@ -12,10 +12,12 @@ describeStore(
   async () => {
     contractServer = await startNatsServer();
     // The suite's afterAll cannot close a store that failed to open: stop the server here.
-    return openJetStreamStore({ servers: contractServer.url }).catch(async (e: unknown) => {
-      await contractServer?.[Symbol.asyncDispose]();
-      throw e;
-    });
+    return openJetStreamStore({ servers: contractServer.url, validateAppends: true }).catch(
+      async (e: unknown) => {
+        await contractServer?.[Symbol.asyncDispose]();
+        throw e;
+      },
+    );
   },
   async () => {
     await contractServer?.[Symbol.asyncDispose]();

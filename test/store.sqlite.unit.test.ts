@@ -7,6 +7,6 @@ import { describeStore } from './contract/eventLog.contract.js';
 const dir = mkdtempSync(join(tmpdir(), 'plumbline-sqlite-'));
 describeStore(
   'sqlite',
-  async () => openSqliteStore(join(dir, 'contract.db')),
+  async () => openSqliteStore(join(dir, 'contract.db'), { validateAppends: true }),
   async () => rmSync(dir, { recursive: true, force: true }),
 );

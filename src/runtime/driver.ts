@@ -24,6 +24,7 @@ import {
   type RunSnapshot,
 } from '../machines/fold.js';
 import type { ModelClient } from '../model/types.js';
+import { recordDefinition } from '../store/definitions.js';
 import { leaseOwner, ownerIsDead } from '../store/leaseRules.js';
 import type { LeaseHolder, Store } from '../store/types.js';
 import { systemClock, type Clock } from './clock.js';
@@ -393,7 +394,8 @@ export class Runtime {
       pipeline: prepared.pipeline.name,
       version: prepared.pipeline.version,
       machineHash: prepared.hash,
-      definition: prepared.graph,
+      // The graph is stored once per machine hash, not copied into every run (lean events).
+      definition: null,
       module: prepared.module,
       input,
       limits,
@@ -401,6 +403,7 @@ export class Runtime {
       ...(child !== undefined ? { parent: child.parent } : {}),
       ...(outputs !== undefined ? { outputs } : {}),
     };
+    await recordDefinition(this.store, prepared.hash, prepared.graph);
     return RunWriter.start(this.writerDeps, prepared, runId, started, snapshot);
   }
 

@@ -15,6 +15,7 @@ import { statusOf, step, summarize, type RunSnapshot } from '../machines/fold.js
 import { foldLog } from '../machines/replay.js';
 import type { LimitOverrides, Runtime } from './driver.js';
 import { parseRunInput, type Prepared } from './prepare.js';
+import { recordDefinition } from '../store/definitions.js';
 import { checkNewRunId } from './runId.js';
 
 /** Options of {@link forkRun}. */
@@ -58,7 +59,7 @@ export async function forkRun(
     event: {
       ...started,
       machineHash: prepared.hash,
-      definition: prepared.graph,
+      definition: null,
       module: prepared.module,
       input:
         o.input !== undefined
@@ -74,6 +75,7 @@ export async function forkRun(
   const log = withLimits(prepared, runId, [head, ...copied], o.limits ?? {}, o.now);
   try {
     // Through the run writer, like every other write: chained, emitted, logged.
+    await recordDefinition(runtime.store, prepared.hash, prepared.graph);
     await runtime.startLog(prepared, runId, log);
   } catch (e) {
     if (e instanceof UsageError) throw e;

@@ -55,10 +55,10 @@ import {
 } from './natsConnect.js';
 import { BLOB_HEADER, jetstreamBlobs } from './jetstreamBlobs.js';
 import { kvDefinitions } from './jetstreamDefinitions.js';
-import { kvCas, kvControl } from './jetstreamKv.js';
+import { kvCas, kvCasRevision, kvControl } from './jetstreamKv.js';
 import { kvLeases } from './jetstreamLeases.js';
-import { kvPools } from './jetstreamPools.js';
 import { jetstreamRunList } from './jetstreamList.js';
+import { kvPools } from './jetstreamPools.js';
 import { readRange, type ReadStats } from './natsRead.js';
 import type {
   EventLog,
@@ -84,6 +84,11 @@ export interface JetStreamStoreOptions extends NatsConnectOptions {
    * max payload).
    */
   largePayloadBytes?: number;
+  /**
+   * Check every appended envelope against the schema (default false: the runtime builds them
+   * itself, and reads always check). Tests turn it on to catch a malformed envelope at the port.
+   */
+  validateAppends?: boolean;
 }
 
 /** The JetStream store, with read counters for tests and metrics. */
@@ -426,6 +431,22 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     throw new Error(`run ${runId}: the run index kept changing while catching up; try again`);
   };
 
+  /**
+   * The index entries (and KV revisions) this process wrote last, per unfinished run: the next
+   * append of a run by the same writer publishes and compare-and-sets from them without a KV
+   * get first. A stale one is harmless: the publish expects the stream sequence it records, so
+   * anyone else's append since makes it a version conflict, and a stale revision only sends the
+   * index update down the catch-up path.
+   */
+  const heads = new Map<string, { entry: IndexEntry; revision: number }>();
+  const HEADS_MAX = 10_000;
+  const wrote = (runId: string, head: { entry: IndexEntry; revision: number } | null): void => {
+    heads.delete(runId);
+    if (head === null || head.entry.summary.endedAt !== null) return;
+    heads.set(runId, head);
+    if (heads.size > HEADS_MAX) heads.delete(heads.keys().next().value as string);
+  };
+
   /** Records just-published events in the index: CAS on the entry we built on, else catch up. */
   const updateIndex = async (
     runId: string,
@@ -434,11 +455,12 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     written: Located[],
   ): Promise<void> => {
     const fast = cur === undefined ? builtOn === 0 : cur.entry.lastStreamSeq === builtOn;
-    if (
-      fast &&
-      (await casPut(runs, kvKey(runId), foldIndex(runId, cur?.entry, written), cur?.revision ?? 0))
-    )
-      return;
+    if (fast) {
+      const entry = foldIndex(runId, cur?.entry, written);
+      const revision = await kvCasRevision(link, runs, kvKey(runId), entry, cur?.revision ?? 0);
+      wrote(runId, revision === null ? null : { entry, revision });
+      if (revision !== null) return;
+    }
     await catchUp(runId);
   };
 
@@ -493,15 +515,22 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     async append(runId, events, expected) {
       checkRunId(runId);
       if (events.length === 0) throw new UsageError('append needs at least one event');
-      const checked = events.map((e) => NewEnvelope.parse(e));
+      const checked =
+        opts.validateAppends === true ? events.map((e) => NewEnvelope.parse(e)) : events;
       const head = checked[0] as NewEnvelope;
-      const cur = await getIndex(runId);
+      // No KV get when this process wrote the run's index at `expected`, nor for a new run (its
+      // first publish expects an empty subject: an existing run makes it a version conflict).
+      const mine = heads.get(runId);
+      const cur =
+        expected === 'no_stream'
+          ? undefined
+          : mine !== undefined && mine.entry.summary.lastSeq === expected
+            ? mine
+            : await getIndex(runId);
       let prev = 0;
       let first: number | undefined;
       if (expected === 'no_stream') {
         // A conflict is reported before a malformed batch, as the SQLite store does.
-        if (cur !== undefined)
-          throw new VersionConflictError(runId, expected, cur.entry.summary.lastSeq);
         if (head.event.type !== 'run.started') {
           const tail = await lastOf(runId);
           if (tail !== undefined) throw new VersionConflictError(runId, expected, tail.env.seq);
@@ -533,10 +562,13 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
           first ??= prev;
           written.push({ env, streamSeq: prev });
         }
+      } catch (e) {
+        wrote(runId, null);
+        throw e;
       } finally {
         // The events are durable once acked: a failing index update must not fail the append.
         if (written.length > 0)
-          await updateIndex(runId, cur, builtOn, written).catch(() => undefined);
+          await updateIndex(runId, cur, builtOn, written).catch(() => wrote(runId, null));
         const ended = TERMINAL_STATUSES.has(written[written.length - 1]?.env.state.status as never);
         // Listed for pages; an ended run leaves the unfinished set (a failure here only leaves
         // a stale entry that listings check against the index and drop).
@@ -638,8 +670,8 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     ledger,
     control,
     leases: kvLeases(link, leaseBucket),
-    definitions: kvDefinitions(link, defs),
     pools: kvPools(link, poolBucket),
+    definitions: kvDefinitions(link, defs),
     stats,
     connection: nc,
     async close() {

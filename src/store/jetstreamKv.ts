@@ -39,21 +39,32 @@ export async function kvCas(
   revision: number,
   isOurs?: (current: unknown) => boolean,
 ): Promise<boolean> {
+  return (await kvCasRevision(link, kv, key, value, revision, isOurs)) !== null;
+}
+
+/** {@link kvCas} that returns the key's new revision (null when someone else won). */
+export async function kvCasRevision(
+  link: NatsLink,
+  kv: KV,
+  key: string,
+  value: unknown,
+  revision: number,
+  isOurs?: (current: unknown) => boolean,
+): Promise<number | null> {
   const body = JSON.stringify(value);
   let attempts = 0;
   try {
-    await link.retry(() => {
+    return await link.retry(() => {
       attempts++;
       return revision === 0 ? kv.create(key, body) : kv.update(key, body, revision);
     });
-    return true;
   } catch (e) {
     if (!isWrongLastSequence(e)) throw e;
     if (attempts > 1 && isOurs) {
       const cur = await link.retry(() => kv.get(key));
-      return cur !== null && cur.operation === 'PUT' && isOurs(cur.json());
+      return cur !== null && cur.operation === 'PUT' && isOurs(cur.json()) ? cur.revision : null;
     }
-    return false;
+    return null;
   }
 }
 

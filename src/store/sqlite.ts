@@ -41,6 +41,11 @@ export interface SqliteOptions {
   readonly?: boolean;
   /** Called with the connection once it is set up: for PRAGMAs such as `max_page_count` (a size cap). */
   connection?: (db: Database.Database) => void;
+  /**
+   * Check every appended envelope against the schema (default false: the runtime builds them
+   * itself, and reads always check). Tests turn it on to catch a malformed envelope at the port.
+   */
+  validateAppends?: boolean;
 }
 
 const SCHEMA = `
@@ -195,6 +200,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     { readonly },
   );
   const identity = fileIdentity(path);
+  const validate = options.validateAppends === true;
   const blobDir = path === ':memory:' ? null : `${path}.blobs`;
   const largeBytes = options.largePayloadBytes ?? 512 * 1024;
   /** Moves an oversized body to a file (written before the row that points to it). */
@@ -215,11 +221,11 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     insert: db.prepare('INSERT INTO events (run_id, seq, at, type, body) VALUES (?, ?, ?, ?, ?)'),
     createRun: db.prepare(
       `INSERT INTO runs (run_id, pipeline, version, machine_hash, module, status, step, cost_usd, last_seq, started_at, updated_at, ended_at)
-       VALUES (@runId, @pipeline, @version, @machineHash, @module, @status, @step, @costUsd, @lastSeq, @at, @at, @endedAt)`,
+       VALUES (@runId, @pipeline, @version, @machineHash, @module, @status, @step, @costUsd, @lastSeq, @startedAt, @at, @endedAt)`,
     ),
     updateRun: db.prepare(
       `UPDATE runs SET status = @status, step = @step, cost_usd = @costUsd, last_seq = @lastSeq, updated_at = @at,
-       ended_at = COALESCE(ended_at, @endedAt) WHERE run_id = @runId`,
+       ended_at = COALESCE(ended_at, @endedAt) WHERE run_id = @runId AND last_seq = @expected`,
     ),
     read: db.prepare<[string, number], { seq: number; body: string }>(
       'SELECT seq, body FROM events WHERE run_id = ? AND seq >= ? ORDER BY seq',
@@ -271,16 +277,11 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
 
   const appendTx = db.transaction(
     (runId: string, events: NewEnvelope[], expected: ExpectedVersion): number => {
-      const row = q.lastSeq.get(runId);
-      const actual = row?.last_seq;
-      if (expected === 'no_stream' ? actual !== undefined : actual !== expected) {
-        throw new VersionConflictError(runId, expected, actual ?? 'unknown');
-      }
-      let seq = actual ?? 0;
-      for (const e of events) {
-        seq += 1;
-        q.insert.run(runId, seq, e.at, e.event.type, bodyFor(runId, seq, JSON.stringify(e)));
-      }
+      /** The version conflict, with the run's actual last seq (read only on this path). */
+      const conflict = (): VersionConflictError =>
+        new VersionConflictError(runId, expected, q.lastSeq.get(runId)?.last_seq ?? 'unknown');
+      const base = expected === 'no_stream' ? 0 : expected;
+      const seq = base + events.length;
       const last = events[events.length - 1] as NewEnvelope;
       const patch = {
         runId,
@@ -290,27 +291,41 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
         lastSeq: seq,
         at: last.at,
         endedAt: TERMINAL.has(last.state.status) ? last.at : null,
+        expected: base,
       };
+      // The run index row is the version check: created only if absent, advanced only from
+      // `expected` (one statement each, no read of last_seq first).
       if (expected === 'no_stream') {
         const first = events[0] as NewEnvelope;
         if (first.event.type !== 'run.started') {
+          // A conflict is reported before a malformed batch.
+          if (q.lastSeq.get(runId) !== undefined) throw conflict();
           throw new UsageError(
             `run ${runId}: the first event of a run must be run.started, got ${first.event.type}`,
           );
         }
         const s = first.event as RunStarted;
-        q.createRun.run({
-          ...patch,
-          pipeline: s.pipeline,
-          version: s.version,
-          machineHash: s.machineHash,
-          module: s.module,
-          at: first.at,
-        });
+        try {
+          q.createRun.run({
+            ...patch,
+            pipeline: s.pipeline,
+            version: s.version,
+            machineHash: s.machineHash,
+            module: s.module ?? null,
+            startedAt: first.at,
+          });
+        } catch (e) {
+          if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw conflict();
+          throw e;
+        }
         rollup.created(runId, s.forkedFrom?.seq ?? 0);
-        q.updateRun.run(patch);
-      } else {
-        q.updateRun.run(patch);
+      } else if (q.updateRun.run(patch).changes !== 1) {
+        throw conflict();
+      }
+      let n = base;
+      for (const e of events) {
+        n += 1;
+        q.insert.run(runId, n, e.at, e.event.type, bodyFor(runId, n, JSON.stringify(e)));
       }
       if (patch.endedAt !== null) rollup.ended(runId, seq);
       return seq;
@@ -320,7 +335,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   const log: EventLog = {
     async append(runId, events, expected) {
       if (events.length === 0) throw new UsageError('append needs at least one event');
-      const checked = events.map((e) => NewEnvelope.parse(e));
+      const checked = validate ? events.map((e) => NewEnvelope.parse(e)) : events;
       try {
         return appendTx.immediate(runId, checked, expected);
       } catch (e) {

@@ -33,7 +33,8 @@ export async function harness(
 ): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'plumbline-h-'));
   const dbPath = join(dir, 'store.db');
-  const store = openSqliteStore(dbPath);
+  // Tests check every envelope the runtime writes (production skips it: issue 14).
+  const store = openSqliteStore(dbPath, { validateAppends: true });
   const fake = await startFakeClaude({
     ...(opts.script ? { script: opts.script } : {}),
     ...(opts.usage ? { usage: opts.usage } : {}),
