@@ -16,7 +16,7 @@ export const DEFAULT_STORE_URL = join('.plumbline', 'plumbline.db');
 
 /** Options of the command bus opened beside a store. */
 export interface BusOptions {
-  /** Redelivery to another worker after this long without a heartbeat (default 30 s). */
+  /** Redelivery to another worker this long after its last heartbeat (default 1.5 s). */
   ackWaitMs?: number;
   /** Deliveries before a command is dead-lettered (default 5). */
   maxDeliver?: number;

@@ -4,7 +4,12 @@ import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalBus } from '../src/bus/local.js';
 import { openNatsBus, type NatsBusOptions } from '../src/bus/nats.js';
-import type { Command, CommandBus, CommandControl } from '../src/bus/types.js';
+import {
+  DEFAULT_ACK_WAIT_MS,
+  type Command,
+  type CommandBus,
+  type CommandControl,
+} from '../src/bus/types.js';
 import { startNatsServer, type NatsServerHandle } from './helpers/natsServer.js';
 
 let server: NatsServerHandle;
@@ -189,10 +194,10 @@ describe('command bus (nats): poison messages and redelivery', () => {
     }
   });
 
-  it('redelivers a command after ack_wait when its consumer died without acking', async () => {
-    const a = await natsBus({ ackWaitMs: 2_000 });
+  it('keeps a command with its live consumer past the default ack wait (heartbeats), and redelivers it once that consumer died', async () => {
+    const a = await natsBus();
     await a.publishStart({ runId: 'orphan', pipeline: 'p', input: null });
-    // Worker A takes the command and dies (its connection closes) before acking.
+    // Worker A takes the command and works on it (never acking) until it dies.
     let release = (): void => undefined;
     const taken = new Promise<void>((resolveTaken) => {
       void a.consume(
@@ -206,16 +211,13 @@ describe('command bus (nats): poison messages and redelivery', () => {
       );
     });
     await taken;
-    await a.close();
-    // Worker B, on its own connection, gets it again once ack_wait has passed.
-    const b = await openNatsBus({
-      servers: server.url,
-      prefix: a.prefix,
-      ackWaitMs: 2_000,
-      pullExpiresMs: 1_000,
-    });
+    // Worker B, on its own connection with the default settings, pulls meanwhile.
+    const b = await openNatsBus({ servers: server.url, prefix: a.prefix, pullExpiresMs: 1_000 });
     opened.push(b);
-    const t0 = Date.now();
+    const seenWhileAlive = await drive(b, ack, () => false, 3 * DEFAULT_ACK_WAIT_MS);
+    expect(seenWhileAlive).toEqual([]);
+    // A dies (its connection closes, its beats stop): B gets the command after the ack wait.
+    await a.close();
     let deliveries = 0;
     const seen = await drive(
       b,
@@ -223,10 +225,40 @@ describe('command bus (nats): poison messages and redelivery', () => {
         deliveries = ctl.deliveries;
       },
       (s) => s.length >= 1,
+      30_000,
     );
     release();
     expect(seen.map((c) => c.runId)).toEqual(['orphan']);
     expect(deliveries).toBe(2);
-    expect(Date.now() - t0).toBeGreaterThan(500);
+  });
+
+  it('sets a consumer made with an old 30 s ack wait to the default when a worker consumes; a publisher leaves it', async () => {
+    const old = await natsBus({ ackWaitMs: 30_000 });
+    const ackWaitOf = async (): Promise<number> => {
+      const nc = await connect({ servers: server.url });
+      try {
+        const jsm = await jetstreamManager(nc);
+        const ci = await jsm.consumers.info(
+          `${old.prefix.toUpperCase()}_CMDS`,
+          `${old.prefix}_workers`,
+        );
+        return (ci.config.ack_wait ?? 0) / 1e6;
+      } finally {
+        await nc.close();
+      }
+    };
+    expect(await ackWaitOf()).toBe(30_000);
+    const publisher = await openNatsBus({ servers: server.url, prefix: old.prefix });
+    opened.push(publisher);
+    await publisher.publishStart({ runId: 'p1', pipeline: 'p', input: null });
+    expect(await ackWaitOf()).toBe(30_000);
+    const worker = await openNatsBus({
+      servers: server.url,
+      prefix: old.prefix,
+      pullExpiresMs: 1_000,
+    });
+    opened.push(worker);
+    expect(await drive(worker, ack, (s) => s.length >= 1)).toHaveLength(1);
+    expect(await ackWaitOf()).toBe(DEFAULT_ACK_WAIT_MS);
   });
 });

@@ -67,8 +67,6 @@ describe('worker on SQLite', () => {
         '--pipelines',
         'test/fixtures/pipelines/stubborn.ts',
         'test/fixtures/pipelines/plain.js',
-        '--ack-wait',
-        '2s',
         '--metrics-port',
         String(port),
       ],

@@ -2,10 +2,11 @@
  * The NATS command bus: a work-queue stream `<PREFIX>_CMDS` on `<prefix>.cmd.>` read by one
  * durable pull consumer shared by every worker, and a dead-letter stream `<PREFIX>_DLQ` on
  * `<prefix>.dlq.>`. A start is published with msgID `start:<runId>`, so a second start of the
- * same run inside the duplicate window (2 min) is dropped by the server. A command nobody
- * acks within `ack_wait` is redelivered; after `max_deliver` deliveries the server stops and
- * announces it on the MAX_DELIVERIES advisory, which moves the message to the DLQ (and a
- * start-up sweep catches those whose advisory nobody heard).
+ * same run inside the duplicate window (2 min) is dropped by the server. While a handler works
+ * on a command the bus sends `+WPI` every ack wait / 5; a command whose worker died is
+ * redelivered one `ack_wait` (default 1.5 s) after its last beat. After `max_deliver`
+ * deliveries the server stops and announces it on the MAX_DELIVERIES advisory, which moves the
+ * message to the DLQ (and a start-up sweep catches those whose advisory nobody heard).
  */
 import {
   AckPolicy,
@@ -22,9 +23,12 @@ import { headers, nanos, nuid, type MsgHdrs } from '@nats-io/transport-node';
 import { UsageError } from '../errors.js';
 import { jsErrorCode, openNatsLink, type NatsConnectOptions } from '../store/natsConnect.js';
 import { readRange } from '../store/natsRead.js';
+import { Heartbeat } from './heartbeat.js';
 import {
+  DEFAULT_ACK_WAIT_MS,
   decodeCommand,
   encodeCommand,
+  heartbeatEveryMs,
   MAX_COMMAND_BYTES,
   runHandler,
   type CommandBus,
@@ -39,7 +43,10 @@ export interface NatsBusOptions extends NatsConnectOptions {
   replicas?: number;
   /** The durable consumer's name (default `<prefix>_workers`). */
   durable?: string;
-  /** Redelivery after this long without ack or `working()` (default 30 s). */
+  /**
+   * Redelivery after this long without an ack or a heartbeat (default 1.5 s). A worker
+   * (`consume`) sets the shared consumer to its value; a publisher changes it only when given.
+   */
   ackWaitMs?: number;
   /** Deliveries before a command is dead-lettered (default 5). */
   maxDeliver?: number;
@@ -92,6 +99,7 @@ export async function openNatsBus(opts: NatsBusOptions): Promise<CommandBus> {
   const CMDS = `${P}_CMDS`;
   const DLQ = `${P}_DLQ`;
   const durable = opts.durable ?? `${prefix}_workers`;
+  const ackWaitMs = opts.ackWaitMs ?? DEFAULT_ACK_WAIT_MS;
   const maxDeliver = opts.maxDeliver ?? 5;
   const maxBytes = opts.maxCommandBytes ?? MAX_COMMAND_BYTES;
   const replicas = opts.replicas ?? 1;
@@ -126,21 +134,33 @@ export async function openNatsBus(opts: NatsBusOptions): Promise<CommandBus> {
       durable_name: durable,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
-      ack_wait: nanos(opts.ackWaitMs ?? 30_000),
+      ack_wait: nanos(ackWaitMs),
       max_deliver: maxDeliver,
       num_replicas: replicas,
     };
-    try {
-      await jsm.consumers.add(CMDS, consumer);
-    } catch {
-      // It exists with other settings. Only a worker that was given them applies its own
-      // ack_wait / max_deliver: a publisher (`plumbline start`) must not reset the workers'.
-      if (opts.ackWaitMs !== undefined || opts.maxDeliver !== undefined) {
-        await jsm.consumers.update(CMDS, durable, {
-          ...(opts.ackWaitMs !== undefined ? { ack_wait: consumer.ack_wait } : {}),
-          ...(opts.maxDeliver !== undefined ? { max_deliver: maxDeliver } : {}),
-        });
-      }
+    // Created only when missing: adding an existing durable with other settings updates it
+    // (2.9 does), and a publisher (`plumbline start`) must not reset the workers' ack_wait /
+    // max_deliver. Only options given explicitly are applied to an existing consumer.
+    const exists = await jsm.consumers.info(CMDS, durable).then(
+      () => true,
+      (e: unknown) => {
+        if (jsErrorCode(e) === 10014) return false; // consumer not found
+        throw e;
+      },
+    );
+    let update = exists;
+    if (!exists) {
+      // Another process may create it between our look and our add: then update as above.
+      update = await jsm.consumers.add(CMDS, consumer).then(
+        () => false,
+        () => true,
+      );
+    }
+    if (update && (opts.ackWaitMs !== undefined || opts.maxDeliver !== undefined)) {
+      await jsm.consumers.update(CMDS, durable, {
+        ...(opts.ackWaitMs !== undefined ? { ack_wait: consumer.ack_wait } : {}),
+        ...(opts.maxDeliver !== undefined ? { max_deliver: maxDeliver } : {}),
+      });
     }
   } catch (e) {
     await link.close();
@@ -206,24 +226,46 @@ export async function openNatsBus(opts: NatsBusOptions): Promise<CommandBus> {
     }
   };
 
-  const control = (m: JsMsg): CommandControl => ({
+  /**
+   * A worker beats at its own ack wait / 5, so the consumer must not wait less: a consumer made
+   * by an older version (30 s) or another worker is set to this worker's ack wait. Workers
+   * sharing a consumer should share the ack wait (the last to start decides).
+   */
+  const applyAckWait = async (): Promise<void> => {
+    const ci = await link.retry(() => jsm.consumers.info(CMDS, durable));
+    if (ci.config.ack_wait !== nanos(ackWaitMs))
+      await link.retry(() => jsm.consumers.update(CMDS, durable, { ack_wait: nanos(ackWaitMs) }));
+  };
+
+  /** Sends `+WPI` for each delivery; a closed connection fails them all (they then lapse). */
+  const beatAll = (ms: JsMsg[]): void => {
+    for (const m of ms) m.working();
+  };
+
+  const control = (m: JsMsg, beats: Heartbeat<JsMsg>): CommandControl => ({
     deliveries: m.info.deliveryCount,
     working: () => m.working(),
     ack: async () => {
+      beats.delete(m);
       await link.retry(() => m.ackAck());
     },
-    nak: (delayMs?: number) => m.nak(delayMs),
+    nak: (delayMs?: number) => {
+      beats.delete(m);
+      m.nak(delayMs);
+    },
     deadLetter: async (reason: string) => {
+      // Still beaten while the copy is published: a slow DLQ must not hand it to another worker.
       await toDlq(
         { subject: m.subject, seq: m.seq, data: m.data, deliveries: m.info.deliveryCount },
         reason,
       );
+      beats.delete(m);
       // Plain term(): 2.9 ignores term(reason); the reason is in the DLQ headers.
       m.term();
     },
-    // Neither ack nor nak: the current delivery (another worker's) decides; if it lapses, the
-    // command comes back after the ack wait.
-    release: () => undefined,
+    // Neither ack nor nak, and no more beats: the current delivery (another worker's) decides;
+    // if it lapses, the command comes back after the ack wait.
+    release: () => beats.delete(m),
   });
 
   const publish = async (
@@ -256,7 +298,11 @@ export async function openNatsBus(opts: NatsBusOptions): Promise<CommandBus> {
       if (!Number.isInteger(concurrency) || concurrency < 1)
         throw new UsageError(`concurrency must be a positive integer, got ${concurrency}`);
       const consumer = await js.consumers.get(CMDS, durable);
+      await applyAckWait().catch((e: unknown) => onError?.(e, undefined));
       await sweepExhausted().catch((e: unknown) => onError?.(e, undefined));
+      const beats = new Heartbeat<JsMsg>(heartbeatEveryMs(ackWaitMs), beatAll, (e) =>
+        onError?.(e, undefined),
+      );
       const adv = nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${CMDS}.${durable}`);
       const advisories = (async () => {
         for await (const a of adv) {
@@ -280,19 +326,23 @@ export async function openNatsBus(opts: NatsBusOptions): Promise<CommandBus> {
             return;
           }
           const decoded = decodeCommand(m.data, maxBytes);
-          const ctl = control(m);
+          const ctl = control(m, beats);
+          beats.add(m);
           try {
             if (decoded.ok) await runHandler(handler, decoded.cmd, ctl, onError);
             else await ctl.deadLetter(decoded.reason);
           } catch (e) {
             // Acking or dead-lettering failed: the message comes back after ack_wait.
             onError?.(e, decoded.ok ? decoded.cmd : undefined);
+          } finally {
+            beats.delete(m);
           }
         }
       };
       try {
         await Promise.all(Array.from({ length: concurrency }, worker));
       } finally {
+        beats.stop();
         adv.unsubscribe();
         await advisories;
       }

@@ -1,19 +1,23 @@
 /**
  * The embedded command bus: a durable work queue in a SQLite table beside the event log, shared
- * by every process on the machine. A claimed command is invisible for `ackWaitMs` (restarted by
- * `working()`); a worker that dies leaves it to reappear for another. Starts are deduplicated by
- * run id; a command past `maxDeliver` deliveries, or malformed, is dead-lettered with the reason.
- * A full, read-only or vanished database file never breaks the consume loop: it is reported to
- * `onError` as a StoreUnavailableError, claims back off, and a delivery that failed because of
- * it does not count towards `maxDeliver`.
+ * by every process on the machine. A claimed command is invisible for `ackWaitMs` (default
+ * 1.5 s), extended for all of a consumer's unsettled commands in one write every ack wait / 5;
+ * a worker that dies stops extending them and they reappear for another. Starts are
+ * deduplicated by run id; a command past `maxDeliver` deliveries, or malformed, is
+ * dead-lettered with the reason. A full, read-only or vanished database file never breaks the
+ * consume loop: it is reported to `onError` as a StoreUnavailableError, claims back off, and a
+ * delivery that failed because of it does not count towards `maxDeliver`.
  */
 import type Database from 'better-sqlite3';
 import { isStoreUnavailable } from '../errors.js';
 import { sleep } from '../runtime/clock.js';
 import { asStoreFault, fileIdentity, openSqliteFile } from '../store/sqliteFaults.js';
+import { Heartbeat } from './heartbeat.js';
 import {
+  DEFAULT_ACK_WAIT_MS,
   decodeCommand,
   encodeCommand,
+  heartbeatEveryMs,
   MAX_COMMAND_BYTES,
   runHandler,
   type CommandBus,
@@ -22,6 +26,7 @@ import {
 
 /** Options of {@link openSqliteBus}. */
 export interface SqliteBusOptions {
+  /** A claimed command reappears this long after its consumer's last heartbeat (default 1.5 s). */
   ackWaitMs?: number;
   maxDeliver?: number;
   maxCommandBytes?: number;
@@ -53,7 +58,7 @@ interface Row {
  * store does); an unusable file is a StoreUnavailableError naming the path and the fix.
  */
 export function openSqliteBus(path: string, opts: SqliteBusOptions = {}): CommandBus {
-  const ackWait = opts.ackWaitMs ?? 30_000;
+  const ackWait = opts.ackWaitMs ?? DEFAULT_ACK_WAIT_MS;
   const maxDeliver = opts.maxDeliver ?? 5;
   const maxBytes = opts.maxCommandBytes ?? MAX_COMMAND_BYTES;
   const pollMs = opts.pollMs ?? 100;
@@ -101,6 +106,11 @@ export function openSqliteBus(path: string, opts: SqliteBusOptions = {}): Comman
     ),
   };
   const claimTx = db.transaction((now: number) => q.claim.get(now + ackWait, now, now));
+  /** One heartbeat for every unsettled claim of a consumer: one commit, whatever their number. */
+  const touchAll = db.transaction((ids: number[]) => {
+    const until = Date.now() + ackWait;
+    for (const id of ids) q.touch.run(until, id);
+  });
 
   const publish = (
     cmd: { type: string; runId: string },
@@ -126,6 +136,11 @@ export function openSqliteBus(path: string, opts: SqliteBusOptions = {}): Comman
       /** Reports a failed bus write without ever throwing out of the loop or a timer. */
       const report = (e: unknown, cmd?: Parameters<NonNullable<typeof o.onError>>[1]): void =>
         o.onError?.(asStoreFault(e, path), cmd);
+      const beats = new Heartbeat<number>(
+        heartbeatEveryMs(ackWait),
+        (ids) => write(() => touchAll.immediate(ids)),
+        (e) => report(e),
+      );
       let idleMs = pollMs;
       while (!o.signal.aborted) {
         if (inFlight.size >= o.concurrency) {
@@ -178,8 +193,12 @@ export function openSqliteBus(path: string, opts: SqliteBusOptions = {}): Comman
               report(e, cmd);
             }
           },
-          ack: async () => void write(() => q.ack.run(Date.now(), id)),
+          ack: async () => {
+            beats.delete(id);
+            write(() => q.ack.run(Date.now(), id));
+          },
           nak: (delayMs = 0) => {
+            beats.delete(id);
             try {
               if (storeFailed) write(() => q.refund.run(Date.now() + delayMs, id));
               else if (deliveries >= maxDeliver)
@@ -191,21 +210,29 @@ export function openSqliteBus(path: string, opts: SqliteBusOptions = {}): Comman
               report(e, cmd); // Still claimed: it reappears after the ack wait.
             }
           },
-          deadLetter: async (reason: string) =>
-            void write(() => q.bury.run(reason, Date.now(), id)),
-          // Leave it claimed: it reappears after the ack wait unless its new holder acks it.
-          release: () => undefined,
+          deadLetter: async (reason: string) => {
+            beats.delete(id);
+            write(() => q.bury.run(reason, Date.now(), id));
+          },
+          // Leave it claimed, unbeaten: it reappears after the ack wait unless its new holder
+          // (which beats it) acks it.
+          release: () => beats.delete(id),
         };
         const onError = (e: unknown, c: typeof cmd | undefined): void => {
           if (isStoreUnavailable(asStoreFault(e, path))) storeFailed = true;
           o.onError?.(e, c);
         };
+        beats.add(id);
         const p = runHandler(handler, cmd, ctl, onError)
           .catch((e: unknown) => report(e, cmd))
-          .finally(() => inFlight.delete(p));
+          .finally(() => {
+            beats.delete(id);
+            inFlight.delete(p);
+          });
         inFlight.add(p);
       }
       await Promise.allSettled(inFlight);
+      beats.stop();
     },
     async deadLetters(): Promise<DeadLetter[]> {
       let rows;

@@ -11,6 +11,22 @@ import { UsageError } from '../errors.js';
 /** Default largest encoded command (bytes). NATS itself refuses payloads above 1 MiB. */
 export const MAX_COMMAND_BYTES = 256 * 1024;
 
+/**
+ * Default ack wait: a dead worker's commands come back this long after its last heartbeat, so
+ * its runs resume elsewhere within about 1.5 s; a live worker's commands never lapse, however
+ * long their runs take, because the bus heartbeats them (see {@link heartbeatEveryMs}).
+ */
+export const DEFAULT_ACK_WAIT_MS = 1_500;
+
+/**
+ * How often the bus tells the queue a handed-out command is still being worked on: a fifth of
+ * the ack wait, so a live worker whose event loop stalls for up to ⅘ of it (1.2 s at the
+ * default) still keeps its commands, and a dead one's lapse between ⅘ and 1 ack wait after it died.
+ */
+export function heartbeatEveryMs(ackWaitMs: number): number {
+  return Math.max(10, Math.floor(ackWaitMs / 5));
+}
+
 /** Start a run (at most once per run id: a second start of the same id is a duplicate). */
 export const StartCommand = z.object({
   type: z.literal('start'),
@@ -51,7 +67,10 @@ export type Command = z.infer<typeof Command>;
 export interface CommandControl {
   /** How many times this command has been delivered, 1 the first time. */
   readonly deliveries: number;
-  /** Still busy: restarts the redelivery timer (call it more often than the ack wait). */
+  /**
+   * Still busy: restarts the redelivery timer. The bus already does this on its own every
+   * {@link heartbeatEveryMs} until the command is settled; call it only to beat sooner.
+   */
   working(): void;
   /** Done: the command is removed. */
   ack(): Promise<void>;

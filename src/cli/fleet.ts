@@ -142,7 +142,7 @@ export function registerFleetCommands(program: Command): void {
     )
     .option(
       '--ack-wait <duration>',
-      'redelivery to another worker after this long without a heartbeat (default 30s)',
+      "a dead worker's runs go to another worker this long after its last heartbeat, sent every ack wait / 5 (default 1.5s)",
       duration('--ack-wait'),
     )
     .option(
@@ -186,10 +186,11 @@ export function registerFleetCommands(program: Command): void {
         const pipelines = await loadPipelines(o.pipelines);
         const spec = storeSpec(g);
         const logger = cliLogger(g);
-        const ackWaitMs = o.ackWait ?? 30_000;
         const store: Store = await openStore(spec);
+        // The bus heartbeats the commands it hands out and, on NATS, sets the shared consumer
+        // to this ack wait (the bus default when not given) as it starts consuming.
         const bus = await openBus(spec, {
-          ackWaitMs,
+          ...(o.ackWait !== undefined ? { ackWaitMs: o.ackWait } : {}),
           ...(o.maxDeliver !== undefined ? { maxDeliver: o.maxDeliver } : {}),
         });
         const metrics = new WorkerMetrics();
@@ -241,7 +242,6 @@ export function registerFleetCommands(program: Command): void {
             concurrency: o.concurrency ?? 8,
             signal: ac.signal,
             logger,
-            heartbeatMs: Math.max(100, Math.floor(ackWaitMs / 3)),
             ...(o.strandedAfter !== undefined
               ? {
                   strandedAfterMs: o.strandedAfter,

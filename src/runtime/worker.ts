@@ -1,8 +1,9 @@
 /**
  * The worker: takes start and resume commands from the bus, drives each run to a terminal or
- * parked state while heartbeating the command, acks only then, and dead-letters commands it can
- * never process. A periodic check re-queues runs that nobody has touched for too long. While the
- * store refuses writes (disk full, read-only, file gone) it takes no work and retries with backoff.
+ * parked state while the bus heartbeats the command, acks only then, and dead-letters commands
+ * it can never process. A periodic check re-queues runs that nobody has touched for too long.
+ * While the store refuses writes (disk full, read-only, file gone) it takes no work and retries
+ * with backoff.
  */
 import type { CommandBus, CommandControl, Command } from '../bus/types.js';
 import { isUsageError, serializeError } from '../errors.js';
@@ -23,7 +24,10 @@ export interface WorkerOptions {
   concurrency: number;
   signal: AbortSignal;
   logger: Logger;
-  /** How often `working()` is sent while a run is driven (keep it well under the ack wait). */
+  /**
+   * Extra `working()` beats while a run is driven, this often (default none: the bus itself
+   * beats every command it handed out, at a fifth of its ack wait, until it is settled).
+   */
   heartbeatMs?: number;
   /** How often to look for stranded runs (0 disables; default 60 s). */
   strandedCheckMs?: number;
@@ -65,15 +69,18 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
     inFlight.add(cmd.runId);
     o.onRunStart?.(cmd);
     let result: RunResult | null = null;
-    const beat = setInterval(() => {
-      // A throw here would kill the process (it is a timer): a full disk must not.
-      try {
-        ctl.working();
-      } catch (e) {
-        if (!gate.report(e))
-          logger.error({ runId: cmd.runId, err: serializeError(e) }, 'heartbeat failed');
-      }
-    }, o.heartbeatMs ?? 5_000);
+    const beat =
+      o.heartbeatMs === undefined
+        ? undefined
+        : setInterval(() => {
+            // A throw here would kill the process (it is a timer): a full disk must not.
+            try {
+              ctl.working();
+            } catch (e) {
+              if (!gate.report(e))
+                logger.error({ runId: cmd.runId, err: serializeError(e) }, 'heartbeat failed');
+            }
+          }, o.heartbeatMs);
     try {
       const r = await go();
       result = r;
@@ -111,7 +118,7 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
       }
       await ctl.ack();
     } finally {
-      clearInterval(beat);
+      if (beat !== undefined) clearInterval(beat);
       inFlight.delete(cmd.runId);
       o.onRunEnd?.(result, cmd);
     }
@@ -283,9 +290,15 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
   const onError = (e: unknown, cmd: Command | undefined): void => {
     const storeDown = gate.report(e);
     if (storeDown && cmd === undefined) return; // A refused claim: the gate has said it.
+    if (cmd === undefined) {
+      // A pull, a heartbeat or the consumer's set-up failed: the bus carries on (a command
+      // whose heartbeats failed for a whole ack wait is delivered again, maybe elsewhere).
+      logger.error({ err: serializeError(e), decision: 'continue' }, 'command bus failure');
+      return;
+    }
     logger[storeDown ? 'warn' : 'error'](
       {
-        runId: cmd?.runId,
+        runId: cmd.runId,
         err: serializeError(e),
         decision: 'nak',
         reason: 'handler failed: the command will be delivered again',

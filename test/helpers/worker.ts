@@ -34,7 +34,8 @@ export interface SpawnWorkerOptions {
   name: string;
   store: string;
   pipelines: string;
-  ackWaitMs: number;
+  /** `--ack-wait` in ms; omitted: the worker's default. */
+  ackWaitMs?: number;
   concurrency: number;
   env: Record<string, string>;
   /** More `plumbline worker` arguments. */
@@ -44,7 +45,8 @@ export interface SpawnWorkerOptions {
 /** Spawns `plumbline worker` and resolves once it serves (30 s at most). */
 export async function spawnWorker(o: SpawnWorkerOptions): Promise<WorkerProc> {
   const args = ['bin/plumbline.mjs', 'worker', '--store', o.store, '--pipelines', o.pipelines];
-  args.push('--ack-wait', `${o.ackWaitMs}ms`, '--concurrency', String(o.concurrency));
+  if (o.ackWaitMs !== undefined) args.push('--ack-wait', `${o.ackWaitMs}ms`);
+  args.push('--concurrency', String(o.concurrency));
   args.push(...(o.args ?? []));
   const [cmd, argv] = withParentDeathSignal(process.execPath, args);
   const child = spawn(cmd, argv, {
