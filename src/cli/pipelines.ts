@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { UsageError } from '../errors.js';
 import type { RunStarted } from '../machines/events.js';
 import { startedOf } from '../machines/replay.js';
-import { loadPipeline, loadPipelines } from '../runtime/load.js';
+import { findPipeline, loadPipeline, loadPipelines } from '../runtime/load.js';
 import type { Prepared } from '../runtime/prepare.js';
 import type { Store } from '../store/types.js';
 
@@ -41,7 +41,9 @@ export async function pipelineForStarted(
         'which is not there now: pass --pipelines <file|dir> with the pipeline module',
     );
   }
-  const prepared = await loadPipeline(started.module);
+  const root = await loadPipeline(started.module);
+  // A child run names its own pipeline and its root's module.
+  const prepared = findPipeline(root, started.pipeline) ?? root;
   if (prepared.pipeline.name !== started.pipeline) {
     throw new UsageError(
       `${started.module} now defines pipeline '${prepared.pipeline.name}', not '${started.pipeline}': pass --pipelines`,

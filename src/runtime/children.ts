@@ -187,7 +187,10 @@ export type GroupInterrupt = { interrupt: 'aborted' };
 export class ChildGroup {
   private readonly ended = new Map<number, Ended>();
   private readonly parked = new Map<number, string>();
-  private readonly active = new Map<number, Promise<void>>();
+  /** Children launched and not yet seen ended or parked. */
+  private readonly active = new Set<number>();
+  /** Launches still under way (a drive here): each wakes the wait when it returns. */
+  private readonly launching = new Set<Promise<void>>();
   private readonly reported = new Set<number>();
   /** Children parked before this wait began: the ones a resumed parent resumes (once). */
   private readonly parkedBefore = new Set<number>();
@@ -269,30 +272,35 @@ export class ChildGroup {
         how = 'resume';
       } else if (blocked) continue;
       const spec = this.specs[i] as ChildSpec;
-      const p = this.host.launch(spec, how, signal).then(
-        () => this.look(i),
-        () => this.look(i),
-      );
-      this.active.set(i, p);
+      const p: Promise<void> = this.host
+        .launch(spec, how, signal)
+        .then(
+          () => this.look(i),
+          () => this.look(i),
+        )
+        .finally(() => this.launching.delete(p));
+      this.launching.add(p);
+      this.active.add(i);
     }
   }
 
   /** Waits for an active child to be driven to a stop here, or a poll interval for queued ones. */
   private async settle(signal: AbortSignal): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
-    const tick = new Promise<void>((res) => {
+    let onAbort: (() => void) | undefined;
+    const wake = new Promise<void>((res) => {
       timer = setTimeout(res, this.host.pollMs);
+      onAbort = res;
+      signal.addEventListener('abort', onAbort, { once: true });
     });
-    const abort = new Promise<void>((res) =>
-      signal.addEventListener('abort', () => res(), { once: true }),
-    );
     try {
-      await Promise.race([tick, abort, ...this.active.values()]);
+      await Promise.race([wake, ...this.launching]);
     } finally {
       clearTimeout(timer);
+      if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
     }
-    await Promise.all([...this.active.keys()].map((i) => this.look(i)));
-    for (const i of [...this.active.keys()])
+    await Promise.all([...this.active].map((i) => this.look(i)));
+    for (const i of [...this.active])
       if (this.ended.has(i) || this.parked.has(i)) this.active.delete(i);
   }
 

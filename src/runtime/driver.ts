@@ -465,6 +465,21 @@ export class Runtime {
   }
   private host: ChildHost | undefined;
 
+  /**
+   * Has child runs queued on a bus instead of driven here (a worker: any worker takes them);
+   * `publish` queues a drive of one run (a resume command).
+   */
+  queueChildren(publish: (runId: string) => Promise<unknown>, pollMs = 250): void {
+    const local = this.localChildren();
+    this.host = {
+      ...local,
+      pollMs,
+      launch: async (spec) => {
+        await publish(spec.runId);
+      },
+    };
+  }
+
   /** Children driven in this process (the embedded store, or a runtime without a bus). */
   localChildren(): ChildHost {
     return {

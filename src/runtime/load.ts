@@ -5,6 +5,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { UsageError } from '../errors.js';
+import { childPipelines } from '../machines/constructs.js';
 import { isPipeline } from '../machines/pipeline.js';
 import { prepare, type Prepared } from './prepare.js';
 
@@ -29,6 +30,16 @@ function loadTypeScript(file: string): Promise<void> {
     },
   );
   return tsx;
+}
+
+/**
+ * The pipeline named `name` among `root` and the pipelines it runs as children, compiled (a
+ * child run's `run.started` names its own pipeline and its root's module), or undefined.
+ */
+export function findPipeline(root: Prepared, name: string): Prepared | undefined {
+  if (root.pipeline.name === name) return root;
+  const c = childPipelines(root.pipeline).find((p) => p.name === name);
+  return c !== undefined ? prepare(c, root.module) : undefined;
 }
 
 /** Imports `file` and returns its default-exported pipeline, compiled. */
@@ -81,5 +92,10 @@ export async function loadPipelines(paths: readonly string[]): Promise<Map<strin
       );
     out.set(name, prepared);
   }
+  // The pipelines their steps run as child runs (parallel branches, map items, calls), so a
+  // worker can drive a child by its pipeline's name.
+  for (const root of [...out.values()])
+    for (const c of childPipelines(root.pipeline))
+      if (!out.has(c.name)) out.set(c.name, prepare(c, root.module));
   return out;
 }

@@ -52,6 +52,8 @@ export interface WorkerOptions {
 export async function runWorker(o: WorkerOptions): Promise<void> {
   const { runtime, bus, pipelines, logger } = o;
   const store = runtime.store;
+  // Child runs (parallel branches, map items, calls) go on the bus: any worker drives them.
+  runtime.queueChildren((runId) => bus.publishResume({ runId }));
   const inFlight = new Set<string>();
   const names = [...pipelines.keys()].join(', ') || '(none)';
   const gate = new StoreGate({
