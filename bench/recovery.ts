@@ -1,17 +1,19 @@
 /**
- * Figure 5, recovery: two `plumbline worker` processes (ack wait 2 s) drive runs from a NATS
- * JetStream store and work queue that this script starts. Each round queues a few runs, waits
- * until they are running, SIGKILLs the worker that holds the most of them, and times, for every
- * run that worker held, how long until the run appends again (on the other worker). The killed
- * worker is then replaced. Which worker holds a run is read from the workers' own log lines.
- * `--max-deliver 50` keeps the dead-letter limit (default 5) out of the way of runs that live
- * through several kills.
+ * Figure 5, recovery: two `plumbline worker` processes with the default settings (ack wait,
+ * heartbeats, max deliver, lease TTL; only `--concurrency 32`) drive runs from a NATS JetStream
+ * store and work queue that this script starts. Each round queues a few runs, waits until they
+ * are running, SIGKILLs the worker that holds the most of them, and times, for every run that
+ * worker held, how long until the run appends again (on the other worker). The killed worker is
+ * then replaced. Which worker holds a run is read from the workers' own log lines.
+ * `--ack-wait` / `--max-deliver` are passed to the workers only when given (to compare settings).
  * Usage: node --import tsx bench/recovery.ts [--kills 20] [--per-round 8] [--ack-wait 2s]
+ *   [--max-deliver 50]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
+import { DEFAULT_ACK_WAIT_MS } from '../src/bus/types.js';
 import { openNatsBusFromUrl } from '../src/cli/natsStore.js';
 import { startNatsServer } from '../test/helpers/natsServer.js';
 import { startFakeProcess } from './lib/fake.js';
@@ -20,7 +22,8 @@ import { percentile } from './lib/stats.js';
 
 const KILLS = numArg('kills', 20);
 const PER_ROUND = numArg('per-round', 8);
-const ACK_WAIT = arg('ack-wait', '2s') as string;
+const ACK_WAIT = arg('ack-wait');
+const MAX_DELIVER = arg('max-deliver');
 const BIN = fileURLToPath(new URL('../bin/plumbline.mjs', import.meta.url));
 const PIPELINES = fileURLToPath(new URL('./recoveryPipeline.ts', import.meta.url));
 
@@ -51,6 +54,7 @@ interface Worker {
   ready: Promise<void>;
 }
 const owner = new Map<string, number>(); // runId -> worker id that last logged about it
+const takenOver = new Map<string, number>(); // runId -> time of its last "take over" log line
 let nextId = 0;
 
 function startWorker(): Worker {
@@ -64,12 +68,10 @@ function startWorker(): Worker {
       spec,
       '--pipelines',
       PIPELINES,
-      '--ack-wait',
-      ACK_WAIT,
       '--concurrency',
       '32',
-      '--max-deliver',
-      '50',
+      ...(ACK_WAIT !== undefined ? ['--ack-wait', ACK_WAIT] : []),
+      ...(MAX_DELIVER !== undefined ? ['--max-deliver', MAX_DELIVER] : []),
     ],
     {
       env: { ...process.env, ANTHROPIC_BASE_URL: fake.url, ANTHROPIC_API_KEY: 'bench' },
@@ -79,7 +81,7 @@ function startWorker(): Worker {
   const ready = new Promise<void>((resolve, reject) => {
     const lines = createInterface({ input: child.stderr as NodeJS.ReadableStream });
     lines.on('line', (line) => {
-      let rec: { runId?: string; msg?: string };
+      let rec: { runId?: string; msg?: string; time?: number };
       try {
         rec = JSON.parse(line) as typeof rec;
       } catch {
@@ -87,6 +89,8 @@ function startWorker(): Worker {
       }
       if (rec.msg === 'worker started') resolve();
       if (typeof rec.runId === 'string') owner.set(rec.runId, id);
+      if (rec.msg === 'take over' && typeof rec.runId === 'string' && typeof rec.time === 'number')
+        takenOver.set(rec.runId, rec.time);
     });
     child.once('exit', (code) =>
       reject(new Error(`worker ${id} exited with ${code} before it was ready`)),
@@ -101,6 +105,8 @@ const workers: Worker[] = [startWorker(), startWorker()];
 await Promise.all(workers.map((w) => w.ready));
 
 const perRun: number[] = [];
+/** Kill → the other worker's "take over" line: the queue's redelivery alone, before the rebuild. */
+const pickups: number[] = [];
 const perKill: number[] = [];
 const timeouts: string[] = [];
 let runNo = 0;
@@ -150,6 +156,11 @@ for (let k = 0; k < KILLS; k++) {
   }
   const done = back.filter((x): x is number => x !== null);
   if (done.length > 0) perKill.push(Math.max(...done));
+  await new Promise((r) => setTimeout(r, 200)); // the last log lines
+  for (const id of runs) {
+    const t = takenOver.get(id);
+    if (t !== undefined && t >= tKill) pickups.push(t - tKill);
+  }
   process.stderr.write(
     `kill ${k + 1}/${KILLS}: ${runs.length} runs held, back after ${done.map((x) => Math.round(x)).join(', ')} ms\n`,
   );
@@ -162,7 +173,8 @@ for (let k = 0; k < KILLS; k++) {
 
 emitResult({
   kills: KILLS,
-  ackWait: ACK_WAIT,
+  ackWait: ACK_WAIT ?? `default (${DEFAULT_ACK_WAIT_MS / 1000}s)`,
+  maxDeliver: MAX_DELIVER ?? 'default',
   load: [load0, load1()],
   runs: perRun.length,
   timeouts: timeouts.length,
@@ -171,6 +183,9 @@ emitResult({
   runMax: Math.max(...perRun),
   killP50: percentile(perKill, 0.5),
   killP99: percentile(perKill, 0.99),
+  pickups: pickups.length,
+  pickupP50: percentile(pickups, 0.5),
+  pickupP99: percentile(pickups, 0.99),
   samples: perRun.map((x) => Math.round(x)),
 });
 

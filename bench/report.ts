@@ -281,10 +281,10 @@ export function renderReport(r: Results, notes: string): string {
     L.push(`Did not run: ${errors(r.recovery)[0] ?? 'not selected'}.`);
   } else {
     L.push(
-      'Two `plumbline worker --store nats://… --pipelines bench/recoveryPipeline.ts --ack-wait <t> --concurrency 32 --max-deliver 50` processes on a NATS JetStream store and work queue; ' +
+      'Two `plumbline worker --store nats://… --pipelines bench/recoveryPipeline.ts --concurrency 32` processes (default ack wait, heartbeats and max deliver; the second series adds `--ack-wait 1s`) on a NATS JetStream store and work queue; ' +
         'each round queues 8 runs of a 30-step pipeline (the fake answers after 20 ms), waits until they are all under way, SIGKILLs the worker holding most of the running runs, ' +
         'and times each run that worker held from the kill to the first event it appends on the other worker (seen by a subscriber on the event stream); then a fresh worker replaces the killed one. ' +
-        'A worker heartbeats its runs every ack wait / 3, so the queue redelivers a dead worker’s runs between ⅔ and 1 ack wait after the kill: the ack wait sets the floor. ' +
+        'The bus heartbeats a worker’s commands every ack wait / 5, so the queue redelivers a dead worker’s runs between ⅘ and 1 ack wait after the kill (1.2–1.5 s at the default 1.5 s): the ack wait sets the floor. ' +
         'One series per ack wait (each kill is its own sample), not 5 repeated series.',
     );
     L.push('');

@@ -198,8 +198,8 @@ for (let rep = 1; rep <= P.reps; rep++) {
 if (only.has('recovery')) {
   results.recovery.push(
     await child(
-      'recovery, ack wait 2s',
-      [...tsx, 'bench/recovery.ts', '--kills', String(P.kills), '--ack-wait', '2s'],
+      'recovery, default worker settings',
+      [...tsx, 'bench/recovery.ts', '--kills', String(P.kills)],
       600_000,
     ),
   );
