@@ -202,7 +202,16 @@ export class ChildGroup {
     private readonly specs: ChildSpec[],
     /** Resume parked children once (the parent was just resumed or started). */
     private readonly resumeParked: boolean,
-  ) {}
+    /**
+     * Parallel branches whose BRANCH_DONE the parent's log already holds (a parent rebuilt
+     * mid-join): never reported again, since the machine takes each branch once.
+     */
+    recorded: ReadonlySet<string> = new Set(),
+  ) {
+    specs.forEach((s, i) => {
+      if (recorded.has(String(s.part))) this.reported.add(i);
+    });
+  }
 
   private get concurrency(): number {
     if (this.step.kind === 'map') return this.step.concurrency ?? DEFAULT_MAP_CONCURRENCY;

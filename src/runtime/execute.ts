@@ -539,7 +539,12 @@ async function childPhase(
   if (group === undefined) {
     // Rebuilt while waiting (another process started the children): the same specs again.
     const specs = user(step.name, () => childSpecs(env.prepared, step, ctx));
-    group = new ChildGroup(env.children, step, specs, false);
+    // The branches recorded before the rebuild (outputs[step] holds one entry per BRANCH_DONE).
+    const recorded =
+      step.kind === 'parallel'
+        ? new Set(Object.keys((ctx.outputs[step.name] ?? {}) as Record<string, unknown>))
+        : undefined;
+    group = new ChildGroup(env.children, step, specs, false, recorded);
     env.groups.set(step.name, group);
   }
   const next = await group.next(signal, async () => {
