@@ -4,6 +4,7 @@
  */
 import { UsageError } from '../errors.js';
 import { compilePipeline, type RunMachine } from '../machines/compile.js';
+import { machineSteps } from '../machines/constructs.js';
 import { describeMachine, machineHash, type MachineGraph } from '../machines/graph.js';
 import type { LlmStep, Pipeline } from '../machines/pipeline.js';
 import { checkPrice, priceFor } from '../model/prices.js';
@@ -48,7 +49,8 @@ export function prepare(pipeline: Pipeline, module: string | null = null): Prepa
   if (hit !== undefined && hit.module === module) return hit;
   const prices = new Map<string, Price>();
   const retries = new Map<string, RetryPolicy>();
-  for (const s of pipeline.steps) {
+  // Every llm step this run's machine drives: a route's branch steps too (priced and checked here).
+  for (const s of machineSteps(pipeline.steps)) {
     if (s.kind !== 'llm') continue;
     try {
       prices.set(
