@@ -13,6 +13,14 @@ export type {
   EffectContext,
   Limits,
 } from './machines/pipeline.js';
+export { agent, tool } from './machines/agent.js';
+export type {
+  AgentStep,
+  AgentStepOptions,
+  ToolDef,
+  ToolOptions,
+  ToolContext,
+} from './machines/agent.js';
 export { pipeline } from './machines/pipelineBuilder.js';
 export type { PipelineBuilder, PipelineHeader, Stored } from './machines/pipelineBuilder.js';
 export { compilePipeline } from './machines/compile.js';

@@ -104,7 +104,7 @@ export function modelFromEnv(): ModelClient {
  * configured (otherwise the run would be recorded and then stop at its first call, unfinished).
  */
 export function requireModelFor(prepared: Prepared): void {
-  if (prepared.pipeline.steps.some((s) => s.kind === 'llm')) modelSettings();
+  if (prepared.pipeline.steps.some((s) => s.kind === 'llm' || s.kind === 'agent')) modelSettings();
 }
 
 /**

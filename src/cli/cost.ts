@@ -87,7 +87,8 @@ function modelOutcomes(
     const ev = e.event;
     if (ev.type === 'run.started' && ev.forkedFrom !== null)
       copiedUpTo.set(e.runId, ev.forkedFrom.seq);
-    if (ev.type !== 'MODEL_RESPONSE' && ev.type !== 'MODEL_ERROR') return;
+    // An agent's turn (AGENT_TURN) is billed like a model response.
+    if (!isOutcomeType(ev.type)) return;
     if (e.seq <= (copiedUpTo.get(e.runId) ?? 0)) return;
     visit(e as never);
   };

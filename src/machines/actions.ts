@@ -6,6 +6,7 @@ import { assign } from 'xstate';
 import { attemptsOf, roundUsd, type RunContext, type StepAttempts } from './context.js';
 import type { MachineEvent, ParkReason, Usage } from './events.js';
 import { budgetCrossed } from './guards.js';
+import { agentActions } from './agentMachine.js';
 
 type Args = { context: RunContext; event: MachineEvent };
 
@@ -272,6 +273,7 @@ export const actions = {
       pending: null,
     };
   }),
+  ...agentActions,
   kill: assign(({ event }: Args) =>
     event.type === 'KILL' ? { killed: { reason: event.reason } } : {},
   ),

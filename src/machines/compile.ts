@@ -10,6 +10,7 @@ import type { MachineEvent } from './events.js';
 import { guards } from './guards.js';
 import type { EffectStep, LlmStep, Pipeline, Step, TransformStep } from './pipeline.js';
 import { machineSteps, type ChildStep, type ParallelStep, type RouteStep } from './constructs.js';
+import { agentStates } from './agentCompile.js';
 
 /** Defaults applied when a step leaves them out (part of the machine, so part of its hash). */
 export const STEP_DEFAULTS = {
@@ -280,6 +281,15 @@ function stepStates(
     case 'map':
     case 'call':
       return childrenStates(s, next);
+    case 'agent':
+      return agentStates(s, {
+        next: target(next),
+        skip: skipOn(next),
+        stepFailed,
+        entry: enter(s.name),
+        maxTransport,
+        validationDefault: STEP_DEFAULTS.maxValidationAttempts,
+      });
   }
 }
 

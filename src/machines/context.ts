@@ -2,6 +2,7 @@
  * The run machine's context and input: plain JSON, so a snapshot persists and folds exactly.
  */
 import type { ParkReason } from './events.js';
+import type { AgentConversation } from './agentMachine.js';
 
 /** Limits in force for a run (absolute deadline, not a duration, so replays agree). */
 export interface RunLimits {
@@ -99,6 +100,8 @@ export interface RunContext {
   parked: { step: string; reason: ParkReason; detail: string } | null;
   error: { step: string | null; kind: string; message: string; status: number | null } | null;
   killed: { reason: string } | null;
+  /** Each agent step's conversation (absent: no agent turn yet). */
+  agent?: Record<string, AgentConversation>;
   /** Child runs made by each parallel, map or call step (absent: none yet). */
   children?: Record<string, number>;
   /**

@@ -66,6 +66,13 @@ export type RunStarted = z.infer<typeof RunStarted>;
 
 const stepRef = { step: z.string() };
 
+/** A block of an agent's turn as recorded: its text, or a tool call it asked for. */
+export const AgentBlock = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('text'), text: z.string() }),
+  z.object({ type: z.literal('tool_use'), id: z.string(), name: z.string(), input: z.unknown() }),
+]);
+export type AgentBlock = z.infer<typeof AgentBlock>;
+
 /** Machine events, as `{ type, ...payload }`. */
 export const MachineEvent = z.discriminatedUnion('type', [
   /** Skip the current step (decided by the step's `skip` function, with its reason). */
@@ -203,6 +210,43 @@ export const MachineEvent = z.discriminatedUnion('type', [
     reason: ParkReason,
     detail: z.string(),
     child: z.string(),
+  }),
+  // Agent steps (agent.ts): a turn's answer, then each tool call's outcome.
+  /** An agent's turn answered: tool calls to make (`tool_use`), or its final answer, judged. */
+  z.object({
+    type: z.literal('AGENT_TURN'),
+    ...stepRef,
+    attempt: z.number().int().positive(),
+    /** The turn's number in the step (1-based). */
+    turn: z.number().int().positive(),
+    requestId: z.string().nullable(),
+    model: z.string(),
+    stopReason: z.string().nullable(),
+    usage: Usage,
+    costUsd: z.number().nonnegative(),
+    verdict: z.enum(['tool_use', 'valid', 'invalid', 'refusal', 'max_tokens']),
+    /** The answer's text and tool calls: the conversation goes on from them. */
+    content: z.array(AgentBlock),
+    output: z.unknown().optional(),
+    issues: z.array(z.string()).default([]),
+    durationMs: z.number().nonnegative().default(0),
+  }),
+  /** One tool call's outcome: its result, or an error (its input refused, the tool threw). */
+  z.object({
+    type: z.literal('TOOL_RESULT'),
+    ...stepRef,
+    toolUseId: z.string(),
+    name: z.string(),
+    ok: z.boolean(),
+    result: z.unknown().optional(),
+    error: z.string().optional(),
+    /** The input did not match the tool's schema (the tool did not run). */
+    invalidInput: z.boolean().default(false),
+    /** An effect tool (run under the effect ledger). */
+    effect: z.boolean().default(false),
+    /** The ledger already held its result: reused, not run again. */
+    replayed: z.boolean().default(false),
+    durationMs: z.number().nonnegative().default(0),
   }),
   /** Manual kill: the run stops for good. */
   z.object({ type: z.literal('KILL'), reason: z.string() }),

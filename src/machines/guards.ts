@@ -4,6 +4,7 @@
  */
 import { attemptsOf, type RunContext } from './context.js';
 import type { MachineEvent } from './events.js';
+import { agentGuards } from './agentMachine.js';
 
 type Args = { context: RunContext; event: MachineEvent };
 
@@ -131,4 +132,5 @@ export const guards = {
   branchIs,
   childrenOk,
   branchesOk,
+  ...agentGuards,
 };

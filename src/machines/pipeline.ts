@@ -14,6 +14,7 @@ import {
   type ParallelStep,
   type RouteStep,
 } from './constructs.js';
+import { checkAgents, type AgentStep } from './agent.js';
 
 /** The outputs a step sees when its pipeline does not type them: any name, unknown values. */
 export type UntypedOutputs = Record<string, unknown>;
@@ -119,7 +120,8 @@ export interface TransformStep<I = any> extends TransformStepOptions<I, unknown>
 /** A step that does its own work in this run (a model call, an effect, a transform). */
 export type LeafStep<I = any> = LlmStep<I> | EffectStep<I> | TransformStep<I>;
 /** Any step: a leaf, or a construct (route, parallel, map, call; see constructs.ts). */
-export type Step<I = any> = LeafStep<I> | RouteStep<I> | ParallelStep<I> | MapStep<I> | CallStep<I>;
+export type Step<I = any> =
+  LeafStep<I> | RouteStep<I> | ParallelStep<I> | MapStep<I> | CallStep<I> | AgentStep<I>;
 
 /** Per-run limits; each can be overridden per run. */
 export interface Limits {
@@ -218,6 +220,7 @@ function defineChecked<S extends z.ZodType>(options: PipelineOptions<S>): Pipeli
     seen.add(s.name);
   }
   checkConstructs(options);
+  checkAgents(options, all);
   checkRetries(options);
   checkEffectTimeouts(options);
   checkCache(options);

@@ -10,7 +10,13 @@ import { usageFromApi } from './cost.js';
 import { Lru } from './lru.js';
 import { buildParams, countParams, type CreateParams } from './params.js';
 import { redactValue, secretValues } from '../runtime/redact.js';
-import type { ClassifiedError, ModelClient, ModelOutcome, ModelRequest } from './types.js';
+import type {
+  ClassifiedError,
+  ModelBlock,
+  ModelClient,
+  ModelOutcome,
+  ModelRequest,
+} from './types.js';
 
 /** Options of {@link createAnthropicClient}; the API key and base URL default to the SDK's environment variables. */
 export interface AnthropicClientOptions {
@@ -120,6 +126,7 @@ export function createAnthropicClient(opts: AnthropicClientOptions = {}): ModelC
           stopReason: msg.stop_reason ?? null,
           usage: usageFromApi(msg.usage),
           text: answerText(msg, request),
+          content: answerBlocks(msg),
           durationMs: elapsed(),
         };
       } catch (e) {
@@ -153,6 +160,17 @@ function answerText(msg: Message, request: ModelRequest): string | null {
   }
   const texts = msg.content.filter((block): block is Anthropic.TextBlock => block.type === 'text');
   return texts.length > 0 ? texts.map((block) => block.text).join('') : null;
+}
+
+/** The answer's text and tool_use blocks (other kinds, such as thinking, are not kept). */
+function answerBlocks(msg: Message): ModelBlock[] {
+  const out: ModelBlock[] = [];
+  for (const b of msg.content) {
+    if (b.type === 'text') out.push({ type: 'text', text: b.text });
+    else if (b.type === 'tool_use')
+      out.push({ type: 'tool_use', id: b.id, name: b.name, input: b.input });
+  }
+  return out;
 }
 
 /** A request that could not be built (for example a schema the API cannot take) is a fatal bad request. */

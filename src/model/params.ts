@@ -5,7 +5,7 @@
  */
 import type Anthropic from '@anthropic-ai/sdk';
 import { jsonSchemaOutputFormat } from '@anthropic-ai/sdk/helpers/json-schema';
-import type { CacheTtl, ModelRequest } from './types.js';
+import type { CacheTtl, ModelBlock, ModelRequest } from './types.js';
 
 /** The body of one `messages.create` call. */
 export type CreateParams = Anthropic.MessageCreateParamsNonStreaming;
@@ -17,10 +17,12 @@ export function buildParams(request: ModelRequest): CreateParams {
     model: request.model,
     max_tokens: request.maxTokens,
     messages: request.messages.map((m, i) =>
-      // The breakpoint goes on the prompt prefix: the first message (the prompt of the step).
-      cache !== undefined && i === 0
-        ? { role: m.role, content: [{ type: 'text', text: m.content, cache_control: cache }] }
-        : { role: m.role, content: m.content },
+      typeof m.content !== 'string'
+        ? { role: m.role, content: m.content.map(apiBlock) }
+        : // The breakpoint goes on the prompt prefix: the first message (the prompt of the step).
+          cache !== undefined && i === 0
+          ? { role: m.role, content: [{ type: 'text', text: m.content, cache_control: cache }] }
+          : { role: m.role, content: m.content },
     ),
     ...(request.system !== undefined
       ? {
@@ -43,11 +45,34 @@ export function buildParams(request: ModelRequest): CreateParams {
     params.tool_choice = { type: 'tool', name: request.schemaName };
     return params;
   }
+  if (request.tools !== undefined && request.tools.length > 0)
+    params.tools = request.tools.map((t) => ({
+      name: t.name,
+      description: t.description,
+      input_schema: t.inputSchema as Anthropic.Tool.InputSchema,
+    }));
   // The helper moves constraints the API does not enforce (minLength, maximum, ...) into
   // descriptions; the guard validates them with zod afterwards.
   const format = jsonSchemaOutputFormat(request.schema as { type: 'object' });
   params.output_config = { format: { type: format.type, schema: format.schema } };
   return params;
+}
+
+/** A conversation block as the Messages API takes it. */
+function apiBlock(b: ModelBlock): Anthropic.ContentBlockParam {
+  switch (b.type) {
+    case 'text':
+      return { type: 'text', text: b.text };
+    case 'tool_use':
+      return { type: 'tool_use', id: b.id, name: b.name, input: b.input };
+    case 'tool_result':
+      return {
+        type: 'tool_result',
+        tool_use_id: b.tool_use_id,
+        content: b.content,
+        ...(b.is_error === true ? { is_error: true } : {}),
+      };
+  }
 }
 
 /** The `cache_control` of a breakpoint living `ttl`. */

@@ -10,10 +10,24 @@ export type StructuredMode = 'native' | 'tool';
 /** How long a cached prompt prefix lives: the API's `cache_control.ttl`. */
 export type CacheTtl = '5m' | '1h';
 
+/** A content block of a conversation turn: the text, tool calls and tool results agents exchange. */
+export type ModelBlock =
+  | { type: 'text'; text: string }
+  | { type: 'tool_use'; id: string; name: string; input: unknown }
+  | { type: 'tool_result'; tool_use_id: string; content: string; is_error?: boolean };
+
 /** One message of the conversation sent to the model. */
 export interface ModelMessage {
   role: 'user' | 'assistant';
-  content: string;
+  /** Plain text, or content blocks (an agent's turns: its tool calls and their results). */
+  content: string | ModelBlock[];
+}
+
+/** A tool the model may call (an agent step's tools), with the JSON schema of its input. */
+export interface ModelTool {
+  name: string;
+  description: string;
+  inputSchema: Record<string, unknown>;
 }
 
 /** One model call. */
@@ -32,6 +46,8 @@ export interface ModelRequest {
   timeoutMs?: number;
   /** Marks `system` and the first user message as a cached prefix with this lifetime. */
   cache?: CacheTtl;
+  /** Tools the model may call (native mode only: the answer still follows `schema`). */
+  tools?: ModelTool[];
 }
 
 /** An error classified for the retry guard. */
@@ -56,6 +72,8 @@ export type ModelOutcome =
       usage: Usage;
       /** The text of the answer (native mode), or the JSON of the tool input (tool mode). */
       text: string | null;
+      /** The answer's text and tool_use blocks, in order (absent from clients that do not report them). */
+      content?: ModelBlock[];
       durationMs: number;
     }
   | {

@@ -216,7 +216,7 @@ export class BreakerResumer {
 /** The model each llm step of a pipeline calls. */
 function stepModel(prepared: Prepared, step: string): string | undefined {
   const s = prepared.pipeline.steps.find((x) => x.name === step);
-  return s !== undefined && s.kind === 'llm' ? s.model : undefined;
+  return s !== undefined && (s.kind === 'llm' || s.kind === 'agent') ? s.model : undefined;
 }
 
 /**
@@ -304,7 +304,8 @@ export function storeBreakerParking(
 ): BreakerParkingSource {
   const models = new Set<string>();
   for (const p of pipelines.values())
-    for (const s of p.pipeline.steps) if (s.kind === 'llm') models.add(s.model);
+    for (const s of p.pipeline.steps)
+      if (s.kind === 'llm' || s.kind === 'agent') models.add(s.model);
   const seen = new Map<string, { seq: number; model: string | null }>();
   return {
     models: () => models,

@@ -75,6 +75,26 @@ export function describeDecision(event: MachineEvent, next: RunSnapshot): Decisi
       };
     case 'CHILDREN_PARKED':
       return { decision: 'park', reason: `child ${event.child}: ${event.detail}` };
+    case 'AGENT_TURN':
+      if (event.verdict === 'tool_use')
+        return {
+          decision: 'call-tools',
+          reason: `turn ${event.turn}: ${event.content.flatMap((b) => (b.type === 'tool_use' ? [b.name] : [])).join(', ')}, cost ${usd(event.costUsd)}`,
+        };
+      if (event.verdict === 'valid')
+        return {
+          decision: 'accept',
+          reason: `turn ${event.turn}: valid answer, cost ${usd(event.costUsd)}`,
+        };
+      return {
+        decision: 're-ask',
+        reason: `turn ${event.turn}: ${event.verdict}: ${event.issues.join('; ')}`,
+      };
+    case 'TOOL_RESULT':
+      return {
+        decision: event.ok ? (event.replayed ? 'tool-replayed' : 'tool-done') : 'tool-error',
+        reason: `${event.name} (${event.toolUseId})${event.ok ? '' : `: ${event.error ?? ''}`}`,
+      };
     case 'RESUME':
       return {
         decision: 'resume',

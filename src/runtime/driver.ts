@@ -183,7 +183,8 @@ function lostCallEvent(
 ): MachineEvent | null {
   if (statusOf(snap) !== 'running') return null;
   const where = phaseOf(snap);
-  if (where === null || where.phase !== 'calling' || steps.get(where.step)?.kind !== 'llm')
+  const kind = where !== null ? steps.get(where.step)?.kind : undefined;
+  if (where === null || where.phase !== 'calling' || (kind !== 'llm' && kind !== 'agent'))
     return null;
   const attempt = last?.event.type === 'ATTEMPT' ? last.event : null;
   return {

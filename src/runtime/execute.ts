@@ -15,6 +15,7 @@ import {
   type TransformStep,
 } from '../machines/pipeline.js';
 import type { ChildStep, RouteStep } from '../machines/constructs.js';
+import { agentPhase } from './agentRun.js';
 import { ChildGroup, childLimits, childSpecs, poolOf, remainingCaps } from './children.js';
 import { reservePools, settlePools } from './pools.js';
 import { costUsd, overrunUsd, worstCaseUsd } from '../model/cost.js';
@@ -474,6 +475,8 @@ export async function execute(
     case 'map':
     case 'call':
       return childPhase(env, step, phase, snap, signal);
+    case 'agent':
+      return agentPhase(env, step, phase, snap, signal, { killEvent, skipEvent, user, backoff });
   }
 }
 

@@ -19,9 +19,9 @@ export interface OutcomeFields {
   } | null;
 }
 
-/** True for an event type that is billed (a model attempt's outcome). */
+/** True for an event type that is billed (a model attempt's outcome; an agent's turn is one). */
 export function isOutcomeType(type: string): boolean {
-  return type === 'MODEL_RESPONSE' || type === 'MODEL_ERROR';
+  return type === 'MODEL_RESPONSE' || type === 'MODEL_ERROR' || type === 'AGENT_TURN';
 }
 
 /** The UTC day (`YYYY-MM-DD`) of an epoch-ms time, the key of `cost --by day`. */

@@ -66,7 +66,7 @@ export function sqliteRollup(
       { seq: number; at: number; type: string; body: string }
     >(
       `SELECT seq, at, type, body FROM events WHERE run_id = ? AND seq > ? AND seq <= ?
-       AND type IN ('MODEL_RESPONSE', 'MODEL_ERROR') ORDER BY seq`,
+       AND type IN ('MODEL_RESPONSE', 'MODEL_ERROR', 'AGENT_TURN') ORDER BY seq`,
     ),
     setRolled: db.prepare('UPDATE cost_rolled SET seq = ? WHERE run_id = ?'),
     upsert: db.prepare(

@@ -32,6 +32,8 @@ export interface FakeClaude extends AsyncDisposable {
   readonly requests: readonly FakeRequest[];
   /** How many requests were received. */
   readonly count: number;
+  /** How many `POST /v1/messages` were received (model calls; token counts not included). */
+  readonly calls: number;
   /** Replaces the script; a list starts again from its first action. */
   setScript(script: FakeScript): void;
   /** Forgets the requests and the prompt cache, and restores the script given at start. */
@@ -181,6 +183,9 @@ export async function startFakeClaude(opts: FakeClaudeOptions = {}): Promise<Fak
     requests,
     get count() {
       return requests.length;
+    },
+    get calls() {
+      return requests.filter((r) => r.method === 'POST' && r.path === '/v1/messages').length;
     },
     setScript(next) {
       script = next;

@@ -28,7 +28,17 @@ export type FakeAction =
   | { kind: 'drop' }
   | { kind: 'delay'; ms: number; then: FakeAction }
   | { kind: 'refusal'; text?: string; usage?: FakeUsage }
-  | { kind: 'max_tokens'; usage?: FakeUsage };
+  | { kind: 'max_tokens'; usage?: FakeUsage }
+  /**
+   * Tool calls (an agent's turn): `tool_use` blocks (ids `toolu_fake_<n>_<i>` unless given)
+   * after an optional text, with `stop_reason: tool_use`.
+   */
+  | {
+      kind: 'tool_use';
+      calls: Array<{ name: string; input: unknown; id?: string }>;
+      text?: string;
+      usage?: FakeUsage;
+    };
 
 /** Usage reported when neither the fake nor the action sets it. */
 export const DEFAULT_USAGE: ApiUsage = {
@@ -75,7 +85,7 @@ export function errorResponseBody(
 
 type AnswerAction = Extract<
   FakeAction,
-  { kind: 'valid' | 'json' | 'text' | 'refusal' | 'max_tokens' }
+  { kind: 'valid' | 'json' | 'text' | 'refusal' | 'max_tokens' | 'tool_use' }
 >;
 
 /** The Messages API response body for an answering action, structured like the request asked. */
@@ -115,6 +125,22 @@ export function answerBody(
           { type: 'text', text: action.text ?? "I can't help with that.", citations: null },
         ],
         stop: 'refusal',
+      };
+      break;
+    case 'tool_use':
+      answer = {
+        content: [
+          ...(action.text !== undefined
+            ? [{ type: 'text', text: action.text, citations: null }]
+            : []),
+          ...action.calls.map((c, i) => ({
+            type: 'tool_use',
+            id: c.id ?? `toolu_fake_${id}_${i}`,
+            name: c.name,
+            input: c.input,
+          })),
+        ],
+        stop: 'tool_use',
       };
       break;
     case 'max_tokens': {

@@ -14,7 +14,8 @@
  * ```
  * Kinds: `valid` (a sample of the requested schema), `json` (`value`), `text` (`text`),
  * `status` (`status`, `message`, `errorType`, `errorCode`, `headers`, `body`), `drop` (close the
- * socket), `delay` (`ms`, then the action `then`), `refusal` (`text`), `max_tokens`; answers
+ * socket), `delay` (`ms`, then the action `then`), `refusal` (`text`), `max_tokens`, `tool_use`
+ * (`calls: [{ name, input, id? }]`, `text`: an agent's turn asking for tools); answers
  * take an optional `usage`. `then` is `"repeat"` (the default: the last answer again, or
  * `valid` when there are none) or an action. A bare array is the `answers`.
  */
@@ -60,6 +61,14 @@ const Action: z.ZodType<FakeAction> = z.lazy(() =>
       usage: Usage.optional(),
     }),
     z.strictObject({ kind: z.literal('max_tokens'), usage: Usage.optional() }),
+    z.strictObject({
+      kind: z.literal('tool_use'),
+      calls: z.array(
+        z.strictObject({ name: z.string(), input: z.unknown(), id: z.string().optional() }),
+      ),
+      text: z.string().optional(),
+      usage: Usage.optional(),
+    }),
   ]),
 ) as z.ZodType<FakeAction>;
 
