@@ -36,6 +36,7 @@ import { listStranded, registerOperatorCommands, strandedAmong } from './operate
 import { registerFleetCommands } from './fleet.js';
 import { addLimitOptions } from './limitOptions.js';
 import { registerForecastCommand } from './forecast.js';
+import { registerSignalCommand } from './signal.js';
 import { autoBudget } from '../runtime/forecastHistory.js';
 
 /** How many runs `runs` lists unless told (`--limit`, `--all`). */
@@ -489,6 +490,7 @@ export function registerCommands(program: Command, box: ExitBox): void {
   registerOperatorCommands(program, box);
   registerFleetCommands(program);
   registerForecastCommand(program);
+  registerSignalCommand(program, box);
   registerFakeClaudeCommand(program);
 
   program

@@ -44,7 +44,9 @@ export function resultLine(r: RunResult, path: string[]): string {
         ? ` (${r.parked.reason}: ${r.parked.detail})`
         : r.status === 'killed' && r.killed !== null
           ? ` (${r.killed.reason})`
-          : '';
+          : r.status === 'waiting' && r.waiting !== null
+            ? ` (${waitingText(r.runId, r.waiting)})`
+            : '';
   return `run ${r.runId} ${r.status}${why}, cost ${usd(r.costUsd)}, path ${path.join(' → ') || '(none)'}`;
 }
 
@@ -113,4 +115,15 @@ export function summaryOf(r: RunResult): Record<string, unknown> {
     ...(r.stopped !== undefined ? { stopped: r.stopped } : {}),
     ...(r.holder !== undefined ? { holder: r.holder } : {}),
   };
+}
+
+/** What a waiting run waits for, and how to continue it. */
+export function waitingText(
+  runId: string,
+  w: { step: string; signal: string | null; until: number | null },
+): string {
+  const until = w.until !== null ? ` until ${new Date(w.until).toISOString()}` : '';
+  return w.signal !== null
+    ? `step '${w.step}' waits for signal '${w.signal}'${until}: plumbline signal ${runId} ${w.signal} --data '{…}'`
+    : `step '${w.step}' sleeps${until}: a worker wakes it then`;
 }

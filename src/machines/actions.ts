@@ -273,6 +273,38 @@ export const actions = {
       pending: null,
     };
   }),
+  recordWaitStart: assign(({ event }: Args) => {
+    if (event.type === 'WAIT_STARTED')
+      return {
+        waiting: { step: event.step, signal: event.signal, until: event.until, since: event.at },
+      };
+    if (event.type === 'SLEEP_STARTED')
+      return {
+        waiting: { step: event.step, signal: null, until: event.until, since: event.at },
+      };
+    return {};
+  }),
+  recordSignal: assign(({ context, event }: Args) => {
+    if (event.type !== 'SIGNAL') return {};
+    return { waiting: null, outputs: { ...context.outputs, [event.step]: event.payload } };
+  }),
+  recordWaitTimeout: assign(({ context, event }: Args) => {
+    if (event.type !== 'WAIT_TIMEOUT') return {};
+    const w = context.waiting;
+    return {
+      waiting: null,
+      outputs: { ...context.outputs, [event.step]: null },
+      last: {
+        retryable: false,
+        kind: 'timeout',
+        message: `no '${w?.signal ?? '?'}' signal before ${new Date(w?.until ?? event.at).toISOString()}`,
+      },
+    };
+  }),
+  recordWake: assign(({ context, event }: Args) => {
+    if (event.type !== 'WAKE') return {};
+    return { waiting: null, outputs: { ...context.outputs, [event.step]: null } };
+  }),
   ...agentActions,
   kill: assign(({ event }: Args) =>
     event.type === 'KILL' ? { killed: { reason: event.reason } } : {},

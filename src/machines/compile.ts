@@ -11,6 +11,7 @@ import { guards } from './guards.js';
 import type { EffectStep, LlmStep, Pipeline, Step, TransformStep } from './pipeline.js';
 import { machineSteps, type ChildStep, type ParallelStep, type RouteStep } from './constructs.js';
 import { agentStates } from './agentCompile.js';
+import type { SleepStep, WaitStep } from './waits.js';
 
 /** Defaults applied when a step leaves them out (part of the machine, so part of its hash). */
 export const STEP_DEFAULTS = {
@@ -290,7 +291,61 @@ function stepStates(
         maxTransport,
         validationDefault: STEP_DEFAULTS.maxValidationAttempts,
       });
+    case 'wait':
+      return waitStates(s, next);
+    case 'sleep':
+      return sleepStates(s, next);
   }
+}
+
+/** A wait: `waiting` (tagged: the run holds no process) until SIGNAL, or WAIT_TIMEOUT. */
+function waitStates(s: WaitStep, next: string | null): StateConfig {
+  const go = s.onTimeout ?? 'fail';
+  const timeout =
+    go === 'fail'
+      ? { target: '#run.failed', actions: ['recordWaitTimeout', 'fail'] }
+      : { target: target(go === 'continue' ? next : go.goto), actions: 'recordWaitTimeout' };
+  return {
+    entry: enter(s.name),
+    initial: 'ready',
+    states: {
+      ready: {
+        on: {
+          WAIT_STARTED: { target: 'waiting', actions: 'recordWaitStart' },
+          SKIP: skipOn(next),
+          STEP_FAILED: stepFailed,
+        },
+      },
+      waiting: {
+        tags: ['waiting'],
+        on: {
+          SIGNAL: { target: target(next), actions: 'recordSignal' },
+          WAIT_TIMEOUT: timeout,
+        },
+      },
+    },
+  };
+}
+
+/** A sleep: `sleeping` (tagged waiting) until WAKE. */
+function sleepStates(s: SleepStep, next: string | null): StateConfig {
+  return {
+    entry: enter(s.name),
+    initial: 'ready',
+    states: {
+      ready: {
+        on: {
+          SLEEP_STARTED: { target: 'sleeping', actions: 'recordWaitStart' },
+          SKIP: skipOn(next),
+          STEP_FAILED: stepFailed,
+        },
+      },
+      sleeping: {
+        tags: ['waiting'],
+        on: { WAKE: { target: target(next), actions: 'recordWake' } },
+      },
+    },
+  };
 }
 
 /**

@@ -100,6 +100,8 @@ export interface RunContext {
   parked: { step: string; reason: ParkReason; detail: string } | null;
   error: { step: string | null; kind: string; message: string; status: number | null } | null;
   killed: { reason: string } | null;
+  /** What the run waits for (a signal or a time), while a wait or sleep step holds it. */
+  waiting?: { step: string; signal: string | null; until: number | null; since: number } | null;
   /** Each agent step's conversation (absent: no agent turn yet). */
   agent?: Record<string, AgentConversation>;
   /** Child runs made by each parallel, map or call step (absent: none yet). */

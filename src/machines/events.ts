@@ -211,6 +211,35 @@ export const MachineEvent = z.discriminatedUnion('type', [
     detail: z.string(),
     child: z.string(),
   }),
+  /** A wait step began waiting for a signal (until its timeout, or forever). */
+  z.object({
+    type: z.literal('WAIT_STARTED'),
+    ...stepRef,
+    signal: z.string(),
+    until: z.number().nullable(),
+    at: z.number(),
+  }),
+  /** The awaited signal arrived: its payload (validated) is the step's output. */
+  z.object({
+    type: z.literal('SIGNAL'),
+    ...stepRef,
+    signal: z.string(),
+    payload: z.unknown(),
+    by: z.string().nullable(),
+    /** When it was sent (it may have been kept since before the run reached the wait). */
+    at: z.number(),
+  }),
+  /** The wait's timeout passed before its signal. */
+  z.object({ type: z.literal('WAIT_TIMEOUT'), ...stepRef, at: z.number() }),
+  /** A sleep step began: it wakes at `until` (epoch ms). */
+  z.object({
+    type: z.literal('SLEEP_STARTED'),
+    ...stepRef,
+    until: z.number(),
+    at: z.number(),
+  }),
+  /** The sleep's time came. */
+  z.object({ type: z.literal('WAKE'), ...stepRef, at: z.number() }),
   // Agent steps (agent.ts): a turn's answer, then each tool call's outcome.
   /** An agent's turn answered: tool calls to make (`tool_use`), or its final answer, judged. */
   z.object({
@@ -268,7 +297,8 @@ export const RunEvent = z.union([RunStarted, MachineEvent]);
 export type RunEvent = z.infer<typeof RunEvent>;
 
 /** Run status, derived from the machine state after an event. */
-export const RunStatus = z.enum(['running', 'completed', 'failed', 'killed', 'parked']);
+/** `waiting`: a wait or sleep step holds no process until its signal or time comes. */
+export const RunStatus = z.enum(['running', 'completed', 'failed', 'killed', 'parked', 'waiting']);
 export type RunStatus = z.infer<typeof RunStatus>;
 
 /** What the run looked like after the event: recorded so a replay can check itself. */

@@ -72,7 +72,7 @@ export function step(machine: RunMachine, snapshot: RunSnapshot, event: MachineE
 export function statusOf(snapshot: RunSnapshot): RunStatus {
   const v = snapshot.value;
   if (v === 'completed' || v === 'failed' || v === 'killed' || v === 'parked') return v;
-  return 'running';
+  return snapshot.hasTag('waiting') ? 'waiting' : 'running';
 }
 
 /** True for a status no event can change (parked is not terminal: it resumes). */

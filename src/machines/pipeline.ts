@@ -14,6 +14,7 @@ import {
   type ParallelStep,
   type RouteStep,
 } from './constructs.js';
+import type { SleepStep, WaitStep } from './waits.js';
 import { checkAgents, type AgentStep } from './agent.js';
 
 /** The outputs a step sees when its pipeline does not type them: any name, unknown values. */
@@ -121,7 +122,14 @@ export interface TransformStep<I = any> extends TransformStepOptions<I, unknown>
 export type LeafStep<I = any> = LlmStep<I> | EffectStep<I> | TransformStep<I>;
 /** Any step: a leaf, or a construct (route, parallel, map, call; see constructs.ts). */
 export type Step<I = any> =
-  LeafStep<I> | RouteStep<I> | ParallelStep<I> | MapStep<I> | CallStep<I> | AgentStep<I>;
+  | LeafStep<I>
+  | RouteStep<I>
+  | ParallelStep<I>
+  | MapStep<I>
+  | CallStep<I>
+  | WaitStep<I>
+  | SleepStep<I>
+  | AgentStep<I>;
 
 /** Per-run limits; each can be overridden per run. */
 export interface Limits {
@@ -278,7 +286,8 @@ const ANY_INPUT = {
 
 /** Checks the constructs' own options: branches, items, concurrency, the called pipeline. */
 function checkConstructs(options: PipelineOptions<z.ZodType>): void {
-  for (const s of machineSteps(options.steps)) {
+  const all = machineSteps(options.steps);
+  for (const s of all) {
     const where = `pipeline '${options.name}' step '${s.name}'`;
     if (s.kind === 'route' || s.kind === 'parallel') {
       const keys = Object.keys(s.branches ?? {});
@@ -306,6 +315,27 @@ function checkConstructs(options: PipelineOptions<z.ZodType>): void {
         throw new UsageError(
           `${where}: concurrency must be an integer from 1 to 1000 (got ${String(c)})`,
         );
+    }
+    if (s.kind === 'wait') {
+      if (typeof s.signal !== 'string' || !NAME.test(s.signal))
+        throw new UsageError(
+          `${where}: signal '${String(s.signal)}' is invalid: use letters, digits, '-' or '_' (start with a letter)`,
+        );
+      if (typeof (s.schema as { safeParse?: unknown } | undefined)?.safeParse !== 'function')
+        throw new UsageError(`${where}: \`schema\` must be a zod schema of the signal's payload`);
+      if (s.timeoutMs !== undefined && (!Number.isInteger(s.timeoutMs) || s.timeoutMs < 1))
+        throw new UsageError(`${where}: timeoutMs must be a positive integer of milliseconds`);
+      const go = s.onTimeout;
+      if (typeof go === 'object' && !all.some((x) => x.name === go.goto))
+        throw new UsageError(
+          `${where}: onTimeout goes to '${go.goto}', which is not a step of this pipeline`,
+        );
+    }
+    if (s.kind === 'sleep') {
+      if ((s.forMs === undefined) === (s.until === undefined))
+        throw new UsageError(`${where}: give a sleep either \`forMs\` or \`until\``);
+      if (s.forMs !== undefined && (!Number.isFinite(s.forMs) || s.forMs < 0))
+        throw new UsageError(`${where}: forMs must be a number of milliseconds >= 0`);
     }
     if (s.kind === 'call' && (s.pipeline as { kind?: unknown } | undefined)?.kind !== 'pipeline')
       throw new UsageError(

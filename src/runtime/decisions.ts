@@ -75,6 +75,22 @@ export function describeDecision(event: MachineEvent, next: RunSnapshot): Decisi
       };
     case 'CHILDREN_PARKED':
       return { decision: 'park', reason: `child ${event.child}: ${event.detail}` };
+    case 'WAIT_STARTED':
+      return {
+        decision: 'wait',
+        reason: `for signal '${event.signal}'${event.until !== null ? ` until ${new Date(event.until).toISOString()}` : ''}`,
+      };
+    case 'SIGNAL':
+      return {
+        decision: 'signal',
+        reason: `'${event.signal}' from ${event.by ?? 'unknown'} at ${new Date(event.at).toISOString()}`,
+      };
+    case 'WAIT_TIMEOUT':
+      return { decision: 'timeout', reason: 'no signal before the timeout' };
+    case 'SLEEP_STARTED':
+      return { decision: 'sleep', reason: `until ${new Date(event.until).toISOString()}` };
+    case 'WAKE':
+      return { decision: 'wake', reason: 'sleep over' };
     case 'AGENT_TURN':
       if (event.verdict === 'tool_use')
         return {

@@ -119,6 +119,8 @@ export interface RunResult {
   error: RunContext['error'];
   parked: RunContext['parked'];
   killed: RunContext['killed'];
+  /** What a waiting run waits for (a signal, or a time), else null. */
+  waiting: NonNullable<RunContext['waiting']> | null;
   seq: number;
   /**
    * Set when this process stopped driving a run that is not finished: `fenced` (its lease
@@ -147,6 +149,7 @@ function resultOf(
     error: c.error,
     parked: c.parked,
     killed: c.killed,
+    waiting: statusOf(snap) === 'waiting' ? (c.waiting ?? null) : null,
     seq,
     ...(stopped !== undefined ? { stopped } : {}),
     ...(holder !== undefined ? { holder } : {}),
@@ -558,7 +561,9 @@ export class Runtime {
     for (;;) {
       const snapshot = writer.snapshot;
       if (lease.lost.aborted) return stop('fenced');
-      if (statusOf(snapshot) !== 'running') return stop();
+      const status = statusOf(snapshot);
+      // A waiting run is looked at once (its signal or time may have come), then let go.
+      if (status !== 'running' && status !== 'waiting') return stop();
       if (signal.aborted) {
         if ((await writer.flush()) === 'fenced') return stop('fenced');
         return stop('aborted');
@@ -584,6 +589,7 @@ export class Runtime {
       }
       if (isInterrupt(outcome)) {
         if (outcome.interrupt === 'fenced' || lease.lost.aborted) return stop('fenced');
+        if (outcome.interrupt === 'waiting') return stop();
         if ((await writer.flush()) === 'fenced') return stop('fenced');
         return stop('aborted');
       }
@@ -604,7 +610,20 @@ export class Runtime {
         (nextKind === 'llm' || nextKind === 'effect');
       if (hold) continue;
       if ((await writer.flush()) === 'fenced') return stop('fenced');
+      await this.doneWaiting(runId, outcome, next);
     }
+  }
+
+  /** Once a wait's outcome (or the run's end) is durable: its kept signal and wake-up go. */
+  private async doneWaiting(runId: string, event: MachineEvent, next: RunSnapshot): Promise<void> {
+    if (event.type === 'SIGNAL') await this.store.waits.deleteSignal(runId, event.signal);
+    if (
+      event.type === 'SIGNAL' ||
+      event.type === 'WAKE' ||
+      event.type === 'WAIT_TIMEOUT' ||
+      (event.type === 'KILL' && statusOf(next) === 'killed')
+    )
+      await this.store.waits.clearWaiting(runId);
   }
 
   private emit(env: StoredEnvelope, pipeline: string): void {

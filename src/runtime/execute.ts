@@ -16,6 +16,7 @@ import {
 } from '../machines/pipeline.js';
 import type { ChildStep, RouteStep } from '../machines/constructs.js';
 import { agentPhase } from './agentRun.js';
+import type { SleepStep, WaitStep } from '../machines/waits.js';
 import { ChildGroup, childLimits, childSpecs, poolOf, remainingCaps } from './children.js';
 import { reservePools, settlePools } from './pools.js';
 import { costUsd, overrunUsd, worstCaseUsd } from '../model/cost.js';
@@ -57,7 +58,9 @@ export type Interrupt =
   | { interrupt: 'killed'; reason: string }
   | { interrupt: 'aborted' }
   /** Another driver holds the run now: stop without recording anything. */
-  | { interrupt: 'fenced' };
+  | { interrupt: 'fenced' }
+  /** The run waits for a signal or a time: let it go (it is scheduled to wake). */
+  | { interrupt: 'waiting' };
 
 type Outcome = MachineEvent | Interrupt;
 
@@ -477,7 +480,109 @@ export async function execute(
       return childPhase(env, step, phase, snap, signal);
     case 'agent':
       return agentPhase(env, step, phase, snap, signal, { killEvent, skipEvent, user, backoff });
+    case 'wait':
+    case 'sleep':
+      return waitPhase(env, step, phase, snap, signal);
   }
+}
+
+/** Sleeps shorter than this are waited out in the process; longer ones let the run go. */
+const IN_PROCESS_SLEEP_MS = 2_000;
+
+/**
+ * A wait or sleep step. Ready: record what the run waits for and until when. Waiting: a kept
+ * signal (validated again: it was checked when sent) or the due time is recorded; otherwise
+ * the run is scheduled to wake and this process lets it go (`{ interrupt: 'waiting' }`).
+ */
+async function waitPhase(
+  env: DriverEnv,
+  step: WaitStep | SleepStep,
+  phase: string,
+  snap: RunSnapshot,
+  signal: AbortSignal,
+): Promise<Outcome> {
+  const ctx = snap.context;
+  const runId = ctx.runId;
+  const now = env.clock.now();
+  if (phase === 'ready') {
+    const kill = await killEvent(env, runId);
+    if (kill !== null) return kill;
+    const skip = user(step.name, () => skipEvent(step, snap));
+    if (skip !== null) return skip;
+    if (step.kind === 'wait')
+      return {
+        type: 'WAIT_STARTED',
+        step: step.name,
+        signal: step.signal,
+        until: step.timeoutMs !== undefined ? now + step.timeoutMs : null,
+        at: now,
+      };
+    const until =
+      step.until !== undefined
+        ? Number(user(step.name, () => step.until?.(stepContext(ctx, step.name))))
+        : now + (step.forMs ?? 0);
+    if (!Number.isFinite(until))
+      return {
+        type: 'STEP_FAILED',
+        step: step.name,
+        message: `sleep '${step.name}': until() returned ${String(until)}: return a time in epoch ms`,
+      };
+    return { type: 'SLEEP_STARTED', step: step.name, until, at: now };
+  }
+  const w = ctx.waiting;
+  const until = w?.until ?? null;
+  if (step.kind === 'wait') {
+    const kept = await env.store.waits.getSignal(runId, step.signal);
+    if (kept !== undefined) {
+      const parsed = step.schema.safeParse(kept.payload);
+      if (parsed.success)
+        return {
+          type: 'SIGNAL',
+          step: step.name,
+          signal: step.signal,
+          payload: parsed.data,
+          by: kept.by,
+          at: kept.at,
+        };
+      // Checked when sent; a payload the schema no longer takes is dropped, the run waits on.
+      env.logger.warn(
+        {
+          runId,
+          step: step.name,
+          signal: step.signal,
+          decision: 'refuse',
+          reason: formatIssues(parsed.error),
+        },
+        'kept signal refused by the schema',
+      );
+      await env.store.waits.deleteSignal(runId, step.signal);
+    }
+    if (until !== null && now >= until) return { type: 'WAIT_TIMEOUT', step: step.name, at: now };
+  } else {
+    if (until === null || now >= until) return { type: 'WAKE', step: step.name, at: now };
+    if (until - now <= IN_PROCESS_SLEEP_MS) {
+      const stop = await waitUntil(env, runId, until, signal);
+      if (stop !== null) return stop;
+      return { type: 'WAKE', step: step.name, at: env.clock.now() };
+    }
+  }
+  const kill = await killEvent(env, runId);
+  if (kill !== null) return kill;
+  await env.store.waits.setWaiting({
+    runId,
+    signal: step.kind === 'wait' ? step.signal : null,
+    wakeAt: until,
+    since: w?.since ?? now,
+  });
+  return { interrupt: 'waiting' };
+}
+
+function formatIssues(e: {
+  issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>;
+}): string {
+  return e.issues
+    .map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`)
+    .join('; ');
 }
 
 /** A route: records the branch `choose` picks (a key not among the branches fails the step). */

@@ -15,6 +15,7 @@ import type { Runtime, RunResult } from './driver.js';
 import type { Logger } from './logger.js';
 import type { Prepared } from './prepare.js';
 import { probeWrite, StoreGate } from './storeGate.js';
+import { WakeSweep } from './wakeSweep.js';
 
 /** Options of {@link runWorker}. */
 export interface WorkerOptions {
@@ -285,6 +286,15 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
           },
         );
   resumer?.start();
+  // Waiting and sleeping runs whose time came are queued again (any worker drives them).
+  const sweeper = new WakeSweep({
+    store,
+    logger,
+    wake: async (runId) => {
+      await bus.publishResume({ runId });
+    },
+  });
+  sweeper.start();
   logger.info(
     { pipelines: names, concurrency: o.concurrency, decision: 'serve' },
     'worker started',
@@ -329,5 +339,6 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
   } finally {
     if (timer) clearInterval(timer);
     resumer?.stop();
+    sweeper.stop();
   }
 }

@@ -57,8 +57,9 @@ import { BLOB_HEADER, jetstreamBlobs } from './jetstreamBlobs.js';
 import { kvDefinitions } from './jetstreamDefinitions.js';
 import { kvCas, kvCasRevision, kvControl } from './jetstreamKv.js';
 import { kvLeases } from './jetstreamLeases.js';
-import { jetstreamRunList } from './jetstreamList.js';
+import { jetstreamRunList, parentMatches } from './jetstreamList.js';
 import { kvPools } from './jetstreamPools.js';
+import { kvWaits } from './jetstreamWaits.js';
 import { readRange, type ReadStats } from './natsRead.js';
 import type {
   EventLog,
@@ -178,6 +179,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
   let jsm: JetStreamManager;
   let jsmRead: JetStreamManager;
   let poolBucket: KV;
+  let waitBucket: KV;
   let runs: KV, snaps: KV, effects: KV, kills: KV, breakers: KV, leaseBucket: KV, defs: KV;
   try {
     js = jetstream(nc, { timeout });
@@ -206,6 +208,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       bucket('definitions'),
     ]);
     poolBucket = await bucket('pools');
+    waitBucket = await bucket('waits');
   } catch (e) {
     await nc.close();
     throw e;
@@ -671,6 +674,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     control,
     leases: kvLeases(link, leaseBucket),
     pools: kvPools(link, poolBucket),
+    waits: kvWaits(link, waitBucket),
     definitions: kvDefinitions(link, defs),
     stats,
     connection: nc,

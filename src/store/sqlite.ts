@@ -10,9 +10,11 @@ import { CorruptEventError, UsageError, VersionConflictError } from '../errors.j
 import { NewEnvelope, StoredEnvelope, type RunStarted } from '../machines/events.js';
 import { asStoreFault, fileIdentity, openSqliteFile, type FileIdentity } from './sqliteFaults.js';
 import { sqliteDefinitions } from './sqliteDefinitions.js';
+import { groupCommit } from './sqliteGroupCommit.js';
 import { sqliteLeases } from './sqliteLeases.js';
+import { sqliteWaits } from './sqliteWaits.js';
 import { sqlitePools } from './sqlitePools.js';
-import { LIST_INDEXES, listRunRows } from './sqliteList.js';
+import { LIST_INDEXES, ensureParentColumns, hasParentColumn, listRunRows } from './sqliteList.js';
 import { sqliteRollup } from './sqliteRollup.js';
 import type {
   ControlStore,
@@ -29,6 +31,7 @@ import type {
   RunSummary,
   SavedSnapshot,
   Store,
+  WaitStore,
 } from './types.js';
 
 /** Options of {@link openSqliteStore}. */
@@ -37,6 +40,11 @@ export interface SqliteOptions {
   largePayloadBytes?: number;
   /** `NORMAL` (default: survives a process crash) or `FULL` (fsync per commit: survives power loss). */
   synchronous?: 'NORMAL' | 'FULL';
+  /**
+   * Group commit (default true): appends made in the same tick, by any run, share one
+   * transaction; false: one transaction per append.
+   */
+  groupCommit?: boolean;
   /** Open the file read-only (it must exist): for readers; any write fails with `E_STORE_READ_ONLY`. */
   readonly?: boolean;
   /** Called with the connection once it is set up: for PRAGMAs such as `max_page_count` (a size cap). */
@@ -332,20 +340,33 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     },
   );
 
+  /** A constraint error from an append is a version conflict, whatever the backend said. */
+  const asConflict = (e: unknown, runId: string, expected: ExpectedVersion): unknown =>
+    (e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE' ||
+    (e as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY'
+      ? new VersionConflictError(runId, expected, 'unknown', { cause: e })
+      : e;
+  // Group commit: the appends of every run made in one tick go to SQLite in one IMMEDIATE
+  // transaction (one commit, one fsync under synchronous=FULL), each in its own savepoint so one
+  // run's version conflict fails that append only; each caller still waits for its own append
+  // to be durable before it acts.
+  const group = groupCommit(db, (runId, events, expected) => {
+    try {
+      return appendTx(runId, events, expected);
+    } catch (e) {
+      throw asConflict(e, runId, expected);
+    }
+  });
+
   const log: EventLog = {
     async append(runId, events, expected) {
       if (events.length === 0) throw new UsageError('append needs at least one event');
       const checked = validate ? events.map((e) => NewEnvelope.parse(e)) : events;
+      if (options.groupCommit !== false) return group(runId, checked, expected);
       try {
         return appendTx.immediate(runId, checked, expected);
       } catch (e) {
-        if (
-          (e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE' ||
-          (e as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY'
-        ) {
-          throw new VersionConflictError(runId, expected, 'unknown', { cause: e });
-        }
-        throw e;
+        throw asConflict(e, runId, expected);
       }
     },
     async read(runId, fromSeq = 1) {
@@ -440,10 +461,12 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   let leases: LeaseStore;
   let pools: PoolStore;
   let definitions: DefinitionStore;
+  let waits: WaitStore;
   try {
     leases = sqliteLeases(db);
     pools = sqlitePools(db);
     definitions = sqliteDefinitions(db, readonly);
+    waits = sqliteWaits(db, readonly);
   } catch (e) {
     db.close();
     throw asStoreFault(e, path);
@@ -454,6 +477,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     ledger: guarded(ledger, path, identity),
     control: guarded(control, path, identity),
     leases: guarded(leases, path, identity),
+    waits: guarded(waits, path, identity),
     pools: guarded(pools, path, identity),
     definitions: guarded(definitions, path, identity),
     async close() {

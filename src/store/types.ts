@@ -250,6 +250,49 @@ export interface PoolStore {
   get(pool: string): Promise<PoolState | undefined>;
 }
 
+/** A signal sent to a run, kept until the run's wait takes it. */
+export interface SignalRecord {
+  runId: string;
+  name: string;
+  payload: unknown;
+  /** Who sent it (free text: a user, a system), or null. */
+  by: string | null;
+  at: number;
+}
+
+/** A run that waits (for a signal or a time), as the wake-up schedule knows it. */
+export interface WaitingRun {
+  runId: string;
+  /** The signal it waits for, or null (a sleep). */
+  signal: string | null;
+  /** When it must be woken (its timeout or its sleep's end), or null (no timeout). */
+  wakeAt: number | null;
+  /** Since when it waits. */
+  since: number;
+}
+
+/**
+ * Waiting runs and their mail: signals kept for a run until its wait takes them (so a signal
+ * sent early is not lost), and the schedule of wake-ups (so thousands of sleeping runs cost no
+ * process memory: a sweep asks for the due ones).
+ */
+export interface WaitStore {
+  /** Keeps a signal for a run; false when one of that name is already kept for it. */
+  putSignal(s: SignalRecord): Promise<boolean>;
+  /** The kept signal of that name, or undefined. */
+  getSignal(runId: string, name: string): Promise<SignalRecord | undefined>;
+  /** Drops a kept signal (once its run recorded it). */
+  deleteSignal(runId: string, name: string): Promise<void>;
+  /** Records that a run waits (replacing what it waited for before). */
+  setWaiting(w: WaitingRun): Promise<void>;
+  /** The run waits no more. */
+  clearWaiting(runId: string): Promise<void>;
+  /** Runs to wake at `now`: a wake-up time at or before it, earliest first. */
+  due(now: number, limit: number): Promise<WaitingRun[]>;
+  /** Every waiting run (for `runs --waiting`), longest waiting first. */
+  waiting(limit: number): Promise<WaitingRun[]>;
+}
+
 /** Everything a runtime needs from a backend. */
 export interface Store {
   readonly kind: 'sqlite' | 'jetstream';
@@ -260,5 +303,7 @@ export interface Store {
   readonly leases: LeaseStore;
   /** Spending pools of parent runs, so children reserve against their ancestors' caps. */
   readonly pools: PoolStore;
+  /** Kept signals and the wake-up schedule of waiting and sleeping runs. */
+  readonly waits: WaitStore;
   close(): Promise<void>;
 }

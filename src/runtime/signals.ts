@@ -1,0 +1,74 @@
+/**
+ * Sending a signal to a run: checked against the pipeline's wait step for it (a bad payload is
+ * refused with the reason, nothing kept), then kept in the store until the run's wait takes it —
+ * at once if the run already waits, else when it gets there (a signal sent early is not lost).
+ */
+import { UsageError } from '../errors.js';
+import { machineSteps } from '../machines/constructs.js';
+import { isTerminal } from '../machines/fold.js';
+import type { WaitStep } from '../machines/waits.js';
+import type { Store } from '../store/types.js';
+import type { Prepared } from './prepare.js';
+
+/** What {@link sendSignal} did. */
+export interface SignalSent {
+  runId: string;
+  signal: string;
+  /** The run's status when the signal was kept (`waiting`: wake it now). */
+  status: string;
+  /** The step that takes it. */
+  step: string;
+}
+
+/** The payload as the wait step for `name` parses it, or a UsageError with every issue. */
+export function checkSignal(
+  prepared: Prepared,
+  name: string,
+  payload: unknown,
+): { step: WaitStep; payload: unknown } {
+  const waits = machineSteps(prepared.pipeline.steps).filter(
+    (s): s is WaitStep => s.kind === 'wait',
+  );
+  const step = waits.find((s) => s.signal === name);
+  if (step === undefined)
+    throw new UsageError(
+      `pipeline '${prepared.pipeline.name}' has no wait step for signal '${name}': ${waits.length > 0 ? `its waits take ${waits.map((w) => `'${w.signal}'`).join(', ')}` : 'it has no wait step'}`,
+    );
+  const parsed = step.schema.safeParse(payload);
+  if (!parsed.success)
+    throw new UsageError(
+      `signal '${name}' refused: the payload does not match step '${step.name}' schema: ${parsed.error.issues
+        .map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`)
+        .join('; ')} (the run keeps waiting)`,
+    );
+  return { step, payload: parsed.data };
+}
+
+/** Checks and keeps a signal for a run; throws a UsageError naming the fix when it cannot. */
+export async function sendSignal(
+  store: Store,
+  prepared: Prepared,
+  runId: string,
+  name: string,
+  payload: unknown,
+  o: { by?: string | null; now: number },
+): Promise<SignalSent> {
+  const run = await store.log.getRun(runId);
+  if (run === undefined)
+    throw new UsageError(`unknown run id '${runId}': list runs with \`plumbline runs\``);
+  if (isTerminal(run.status))
+    throw new UsageError(`run ${runId} is ${run.status}: no wait takes a signal any more`);
+  const { step, payload: value } = checkSignal(prepared, name, payload);
+  const kept = await store.waits.putSignal({
+    runId,
+    name,
+    payload: value,
+    by: o.by ?? null,
+    at: o.now,
+  });
+  if (!kept)
+    throw new UsageError(
+      `a '${name}' signal is already kept for run ${runId} and not yet taken by its wait: wait for the run to take it (\`plumbline runs --waiting\`)`,
+    );
+  return { runId, signal: name, status: run.status, step: step.name };
+}
