@@ -57,7 +57,7 @@ import { BLOB_HEADER, jetstreamBlobs } from './jetstreamBlobs.js';
 import { kvDefinitions } from './jetstreamDefinitions.js';
 import { kvCas, kvCasRevision, kvControl } from './jetstreamKv.js';
 import { kvLeases } from './jetstreamLeases.js';
-import { jetstreamRunList, parentMatches } from './jetstreamList.js';
+import { jetstreamRunList } from './jetstreamList.js';
 import { kvPools } from './jetstreamPools.js';
 import { kvWaits } from './jetstreamWaits.js';
 import { readRange, type ReadStats } from './natsRead.js';

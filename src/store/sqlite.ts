@@ -14,7 +14,7 @@ import { groupCommit } from './sqliteGroupCommit.js';
 import { sqliteLeases } from './sqliteLeases.js';
 import { sqliteWaits } from './sqliteWaits.js';
 import { sqlitePools } from './sqlitePools.js';
-import { LIST_INDEXES, ensureParentColumns, hasParentColumn, listRunRows } from './sqliteList.js';
+import { LIST_INDEXES, listRunRows } from './sqliteList.js';
 import { sqliteRollup } from './sqliteRollup.js';
 import type {
   ControlStore,
