@@ -21,8 +21,33 @@ export type {
   ToolOptions,
   ToolContext,
 } from './machines/agent.js';
+export { route, parallel, map, call } from './machines/constructs.js';
+export type {
+  RouteStep,
+  ParallelStep,
+  MapStep,
+  CallStep,
+  ChildStep,
+  RouteStepOptions,
+  ParallelStepOptions,
+  MapStepOptions,
+  CallStepOptions,
+  Collected,
+  OnChildError,
+} from './machines/constructs.js';
 export { pipeline } from './machines/pipelineBuilder.js';
 export type { PipelineBuilder, PipelineHeader, Stored } from './machines/pipelineBuilder.js';
+export type {
+  Branch,
+  Branches,
+  BuilderRouteOptions,
+  BuilderParallelOptions,
+  BuilderMapOptions,
+  BuilderCallOptions,
+  ChildValue,
+  ParallelOutput,
+  RouteOutputs,
+} from './machines/builderConstructs.js';
 export { compilePipeline } from './machines/compile.js';
 export { describeMachine, machineHash } from './machines/graph.js';
 export type { MachineGraph, GraphNode, GraphEdge } from './machines/graph.js';
