@@ -53,7 +53,7 @@ describe('plumbline run', () => {
 });
 
 describe('plumbline demo', () => {
-  it('triages the sample tickets with the fake Claude when no API key is set, and says so', async () => {
+  it('triages the sample tickets, routes three messages and maps a document, with the fake Claude when no API key is set, and says so', async () => {
     const r = await plumbline(['demo', '--store', join(dir, 'demo.db')], {
       ANTHROPIC_API_KEY: '',
       PLUMBLINE_OUTBOX: join(dir, 'outbox'),
@@ -64,9 +64,25 @@ describe('plumbline demo', () => {
     );
     expect(r.stdout.match(/ completed, cost \$/g)).toHaveLength(5);
     expect(r.stdout).toMatch(/draft \(skipped\)/);
+    // The route: one message per branch, each naming the branch it took.
+    expect(r.stdout).toMatch(/→ classify: billing → branch billing \(refund-request\) → reply/);
+    expect(r.stdout).toMatch(/→ classify: bug → branch bug \(bug-report → file-bug\) → reply/);
+    expect(r.stdout).toMatch(/→ classify: question → branch question \(answer\) → reply/);
+    // The map: 8 chunks, a child run each, never more than 5 driven at once.
+    expect(r.stdout).toMatch(/split into 8 chunks/);
+    expect(r.stdout).toMatch(
+      /fan-out: 8 child runs \S+-summaries-0 … \S+-summaries-7, 5 at a time \(at most [1-5] seen at once\)/,
+    );
+    expect(r.stdout.match(/^ {4}#\d completed /gm)).toHaveLength(8);
+    expect(r.stdout).toMatch(/answers scripted by the fake Claude/);
     const runs = await plumbline(['runs', '--json', '--store', join(dir, 'demo.db')]);
-    const listed = ndjson(runs.stdout) as Array<{ costUsd: number }>;
-    expect(listed).toHaveLength(5);
+    // Top-level runs only (a child's cost is in its parent's: counting both would count it twice).
+    const roots = new Set(['triage', 'router', 'summarise']);
+    const listed = (ndjson(runs.stdout) as Array<{ costUsd: number; pipeline: string }>).filter(
+      (l) => roots.has(l.pipeline),
+    );
+    const count = (name: string): number => listed.filter((l) => l.pipeline === name).length;
+    expect([count('triage'), count('router'), count('summarise')]).toEqual([5, 3, 1]);
     const total = listed.reduce((a, r) => a + r.costUsd, 0);
     // Spend folded from the log, three ways, always adding up to the runs' total.
     for (const by of ['model', 'pipeline', 'day']) {
@@ -75,7 +91,10 @@ describe('plumbline demo', () => {
       expect(Math.abs(rows.reduce((a, r) => a + r.costUsd, 0) - total)).toBeLessThan(1e-9);
       if (by === 'model')
         expect(rows.map((r) => r.key).sort()).toEqual(['claude-haiku-4-5', 'claude-sonnet-4-6']);
-      if (by === 'pipeline') expect(rows).toMatchObject([{ key: 'triage' }]);
+      if (by === 'pipeline')
+        expect(rows.map((r) => r.key)).toEqual(
+          expect.arrayContaining(['triage', 'router', 'summarise']),
+        );
     }
     const bad = await plumbline(['cost', '--by', 'week', '--store', join(dir, 'demo.db')]);
     expect(bad.code).toBe(2);

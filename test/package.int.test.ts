@@ -322,7 +322,7 @@ describe('the published package', () => {
     expect(ts.stderr).toContain('TypeScript pipelines need tsx (npm install tsx)');
   });
 
-  it('plumbline demo triages the sample tickets from the compiled example with the bundled fake, and replay finds its pipeline', async () => {
+  it('plumbline demo triages the sample tickets, routes and maps from the compiled examples with the bundled fake, and replay finds their pipelines', async () => {
     const db = join(dir, 'demo.db');
     // No key and no base URL: the demo starts the fake Claude bundled in the package.
     const noClaude = { ANTHROPIC_API_KEY: undefined, ANTHROPIC_BASE_URL: undefined };
@@ -337,31 +337,41 @@ describe('the published package', () => {
     expect(r.stdout).toMatch(
       /^total cost \$\d+\.\d+ \(priced as if real; the fake served 9 requests\)$/m,
     );
-    // The escalations went to the default outbox under the consumer's working directory.
-    expect(readdirSync(join(app, '.plumbline', 'outbox')).length).toBe(3);
+    // The route and the map ran from the compiled examples too.
+    expect(r.stdout).toMatch(/→ classify: billing → branch billing \(refund-request\) → reply/);
+    expect(r.stdout).toMatch(/fan-out: 8 child runs .*, 5 at a time/);
+    // The escalations (3) and the router's refund request (1) went to the default outbox under
+    // the consumer's working directory.
+    expect(readdirSync(join(app, '.plumbline', 'outbox')).length).toBe(4);
 
     // Runs record the compiled module inside the installed package: replay loads it, no tsx.
     const runs = await run(bin(), ['runs', '--json', '--store', db], app);
     expect(runs.code, runs.stderr).toBe(0);
-    const listed = ndjson(runs.stdout) as Array<{ runId: string; module: string; status: string }>;
-    expect(listed).toHaveLength(5);
+    const all = ndjson(runs.stdout) as Array<{
+      runId: string;
+      pipeline: string;
+      module: string;
+      status: string;
+    }>;
+    const roots = ['triage', 'router', 'summarise'];
+    const listed = all.filter((l) => roots.includes(l.pipeline));
+    expect(roots.map((p) => listed.filter((l) => l.pipeline === p).length)).toEqual([5, 3, 1]);
     for (const l of listed) {
       expect(l.status).toBe('completed');
       expect(l.module).toBe(
-        join(realpathSync(modules), 'plumbline', 'dist', 'examples', 'triage.js'),
+        join(realpathSync(modules), 'plumbline', 'dist', 'examples', `${l.pipeline}.js`),
       );
     }
-    const replay = await run(
-      bin(),
-      ['replay', listed[0]?.runId ?? '', '--store', db],
-      app,
-      noClaude,
-    );
-    expect(replay.code, replay.stderr).toBe(0);
-    expect(replay.stdout).toMatch(/run\.started/);
-    expect(replay.stdout).toMatch(
-      /replayed \d+ events: state "completed", .*every recorded state matched/,
-    );
+    // A triage run, a routed run and the map's parent replay from the installed package.
+    for (const p of roots) {
+      const id = listed.find((l) => l.pipeline === p)?.runId ?? '';
+      const replay = await run(bin(), ['replay', id, '--store', db], app, noClaude);
+      expect(replay.code, replay.stderr).toBe(0);
+      expect(replay.stdout).toMatch(/run\.started/);
+      expect(replay.stdout).toMatch(
+        /replayed \d+ events: state "completed", .*every recorded state matched/,
+      );
+    }
   });
 
   it('type-checks a strict TypeScript consumer (exactOptionalPropertyTypes, skipLibCheck off); a typo in outputs.<step>.<field> does not compile', async () => {

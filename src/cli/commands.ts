@@ -496,9 +496,13 @@ export function registerCommands(program: Command, box: ExitBox): void {
   program
     .command('demo')
     .description(
-      'run the ticket-triage example end to end (fake Claude when ANTHROPIC_API_KEY is unset)',
+      'run the examples end to end: ticket triage, a route and a map (fake Claude when ANTHROPIC_API_KEY is unset)',
     )
-    .option('--tickets <n>', 'how many sample tickets (default 5)', positiveInteger('--tickets'))
+    .option(
+      '--tickets <n>',
+      'how many sample tickets to triage (default 5)',
+      positiveInteger('--tickets'),
+    )
     .addHelpText('after', '\nExample:\n  plumbline demo --store /tmp/demo.db')
     .action(async (o: { tickets?: number }, cmd: Command) => {
       box.code = await runDemo(globals(cmd), o.tickets ?? 5);

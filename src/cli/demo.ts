@@ -1,5 +1,6 @@
 /**
- * `plumbline demo`: triage a handful of sample tickets with the embedded store. Without
+ * `plumbline demo`: triage a handful of sample tickets with the embedded store, then route three
+ * messages (one per branch) and summarise a long document with a map (demoShapes.ts). Without
  * ANTHROPIC_API_KEY it starts the fake Claude and scripts plausible answers, and says so.
  */
 import { extname, join } from 'node:path';
@@ -13,14 +14,17 @@ import { cliLogger, openStore, out, storeSpec, type GlobalOptions } from './cont
 import { pathOfSteps, resultLine, usd } from './format.js';
 import { exitCodeFor } from './main.js';
 import { demoScript, DEMO_TICKETS } from './demoData.js';
+import { demoRouter, demoSummarise } from './demoShapes.js';
 
 const self = fileURLToPath(import.meta.url);
 /**
- * The triage pipeline beside this module: dist/examples/triage.js in a build or an installed
- * package (no TypeScript loader needed), src/examples/triage.ts when run from source. Runs
+ * An example pipeline beside this module: dist/examples/<name>.js in a build or an installed
+ * package (no TypeScript loader needed), src/examples/<name>.ts when run from source. Runs
  * record this absolute path, so `resume` and `replay` load the same file again.
  */
-const TRIAGE = fileURLToPath(new URL(`../examples/triage${extname(self)}`, import.meta.url));
+const example = (name: string): string =>
+  fileURLToPath(new URL(`../examples/${name}${extname(self)}`, import.meta.url));
+const TRIAGE = example('triage');
 
 /** Runs the demo; returns the exit code (worst of the runs). */
 export async function runDemo(g: GlobalOptions, n: number): Promise<number> {
@@ -63,6 +67,14 @@ export async function runDemo(g: GlobalOptions, n: number): Promise<number> {
     }
     out(
       `total cost ${usd(total)}${fake !== undefined ? ` (priced as if real; the fake served ${fake.count} requests)` : ''}`,
+    );
+    const stamp = Date.now().toString(36);
+    const router = await demoRouter(rt, store, await loadPipeline(example('router')), stamp);
+    const doc = await demoSummarise(rt, store, await loadPipeline(example('summarise')), stamp);
+    worst = Math.max(worst, router.code, doc.code);
+    out('');
+    out(
+      `route and map cost ${usd(router.costUsd + doc.costUsd)}${fake !== undefined ? ` (answers scripted by the fake Claude, which served ${fake.count} requests in all)` : ''}`,
     );
     out('next: `plumbline runs`, `plumbline replay <run id>`, `plumbline cost --by model`');
   } finally {

@@ -3,6 +3,7 @@
  * (urgency from keywords), including one malformed first answer to show a re-ask.
  */
 import type { FakeAction, FakeRequest } from '../testing/fakeClaude.js';
+import { shapesAnswer } from './demoShapesData.js';
 
 /** Sample support tickets. */
 export const DEMO_TICKETS = [
@@ -45,8 +46,13 @@ function text(req: FakeRequest): string {
 
 let malformedSent = false;
 
-/** Answers classification and draft requests from the ticket's words. */
+/**
+ * Answers classification and draft requests from the ticket's words, and the router's and the
+ * summariser's requests (demoShapesData.ts).
+ */
 export function demoScript(req: FakeRequest): FakeAction {
+  const shaped = shapesAnswer(req);
+  if (shaped !== undefined) return shaped;
   const t = text(req);
   if (JSON.stringify(req.body.messages ?? '').includes('Classify this ticket')) {
     if (
