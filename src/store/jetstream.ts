@@ -57,7 +57,7 @@ import { BLOB_HEADER, jetstreamBlobs } from './jetstreamBlobs.js';
 import { kvDefinitions } from './jetstreamDefinitions.js';
 import { kvCas, kvCasRevision, kvControl } from './jetstreamKv.js';
 import { kvLeases } from './jetstreamLeases.js';
-import { jetstreamRunList } from './jetstreamList.js';
+import { jetstreamRunList, parentMatches } from './jetstreamList.js';
 import { kvPools } from './jetstreamPools.js';
 import { kvWaits } from './jetstreamWaits.js';
 import { readRange, type ReadStats } from './natsRead.js';
@@ -623,10 +623,11 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
 
     async listRuns(filter: RunFilter = {}) {
       const statuses = filter.status === undefined ? undefined : [filter.status].flat();
-      // Pages, and the unfinished runs, come from the run list (see jetstreamList.ts).
+      // Pages, the unfinished runs and a run's children come from the run list (jetstreamList.ts).
       if (
         filter.limit !== undefined ||
         filter.after !== undefined ||
+        typeof filter.parent === 'string' ||
         (statuses !== undefined && statuses.every((x) => x === 'running' || x === 'parked'))
       )
         return runList.page(filter);
@@ -636,6 +637,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
         if (statuses !== undefined && !statuses.includes(s.status)) continue;
         if (filter.pipeline !== undefined && s.pipeline !== filter.pipeline) continue;
         if (filter.updatedBefore !== undefined && !(s.updatedAt < filter.updatedBefore)) continue;
+        if (!parentMatches(s, filter)) continue;
         out.push(toSummary(e));
       }
       out.sort(

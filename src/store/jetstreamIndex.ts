@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { CorruptEventError, UsageError } from '../errors.js';
-import { RunStatus, type RunStarted, type StoredEnvelope } from '../machines/events.js';
+import { ChildOf, RunStatus, type RunStarted, type StoredEnvelope } from '../machines/events.js';
 import type { RunSummary } from './types.js';
 
 /** One stream sequence is recorded for every this many events of a run. */
@@ -29,6 +29,8 @@ export const IndexEntry = z.object({
     startedAt: z.number(),
     updatedAt: z.number(),
     endedAt: z.number().nullable(),
+    /** A child run's place (entries written before child runs have none). */
+    parent: ChildOf.optional(),
   }),
   firstStreamSeq: z.number().int().positive(),
   lastStreamSeq: z.number().int().positive(),
@@ -109,6 +111,7 @@ export function foldIndex(
           startedAt: env.at,
           updatedAt: env.at,
           endedAt: null,
+          ...(s.parent !== undefined ? { parent: s.parent } : {}),
         },
         firstStreamSeq: streamSeq,
         lastStreamSeq: streamSeq,

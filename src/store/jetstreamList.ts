@@ -55,6 +55,12 @@ export interface RunList {
   page(filter: RunFilter): Promise<RunSummary[]>;
 }
 
+/** True when a run passes the filter's `parent` (children of a run, or top-level runs only). */
+export function parentMatches(s: RunSummary, f: RunFilter): boolean {
+  if (f.parent === undefined) return true;
+  return f.parent === null ? s.parent === undefined : s.parent?.runId === f.parent;
+}
+
 /** Opens the run list (call `ensure` once before use). */
 export function jetstreamRunList(ctx: RunListContext): RunList {
   const { js, jsm, link, prefix } = ctx;
@@ -101,6 +107,7 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
   };
 
   const matches = (s: RunSummary, f: RunFilter): boolean => {
+    if (!parentMatches(s, f)) return false;
     const statuses = f.status === undefined ? undefined : [f.status].flat();
     if (statuses !== undefined && !statuses.includes(s.status)) return false;
     if (f.pipeline !== undefined && s.pipeline !== f.pipeline) return false;
@@ -161,10 +168,19 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
       } else {
         hi = (await link.retry(() => jsm.streams.info(LIST))).state.last_seq;
       }
+      // Children are created after their parent: nothing older than its message can be one.
+      let floor = 1;
+      if (typeof filter.parent === 'string') {
+        const p = await link.retry(() =>
+          jsm.streams.getMessage(LIST, { last_by_subj: listSubject(filter.parent as string) }),
+        );
+        if (p === null) return [];
+        floor = p.seq + 1;
+      }
       const out: RunSummary[] = [];
       let width = Math.max(MIN_WINDOW, limit === Number.MAX_SAFE_INTEGER ? MIN_WINDOW : limit + 1);
-      while (hi >= 1 && out.length < limit) {
-        const lo = Math.max(1, hi - width + 1);
+      while (hi >= floor && out.length < limit) {
+        const lo = Math.max(floor, hi - width + 1);
         const ids = await window(lo, hi);
         const found = await ctx.summaries(ids);
         for (const id of ids) {

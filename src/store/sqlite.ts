@@ -14,7 +14,7 @@ import { groupCommit } from './sqliteGroupCommit.js';
 import { sqliteLeases } from './sqliteLeases.js';
 import { sqliteWaits } from './sqliteWaits.js';
 import { sqlitePools } from './sqlitePools.js';
-import { LIST_INDEXES, listRunRows } from './sqliteList.js';
+import { LIST_INDEXES, ensureParentColumns, hasParentColumn, listRunRows } from './sqliteList.js';
 import { sqliteRollup } from './sqliteRollup.js';
 import type {
   ControlStore,
@@ -86,6 +86,10 @@ interface RunRow {
   started_at: number;
   updated_at: number;
   ended_at: number | null;
+  /** Absent on a read-only connection to a store made before child runs. */
+  parent?: string | null;
+  parent_step?: string | null;
+  parent_part?: string | null;
 }
 
 function toSummary(r: RunRow): RunSummary {
@@ -102,6 +106,15 @@ function toSummary(r: RunRow): RunSummary {
     startedAt: r.started_at,
     updatedAt: r.updated_at,
     endedAt: r.ended_at,
+    ...(r.parent != null
+      ? {
+          parent: {
+            runId: r.parent,
+            step: r.parent_step ?? '',
+            part: JSON.parse(r.parent_part ?? 'null') as number | string | null,
+          },
+        }
+      : {}),
   };
 }
 
@@ -202,6 +215,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
         const effectCols = c.prepare<[], { name: string }>('PRAGMA table_info(effects)').all();
         if (!effectCols.some((col) => col.name === 'claimer'))
           c.exec('ALTER TABLE effects ADD COLUMN claimer TEXT');
+        ensureParentColumns(c);
       }
       options.connection?.(c);
     },
@@ -228,7 +242,11 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     ),
     insert: db.prepare('INSERT INTO events (run_id, seq, at, type, body) VALUES (?, ?, ?, ?, ?)'),
     createRun: db.prepare(
-      `INSERT INTO runs (run_id, pipeline, version, machine_hash, module, status, step, cost_usd, last_seq, started_at, updated_at, ended_at)
+      // A read-only connection to a store made before child runs has no parent columns.
+      hasParentColumn(db)
+        ? `INSERT INTO runs (run_id, pipeline, version, machine_hash, module, status, step, cost_usd, last_seq, started_at, updated_at, ended_at, parent, parent_step, parent_part)
+       VALUES (@runId, @pipeline, @version, @machineHash, @module, @status, @step, @costUsd, @lastSeq, @startedAt, @at, @endedAt, @parent, @parentStep, @parentPart)`
+        : `INSERT INTO runs (run_id, pipeline, version, machine_hash, module, status, step, cost_usd, last_seq, started_at, updated_at, ended_at)
        VALUES (@runId, @pipeline, @version, @machineHash, @module, @status, @step, @costUsd, @lastSeq, @startedAt, @at, @endedAt)`,
     ),
     updateRun: db.prepare(
@@ -321,6 +339,9 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
             machineHash: s.machineHash,
             module: s.module ?? null,
             startedAt: first.at,
+            parent: s.parent?.runId ?? null,
+            parentStep: s.parent?.step ?? null,
+            parentPart: s.parent === undefined ? null : JSON.stringify(s.parent.part),
           });
         } catch (e) {
           if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw conflict();

@@ -14,6 +14,45 @@ CREATE INDEX IF NOT EXISTS runs_status_started ON runs (status, started_at, run_
 CREATE INDEX IF NOT EXISTS runs_pipeline_started ON runs (pipeline, started_at, run_id);
 `;
 
+/**
+ * Adds the parent columns (a child run's parent run id, step and part as JSON) to a store made
+ * before child runs, filling them from each run's `run.started`, and indexes them: listings
+ * show top-level runs (a partial index) and find a run's children without a scan.
+ */
+export function ensureParentColumns(db: Database.Database): void {
+  const cols = db.prepare<[], { name: string }>('PRAGMA table_info(runs)').all();
+  if (!cols.some((c) => c.name === 'parent')) {
+    db.transaction(() => {
+      db.exec(`ALTER TABLE runs ADD COLUMN parent TEXT;
+        ALTER TABLE runs ADD COLUMN parent_step TEXT;
+        ALTER TABLE runs ADD COLUMN parent_part TEXT;`);
+      // Large run.started bodies moved to blob files are not read here: those stay top-level.
+      db.exec(`UPDATE runs SET parent = json_extract(e.body, '$.event.parent.runId'),
+          parent_step = json_extract(e.body, '$.event.parent.step'),
+          parent_part = json_quote(json_extract(e.body, '$.event.parent.part'))
+        FROM events e WHERE e.run_id = runs.run_id AND e.seq = 1 AND e.body LIKE '%"parent":{%'
+          AND json_valid(e.body) AND json_extract(e.body, '$.event.parent.runId') IS NOT NULL`);
+    })();
+  }
+  db.exec(`CREATE INDEX IF NOT EXISTS runs_parent ON runs (parent, started_at, run_id);
+    CREATE INDEX IF NOT EXISTS runs_top_started ON runs (started_at, run_id) WHERE parent IS NULL;`);
+}
+
+const withParent = new WeakMap<Database.Database, boolean>();
+
+/** True when the runs table has the parent columns (asked once per connection). */
+export function hasParentColumn(db: Database.Database): boolean {
+  let has = withParent.get(db);
+  if (has === undefined) {
+    has = db
+      .prepare<[], { name: string }>('PRAGMA table_info(runs)')
+      .all()
+      .some((c) => c.name === 'parent');
+    withParent.set(db, has);
+  }
+  return has;
+}
+
 /** The refusal of a cursor that names no run (same words on every adapter). */
 export function unknownCursor(after: string): UsageError {
   return new UsageError(
@@ -33,6 +72,14 @@ export function listRunRows<Row>(db: Database.Database, filter: RunFilter): Row[
   if (filter.pipeline !== undefined) {
     where.push('pipeline = ?');
     args.push(filter.pipeline);
+  }
+  // A read-only connection to a store made before child runs: no run has a parent.
+  const parents = hasParentColumn(db);
+  if (filter.parent !== undefined && filter.parent !== null && !parents) return [];
+  if (filter.parent === null && parents) where.push('parent IS NULL');
+  else if (filter.parent !== undefined && filter.parent !== null) {
+    where.push('parent = ?');
+    args.push(filter.parent);
   }
   if (filter.updatedBefore !== undefined) {
     where.push('updated_at < ?');

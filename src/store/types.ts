@@ -3,7 +3,7 @@
  * control state (kill flags, breaker state, snapshots). Adapters: `sqlite.ts`, `jetstream.ts`.
  * Every adapter passes `test/contract/eventLog.contract.ts`.
  */
-import type { NewEnvelope, RunStatus, StoredEnvelope } from '../machines/events.js';
+import type { ChildOf, NewEnvelope, RunStatus, StoredEnvelope } from '../machines/events.js';
 
 /** `'no_stream'` to create a run's log; otherwise the seq of the last event you have seen. */
 export type ExpectedVersion = 'no_stream' | number;
@@ -23,6 +23,8 @@ export interface RunSummary {
   updatedAt: number;
   /** Set when the run reached a terminal status. */
   endedAt: number | null;
+  /** A child run's place (from its `run.started`): listings nest it under its parent run. */
+  parent?: ChildOf;
 }
 
 /** Filter for {@link EventLog.listRuns}. */
@@ -31,6 +33,8 @@ export interface RunFilter {
   pipeline?: string;
   /** Only runs whose last event is older than this (epoch ms): stranded-run detection. */
   updatedBefore?: number;
+  /** Only the child runs of this run; `null`: only top-level runs (absent: every run). */
+  parent?: string | null;
   /** At most this many runs (a page). */
   limit?: number;
   /**
