@@ -94,9 +94,13 @@ export { costUsd } from './model/cost.js';
 export type { ModelClient, ModelRequest, ModelOutcome, Price, RetryPolicy } from './model/types.js';
 export { connect } from './client/index.js';
 export type {
+  ChildCounts,
+  ChildJoin,
+  ChildRunOutcome,
   ConnectOptions,
   PipelineRef,
   PlumblineClient,
+  RunNode,
   RunSubscription,
   StartLimits,
   StartOptions,

@@ -3,7 +3,7 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
-import { RunStatus, type StoredEnvelope } from '../machines/events.js';
+import type { StoredEnvelope } from '../machines/events.js';
 import { roundUsd } from '../machines/context.js';
 import { foldLog } from '../machines/replay.js';
 import { isTerminal, statusOf } from '../machines/fold.js';
@@ -15,7 +15,6 @@ import {
   openStore,
   out,
   outJson,
-  duration,
   nonNegativeNumber,
   parseDuration,
   parseInput,
@@ -24,23 +23,22 @@ import {
   storeSpec,
   globals,
 } from './context.js';
-import { pathOfSteps, replayLine, resultLine, runRow, summaryOf, usd } from './format.js';
+import { pathOfSteps, replayLine, resultLine, summaryOf, usd } from './format.js';
 import { exitCodeFor, type ExitBox } from './main.js';
 import { pipelineForRun, pipelinesFrom } from './pipelines.js';
 import { runDemo } from './demo.js';
-import { isUnconfirmed, unconfirmedByRun } from './cost.js';
+import { isUnconfirmed, type CostBy } from './cost.js';
 import { cliClient } from './client.js';
+import { childLines } from './childLines.js';
 import { runOutput } from './runOutput.js';
 import { registerFakeClaudeCommand } from './fakeClaude.js';
-import { listStranded, registerOperatorCommands, strandedAmong } from './operate.js';
+import { registerOperatorCommands } from './operate.js';
+import { registerRunsCommand } from './runs.js';
 import { registerFleetCommands } from './fleet.js';
 import { addLimitOptions } from './limitOptions.js';
 import { registerForecastCommand } from './forecast.js';
 import { registerSignalCommand } from './signal.js';
 import { autoBudget } from '../runtime/forecastHistory.js';
-
-/** How many runs `runs` lists unless told (`--limit`, `--all`). */
-const RUNS_PAGE = 50;
 
 function limitsOf(o: {
   budgetUsd?: number;
@@ -215,7 +213,7 @@ export function registerCommands(program: Command, box: ExitBox): void {
   program
     .command('replay')
     .description(
-      "fold a run's log without side effects, print every transition, check the recorded states",
+      "fold a run's log without side effects, print every transition, check the recorded states; under each join, the child runs' outcomes",
     )
     .argument('<runId>')
     .option('--until <seq>', 'stop after this seq', positiveInteger('--until'))
@@ -240,6 +238,8 @@ export function registerCommands(program: Command, box: ExitBox): void {
             await pipelinesFrom(o.pipelines),
           );
           const bySeq = new Map(events.map((e) => [e.seq, e]));
+          // Each join's children (map items, branches, calls): ids, status, cost, error.
+          const joins = new Map((await client.childOutcomes(runId, events)).map((j) => [j.seq, j]));
           const folded = foldLog(prepared.machine, prepared.hash, runId, events, {
             ...(o.until !== undefined ? { until: o.until } : {}),
             onStep: (s) => {
@@ -253,8 +253,13 @@ export function registerCommands(program: Command, box: ExitBox): void {
                   to: s.to,
                   costUsd: e.state.costUsd,
                   status: e.state.status,
+                  ...(joins.has(s.seq) ? { children: joins.get(s.seq)?.children } : {}),
                 });
-              else out(replayLine(e, s.from, s.to));
+              else {
+                out(replayLine(e, s.from, s.to));
+                const join = joins.get(s.seq);
+                if (join !== undefined) childLines(join, runId).forEach((l) => out(l));
+              }
             },
           });
           const status = statusOf(folded.snapshot);
@@ -282,103 +287,16 @@ export function registerCommands(program: Command, box: ExitBox): void {
       },
     );
 
-  program
-    .command('runs')
-    .description(
-      'list runs: id, pipeline, version, status, cost (and how much of it is unconfirmed), events, started, ended',
-    )
-    .option('--status <status>', 'only runs with this status')
-    .option('--pipeline <name>', 'only runs of this pipeline')
-    .option(
-      '--limit <n>',
-      'at most this many runs, newest first (default 50)',
-      positiveInteger('--limit'),
-    )
-    .option('--after <runId>', 'the page after this run (the last one of the previous page)')
-    .option('--all', 'every run (no paging)')
-    .option(
-      '--stranded',
-      'only running runs whose driver is gone (no live lease), quiet for --older-than (default 30s)',
-    )
-    .option('--older-than <duration>', 'with --stranded: idle threshold', duration('--older-than'))
-    .option('--json', 'one JSON object per run')
-    .addHelpText(
-      'after',
-      '\nWhen more runs follow the page, stderr says how to ask for the next one (more: --after <runId>).\n' +
-        '\nExample:\n  plumbline runs --status parked --json\n  plumbline runs --limit 20 --after 01J9Z...\n  plumbline runs --stranded --older-than 10m',
-    )
-    .action(
-      async (
-        o: {
-          status?: string;
-          pipeline?: string;
-          json?: boolean;
-          stranded?: boolean;
-          olderThan?: number;
-          limit?: number;
-          after?: string;
-          all?: boolean;
-        },
-        cmd: Command,
-      ) => {
-        if (o.stranded) {
-          await listStranded(globals(cmd), o.olderThan, o.json === true);
-          return;
-        }
-        if (o.all === true && (o.limit !== undefined || o.after !== undefined))
-          throw new UsageError('runs --all lists every run: leave out --limit and --after');
-        if (o.status !== undefined && !RunStatus.safeParse(o.status).success)
-          throw new UsageError(`--status ${o.status}: use one of ${RunStatus.options.join(', ')}`);
-        const client = await cliClient(globals(cmd));
-        const { store } = client;
-        try {
-          const limit = o.all === true ? undefined : (o.limit ?? RUNS_PAGE);
-          // One more than the page says whether another page follows.
-          const found = await client.runs({
-            ...(o.status !== undefined ? { status: o.status as RunStatus } : {}),
-            ...(o.pipeline !== undefined ? { pipeline: o.pipeline } : {}),
-            ...(limit !== undefined ? { limit: limit + 1 } : {}),
-            ...(o.after !== undefined ? { after: o.after } : {}),
-          });
-          const runs = limit !== undefined ? found.slice(0, limit) : found;
-          // A running run whose driver is gone says so: `stranded`, not `running`.
-          const stranded = new Set((await strandedAmong(store, runs)).map((x) => x.run.runId));
-          // The part of each run's cost that is unconfirmed (calls lost mid-flight, at their reservation).
-          const { byRun } = await unconfirmedByRun(store, runs);
-          const shown = runs.map((r) => ({
-            ...(stranded.has(r.runId) ? { ...r, status: 'stranded' as never, stranded: true } : r),
-            unconfirmedUsd: byRun.get(r.runId) ?? 0,
-          }));
-          if (o.json) shown.forEach((r) => outJson(r));
-          else {
-            out(
-              [
-                'run'.padEnd(28),
-                'pipeline'.padEnd(14),
-                'ver'.padEnd(6),
-                'status'.padEnd(10),
-                'cost'.padStart(11),
-                'unconfirmed'.padStart(11),
-                'seq'.padStart(5),
-                'started'.padEnd(19),
-                'ended',
-              ].join(' '),
-            );
-            shown.forEach((r) => out(runRow(r, r.unconfirmedUsd)));
-          }
-          const last = runs[runs.length - 1];
-          if (found.length > runs.length && last !== undefined)
-            process.stderr.write(`more: --after ${last.runId}\n`);
-        } finally {
-          await client.close();
-        }
-      },
-    );
+  registerRunsCommand(program);
 
   program
     .command('cost')
-    .description('spend from the log: totals by pipeline, model or day')
-    .option('--by <key>', 'pipeline | model | day', 'pipeline')
+    .description('spend from the log: totals by pipeline, model, day or top-level run')
+    .option(
+      '--by <key>',
+      'pipeline | model | day | run (a top-level run with its child runs: folds every log)',
+      'pipeline',
+    )
     .option(
       '--from-log',
       'fold every log instead of reading the rollups (slow; names unreadable runs)',
@@ -386,15 +304,15 @@ export function registerCommands(program: Command, box: ExitBox): void {
     .option('--json', 'one JSON object per row')
     .addHelpText(
       'after',
-      "\nA call whose process died mid-call is counted at its reservation and shown as unconfirmed.\nA fork's copied calls count once, to the run that made them.\nTotals come from rollups kept as runs end, plus the events of unfinished runs; with --from-log,\nruns whose log cannot be read are left out and named on stderr (exit 1).\n\nExample:\n  plumbline cost --by model",
+      "\nA call whose process died mid-call is counted at its reservation and shown as unconfirmed.\nA fork's copied calls count once, to the run that made them; a child run's calls\n(map items, parallel branches, calls) count once, to the child (its pipeline), never again in\nits parent's rolled-up cost; --by run sums each top-level run with all its children.\nTotals come from rollups kept as runs end, plus the events of unfinished runs; with --from-log,\nruns whose log cannot be read are left out and named on stderr (exit 1).\n\nExample:\n  plumbline cost --by model\n  plumbline cost --by run",
     )
     .action(async (o: { by?: string; json?: boolean; fromLog?: boolean }, cmd: Command) => {
       const by = o.by ?? 'pipeline';
-      if (!['pipeline', 'model', 'day'].includes(by))
-        throw new UsageError(`--by ${by}: use pipeline, model or day`);
+      if (!['pipeline', 'model', 'day', 'run'].includes(by))
+        throw new UsageError(`--by ${by}: use pipeline, model, day or run`);
       const client = await cliClient(globals(cmd));
       try {
-        const { rows, skipped } = await client.cost(by as 'pipeline' | 'model' | 'day', {
+        const { rows, skipped } = await client.cost(by as CostBy, {
           fromLog: o.fromLog === true,
         });
         for (const r of skipped)
@@ -407,12 +325,13 @@ export function registerCommands(program: Command, box: ExitBox): void {
         }
         if (o.json) rows.forEach((r) => outJson(r));
         else {
+          const w = Math.max(24, ...rows.map((r) => r.key.length));
           out(
-            `${by.padEnd(24)} ${'calls'.padStart(6)} ${'input'.padStart(9)} ${'output'.padStart(9)} ${'cache r'.padStart(9)} ${'cache w'.padStart(9)} ${'cost'.padStart(12)} ${'unconfirmed'.padStart(12)}`,
+            `${by.padEnd(w)} ${'calls'.padStart(6)} ${'input'.padStart(9)} ${'output'.padStart(9)} ${'cache r'.padStart(9)} ${'cache w'.padStart(9)} ${'cost'.padStart(12)} ${'unconfirmed'.padStart(12)}`,
           );
           for (const r of rows)
             out(
-              `${r.key.padEnd(24)} ${String(r.calls).padStart(6)} ${String(r.inputTokens).padStart(9)} ${String(r.outputTokens).padStart(9)} ${String(r.cacheReadTokens).padStart(9)} ${String(r.cacheWriteTokens).padStart(9)} ${usd(r.costUsd).padStart(12)} ${(r.unconfirmedCalls > 0 ? usd(r.unconfirmedUsd) : '-').padStart(12)}`,
+              `${r.key.padEnd(w)} ${String(r.calls).padStart(6)} ${String(r.inputTokens).padStart(9)} ${String(r.outputTokens).padStart(9)} ${String(r.cacheReadTokens).padStart(9)} ${String(r.cacheWriteTokens).padStart(9)} ${usd(r.costUsd).padStart(12)} ${(r.unconfirmedCalls > 0 ? usd(r.unconfirmedUsd) : '-').padStart(12)}`,
             );
           const unconfirmed = rows.reduce((a, r) => a + r.unconfirmedCalls, 0);
           if (unconfirmed > 0)

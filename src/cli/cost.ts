@@ -36,7 +36,13 @@ export interface CostReport {
   skipped: SkippedRun[];
 }
 
-type By = 'pipeline' | 'model' | 'day';
+/**
+ * How `cost` groups spend: by the pipeline a call's run belongs to, its model, its UTC day, or
+ * its top-level run (a run with its children, grandchildren and so on: one row per tree).
+ */
+export type CostBy = 'pipeline' | 'model' | 'day' | 'run';
+
+type By = CostBy;
 
 /** Receives every event of the store, run by run in append order. */
 type Sink = (e: StoredEnvelope) => void;
@@ -131,22 +137,25 @@ function finish(rows: Iterable<Summing>): CostRow[] {
     .sort((a, b) => b.costUsd - a.costUsd || a.key.localeCompare(b.key));
 }
 
-/** The key of an outcome in a report by `by`. */
+/** The key of an outcome in a report by `by` (by run: its own run, merged into trees after). */
 const keyOf = (by: By, e: Outcome, pipeline: string): string =>
-  by === 'model' ? e.event.model : by === 'day' ? utcDay(e.at) : pipeline;
+  by === 'model' ? e.event.model : by === 'day' ? utcDay(e.at) : by === 'run' ? e.runId : pipeline;
 
 /**
- * Sums model attempts across every run by pipeline, model or day (UTC), each row saying how
- * much of it is unconfirmed. From the store's rollups (kept as runs end) plus the newer events
- * of unfinished runs; `fromLog` (or a store without rollups) folds every log instead, which also
- * finds runs whose log no longer reads back (listed in `skipped`).
+ * Sums model attempts across every run by pipeline, model, day (UTC) or top-level run, each
+ * row saying how much of it is unconfirmed. Every attempt counts once, to the run that made it
+ * (a parent's rolled-up cost is never read). From the store's rollups (kept as runs end) plus
+ * the newer events of unfinished runs; `fromLog`, `run` (the rollups keep no runs) or a store
+ * without rollups folds every log instead, which also finds runs whose log no longer reads back
+ * (listed in `skipped`).
  */
 export async function costReport(
   store: Store,
   by: By,
   opts: { fromLog?: boolean } = {},
 ): Promise<CostReport> {
-  const rollup = opts.fromLog === true ? undefined : await store.log.costRollup?.();
+  // The rollups do not keep runs apart: by run folds the logs.
+  const rollup = opts.fromLog === true || by === 'run' ? undefined : await store.log.costRollup?.();
   if (rollup === undefined) return foldedReport(store, by);
   const { rows, add } = rowTable();
   for (const r of rollup.rows) {
@@ -181,18 +190,49 @@ const SUMMED = [
 /** {@link costReport} by folding every event of the store. */
 async function foldedReport(store: Store, by: By): Promise<CostReport> {
   let table = rowTable();
+  let parentOf = new Map<string, string>();
   const skipped = await scanStore(store, () => {
     table = rowTable();
+    parentOf = new Map();
     const pipelineOf = new Map<string, string>();
     const outcomes = modelOutcomes((e) =>
       table.add(keyOf(by, e, pipelineOf.get(e.runId) ?? '?'), e),
     );
     return (e) => {
-      if (e.event.type === 'run.started') pipelineOf.set(e.runId, e.event.pipeline);
+      if (e.event.type === 'run.started') {
+        pipelineOf.set(e.runId, e.event.pipeline);
+        if (e.event.parent !== undefined) parentOf.set(e.runId, e.event.parent.runId);
+      }
       outcomes(e);
     };
   });
-  return { rows: finish(table.rows.values()), skipped };
+  const rows = by === 'run' ? intoTrees(table.rows, parentOf) : table.rows;
+  return { rows: finish(rows.values()), skipped };
+}
+
+/** Per-run rows summed into one row per top-level run (a child's calls count to its root). */
+function intoTrees(
+  byRun: Map<string, Summing>,
+  parentOf: Map<string, string>,
+): Map<string, Summing> {
+  const rootOf = (runId: string): string => {
+    let id = runId;
+    // Bounded: a malformed log naming a cycle of parents ends somewhere in it.
+    for (let n = 0, up = parentOf.get(id); up !== undefined && n < parentOf.size; n++) {
+      id = up;
+      up = parentOf.get(id);
+    }
+    return id;
+  };
+
+  const out = new Map<string, Summing>();
+  for (const [runId, row] of byRun) {
+    const key = rootOf(runId);
+    const sum = out.get(key) ?? { ...emptyRollupRow('', '', ''), key };
+    for (const f of SUMMED) sum[f] += row[f];
+    out.set(key, sum);
+  }
+  return out;
 }
 
 /**

@@ -84,13 +84,21 @@ export function replayLine(e: StoredEnvelope, from: unknown, to: unknown): strin
   return `${String(e.seq).padStart(4)}  ${ev.type.padEnd(15)} ${arrow.padEnd(38)} ${usd(e.state.costUsd)}${detail ? `  ${detail}` : ''}`;
 }
 
-/** A row of `plumbline runs`; `unconfirmedUsd` is the part of its cost from calls lost mid-flight. */
-export function runRow(r: RunSummary, unconfirmedUsd = 0): string {
+/**
+ * A row of `plumbline runs`; `unconfirmedUsd` is the part of its cost from calls lost mid-flight;
+ * `cells` indents the id (a child in a tree) and adds the children column.
+ */
+export function runRow(
+  r: RunSummary,
+  unconfirmedUsd = 0,
+  cells: { id?: string; idWidth?: number; children?: string } = {},
+): string {
   const started = new Date(r.startedAt).toISOString().replace('T', ' ').slice(0, 19);
   const ended =
     r.endedAt !== null ? new Date(r.endedAt).toISOString().replace('T', ' ').slice(0, 19) : '-';
+  const tail = cells.children !== undefined ? [ended.padEnd(19), cells.children] : [ended];
   return [
-    r.runId.padEnd(28),
+    (cells.id ?? r.runId).padEnd(cells.idWidth ?? 28),
     r.pipeline.padEnd(14),
     r.version.padEnd(6),
     r.status.padEnd(10),
@@ -98,7 +106,7 @@ export function runRow(r: RunSummary, unconfirmedUsd = 0): string {
     (unconfirmedUsd > 0 ? usd(unconfirmedUsd) : '-').padStart(11),
     String(r.lastSeq).padStart(5),
     started,
-    ended,
+    ...tail,
   ].join(' ');
 }
 

@@ -8,7 +8,7 @@ import { ulid } from 'ulid';
 import type { ZodType } from 'zod';
 import { DEFAULT_STORE_URL, openBackend, type BusOptions } from '../backend.js';
 import type { CommandBus } from '../bus/types.js';
-import { costReport, type CostReport } from '../cli/cost.js';
+import { costReport, type CostBy, type CostReport } from '../cli/cost.js';
 import { pipelineForRun } from '../cli/pipelines.js';
 import { UsageError } from '../errors.js';
 import { isTerminal } from '../machines/fold.js';
@@ -20,6 +20,15 @@ import { silentLogger, type Logger } from '../runtime/logger.js';
 import { parseRunInput, prepare, type Prepared } from '../runtime/prepare.js';
 import { checkNewRunId } from '../runtime/runId.js';
 import type { RunFilter, RunSummary, Store } from '../store/types.js';
+import {
+  childCounts,
+  childJoins,
+  childrenOf,
+  runTree,
+  type ChildCounts,
+  type ChildJoin,
+  type RunNode,
+} from './children.js';
 import { EventFeed, type RunSubscription, type SubscribeFilter } from './feed.js';
 
 /** Options of {@link connect}. */
@@ -101,15 +110,30 @@ export interface PlumblineClient extends AsyncDisposable {
   kill(runId: string, reason?: string): Promise<RunStatus>;
   /** Publishes a resume command for a parked or stranded run, optionally raising its limits. */
   resume(runId: string, limits?: LimitOverrides): Promise<{ duplicate: boolean }>;
-  /** The run index, newest first; a page with `limit`, the next one with `after` (its last run id). */
+  /**
+   * The run index, newest first; a page with `limit`, the next one with `after` (its last run
+   * id). `parent: null` lists top-level runs only, `parent: runId` the children of a run.
+   */
   runs(filter?: RunFilter): Promise<RunSummary[]>;
+  /** A run's direct children (map items, parallel branches, calls), by step and part. */
+  children(runId: string): Promise<RunSummary[]>;
+  /** How many direct children each of these runs has, by status (childless runs absent). */
+  childCounts(runIds: readonly string[]): Promise<Map<string, ChildCounts>>;
+  /** The tree under a run, at most `maxChildren` (default 20) children shown per run. */
+  tree(run: string | RunSummary, opts?: { maxChildren?: number }): Promise<RunNode>;
+  /**
+   * The children's outcomes at each join (CHILDREN_DONE, BRANCH_DONE) of a parent's log:
+   * ids, status, cost, error. Pass the events when already read (as from `replay`).
+   */
+  childOutcomes(runId: string, events?: readonly StoredEnvelope[]): Promise<ChildJoin[]>;
   /** Every recorded event of a run, in seq order (a UsageError for an unknown run). */
   replay(runId: string): Promise<StoredEnvelope[]>;
   /**
    * Spend by pipeline, model or UTC day: from the store's rollups (kept as runs end) plus the
    * unfinished runs' events; `fromLog` folds every log instead (and names unreadable runs).
+   * By `run`: per top-level run, its children's calls included (folds every log).
    */
-  cost(by?: 'pipeline' | 'model' | 'day', opts?: { fromLog?: boolean }): Promise<CostReport>;
+  cost(by?: CostBy, opts?: { fromLog?: boolean }): Promise<CostReport>;
   /** Ends every subscription and closes the bus and the store. */
   close(): Promise<void>;
 }
@@ -222,6 +246,20 @@ export async function connect(
     },
 
     runs: (filter) => store.log.listRuns(filter),
+
+    children: (runId) => childrenOf(store, runId),
+
+    childCounts: (runIds) => childCounts(store, runIds),
+
+    async tree(run, o = {}) {
+      const summary = typeof run === 'string' ? await store.log.getRun(run) : run;
+      if (summary === undefined) throw unknownRun(run as string);
+      return runTree(store, summary, o.maxChildren);
+    },
+
+    async childOutcomes(runId, events) {
+      return childJoins(store, runId, events ?? (await client.replay(runId)));
+    },
 
     async replay(runId) {
       const events = await store.log.read(runId);

@@ -11,3 +11,4 @@ export type {
   Started,
 } from './client.js';
 export type { RunSubscription, SubscribeFilter } from './feed.js';
+export type { ChildCounts, ChildJoin, ChildRunOutcome, RunNode } from './children.js';
