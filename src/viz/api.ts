@@ -13,6 +13,8 @@ import type { DefinitionStore, EventLog, RunSummary } from '../store/types.js';
 import { HttpError, intParam } from './http.js';
 import { layoutGraph, type ChartLayout } from './layout.js';
 import { pathSteps, summarizePath, type PathStep } from './path.js';
+import { childCounts, waitForms } from './runSteps.js';
+import { layoutStepChart, type StepChart } from './stepChart.js';
 import { traceEdges } from './trace.js';
 
 const GraphSchema = z.object({
@@ -59,6 +61,8 @@ export interface RunRow {
   /** Until the end, or until now for a running run, or until the last event for a parked one. */
   durationMs: number;
   lastSeq: number;
+  /** A child run's parent run, step and part (map item index, branch key), else null. */
+  parent: RunSummary['parent'] | null;
 }
 
 function rowOf(r: RunSummary, now: number): RunRow {
@@ -75,6 +79,7 @@ function rowOf(r: RunSummary, now: number): RunRow {
     endedAt: r.endedAt,
     durationMs: Math.max(0, end - r.startedAt),
     lastSeq: r.lastSeq,
+    parent: r.parent ?? null,
   };
 }
 
@@ -88,8 +93,9 @@ export function checkRunId(id: string): string {
 }
 
 /**
- * `GET /api/runs?status=&pipeline=&limit=&after=`: one page of the run index, newest first
- * (500 by default); `next` is the `after` of the following page when there is one.
+ * `GET /api/runs?status=&pipeline=&limit=&after=&top=`: one page of the run index, newest first
+ * (500 by default); `next` is the `after` of the following page when there is one; `top=1`
+ * leaves child runs out (the page opens them from their parent's step).
  */
 export async function listRuns(
   log: EventLog,
@@ -116,6 +122,7 @@ export async function listRuns(
       ...(statuses.length > 0 ? { status: statuses as RunSummary['status'][] } : {}),
       ...(pipeline !== null && pipeline !== '' ? { pipeline } : {}),
       ...(after !== undefined ? { after } : {}),
+      ...(params.get('top') === '1' ? { parent: null } : {}),
       // One more than the page says whether another follows.
       limit: limit + 1,
     });
@@ -131,22 +138,30 @@ export async function listRuns(
   };
 }
 
-/** Charts laid out once per machine hash. */
+/** Charts laid out once per machine hash (the full statechart and the step view). */
 export class ChartCache {
   private readonly charts = new Map<string, Promise<ChartLayout>>();
+  private readonly stepCharts = new Map<string, Promise<StepChart>>();
   constructor(private readonly max = 64) {}
 
-  get(graph: MachineGraph): Promise<ChartLayout> {
-    const key = machineHash(graph);
-    let hit = this.charts.get(key);
+  private cached<T>(map: Map<string, Promise<T>>, key: string, make: () => Promise<T>): Promise<T> {
+    let hit = map.get(key);
     if (hit === undefined) {
-      hit = layoutGraph(graph);
-      hit.catch(() => this.charts.delete(key));
-      if (this.charts.size >= this.max)
-        this.charts.delete(this.charts.keys().next().value as string);
-      this.charts.set(key, hit);
+      hit = make();
+      hit.catch(() => map.delete(key));
+      if (map.size >= this.max) map.delete(map.keys().next().value as string);
+      map.set(key, hit);
     }
     return hit;
+  }
+
+  get(graph: MachineGraph): Promise<ChartLayout> {
+    return this.cached(this.charts, machineHash(graph), () => layoutGraph(graph));
+  }
+
+  /** The step-level chart (see `steps.ts`). */
+  steps(graph: MachineGraph): Promise<StepChart> {
+    return this.cached(this.stepCharts, machineHash(graph), () => layoutStepChart(graph));
   }
 }
 
@@ -235,12 +250,22 @@ export async function getRun(
   const envelopes = await log.read(runId, 1);
   const { graph, source, machine } = await graphOfRun(envelopes[0], pipelines, definitions);
   const first = envelopes[0]?.event;
+  const steps = graph === null ? null : await charts.steps(graph);
+  const loaded =
+    first?.type === 'run.started'
+      ? [...pipelines.values()].find(
+          (p) => p.pipeline.name === first.pipeline && p.hash === first.machineHash,
+        )
+      : undefined;
   return {
     run: rowOf(summary, now),
     started: first?.type === 'run.started' ? { ...first, definition: undefined } : null,
     envelopes,
     graph,
     chart: graph === null ? null : await charts.get(graph),
+    steps,
+    children: steps === null ? {} : await childCounts(log, runId, steps.steps),
+    waits: waitForms(loaded),
     chartSource: source,
     warning:
       graph === null
@@ -296,5 +321,7 @@ export async function pipelineChart(
     hash: p.hash,
     graph: p.graph,
     chart: await charts.get(p.graph),
+    steps: await charts.steps(p.graph),
+    waits: waitForms(p),
   };
 }

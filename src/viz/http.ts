@@ -123,3 +123,47 @@ export function intParam(
     );
   return Number(raw);
 }
+
+/** Largest request body the visualizer reads (a signal's payload): 64 KiB. */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+/**
+ * Reads a JSON request body: 415 unless it is `application/json` (a cross-site form cannot send
+ * that without a preflight the server never answers), 413 past `maxBytes`, 400 when malformed.
+ */
+export async function readJsonBody(
+  req: IncomingMessage,
+  maxBytes = MAX_BODY_BYTES,
+): Promise<unknown> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+  if (type !== 'application/json')
+    throw new HttpError(
+      415,
+      `send the body as JSON (content-type: application/json), got '${type ?? ''}'`,
+    );
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > maxBytes)
+    throw new HttpError(413, `request body of ${declared} bytes is over the ${maxBytes}-byte cap`, {
+      connection: 'close',
+    });
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    const b = chunk as Buffer;
+    size += b.length;
+    if (size > maxBytes)
+      throw new HttpError(413, `request body is over the ${maxBytes}-byte cap`, {
+        connection: 'close',
+      });
+    chunks.push(b);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  try {
+    return JSON.parse(text === '' ? 'null' : text) as unknown;
+  } catch (e) {
+    throw new HttpError(
+      400,
+      `the body is not valid JSON (${(e as Error).message}): send {"payload": {…}}`,
+    );
+  }
+}

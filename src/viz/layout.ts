@@ -66,6 +66,10 @@ export interface LayoutOptions {
   direction?: 'RIGHT' | 'DOWN';
   /** Extra ELK layout options for the root (they win over the defaults). */
   elk?: Record<string, string>;
+  /** A leaf's box size (default: one line of its label); the step view leaves room for two. */
+  leafSize?: (node: GraphNode, label: string) => { width: number; height: number };
+  /** An edge's label (default {@link edgeLabel}); `''` draws the edge without one. */
+  edgeText?: (edge: GraphEdge) => string;
 }
 
 const CHAR_W = 7.4;
@@ -136,8 +140,10 @@ export async function layoutGraph(
     if (kids.length === 0) {
       return {
         id: n.id,
-        width: Math.max(86, Math.ceil(label.length * CHAR_W) + 40),
-        height: LEAF_H,
+        ...(options.leafSize?.(n, label) ?? {
+          width: Math.max(86, Math.ceil(label.length * CHAR_W) + 40),
+          height: LEAF_H,
+        }),
       };
     }
     return {
@@ -152,6 +158,7 @@ export async function layoutGraph(
   // rather than whatever ELK's cycle breaker picks; their routes are turned back below.
   const order = new Map(graph.nodes.map((n, i) => [n.id, i]));
   const reversed = new Set<string>();
+  const textOf = options.edgeText ?? edgeLabel;
   const edges: ElkExtendedEdge[] = graph.edges.map((e) => {
     const targets = e.targets.filter((t) => byId.has(t));
     const [only] = targets;
@@ -159,23 +166,28 @@ export async function layoutGraph(
       targets.length === 1 &&
       only !== undefined &&
       (order.get(only) ?? 0) < (order.get(e.source) ?? 0);
-    const text = edgeLabel(e);
-    const label: ElkLabel = {
-      id: `${e.id}#label`,
-      text,
-      width: Math.ceil(text.length * LABEL_CHAR_W) + 8,
-      height: EDGE_LABEL_H,
-    };
+    const text = textOf(e);
+    const labels: ElkLabel[] =
+      text === ''
+        ? []
+        : [
+            {
+              id: `${e.id}#label`,
+              text,
+              width: Math.ceil(text.length * LABEL_CHAR_W) + 8,
+              height: EDGE_LABEL_H,
+            },
+          ];
     if (back) {
       reversed.add(e.id);
-      return { id: e.id, sources: targets, targets: [e.source], labels: [label] };
+      return { id: e.id, sources: targets, targets: [e.source], labels };
     }
     // A targetless transition stays in its state: drawn as a self-loop.
     return {
       id: e.id,
       sources: [e.source],
       targets: targets.length > 0 ? targets : [e.source],
-      labels: [label],
+      labels,
     };
   });
   // With INCLUDE_CHILDREN each compound state is its own layered graph that reads its own
@@ -259,7 +271,7 @@ export async function layoutGraph(
       targets: e.targets,
       event: e.event,
       guard: e.guard,
-      label: edgeLabel(e),
+      label: textOf(e),
       routes,
       labelBox:
         l === undefined

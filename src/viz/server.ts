@@ -9,9 +9,19 @@ import type { Logger } from 'pino';
 import type { Prepared } from '../runtime/prepare.js';
 import { silentLogger } from '../runtime/logger.js';
 import type { EventLog, Store } from '../store/types.js';
-import { ChartCache, getRun, listPipelines, listRuns, pipelineChart } from './api.js';
+import { ChartCache, checkRunId, getRun, listPipelines, listRuns, pipelineChart } from './api.js';
 import { hostGuard } from './guard.js';
-import { decodePart, HttpError, sendError, sendJson, serveStatic } from './http.js';
+import {
+  decodePart,
+  HttpError,
+  intParam,
+  readJsonBody,
+  sendError,
+  sendJson,
+  serveStatic,
+} from './http.js';
+import { listChildren } from './runSteps.js';
+import { SignalSender, type DriveRun } from './signal.js';
 import { StreamSlots } from './slots.js';
 import { serveEvents, type SseContext } from './sse.js';
 import { StoreTail } from './tail.js';
@@ -41,8 +51,14 @@ export interface VizServerOptions {
   pollMs?: number;
   /** Comment lines keeping idle streams open (default 15 s). */
   heartbeatMs?: number;
-  /** Clock for durations of running runs. */
+  /** Clock for durations of running runs (and the time a signal is sent). */
   now?: () => number;
+  /**
+   * Continues a run once the approve form's signal is kept (e.g. `runtime.drive`, or a resume
+   * queued for a worker). Without it the signal is kept and the run waits for a worker or
+   * `plumbline resume`.
+   */
+  drive?: DriveRun;
 }
 
 /** A running visualizer. */
@@ -81,6 +97,15 @@ export async function startVizServer(opts: VizServerOptions): Promise<VizServer>
   const pipelines: ReadonlyMap<string, Prepared> = opts.pipelines ?? new Map();
   const now = opts.now ?? Date.now;
   const charts = new ChartCache();
+  const signals = new SignalSender(
+    'log' in opts.store && typeof (opts.store as Store).log === 'object'
+      ? (opts.store as Store)
+      : undefined,
+    pipelines,
+    opts.drive,
+    logger,
+    now,
+  );
   const tail = new StoreTail(log, opts.pollMs ?? 250, logger);
   const sse: SseContext = {
     log,
@@ -99,14 +124,34 @@ export async function startVizServer(opts: VizServerOptions): Promise<VizServer>
     guard(req);
     const url = parseUrl(req.url);
     const path = url.pathname;
+    const signal = /^\/api\/runs\/([^/]+)\/signals\/([^/]+)$/.exec(path);
+    if (signal !== null) {
+      if (req.method !== 'POST')
+        throw new HttpError(405, `send a signal with POST ${path}`, { allow: 'POST' });
+      const runId = checkRunId(decodePart(signal[1] ?? '', 'run id'));
+      const name = decodePart(signal[2] ?? '', 'signal name');
+      return sendJson(res, 200, await signals.send(runId, name, await readJsonBody(req)));
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD')
       throw new HttpError(
         405,
-        `${req.method ?? '?'} is not allowed: the visualizer is read-only (use GET)`,
+        `${req.method ?? '?'} is not allowed: the visualizer is read-only (use GET) but for POST /api/runs/<id>/signals/<name>`,
       );
     if (path === '/api/runs')
       return sendJson(res, 200, await listRuns(log, url.searchParams, now()));
-    let m = /^\/api\/runs\/([^/]+)$/.exec(path);
+    let m = /^\/api\/runs\/([^/]+)\/children$/.exec(path);
+    if (m !== null)
+      return sendJson(
+        res,
+        200,
+        await listChildren(
+          log,
+          checkRunId(decodePart(m[1] ?? '', 'run id')),
+          url.searchParams.get('step'),
+          Math.min(5_000, intParam(url.searchParams, 'limit', 1_000) ?? 1_000),
+        ),
+      );
+    m = /^\/api\/runs\/([^/]+)$/.exec(path);
     if (m !== null)
       return sendJson(
         res,
@@ -125,7 +170,7 @@ export async function startVizServer(opts: VizServerOptions): Promise<VizServer>
     if (path.startsWith('/api/')) {
       throw new HttpError(
         404,
-        `no API route ${path}: try /api/runs, /api/runs/<id>, /api/pipelines, /api/pipelines/<name>/chart or /api/events`,
+        `no API route ${path}: try /api/runs, /api/runs/<id>, /api/runs/<id>/children, /api/pipelines, /api/pipelines/<name>/chart or /api/events`,
       );
     }
     if (await serveStatic(req, res, path)) return;
@@ -164,13 +209,16 @@ export async function startVizServer(opts: VizServerOptions): Promise<VizServer>
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
-    closing ??= new Promise<void>((resolve) => {
-      tail.close();
-      for (const res of sse.open) res.end();
-      sse.open.clear();
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    closing ??= Promise.all([
+      signals.close(),
+      new Promise<void>((resolve) => {
+        tail.close();
+        for (const res of sse.open) res.end();
+        sse.open.clear();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+    ]).then(() => undefined);
     return closing;
   };
   return { url, close, [Symbol.asyncDispose]: close };

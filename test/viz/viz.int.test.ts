@@ -228,7 +228,13 @@ describe('viz server', () => {
 
       it('draws every state and transition of the machine, with the path and the current state', async () => {
         await page.goto(`${viz.url}#/runs/${doneId}`);
-        await page.waitForSelector('[data-node-id]');
+        // The step view is the default (test/viz/steps.int.test.ts); "All states" draws the
+        // whole machine, and the browser remembers the choice for the tests below.
+        await page.waitForSelector('#chart[data-mode="steps"] [data-node-id]');
+        await page.click('#view-states');
+        await page.waitForSelector(
+          '#chart[data-mode="states"] [data-node-id="run.classify.calling"]',
+        );
         expect((await ids('[data-node-id]', 'data-node-id')).sort()).toEqual(
           graph.nodes.map((n) => n.id).sort(),
         );

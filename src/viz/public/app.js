@@ -1,82 +1,40 @@
 // plumbline run visualizer: plain JS, no build step. Talks to /api/* of src/viz/server.ts.
 import { routeOf } from './route.js';
+import {
+  $,
+  api,
+  el,
+  fmtCost,
+  fmtDate,
+  fmtDuration,
+  fmtOffset,
+  fmtTime,
+  shortJson,
+  svg,
+} from './dom.js';
+import {
+  closeStep,
+  initStepView,
+  paintSteps,
+  renderStepDetail,
+  stepNodeExtras,
+} from './stepView.js';
 
-const SVG = 'http://www.w3.org/2000/svg';
 const TERMINAL = new Set(['completed', 'failed', 'killed']);
-const $ = (sel) => document.querySelector(sel);
 
 const ui = {
   runs: [],
   view: null, // { kind: 'run', data, envelopes, steps } | { kind: 'pipeline', data }
   scrubSeq: 0,
   follow: true,
-  zoom: null, // null: fit to width
+  zoom: null, // null: fit the whole chart
+  // 'steps' (default): one box per step; 'states': every state and transition of the machine.
+  mode: localStorage.getItem('plumbline.viz.view') === 'states' ? 'states' : 'steps',
   runStream: null,
   listStream: null,
   clockTimer: null,
 };
 
-// ---------- formatting ----------
-function fmtCost(usd) {
-  if (usd === null || usd === undefined) return '–';
-  if (usd === 0) return '$0';
-  if (usd < 0.01) return `$${usd.toFixed(5).replace(/0+$/, '')}`;
-  return `$${usd.toFixed(usd < 1 ? 3 : 2)}`;
-}
-function fmtDuration(ms) {
-  if (ms === null || ms === undefined) return '–';
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  const s = ms / 1000;
-  if (s < 60) return `${s.toFixed(s < 10 ? 2 : 1)} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min ${Math.round(s - m * 60)} s`;
-  return `${Math.floor(m / 60)} h ${m % 60} min`;
-}
-function fmtTime(at) {
-  const d = new Date(at);
-  const now = new Date();
-  const time = d.toLocaleTimeString([], {
-    hour: '2-digit',
-    minute: '2-digit',
-    second: '2-digit',
-    hour12: false,
-  });
-  if (d.toDateString() === now.toDateString()) return time;
-  return `${d.toISOString().slice(0, 10)} ${time}`;
-}
-function fmtOffset(ms) {
-  if (ms < 1000) return `+${Math.round(ms)} ms`;
-  return `+${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
-}
-function shortJson(v, max = 90) {
-  const s = JSON.stringify(v);
-  if (s === undefined) return '';
-  return s.length > max ? `${s.slice(0, max)}…` : s;
-}
-function el(tag, attrs = {}, ...kids) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'class') e.className = v;
-    else if (k === 'text') e.textContent = v;
-    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
-    else e.setAttribute(k, v === true ? '' : String(v));
-  }
-  for (const kid of kids) if (kid !== null && kid !== undefined) e.append(kid);
-  return e;
-}
-function svg(tag, attrs = {}) {
-  const e = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs))
-    if (v !== undefined && v !== null) e.setAttribute(k, String(v));
-  return e;
-}
-async function api(path) {
-  const res = await fetch(path, { headers: { accept: 'application/json' } });
-  const body = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(body?.error?.message ?? `${res.status} ${res.statusText}`);
-  return body;
-}
 function showError(msg) {
   const b = $('#error');
   b.hidden = msg === null;
@@ -89,7 +47,8 @@ function currentFilters() {
 }
 async function loadRuns() {
   const f = currentFilters();
-  const q = new URLSearchParams();
+  // Child runs are opened from their parent's step, not listed beside it.
+  const q = new URLSearchParams({ top: '1' });
   if (f.status) q.set('status', f.status);
   if (f.pipeline) q.set('pipeline', f.pipeline);
   try {
@@ -122,13 +81,17 @@ function renderRuns() {
           { class: 'pipeline-name', text: `${r.pipeline}` },
           el('span', { class: 'muted', text: ` v${r.version}` }),
         ),
-        el('div', { class: 'run-id-small', text: r.runId, title: r.runId }),
+        el('div', { class: 'run-id-small', text: r.runId, title: 'run id (select to copy)' }),
+        el('div', {
+          class: 'run-date',
+          text: fmtDate(r.startedAt),
+          title: new Date(r.startedAt).toISOString(),
+        }),
       ),
       el('td', { class: 'num', text: fmtCost(r.costUsd) }),
       el(
         'td',
         { class: 'num nowrap' },
-        el('div', { text: fmtTime(r.startedAt), title: new Date(r.startedAt).toISOString() }),
         el('div', {
           class: 'muted duration',
           'data-started': r.status === 'running' ? r.startedAt : null,
@@ -204,9 +167,17 @@ function roundedPath(points, r = 7) {
   const last = points[points.length - 1];
   return `${d} L${last.x},${last.y}`;
 }
+/** The chart of the current view in the chosen mode (the full one when there is no step view). */
+function chartOf(data) {
+  return ui.mode === 'steps' && data?.steps ? data.steps.chart : (data?.chart ?? null);
+}
 function drawChart(chart) {
   const root = $('#chart');
   root.replaceChildren();
+  const stepMode = ui.mode === 'steps' && Boolean(ui.view?.data?.steps);
+  root.dataset.mode = stepMode ? 'steps' : 'states';
+  $('#view-steps').classList.toggle('active', ui.mode === 'steps');
+  $('#view-states').classList.toggle('active', ui.mode === 'states');
   $('#chart-wrap').scrollTo(0, 0);
   if (!chart) return;
   const pad = 14;
@@ -290,6 +261,7 @@ function drawChart(chart) {
       badge.append(bt);
       g.append(badge);
     }
+    if (stepMode) stepNodeExtras(g, n, ui.view);
     (n.compound ? containers : leaves).append(g);
   }
   for (const e of chart.edges) {
@@ -338,13 +310,10 @@ function applyZoom() {
   const h = Number(root.dataset.height || 0);
   if (!w) return;
   const wrap = $('#chart-wrap');
-  // Fit the whole chart when it is legible that way; else fit its height and scroll sideways.
-  const whole = Math.min((wrap.clientWidth - 4) / w, (wrap.clientHeight - 4) / h);
-  const fit = Math.min(
-    1.1,
-    whole >= 0.6 ? whole : Math.max(0.6, Math.min(1, (wrap.clientHeight - 4) / h)),
-  );
+  // Fit: the whole chart in both dimensions (zoom in to read a large statechart).
+  const fit = Math.min(1.1, (wrap.clientWidth - 4) / w, (wrap.clientHeight - 4) / h);
   const z = ui.zoom ?? fit;
+  root.dataset.zoom = z.toFixed(3);
   root.setAttribute('width', String(Math.round(w * z)));
   root.setAttribute('height', String(Math.round(h * z)));
 }
@@ -375,14 +344,19 @@ function paintPath(steps, seq) {
     g.dataset.count = String(n);
     const badge = g.querySelector(':scope > .badge');
     if (badge) {
-      badge.classList.toggle('shown', n > 1 || (n > 0 && g.classList.contains('leaf')));
+      const stepBox = g.classList.contains('step') || g.classList.contains('region');
+      badge.classList.toggle('shown', n > 1 || (!stepBox && n > 0 && g.classList.contains('leaf')));
       badge.querySelector('text').textContent = String(n);
     }
   }
+  // In the step view an arrow stands for the transitions folded into it.
+  const members = new Map((ui.view?.data?.steps?.edges ?? []).map((e) => [e.id, e.edges]));
+  const sum = (counts, id) =>
+    (members.get(id) ?? [id]).reduce((a, m) => a + (counts.get(m) ?? 0), 0);
   for (const p of root.querySelectorAll('path[data-edge-id]')) {
     const id = p.getAttribute('data-edge-id');
-    const n = taken.get(id) ?? 0;
-    const m = n > 0 ? 0 : (maybe.get(id) ?? 0);
+    const n = sum(taken, id);
+    const m = n > 0 ? 0 : sum(maybe, id);
     p.classList.toggle('taken', n > 0);
     p.classList.toggle('maybe', m > 0);
     p.dataset.count = String(n);
@@ -396,6 +370,8 @@ function paintPath(steps, seq) {
   // Draw taken edges above the others.
   const layer = root.querySelector('.layer-edges');
   if (layer) for (const p of layer.querySelectorAll('path.maybe, path.taken')) layer.append(p);
+  if (root.dataset.mode === 'steps') paintSteps(ui.view, seq);
+  else if (ui.view) renderStepDetail(ui.view, seq);
   revealCurrent();
 }
 /** Scrolls the chart so the current leaf state is in view (centred when it was not). */
@@ -489,6 +465,27 @@ function detailOf(ev) {
       return [{ text: ev.message, cls: 'err' }];
     case 'KILL':
       return [{ text: `killed: ${ev.reason}`, cls: 'err' }];
+    case 'ROUTE':
+      return [`branch ${ev.branch}`];
+    case 'WAIT_STARTED':
+      return [`waits for '${ev.signal}'`, ev.until ? `until ${fmtDate(ev.until)}` : null];
+    case 'SIGNAL':
+      return [`'${ev.signal}' from ${ev.by ?? 'someone'}`, shortJson(ev.payload, 80)];
+    case 'AGENT_TURN':
+      return [
+        {
+          text: ev.verdict,
+          cls: `verdict verdict-${ev.verdict === 'tool_use' ? 'valid' : ev.verdict}`,
+        },
+        `turn ${ev.turn}`,
+        `${ev.usage?.inputTokens ?? 0} in / ${ev.usage?.outputTokens ?? 0} out`,
+        `call ${fmtCost(ev.costUsd)}`,
+      ];
+    case 'TOOL_RESULT':
+      return [
+        ev.ok ? ev.name : { text: `${ev.name}: ${ev.error ?? 'failed'}`, cls: 'err' },
+        ev.ok ? shortJson(ev.result, 80) : null,
+      ];
     case 'RESUME':
       return [
         `resume${ev.budgetUsd !== null ? ` budget ${fmtCost(ev.budgetUsd)}` : ''}${ev.maxIterations !== null ? ` max ${ev.maxIterations} calls` : ''}`,
@@ -548,7 +545,7 @@ function renderStepCosts() {
       order.push(ev.step);
     }
     const r = rows.get(ev.step);
-    if (ev.type === 'MODEL_RESPONSE' || ev.type === 'MODEL_ERROR') {
+    if (ev.type === 'MODEL_RESPONSE' || ev.type === 'MODEL_ERROR' || ev.type === 'AGENT_TURN') {
       r.calls += 1;
       r.cost += ev.costUsd ?? 0;
       r.inTok += ev.usage?.inputTokens ?? 0;
@@ -612,7 +609,8 @@ function renderHead() {
   $('#run-name').append(el('span', { class: 'muted version', text: ` v${run.version}` }));
   $('#run-id').textContent = run.runId;
   $('#run-cost').textContent = fmtCost(last?.state.costUsd ?? run.costUsd);
-  $('#run-started').textContent = fmtTime(run.startedAt);
+  $('#run-started').textContent = fmtDate(run.startedAt);
+  $('#run-started').title = new Date(run.startedAt).toISOString();
   const end = TERMINAL.has(status)
     ? (last?.at ?? run.updatedAt)
     : status === 'running'
@@ -694,7 +692,8 @@ async function openRun(runId) {
         ? 'path inferred from the log'
         : '';
   renderHead();
-  drawChart(data.chart);
+  closeStep();
+  drawChart(chartOf(data));
   renderTimeline();
   renderStepCosts();
   renderRuns();
@@ -750,7 +749,8 @@ async function openPipeline(name) {
   $('.lower').hidden = true;
   $('#path-source').textContent = '';
   $('.key-maybe-wrap').hidden = true;
-  drawChart(data.chart);
+  closeStep();
+  drawChart(chartOf(data));
   $('#chart').setAttribute('class', 'chart');
   renderRuns();
 }
@@ -803,11 +803,33 @@ function init() {
     applyZoom();
   });
   window.addEventListener('resize', () => applyZoom());
+  for (const mode of ['steps', 'states'])
+    $(`#view-${mode}`).addEventListener('click', () => setMode(mode));
+  initStepView(ui, { showStates: () => setMode('states') });
+  $('#copy-run-id').addEventListener('click', () => {
+    const id = ui.view?.kind === 'run' ? ui.view.data.run.runId : null;
+    if (id) void navigator.clipboard?.writeText(id).then(() => flash($('#copy-run-id')));
+  });
   enablePan($('#chart-wrap'));
   window.addEventListener('hashchange', route);
   ui.clockTimer = setInterval(tickDurations, 1000);
   void Promise.all([loadPipelines(), loadRuns()]).then(route);
   listenToAllRuns();
+}
+/** Switches between the step view and the full statechart (remembered by the browser). */
+function setMode(mode) {
+  ui.mode = mode;
+  localStorage.setItem('plumbline.viz.view', mode);
+  ui.zoom = null;
+  if (mode === 'states') closeStep();
+  if (!ui.view) return;
+  drawChart(chartOf(ui.view.data));
+  if (ui.view.kind === 'run') scrubTo(ui.scrubSeq, false);
+  else $('#chart').setAttribute('class', 'chart');
+}
+function flash(button) {
+  button.classList.add('active');
+  setTimeout(() => button.classList.remove('active'), 700);
 }
 function currentZoom() {
   const root = $('#chart');
