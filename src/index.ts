@@ -35,6 +35,16 @@ export type {
   Collected,
   OnChildError,
 } from './machines/constructs.js';
+export { wait, sleep } from './machines/waits.js';
+export type {
+  WaitStep,
+  SleepStep,
+  WaitStepOptions,
+  SleepStepOptions,
+  OnTimeout,
+} from './machines/waits.js';
+export { sendSignal } from './runtime/signals.js';
+export type { SignalSent } from './runtime/signals.js';
 export { pipeline } from './machines/pipelineBuilder.js';
 export type { PipelineBuilder, PipelineHeader, Stored } from './machines/pipelineBuilder.js';
 export type {
