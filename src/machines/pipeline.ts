@@ -258,7 +258,7 @@ function defineChecked<S extends z.ZodType>(options: PipelineOptions<S>): Pipeli
         };
       if (s.kind === 'map' && s.steps !== undefined)
         return { ...s, child: childOf(options, `${options.name}-${s.name}`, s.steps) };
-      if (s.kind === 'map') return { ...s, child: s.pipeline };
+      if (s.kind === 'map') return s.pipeline !== undefined ? { ...s, child: s.pipeline } : s;
       return s;
     });
   return { ...options, steps: withCache(options.steps), kind: 'pipeline' };

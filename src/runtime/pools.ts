@@ -8,8 +8,8 @@ import type { Store } from '../store/types.js';
 /** The ATTEMPT's `pool` field: the reservation's key, and the refusal if one pool refused. */
 export interface PoolMark {
   key: string;
-  refused?: 'budget' | 'iterations';
-  detail?: string;
+  refused?: 'budget' | 'iterations' | undefined;
+  detail?: string | undefined;
 }
 
 const usd = (x: number): string => `$${x.toFixed(6)}`;

@@ -8,8 +8,8 @@ import type { CostRollupRow } from './types.js';
 /** The fields of a model outcome that count, as stored (usage fields may be absent). */
 export interface OutcomeFields {
   model: string;
-  costUsd?: number;
-  unconfirmed?: boolean;
+  costUsd?: number | undefined;
+  unconfirmed?: boolean | undefined;
   usage?: {
     inputTokens: number;
     outputTokens: number;

@@ -24,7 +24,7 @@ export interface RunSummary {
   /** Set when the run reached a terminal status. */
   endedAt: number | null;
   /** A child run's place (from its `run.started`): listings nest it under its parent run. */
-  parent?: ChildOf;
+  parent?: ChildOf | undefined;
 }
 
 /** Filter for {@link EventLog.listRuns}. */
