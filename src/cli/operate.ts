@@ -22,6 +22,7 @@ import {
   cliLogger,
   type GlobalOptions,
 } from './context.js';
+import { cliClient } from './client.js';
 import { pathOfSteps, resultLine, runRow } from './format.js';
 import { exitCodeFor, type ExitBox } from './main.js';
 import { pipelineForRun, pipelinesFrom } from './pipelines.js';
@@ -258,6 +259,19 @@ export function registerOperatorCommands(program: Command, box: ExitBox): void {
           allowedHosts: o.allowedHost ?? [],
           pipelines: await pipelinesFrom(o.pipelines),
           logger: cliLogger(g),
+          // The approve form's signal wakes the run: driven here on SQLite, queued on NATS.
+          drive: async (prepared, runId, signal) => {
+            if (store.kind === 'sqlite') {
+              requireModelFor(prepared);
+              return makeRuntime(store, g).drive(prepared, runId, signal);
+            }
+            const client = await cliClient(g);
+            try {
+              await client.resume(runId);
+            } finally {
+              await client.close();
+            }
+          },
         }),
       ).catch(async (e: unknown) => {
         await store.close();
