@@ -10,7 +10,7 @@ import { UsageError } from '../errors.js';
 import { RunStatus } from '../machines/events.js';
 import type { RunSummary, Store } from '../store/types.js';
 import { cliClient } from './client.js';
-import { duration, globals, out, outJson, positiveInteger } from './context.js';
+import { duration, globals, out, outJson, positiveInteger, type GlobalOptions } from './context.js';
 import { unconfirmedByRun } from './cost.js';
 import { runRow } from './format.js';
 import { listStranded, strandedAmong } from './operate.js';
@@ -72,6 +72,27 @@ interface RunsOptions {
   children?: number;
   parent?: string;
   flat?: boolean;
+  waiting?: boolean;
+}
+
+/** `runs --waiting`: each waiting run, what it waits for, since when and until when. */
+async function listWaiting(g: GlobalOptions, limit: number, json: boolean): Promise<void> {
+  const client = await cliClient(g);
+  try {
+    const rows = await client.waiting(limit);
+    if (rows.length === 0 && !json) out('no waiting runs');
+    const now = Date.now();
+    for (const w of rows) {
+      const what = w.signal !== null ? `signal '${w.signal}'` : 'a time (sleep)';
+      if (json) outJson(w);
+      else
+        out(
+          `${w.runId}  ${w.pipeline ?? '?'}  step ${w.step ?? '?'}  waits for ${what} since ${new Date(w.since).toISOString()} (${Math.round((now - w.since) / 1000)} s)${w.wakeAt !== null ? `, until ${new Date(w.wakeAt).toISOString()}` : ''}`,
+        );
+    }
+  } finally {
+    await client.close();
+  }
 }
 
 /** Refuses flags that contradict each other, saying which to drop. */
@@ -115,6 +136,10 @@ export function registerRunsCommand(program: Command): void {
       'only running runs whose driver is gone (no live lease), quiet for --older-than (default 30s)',
     )
     .option('--older-than <duration>', 'with --stranded: idle threshold', duration('--older-than'))
+    .option(
+      '--waiting',
+      'only waiting runs: what each waits for (a signal or a time) and since when',
+    )
     .option('--json', 'one JSON object per run')
     .addHelpText(
       'after',
@@ -126,6 +151,10 @@ export function registerRunsCommand(program: Command): void {
     .action(async (o: RunsOptions, cmd: Command) => {
       if (o.stranded) {
         await listStranded(globals(cmd), o.olderThan, o.json === true);
+        return;
+      }
+      if (o.waiting === true) {
+        await listWaiting(globals(cmd), o.limit ?? RUNS_PAGE, o.json === true);
         return;
       }
       checkFlags(o);

@@ -19,7 +19,7 @@ import { autoBudget } from '../runtime/forecastHistory.js';
 import { silentLogger, type Logger } from '../runtime/logger.js';
 import { parseRunInput, prepare, type Prepared } from '../runtime/prepare.js';
 import { checkNewRunId } from '../runtime/runId.js';
-import type { RunFilter, RunSummary, Store } from '../store/types.js';
+import type { RunFilter, RunSummary, Store, WaitingRun } from '../store/types.js';
 import {
   childCounts,
   childJoins,
@@ -119,6 +119,10 @@ export interface PlumblineClient extends AsyncDisposable {
   children(runId: string): Promise<RunSummary[]>;
   /** How many direct children each of these runs has, by status (childless runs absent). */
   childCounts(runIds: readonly string[]): Promise<Map<string, ChildCounts>>;
+  /** Waiting runs (longest waiting first): what each waits for (a signal or a time) and since when. */
+  waiting(
+    limit?: number,
+  ): Promise<Array<WaitingRun & { pipeline: string | null; step: string | null }>>;
   /** The tree under a run, at most `maxChildren` (default 20) children shown per run. */
   tree(run: string | RunSummary, opts?: { maxChildren?: number }): Promise<RunNode>;
   /**
@@ -250,6 +254,15 @@ export async function connect(
     children: (runId) => childrenOf(store, runId),
 
     childCounts: (runIds) => childCounts(store, runIds),
+    async waiting(limit = 50) {
+      const rows = await store.waits.waiting(limit);
+      return Promise.all(
+        rows.map(async (w) => {
+          const run = await store.log.getRun(w.runId);
+          return { ...w, pipeline: run?.pipeline ?? null, step: run?.step ?? null };
+        }),
+      );
+    },
 
     async tree(run, o = {}) {
       const summary = typeof run === 'string' ? await store.log.getRun(run) : run;
