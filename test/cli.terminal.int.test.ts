@@ -140,7 +140,7 @@ describe('a reader that closes the pipe early', () => {
       await rt.create(small, { input: {}, runId: `listed-${String(i).padStart(3, '0')}` });
 
     const cases: Array<[string[], number]> = [
-      [['runs', '--json', '--store', h.dbPath], 1],
+      [['runs', '--json', '--all', '--store', h.dbPath], 1],
       [['replay', 'long-1', '--store', h.dbPath], 2],
       [['watch', 'long-1', '--json', '--store', h.dbPath], 1],
     ];
