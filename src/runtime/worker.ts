@@ -241,7 +241,15 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
     // or effect keeps its lease renewed, so it is never re-queued however long it takes.
     const quiet = (
       await store.log.listRuns({ status: 'running', updatedBefore: Date.now() - strandedAfter })
-    ).filter((r) => !inFlight.has(r.runId) && pipelines.has(r.pipeline));
+    ).filter(
+      (r) =>
+        !inFlight.has(r.runId) &&
+        pipelines.has(r.pipeline) &&
+        // A child never driven (its log is its run.started) waits for its parent to launch it
+        // in turn: driving it from here would drive every waiting map item at once, past the
+        // map's concurrency, even under a parked parent.
+        !(r.parent !== undefined && r.lastSeq === 1),
+    );
     const holders = await store.leases.holders(quiet.map((r) => r.runId));
     for (const r of quiet) {
       const h = holders.get(r.runId);
