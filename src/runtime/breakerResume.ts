@@ -293,6 +293,21 @@ export class LocalBreakerParking implements BreakerParkingSource {
 }
 
 /**
+ * The model whose open breaker parked `runId`'s child (a parent parks with CHILDREN_PARKED when
+ * its children did): the child's latest refused ATTEMPT, or its own child's, however deep.
+ */
+async function childBreakerModel(store: Store, runId: string, depth = 0): Promise<string | null> {
+  const log = await store.log.read(runId);
+  for (let k = log.length - 1; k >= 0; k--) {
+    const e = log[k]?.event;
+    if (e?.type === 'ATTEMPT' && e.breaker === 'open') return e.model;
+    if (e?.type === 'CHILDREN_PARKED' && e.reason === 'breaker')
+      return depth < 8 ? childBreakerModel(store, e.child, depth + 1) : null;
+  }
+  return null;
+}
+
+/**
  * The workers' side: the runs parked by a breaker, found in the store's run index (the reason
  * is read from each parked run's last event — an ATTEMPT the open breaker refused — once per
  * park), resumed by publishing a resume command any worker may take.
@@ -323,7 +338,12 @@ export function storeBreakerParking(
           const e = last?.event;
           info = {
             seq: r.lastSeq,
-            model: e?.type === 'ATTEMPT' && e.breaker === 'open' ? e.model : null,
+            model:
+              e?.type === 'ATTEMPT' && e.breaker === 'open'
+                ? e.model
+                : e?.type === 'CHILDREN_PARKED' && e.reason === 'breaker'
+                  ? await childBreakerModel(store, e.child)
+                  : null,
           };
           seen.set(r.runId, info);
         }

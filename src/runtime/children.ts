@@ -221,7 +221,14 @@ export class ChildGroup {
   private async look(i: number): Promise<void> {
     const spec = this.specs[i] as ChildSpec;
     const status = await this.host.status(spec.runId);
-    if (status === undefined || status === 'running') return;
+    if (status === undefined || status === 'running') {
+      // Resumed elsewhere (the breaker's auto-resume): running again, not parked.
+      if (this.parked.delete(i)) {
+        this.parkedBefore.delete(i);
+        this.active.add(i);
+      }
+      return;
+    }
     if (status === 'parked') {
       if (!this.parked.has(i)) {
         const snap = await this.host.state(spec);
@@ -233,7 +240,11 @@ export class ChildGroup {
       }
       return;
     }
-    if (TERMINAL.has(status)) this.ended.set(i, endedOf(await this.host.state(spec), status));
+    if (TERMINAL.has(status)) {
+      this.parked.delete(i);
+      this.parkedBefore.delete(i);
+      this.ended.set(i, endedOf(await this.host.state(spec), status));
+    }
   }
 
   private async load(): Promise<void> {
@@ -308,7 +319,8 @@ export class ChildGroup {
       clearTimeout(timer);
       if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
     }
-    await Promise.all([...this.active].map((i) => this.look(i)));
+    // Parked children too: one resumed elsewhere must not keep holding the rest back.
+    await Promise.all([...this.active, ...this.parked.keys()].map((i) => this.look(i)));
     for (const i of [...this.active])
       if (this.ended.has(i) || this.parked.has(i)) this.active.delete(i);
   }
