@@ -292,7 +292,7 @@ describe('parallel, map and call', () => {
     expect(bad.error?.message).toContain("step 'loud' input does not match pipeline 'shout'");
   });
 
-  it('budget: a map whose items would cross the cap parks the parent before the call that would, spends ≤ cap, and resumes', async () => {
+  it('budget: a map whose items would cross the cap parks the parent before the call that would, spends ≤ cap at concurrency 50, and resumes', async () => {
     const p = prepare(
       definePipeline({
         name: 'spender',
@@ -301,8 +301,8 @@ describe('parallel, map and call', () => {
         steps: [
           map({
             name: 'each',
-            over: () => Array.from({ length: 30 }, (_, i) => `doc ${i}`),
-            concurrency: 10,
+            over: () => Array.from({ length: 60 }, (_, i) => `doc ${i}`),
+            concurrency: 50,
             steps: [
               llm({
                 name: 'sum',
@@ -319,7 +319,7 @@ describe('parallel, map and call', () => {
     const cap = 0.004;
     const r = await h
       .runtime()
-      .start(p, { input: {}, runId: 'budget-map', limits: { budgetUsd: cap } });
+      .start(p, { input: {}, runId: 'budget-map', limits: { budgetUsd: cap, maxIterations: 500 } });
     expect(r.status).toBe('parked');
     expect(r.parked?.reason).toBe('budget');
     expect(r.parked?.detail).toContain('budget of parent run budget-map');
@@ -327,17 +327,51 @@ describe('parallel, map and call', () => {
     expect(pool?.spentUsd).toBeLessThanOrEqual(cap);
     expect(pool?.reservedUsd).toBeCloseTo(0, 9);
     let spent = 0;
-    for (let i = 0; i < 30; i++)
+    for (let i = 0; i < 60; i++)
       spent += (await h.store.log.getRun(`budget-map-each-${i}`))?.costUsd ?? 0;
     expect(spent).toBeLessThanOrEqual(cap);
     expect(spent).toBeCloseTo(pool?.spentUsd ?? -1, 9);
     const done = await h.runtime().resume(p, 'budget-map', { budgetUsd: 1 });
     expect(done.status).toBe('completed');
-    expect((done.outputs.each as unknown[]).length).toBe(30);
+    expect((done.outputs.each as unknown[]).length).toBe(60);
     let total = 0;
-    for (let i = 0; i < 30; i++)
+    for (let i = 0; i < 60; i++)
       total += (await h.store.log.getRun(`budget-map-each-${i}`))?.costUsd ?? 0;
     expect(done.costUsd).toBeCloseTo(total, 9);
+  });
+
+  it("the parent's call cap (default 50) covers its children: a 60-item map parks at 50 calls", async () => {
+    const p = prepare(
+      definePipeline({
+        name: 'capped',
+        version: '1',
+        input: z.object({}),
+        steps: [
+          map({
+            name: 'each',
+            over: () => Array.from({ length: 60 }, (_, i) => `doc ${i}`),
+            concurrency: 50,
+            steps: [
+              llm({
+                name: 'sum',
+                model: 'claude-haiku-4-5',
+                prompt: (c) => String(c.input),
+                output: Summary,
+              }),
+            ],
+          }),
+        ],
+      }),
+    );
+    const r = await h.runtime().start(p, { input: {}, runId: 'capped-map' });
+    expect(r.status).toBe('parked');
+    expect(r.parked?.reason).toBe('iterations');
+    let calls = 0;
+    for (let i = 0; i < 60; i++)
+      calls += ofType(await h.events(`capped-map-each-${i}`), 'MODEL_RESPONSE').length;
+    expect(calls).toBe(50);
+    const done = await h.runtime().resume(p, 'capped-map', { maxIterations: 100 });
+    expect(done.status).toBe('completed');
   });
 
   it('kill of a parent kills its children', async () => {
