@@ -543,9 +543,19 @@ export class Runtime {
         : {}),
     };
     const steps = stepsOf(prepared);
+    // An outcome held for the next decision's append (a SIGNAL, WAKE, WAIT_TIMEOUT among them):
+    // its kept signal and wake-up row go once that append is durable.
+    let heldOutcome: MachineEvent | null = null;
+    const settleHeld = async (): Promise<void> => {
+      const e = heldOutcome;
+      heldOutcome = null;
+      if (e !== null) await this.doneWaiting(runId, e, writer.snapshot);
+    };
     const stop = async (why?: RunResult['stopped']): Promise<RunResult> => {
       if (why === undefined && (await writer.flush()) === 'fenced')
         return resultOf(writer.durable, writer.seq, 'fenced');
+      // Both paths to 'aborted' flushed first.
+      if (why === undefined || why === 'aborted') await settleHeld();
       if (why !== undefined) return resultOf(writer.durable, writer.seq, why);
       return resultOf(writer.snapshot, writer.seq);
     };
@@ -608,8 +618,12 @@ export class Runtime {
         statusOf(next) === 'running' &&
         after?.phase === 'ready' &&
         (nextKind === 'llm' || nextKind === 'effect');
-      if (hold) continue;
+      if (hold) {
+        heldOutcome = outcome;
+        continue;
+      }
       if ((await writer.flush()) === 'fenced') return stop('fenced');
+      await settleHeld();
       await this.doneWaiting(runId, outcome, next);
     }
   }
