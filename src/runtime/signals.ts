@@ -70,5 +70,8 @@ export async function sendSignal(
     throw new UsageError(
       `a '${name}' signal is already kept for run ${runId} and not yet taken by its wait: wait for the run to take it (\`plumbline runs --waiting\`)`,
     );
-  return { runId, signal: name, status: run.status, step: step.name };
+  // Read again once kept: a run that reached its wait meanwhile looked before the signal was
+  // there, and must be reported waiting so that the caller wakes it.
+  const latest = await store.log.getRun(runId);
+  return { runId, signal: name, status: latest?.status ?? run.status, step: step.name };
 }
