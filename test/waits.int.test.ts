@@ -104,12 +104,19 @@ describe('wait for a signal', () => {
   });
 
   it('a timeout wakes the run through the sweep: continue (output null) or fail', async () => {
-    const cont = approvalPipeline({ timeoutMs: 50, onTimeout: 'continue' });
-    const fail = approvalPipeline({ timeoutMs: 50, onTimeout: 'fail' });
-    expect((await h.runtime().start(cont, { input: { amount: 3 }, runId: 'w-to-c' })).status).toBe(
+    // A clock the test moves: the timeout passes when the test says, not when the machine is slow.
+    let t = Date.now();
+    const clock = {
+      now: () => t,
+      sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, Math.min(ms, 50))),
+    };
+    const rt = () => h.runtime({ clock });
+    const cont = approvalPipeline({ timeoutMs: 60_000, onTimeout: 'continue' });
+    const fail = approvalPipeline({ timeoutMs: 60_000, onTimeout: 'fail' });
+    expect((await rt().start(cont, { input: { amount: 3 }, runId: 'w-to-c' })).status).toBe(
       'waiting',
     );
-    expect((await h.runtime().start(fail, { input: { amount: 3 }, runId: 'w-to-f' })).status).toBe(
+    expect((await rt().start(fail, { input: { amount: 3 }, runId: 'w-to-f' })).status).toBe(
       'waiting',
     );
     const byId: Record<string, ReturnType<typeof approvalPipeline>> = {
@@ -119,11 +126,15 @@ describe('wait for a signal', () => {
     const sweep = new WakeSweep({
       store: h.store,
       logger: silentLogger,
+      now: () => t,
       wake: async (id) => {
         const pp = byId[id];
-        if (pp !== undefined) await h.runtime().drive(pp, id);
+        if (pp !== undefined) await rt().drive(pp, id);
       },
     });
+    // Before the timeout nothing is due.
+    expect(await sweep.tick()).toBe(0);
+    t += 60_001;
     await expect
       .poll(
         async () => {
@@ -136,9 +147,9 @@ describe('wait for a signal', () => {
         { timeout: 30_000, interval: 100 },
       )
       .toEqual(['completed', 'failed']);
-    const c = await h.runtime().rebuild(cont, 'w-to-c');
+    const c = await rt().rebuild(cont, 'w-to-c');
     expect(c.snapshot.context.outputs.approval).toBeNull();
-    const f = await h.runtime().rebuild(fail, 'w-to-f');
+    const f = await rt().rebuild(fail, 'w-to-f');
     expect(f.snapshot.context.error).toMatchObject({ step: 'approval', kind: 'timeout' });
   });
 });
