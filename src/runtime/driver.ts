@@ -3,6 +3,7 @@
  * Every event is appended (with the state it leads to) before the run acts on it; a run is
  * rebuilt from its log by a pure fold, so any process can pick up where another died.
  */
+import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { ulid } from 'ulid';
 import { UsageError } from '../errors.js';
@@ -443,8 +444,10 @@ export class Runtime {
     held: HeldLease,
     callerSignal: AbortSignal = new AbortController().signal,
   ): Promise<RunResult> {
-    // One signal for the drive: the caller's abort or the lease lost.
+    // One signal for the drive: the caller's abort or the lease lost. Its child runs (a map's
+    // items, `concurrency` at once) each listen to it: no listener cap.
     const ac = new AbortController();
+    setMaxListeners(0, ac.signal);
     const onAbort = (): void => ac.abort();
     callerSignal.addEventListener('abort', onAbort, { once: true });
     held.lost.addEventListener('abort', onAbort, { once: true });
