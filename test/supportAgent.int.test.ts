@@ -71,7 +71,7 @@ describe('examples/supportAgent.ts', () => {
         amountUsd: 24,
         via: 'tool',
         approvedBy: null,
-        refundId: 'R-A-1002-1',
+        refundId: `R-tool:${call?.type === 'tool_use' ? call.id : '?'}`,
       },
     ]);
   });

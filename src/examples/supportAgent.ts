@@ -95,7 +95,8 @@ export function payRefund(r: Omit<Refund, 'refundId'>): { refundId: string; amou
     );
   const paid = readRefunds(path).find((x) => x.key === r.key);
   if (paid !== undefined) return { refundId: paid.refundId, amountUsd: paid.amountUsd };
-  const refundId = `R-${r.orderId}-${readRefunds(path).length + 1}`;
+  // The receipt is named by the key: the same request always gets the same receipt.
+  const refundId = `R-${r.key}`;
   appendFileSync(path, `${JSON.stringify({ ...r, refundId })}\n`);
   return { refundId, amountUsd: r.amountUsd };
 }
