@@ -1,7 +1,7 @@
 /**
  * `plumbline run` and `plumbline demo` end to end, as a user types them.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -53,7 +53,7 @@ describe('plumbline run', () => {
 });
 
 describe('plumbline demo', () => {
-  it('triages the sample tickets, routes three messages and maps a document, with the fake Claude when no API key is set, and says so', async () => {
+  it('triages the sample tickets, routes three messages, maps a document and runs the support agent, with the fake Claude when no API key is set, and says so', async () => {
     const r = await plumbline(['demo', '--store', join(dir, 'demo.db')], {
       ANTHROPIC_API_KEY: '',
       PLUMBLINE_OUTBOX: join(dir, 'outbox'),
@@ -75,14 +75,35 @@ describe('plumbline demo', () => {
     );
     expect(r.stdout.match(/^ {4}#\d completed /gm)).toHaveLength(8);
     expect(r.stdout).toMatch(/answers scripted by the fake Claude/);
+    // The support agent: a lookup, a refund by the tool, and one over $100 approved by the demo.
+    expect(r.stdout).toMatch(
+      /→ lookupOrder\(A-1002\) ok → issueRefund\(A-1002, \$24\.00\) ok → answer/,
+    );
+    expect(r.stdout).toMatch(/issueRefund\(A-1003, \$240\.00\) refused \(refunds over \$100 need/);
+    expect(r.stdout).toMatch(/waiting for signal 'approve' \(step approval\)/);
+    expect(r.stdout).toMatch(
+      /approval: sent automatically by the demo \(in production a person runs `plumbline signal S-3003-\S+ approve --data/,
+    );
+    expect(r.stdout).toMatch(/refunded after approval by plumbline demo: \$240\.00 paid/);
+    expect(r.stdout.match(/^ {4}S-300\d-\S+: completed, \$/gm)).toHaveLength(3);
+    const refunds = ndjson(readFileSync(join(dir, 'refunds.jsonl'), 'utf8')) as Array<{
+      orderId: string;
+      via: string;
+    }>;
+    expect(refunds.map((x) => [x.orderId, x.via])).toEqual([
+      ['A-1002', 'tool'],
+      ['A-1003', 'approval'],
+    ]);
     const runs = await plumbline(['runs', '--json', '--store', join(dir, 'demo.db')]);
     // Top-level runs only (a child's cost is in its parent's: counting both would count it twice).
-    const roots = new Set(['triage', 'router', 'summarise']);
+    const roots = new Set(['triage', 'router', 'summarise', 'support']);
     const listed = (ndjson(runs.stdout) as Array<{ costUsd: number; pipeline: string }>).filter(
       (l) => roots.has(l.pipeline),
     );
     const count = (name: string): number => listed.filter((l) => l.pipeline === name).length;
-    expect([count('triage'), count('router'), count('summarise')]).toEqual([5, 3, 1]);
+    expect([count('triage'), count('router'), count('summarise'), count('support')]).toEqual([
+      5, 3, 1, 3,
+    ]);
     const total = listed.reduce((a, r) => a + r.costUsd, 0);
     // Spend folded from the log, three ways, always adding up to the runs' total.
     for (const by of ['model', 'pipeline', 'day']) {
@@ -93,7 +114,7 @@ describe('plumbline demo', () => {
         expect(rows.map((r) => r.key).sort()).toEqual(['claude-haiku-4-5', 'claude-sonnet-4-6']);
       if (by === 'pipeline')
         expect(rows.map((r) => r.key)).toEqual(
-          expect.arrayContaining(['triage', 'router', 'summarise']),
+          expect.arrayContaining(['triage', 'router', 'summarise', 'support']),
         );
     }
     const bad = await plumbline(['cost', '--by', 'week', '--store', join(dir, 'demo.db')]);

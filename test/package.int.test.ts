@@ -322,7 +322,7 @@ describe('the published package', () => {
     expect(ts.stderr).toContain('TypeScript pipelines need tsx (npm install tsx)');
   });
 
-  it('plumbline demo triages the sample tickets, routes and maps from the compiled examples with the bundled fake, and replay finds their pipelines', async () => {
+  it('plumbline demo triages the sample tickets, routes, maps and runs the support agent from the compiled examples with the bundled fake, and replay finds their pipelines', async () => {
     const db = join(dir, 'demo.db');
     // No key and no base URL: the demo starts the fake Claude bundled in the package.
     const noClaude = { ANTHROPIC_API_KEY: undefined, ANTHROPIC_BASE_URL: undefined };
@@ -340,9 +340,15 @@ describe('the published package', () => {
     // The route and the map ran from the compiled examples too.
     expect(r.stdout).toMatch(/→ classify: billing → branch billing \(refund-request\) → reply/);
     expect(r.stdout).toMatch(/fan-out: 8 child runs .*, 5 at a time/);
+    // The support agent too: its large refund waited and the demo approved it.
+    expect(r.stdout).toMatch(/approval: sent automatically by the demo/);
+    expect(r.stdout).toMatch(/refunded after approval by plumbline demo/);
     // The escalations (3) and the router's refund request (1) went to the default outbox under
     // the consumer's working directory.
     expect(readdirSync(join(app, '.plumbline', 'outbox')).length).toBe(4);
+    // The agent's two refunds (the tool's, the approved one) went beside it.
+    const refunds = readFileSync(join(app, '.plumbline', 'refunds.jsonl'), 'utf8');
+    expect(refunds.trim().split('\n')).toHaveLength(2);
 
     // Runs record the compiled module inside the installed package: replay loads it, no tsx.
     const runs = await run(bin(), ['runs', '--json', '--store', db], app);
@@ -353,18 +359,29 @@ describe('the published package', () => {
       module: string;
       status: string;
     }>;
-    const roots = ['triage', 'router', 'summarise'];
+    const roots = ['triage', 'router', 'summarise', 'support'];
+    const file: Record<string, string> = { support: 'supportAgent' };
     const listed = all.filter((l) => roots.includes(l.pipeline));
-    expect(roots.map((p) => listed.filter((l) => l.pipeline === p).length)).toEqual([5, 3, 1]);
+    expect(roots.map((p) => listed.filter((l) => l.pipeline === p).length)).toEqual([5, 3, 1, 3]);
     for (const l of listed) {
       expect(l.status).toBe('completed');
       expect(l.module).toBe(
-        join(realpathSync(modules), 'plumbline', 'dist', 'examples', `${l.pipeline}.js`),
+        join(
+          realpathSync(modules),
+          'plumbline',
+          'dist',
+          'examples',
+          `${file[l.pipeline] ?? l.pipeline}.js`,
+        ),
       );
     }
-    // A triage run, a routed run and the map's parent replay from the installed package.
+    // A triage run, a routed run, the map's parent and an agent run (with its approval signal)
+    // replay from the installed package.
     for (const p of roots) {
-      const id = listed.find((l) => l.pipeline === p)?.runId ?? '';
+      // For the agent, the run whose refund waited for the demo's approval.
+      const id =
+        listed.find((l) => l.pipeline === p && (p !== 'support' || l.runId.startsWith('S-3003')))
+          ?.runId ?? '';
       const replay = await run(bin(), ['replay', id, '--store', db], app, noClaude);
       expect(replay.code, replay.stderr).toBe(0);
       expect(replay.stdout).toMatch(/run\.started/);

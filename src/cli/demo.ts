@@ -1,9 +1,10 @@
 /**
  * `plumbline demo`: triage a handful of sample tickets with the embedded store, then route three
- * messages (one per branch) and summarise a long document with a map (demoShapes.ts). Without
+ * messages (one per branch), summarise a long document with a map (demoShapes.ts), and run the
+ * support agent, approving its large refund itself (demoAgent.ts). Without
  * ANTHROPIC_API_KEY it starts the fake Claude and scripts plausible answers, and says so.
  */
-import { extname, join } from 'node:path';
+import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createAnthropicClient } from '../model/anthropic.js';
 import type { ModelClient } from '../model/types.js';
@@ -15,6 +16,7 @@ import { pathOfSteps, resultLine, usd } from './format.js';
 import { exitCodeFor } from './main.js';
 import { demoScript, DEMO_TICKETS } from './demoData.js';
 import { demoRouter, demoSummarise } from './demoShapes.js';
+import { demoSupport } from './demoAgent.js';
 
 const self = fileURLToPath(import.meta.url);
 /**
@@ -44,6 +46,7 @@ export async function runDemo(g: GlobalOptions, n: number): Promise<number> {
     model = createAnthropicClient({ apiKey: 'fake-key-for-the-demo', baseURL: fake.url });
   }
   process.env.PLUMBLINE_OUTBOX ??= join('.plumbline', 'outbox');
+  process.env.PLUMBLINE_REFUNDS ??= join(dirname(process.env.PLUMBLINE_OUTBOX), 'refunds.jsonl');
   const spec = storeSpec(g);
   const store = await openStore(spec);
   let worst = 0;
@@ -75,6 +78,19 @@ export async function runDemo(g: GlobalOptions, n: number): Promise<number> {
     out('');
     out(
       `route and map cost ${usd(router.costUsd + doc.costUsd)}${fake !== undefined ? ` (answers scripted by the fake Claude, which served ${fake.count} requests in all)` : ''}`,
+    );
+    const support = await demoSupport(
+      rt,
+      store,
+      await loadPipeline(example('supportAgent')),
+      stamp,
+      {
+        refunds: process.env.PLUMBLINE_REFUNDS,
+      },
+    );
+    worst = Math.max(worst, support.code);
+    out(
+      `support agent cost ${usd(support.costUsd)}${fake !== undefined ? ` (tool calls and answers scripted by the fake Claude, which served ${fake.count} requests in all)` : ''}`,
     );
     out('next: `plumbline runs`, `plumbline replay <run id>`, `plumbline cost --by model`');
   } finally {

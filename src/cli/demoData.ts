@@ -3,6 +3,7 @@
  * (urgency from keywords), including one malformed first answer to show a re-ask.
  */
 import type { FakeAction, FakeRequest } from '../testing/fakeClaude.js';
+import { supportAnswer } from './demoAgentData.js';
 import { shapesAnswer } from './demoShapesData.js';
 
 /** Sample support tickets. */
@@ -47,11 +48,11 @@ function text(req: FakeRequest): string {
 let malformedSent = false;
 
 /**
- * Answers classification and draft requests from the ticket's words, and the router's and the
- * summariser's requests (demoShapesData.ts).
+ * Answers classification and draft requests from the ticket's words, the router's and the
+ * summariser's requests (demoShapesData.ts), and the support agent's turns (demoAgentData.ts).
  */
 export function demoScript(req: FakeRequest): FakeAction {
-  const shaped = shapesAnswer(req);
+  const shaped = shapesAnswer(req) ?? supportAnswer(req);
   if (shaped !== undefined) return shaped;
   const t = text(req);
   if (JSON.stringify(req.body.messages ?? '').includes('Classify this ticket')) {
