@@ -81,7 +81,10 @@ export function readRefunds(path = refundsPath()): Refund[] {
 
 /**
  * The payments stand-in: pays a refund once per idempotency key (a repeated key gets the first
- * receipt back), so a call the runtime repeats after a crash pays nothing twice.
+ * receipt back), so a call the runtime repeats after a crash pays nothing twice. Check then
+ * append is enough here, where a run's lease lets one process drive it at a time; a real
+ * payments API makes it atomic. The key is per call: a second refund the model asks for in a
+ * later turn is a new call (guard per order in the tool if that matters to you).
  */
 export function payRefund(r: Omit<Refund, 'refundId'>): { refundId: string; amountUsd: number } {
   const path = refundsPath();
