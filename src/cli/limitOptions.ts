@@ -3,7 +3,7 @@
  * same caps with the same parsing and help.
  */
 import type { Command } from 'commander';
-import { parseDuration, positiveInteger } from './context.js';
+import { parseDuration, positiveInteger } from './options.js';
 import { BUDGET_AUTO_HELP, budgetOrAuto } from './forecast.js';
 
 /** Adds --budget-usd, --max-iterations, --deadline and the token caps to `c`. */

@@ -6,7 +6,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { isPlumblineError, isUsageError, serializeError } from '../errors.js';
 import type { RunStatus } from '../machines/events.js';
 import { registerCommands } from './commands.js';
-import { cliSecrets } from './context.js';
+import { cliSecrets } from './options.js';
 import { exitQuietlyOnBrokenPipe } from './pipes.js';
 import { scrubText } from '../runtime/redact.js';
 import { VERSION } from '../version.js';

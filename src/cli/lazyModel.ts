@@ -1,0 +1,33 @@
+/**
+ * The CLI's model client, with `@anthropic-ai/sdk` imported on the first call rather than when
+ * a verb starts: verbs that read the store (`runs`, `cost`, `replay`) never load it (issue 14).
+ */
+import type { ModelClient, ModelRequest } from '../model/types.js';
+
+/** Settings for {@link createAnthropicClient}, read from the environment by the caller. */
+export interface ModelSettings {
+  apiKey: string;
+  baseURL?: string;
+}
+
+/**
+ * A {@link ModelClient} that creates the Anthropic client on first use; the same calls, token
+ * counts (`null`, the byte bound, where the real client does not count) and errors.
+ */
+export function lazyAnthropicClient(settings: ModelSettings): ModelClient {
+  let client: Promise<ModelClient> | undefined;
+  const load = (): Promise<ModelClient> =>
+    (client ??= import('../model/anthropic.js').then((m) => m.createAnthropicClient(settings)));
+  return {
+    call: async (request, signal) => (await load()).call(request, signal),
+    countTokens: async (request: ModelRequest, signal?: AbortSignal) => {
+      try {
+        const real = await load();
+        return real.countTokens !== undefined ? await real.countTokens(request, signal) : null;
+      } catch {
+        // Never throws (the ModelClient contract): the budget reserves the byte bound.
+        return null;
+      }
+    },
+  };
+}
