@@ -7,6 +7,7 @@ import { attemptsOf, roundUsd, type RunContext, type StepAttempts } from './cont
 import type { MachineEvent, ParkReason, Usage } from './events.js';
 import { budgetCrossed } from './guards.js';
 import { agentActions } from './agentMachine.js';
+import { fallbackActions } from './fallback.js';
 
 type Args = { context: RunContext; event: MachineEvent };
 
@@ -306,6 +307,7 @@ export const actions = {
     return { waiting: null, outputs: { ...context.outputs, [event.step]: null } };
   }),
   ...agentActions,
+  ...fallbackActions,
   kill: assign(({ event }: Args) =>
     event.type === 'KILL' ? { killed: { reason: event.reason } } : {},
   ),
