@@ -17,7 +17,7 @@ const EXAMPLE = "model: ['claude-opus-4-8', 'claude-sonnet-4-6']";
 export function checkModels(options: PipelineOptions<z.ZodType>, steps: readonly Step[]): void {
   for (const s of steps) {
     if (s.kind !== 'llm' && s.kind !== 'agent') continue;
-    const where = `pipeline '${options.name}' step '${s.name}'`;
+    const where = `pipeline '${options.name}' ${s.kind === 'agent' ? 'agent' : 'step'} '${s.name}'`;
     const model: unknown = s.model;
     if (typeof model === 'string') {
       if (model === '')

@@ -236,8 +236,9 @@ function defineChecked<S extends z.ZodType>(options: PipelineOptions<S>): Pipeli
     seen.add(s.name);
   }
   checkConstructs(options);
-  checkAgents(options, all);
+  // Models first: the agent checks price the agent's model, which must be one id.
   checkModels(options, all);
+  checkAgents(options, all);
   checkRetries(options);
   checkEffectTimeouts(options);
   checkCache(options);
