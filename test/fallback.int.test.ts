@@ -5,6 +5,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { costReport } from '../src/cli/cost.js';
+import { replayLine } from '../src/cli/format.js';
+import { verifyRun } from '../src/cli/verify.js';
 import { DEFAULT_BREAKER } from '../src/machines/breaker.js';
 import { foldLog } from '../src/machines/replay.js';
 import { definePipeline, llm } from '../src/machines/pipeline.js';
@@ -92,6 +95,22 @@ describe('model fallback', () => {
     // Sonnet: 1000 × $3/M + 80 × $15/M = $0.003 + $0.0012 (Opus would be $0.007).
     expect(answer?.event).toMatchObject({ model: SONNET, costUsd: 0.0042, verdict: 'valid' });
     expect(r.costUsd).toBe(0.0042);
+    // `replay` names the model of each attempt; `cost --by model` bills each model its own calls.
+    const lines = attempts.map((_, i) =>
+      replayLine(ofType(events, 'ATTEMPT')[i] as never, null, null),
+    );
+    expect(lines[0]).toContain(`attempt 1 ${OPUS}, reserve`);
+    expect(lines[1]).toContain(`attempt 2 ${SONNET}, reserve`);
+    const perModel = (await costReport(h.store, 'model', { fromLog: true })).rows;
+    expect(perModel.map((row) => [row.key, row.calls, row.costUsd])).toEqual(
+      expect.arrayContaining([
+        [OPUS, 1, 0],
+        [SONNET, 1, 0.0042],
+      ]),
+    );
+    // `verify` prices each recorded call at the model it used.
+    const verified = await verifyRun(h.store, 'f-529', new Map([['fallback', pipeline]]));
+    expect(verified).toMatchObject({ ok: true, problems: [] });
   });
 
   it('500s use up the first model’s attempts (3 by the policy), then the second answers', async () => {
