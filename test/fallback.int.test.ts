@@ -171,7 +171,11 @@ describe('model fallback', () => {
       .runtime({ breakerConfig, autoResume: false })
       .start(pipeline, { input: {}, runId: 'f-park' });
     expect(r.status).toBe('parked');
-    expect(r.parked).toMatchObject({ step: 'ask', reason: 'breaker' });
+    expect(r.parked).toEqual({
+      step: 'ask',
+      reason: 'breaker',
+      detail: `the circuit breakers of all its models are open: ${OPUS}, ${SONNET}`,
+    });
     expect(calls(h)).toEqual([]);
     const attempts = ofType(await h.events('f-park'), 'ATTEMPT').map((a) => a.event);
     expect(attempts.map((a) => `${a.model}:${a.breaker}`)).toEqual([`${OPUS}:open`]);

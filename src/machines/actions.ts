@@ -55,7 +55,7 @@ function tokenDetail(ctx: RunContext, which: 'inputTokens' | 'outputTokens'): st
   return `maxOutputTokens: used ${ctx.outputTokens ?? 0} output tokens + next call's max_tokens ${p?.maxTokens ?? 0} > cap ${String(ctx.limits.maxOutputTokens)}`;
 }
 
-function parkDetail(ctx: RunContext, reason: ParkReason): string {
+function parkDetail(ctx: RunContext, reason: ParkReason, models?: readonly string[]): string {
   const p = ctx.pending;
   if (p?.pool?.refused !== undefined) return p.pool.detail ?? `a parent's ${p.pool.refused} cap`;
   switch (reason) {
@@ -69,7 +69,9 @@ function parkDetail(ctx: RunContext, reason: ParkReason): string {
     case 'deadline':
       return `attempt at ${new Date(p?.at ?? 0).toISOString()} is past the deadline ${new Date(ctx.limits.deadlineAt ?? 0).toISOString()}`;
     case 'breaker':
-      return 'the circuit breaker for this model is open';
+      return models !== undefined
+        ? `the circuit breakers of all its models are open: ${models.join(', ')}`
+        : 'the circuit breaker for this model is open';
   }
 }
 
@@ -107,8 +109,12 @@ export const actions = {
       output: (context.reservedTokens?.output ?? 0) + (context.pending?.maxTokens ?? 0),
     },
   })),
-  park: assign(({ context }: Args, p: { reason: ParkReason }) => ({
-    parked: { step: context.step ?? '', reason: p.reason, detail: parkDetail(context, p.reason) },
+  park: assign(({ context }: Args, p: { reason: ParkReason; models?: readonly string[] }) => ({
+    parked: {
+      step: context.step ?? '',
+      reason: p.reason,
+      detail: parkDetail(context, p.reason, p.models),
+    },
     pending: null,
   })),
   recordResponse: assign(

@@ -49,7 +49,11 @@ function llmStates(s: LlmStep, next: string | null, maxTransport: number): State
   const park = (guard: string, reason: string) => ({
     guard,
     target: '#run.parked',
-    actions: { type: 'park', params: { reason } },
+    // A fallback step parks on the breaker only when every model's is open: the detail names them.
+    actions: {
+      type: 'park',
+      params: fb !== null && reason === 'breaker' ? { reason, models: fb.models } : { reason },
+    },
   });
   return {
     entry: enter(s.name),
