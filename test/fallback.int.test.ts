@@ -60,8 +60,8 @@ const reserved = (inputTokens: number, input: number, output: number): number =>
 const breakerConfig = { ...DEFAULT_BREAKER, consecutive: 2, coolDownMs: 600_000 };
 
 /** Opens `model`'s breaker in the store, as two failed calls by another process would. */
-async function openBreaker(h: Harness, model: string): Promise<void> {
-  const gate = new Breakers(h.store.control, breakerConfig);
+async function openBreaker(h: Harness, model: string, config = breakerConfig): Promise<void> {
+  const gate = new Breakers(h.store.control, config);
   for (let i = 0; i < 2; i++) await gate.record(model, false, 'server', Date.now());
   expect((await gate.state(model)).state).toBe('open');
 }
@@ -179,6 +179,33 @@ describe('model fallback', () => {
     expect(calls(h)).toEqual([]);
     const attempts = ofType(await h.events('f-park'), 'ATTEMPT').map((a) => a.event);
     expect(attempts.map((a) => `${a.model}:${a.breaker}`)).toEqual([`${OPUS}:open`]);
+  });
+
+  it('every breaker open: the parked run resumes by itself after the cool-down; a 529 on the first probe falls to the second', async () => {
+    await using h = await harness({
+      usage: USAGE,
+      script: byModel({ [OPUS]: { kind: 'status', status: 529, errorType: 'overloaded_error' } }),
+    });
+    const quick = { ...breakerConfig, coolDownMs: 500 };
+    await openBreaker(h, OPUS, quick);
+    await openBreaker(h, SONNET, quick);
+    const rt = h.runtime({ breakerConfig: quick, autoResume: { perSecond: 50, pollMs: 50 } });
+    const r = await rt.start(pipeline, { input: {}, runId: 'f-auto' });
+    expect(r.status).toBe('parked');
+    expect(calls(h)).toEqual([]);
+    // No command: the runtime that parked it resumes it once Opus's breaker lets a probe through.
+    const deadline = Date.now() + 60_000;
+    while ((await h.store.log.getRun('f-auto'))?.status !== 'completed') {
+      if (Date.now() > deadline) throw new Error('the parked run was not resumed');
+      await new Promise((done) => setTimeout(done, 50));
+    }
+    expect(calls(h)).toEqual([OPUS, SONNET]);
+    const attempts = ofType(await h.events('f-auto'), 'ATTEMPT').map((a) => a.event);
+    expect(attempts.map((a) => `${a.model}:${a.breaker}`)).toEqual([
+      `${OPUS}:open`,
+      `${OPUS}:half_open`,
+      `${SONNET}:half_open`,
+    ]);
   });
 
   it('a run stopped after the 529 and rebuilt from its log calls the second model, not the first', async () => {
