@@ -3,7 +3,8 @@
  * the workers' breaker auto-resume must resume that parent too once the breaker closed, not
  * only the items, or the map waits forever on children that have long completed; and a map
  * whose parked items were resumed by the breaker while another item still ran must not park on
- * that stale news (issue 11).
+ * that stale news (issue 11). On the embedded store (no worker, no bus) the runtime that parked
+ * the map resumes it by itself too (issue 15).
  */
 import { pino } from 'pino';
 import { expect, it } from 'vitest';
@@ -17,6 +18,39 @@ import type { FakeAction } from '../src/testing/index.js';
 import { harness, ofType } from './helpers/harness.js';
 
 const MODEL = 'claude-sonnet-4-6';
+/** A map of `n` items, each asking the model once. */
+function mapPipeline(name: string): Pipeline {
+  return definePipeline({
+    name,
+    version: '1',
+    input: z.object({ n: z.number() }),
+    retry: { maxAttempts: 10, baseMs: 100, maxBackoffMs: 100 },
+    steps: [
+      map({
+        name: 'each',
+        over: (c) => Array.from({ length: (c.input as { n: number }).n }, (_, i) => i),
+        concurrency: 3,
+        steps: [
+          llm({
+            name: 'ask',
+            model: MODEL,
+            prompt: (c) => `q${String(c.input)}`,
+            output: z.object({ ok: z.boolean() }),
+          }),
+        ],
+      }),
+    ],
+  });
+}
+
+const until = async (what: string, ok: () => Promise<boolean>): Promise<void> => {
+  const deadline = Date.now() + 60_000;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+};
+
 const breakerConfig = {
   window: 10,
   minCalls: 5,
@@ -29,29 +63,7 @@ const breakerConfig = {
 it('workers resume a map parked on the breaker once it closed, and the map completes', async () => {
   await using h = await harness();
   h.fake.setScript(() => ({ kind: 'status', status: 529 }));
-  const p = prepare(
-    definePipeline({
-      name: 'bmap',
-      version: '1',
-      input: z.object({ n: z.number() }),
-      retry: { maxAttempts: 10, baseMs: 100, maxBackoffMs: 100 },
-      steps: [
-        map({
-          name: 'each',
-          over: (c) => Array.from({ length: (c.input as { n: number }).n }, (_, i) => i),
-          concurrency: 3,
-          steps: [
-            llm({
-              name: 'ask',
-              model: MODEL,
-              prompt: (c) => `q${String(c.input)}`,
-              output: z.object({ ok: z.boolean() }),
-            }),
-          ],
-        }),
-      ],
-    }),
-  );
+  const p = prepare(mapPipeline('bmap'));
   const pipelines = new Map([
     ['bmap', p],
     ['bmap-each', prepare(childPipelines(p.pipeline)[0] as Pipeline)],
@@ -59,13 +71,6 @@ it('workers resume a map parked on the breaker once it closed, and the map compl
   const bus = openSqliteBus(h.dbPath, { ackWaitMs: 5_000, pollMs: 20 });
   const logger = pino({ level: 'silent' });
   const ac = new AbortController();
-  const until = async (what: string, ok: () => Promise<boolean>): Promise<void> => {
-    const deadline = Date.now() + 60_000;
-    while (!(await ok())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
   const worker = runWorker({
     runtime: h.runtime({ breakerConfig, killPollMs: 20, logger, random: () => 1 }),
     bus,
@@ -182,5 +187,40 @@ it('an item parked on the breaker and resumed by it while another item runs does
     ac.abort();
     await worker;
     await bus.close();
+  }
+}, 90_000);
+
+it('embedded store: a map parked on the breaker resumes by itself once it closed, with no command typed', async () => {
+  await using h = await harness();
+  h.fake.setScript(() => ({ kind: 'status', status: 529 }));
+  const p = prepare(mapPipeline('bmap3'));
+  const rt = h.runtime({
+    breakerConfig,
+    autoResume: { perSecond: 50, pollMs: 100 },
+    killPollMs: 20,
+    logger: pino({ level: 'silent' }),
+    random: () => 1,
+  });
+  // Five items, three at a time: items 3 and 4 are not started when the map parks.
+  const r = await rt.start(p, { input: { n: 5 }, runId: 'bm3' });
+  expect(`${r.status}:${r.parked?.reason}`).toBe('parked:breaker');
+  expect(ofType(await h.events('bm3'), 'CHILDREN_PARKED').map((e) => e.event.reason)).toEqual([
+    'breaker',
+  ]);
+  h.fake.setScript((req): FakeAction =>
+    req.path === '/v1/messages' ? { kind: 'json', value: { ok: true } } : { kind: 'valid' },
+  );
+  await until(
+    'the map to complete',
+    async () => (await h.store.log.getRun('bm3'))?.status === 'completed',
+  );
+  const events = await h.events('bm3');
+  expect(ofType(events, 'CHILDREN_DONE')[0]?.event.results).toEqual(Array(5).fill({ ok: true }));
+  expect(ofType(events, 'RESUME').length).toBeGreaterThanOrEqual(1);
+  // Each item was answered exactly once; only the first three had parked.
+  for (const i of [0, 1, 2, 3, 4]) {
+    const item = await h.events(`bm3-each-${i}`);
+    expect(ofType(item, 'MODEL_RESPONSE')).toHaveLength(1);
+    expect(ofType(item, 'RESUME').length > 0, `item ${i}`).toBe(i < 3);
   }
 }, 90_000);

@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { TRIAGE_POLICY } from '../src/examples/triagePolicy.js';
 import { ndjson, plumbline } from './helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'plumbline-run-'));
@@ -64,6 +65,23 @@ describe('plumbline demo', () => {
     );
     expect(r.stdout.match(/ completed, cost \$/g)).toHaveLength(5);
     expect(r.stdout).toMatch(/draft \(skipped\)/);
+    // classify caches its long system prompt ('5m'): the first ticket writes it, the second
+    // reads it — the fake counts half a byte per token; Sonnet 4.6 reads at $0.30, not $3, /MTok.
+    const triage = r.stdout.split('\n').slice(0, 12);
+    const cache = triage.filter((l) => l.startsWith('  prompt cache: '));
+    expect(cache).toHaveLength(5);
+    const policy = Math.ceil(Buffer.byteLength(TRIAGE_POLICY, 'utf8') / 2);
+    const n = (x: number): string => x.toLocaleString('en-US');
+    expect(cache[0]).toMatch(/^ {2}prompt cache: wrote ([\d,]+) tokens \$(\d\.\d{6})$/);
+    const [, written = '', writeUsd = ''] =
+      /wrote ([\d,]+) tokens \$(\S+)/.exec(cache[0] ?? '') ?? [];
+    const w = Number(written.replace(/,/g, ''));
+    expect(w).toBeGreaterThan(policy);
+    expect(writeUsd).toBe(((w * 3.75) / 1e6).toFixed(6));
+    expect(cache[1]).toContain(
+      `, read ${n(policy)} tokens $${((policy * 0.3) / 1e6).toFixed(6)} ($${((policy * 3) / 1e6).toFixed(6)} at the input price)`,
+    );
+    expect(triage.indexOf(cache[0] ?? '')).toBe(triage.findIndex((l) => l.startsWith('run ')) + 1);
     // The route: one message per branch, each naming the branch it took.
     expect(r.stdout).toMatch(/→ classify: billing → branch billing \(refund-request\) → reply/);
     expect(r.stdout).toMatch(/→ classify: bug → branch bug \(bug-report → file-bug\) → reply/);

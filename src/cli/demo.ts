@@ -1,5 +1,6 @@
 /**
- * `plumbline demo`: triage a handful of sample tickets with the embedded store, then route three
+ * `plumbline demo`: triage a handful of sample tickets with the embedded store (the first writes
+ * the classify step's long system prompt to the prompt cache, the next read it), then route three
  * messages (one per branch), summarise a long document with a map (demoShapes.ts), and run the
  * support agent, approving its large refund itself (demoAgent.ts). Without
  * ANTHROPIC_API_KEY it starts the fake Claude and scripts plausible answers, and says so.
@@ -17,6 +18,7 @@ import { exitCodeFor } from './main.js';
 import { demoScript, DEMO_TICKETS } from './demoData.js';
 import { demoRouter, demoSummarise } from './demoShapes.js';
 import { demoSupport } from './demoAgent.js';
+import { cacheLine } from './demoCache.js';
 
 const self = fileURLToPath(import.meta.url);
 /**
@@ -65,6 +67,9 @@ export async function runDemo(g: GlobalOptions, n: number): Promise<number> {
       });
       const events = await store.log.read(r.runId);
       out(resultLine(r, pathOfSteps(events)));
+      // classify caches its long system prompt: the first ticket writes it, the next read it.
+      const cached = cacheLine(prepared, events);
+      if (cached !== null) out(cached);
       total += r.costUsd;
       worst = Math.max(worst, exitCodeFor(r.status));
     }

@@ -228,14 +228,16 @@ function stepModel(prepared: Prepared, step: string, ctx?: RunContext): string |
 
 /**
  * The embedded store's side: the runtime notes every run its drives leave parked by the
- * breaker and drives them again itself (a run it parked, it knows how to drive).
+ * breaker and drives them again itself (a run it parked, it knows how to drive) — a parent
+ * parked because its children were (a map, parallel or call step) included, or it would wait
+ * forever on children the breaker resumed.
  */
 export class LocalBreakerParking implements BreakerParkingSource {
   private readonly runs = new Map<string, { prepared: Prepared; run: BreakerParkedRun }>();
   private readonly resumer: BreakerResumer;
 
   constructor(
-    store: Store,
+    private readonly store: Store,
     now: () => number,
     private readonly logger: Logger,
     private readonly drive: (prepared: Prepared, runId: string) => Promise<unknown>,
@@ -258,8 +260,26 @@ export class LocalBreakerParking implements BreakerParkingSource {
   ): void {
     if (r.stopped !== undefined || r.status !== 'parked' || r.parked?.reason !== 'breaker') return;
     const model = stepModel(prepared, r.parked.step, ctx);
-    if (model === undefined) return;
-    this.runs.set(r.runId, { prepared, run: { runId: r.runId, model, seq: r.seq } });
+    if (model !== undefined) {
+      this.remember(prepared, { runId: r.runId, model, seq: r.seq });
+      return;
+    }
+    // A parent parked by its children (CHILDREN_PARKED): it waits on the breaker of the model
+    // its parked child called, read from the store (the children's drives have ended).
+    childBreakerModel(this.store, r.runId)
+      .then((m) => {
+        if (m !== null) this.remember(prepared, { runId: r.runId, model: m, seq: r.seq });
+      })
+      .catch((e: unknown) =>
+        this.logger.warn(
+          { runId: r.runId, err: serializeError(e), decision: 'leave' },
+          'breaker auto-resume: cannot read why the run parked; resume it by hand',
+        ),
+      );
+  }
+
+  private remember(prepared: Prepared, run: BreakerParkedRun): void {
+    this.runs.set(run.runId, { prepared, run });
     this.resumer.start();
   }
 

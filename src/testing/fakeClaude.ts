@@ -21,6 +21,18 @@ export interface FakeRequest {
   body: Record<string, unknown>;
 }
 
+/**
+ * One answer the fake produced and billed, as a provider bills a call it processed: whether or
+ * not its client was still there to read it (`delivered`).
+ */
+export interface FakeBill {
+  /** The `request-id` header sent (what the SDK reports as the call's request id). */
+  requestId: string;
+  model: string;
+  usage: ApiUsage;
+  delivered: boolean;
+}
+
 /** A list of actions used in order (then `valid`), or a function choosing the action per request. */
 export type FakeScript = FakeAction[] | ((req: FakeRequest, index: number) => FakeAction);
 
@@ -34,6 +46,13 @@ export interface FakeClaude extends AsyncDisposable {
   readonly count: number;
   /** How many `POST /v1/messages` were received (model calls; token counts not included). */
   readonly calls: number;
+  /** Every answer produced (errors, drops and pending delays are not billed), oldest first. */
+  readonly billed: readonly FakeBill[];
+  /**
+   * Ends every pending `delay` now, answering its `then` (a call held "in flight" completes
+   * when the test says, even if its client has died meanwhile).
+   */
+  flush(): void;
   /** Replaces the script; a list starts again from its first action. */
   setScript(script: FakeScript): void;
   /** Forgets the requests and the prompt cache, and restores the script given at start. */
@@ -82,7 +101,8 @@ export async function startFakeClaude(opts: FakeClaudeOptions = {}): Promise<Fak
   const usage: ApiUsage = { ...DEFAULT_USAGE, ...opts.usage };
   const requests: FakeRequest[] = [];
   const sockets = new Set<Socket>();
-  const timers = new Set<NodeJS.Timeout>();
+  const timers = new Map<NodeJS.Timeout, () => void>();
+  const billed: FakeBill[] = [];
   let script = initialScript;
   let scriptIndex = 0;
   let serial = 0;
@@ -95,18 +115,23 @@ export async function startFakeClaude(opts: FakeClaudeOptions = {}): Promise<Fak
   };
 
   const perform = (action: FakeAction, req: FakeRequest, res: ServerResponse): void => {
-    if (res.destroyed || res.writableEnded) return;
+    if (res.writableEnded) return;
+    // An answer whose client went away meanwhile (a held call) is still produced and billed, as
+    // a provider bills a call it processed; nothing else is done for a gone client.
+    const answers = action.kind !== 'drop' && action.kind !== 'delay' && action.kind !== 'status';
+    if (res.destroyed && !answers) return;
     const id = String(++serial).padStart(6, '0');
     if (action.kind === 'drop') {
       res.socket?.destroy();
       return;
     }
     if (action.kind === 'delay') {
-      const timer = setTimeout(() => {
+      const fire = (): void => {
         timers.delete(timer);
         perform(action.then, req, res);
-      }, action.ms);
-      timers.add(timer);
+      };
+      const timer = setTimeout(fire, action.ms);
+      timers.set(timer, fire);
       return;
     }
     if (action.kind === 'status') {
@@ -117,7 +142,14 @@ export async function startFakeClaude(opts: FakeClaudeOptions = {}): Promise<Fak
     // An answer with cache_control reads and writes the prompt cache; the action's usage still wins.
     const cached = promptCache.use(req.body);
     const base = cached !== null ? { ...usage, ...cached } : usage;
-    send(res, 200, answerBody(action, req.body, id, base), { 'request-id': `req_fake_${id}` });
+    const answer = answerBody(action, req.body, id, base);
+    billed.push({
+      requestId: `req_fake_${id}`,
+      model: String(req.body.model),
+      usage: answer.usage,
+      delivered: !res.destroyed,
+    });
+    send(res, 200, answer, { 'request-id': `req_fake_${id}` });
   };
 
   const server = createServer((incoming, res) => {
@@ -170,7 +202,7 @@ export async function startFakeClaude(opts: FakeClaudeOptions = {}): Promise<Fak
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     closing ??= new Promise<void>((resolve) => {
-      for (const timer of timers) clearTimeout(timer);
+      for (const timer of timers.keys()) clearTimeout(timer);
       timers.clear();
       server.close(() => resolve());
       for (const socket of sockets) socket.destroy();
@@ -187,12 +219,20 @@ export async function startFakeClaude(opts: FakeClaudeOptions = {}): Promise<Fak
     get calls() {
       return requests.filter((r) => r.method === 'POST' && r.path === '/v1/messages').length;
     },
+    billed,
+    flush() {
+      for (const [timer, fire] of [...timers]) {
+        clearTimeout(timer);
+        fire();
+      }
+    },
     setScript(next) {
       script = next;
       scriptIndex = 0;
     },
     reset() {
       requests.length = 0;
+      billed.length = 0;
       promptCache.clear();
       script = initialScript;
       scriptIndex = 0;

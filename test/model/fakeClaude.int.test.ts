@@ -109,6 +109,34 @@ describe('startFakeClaude', () => {
     expect(failed(await pending).error.kind).toBe('connection');
   });
 
+  it('bills every answer it produces, even one held until flush() after its client left', async () => {
+    await using fake = await startFakeClaude({
+      script: [
+        { kind: 'status', status: 529 },
+        { kind: 'delay', ms: 600_000, then: { kind: 'valid', usage: { output_tokens: 7 } } },
+        { kind: 'valid' },
+      ],
+    });
+    const claude = client(fake);
+    expect(failed(await claude.call(request(), new AbortController().signal)).error.status).toBe(
+      529,
+    );
+    const ac = new AbortController();
+    const held = claude.call(request(), ac.signal);
+    await waitFor(() => fake.count === 2);
+    ac.abort();
+    expect((await held).ok).toBe(false);
+    const answered = succeeded(await claude.call(request(), new AbortController().signal));
+    expect(fake.billed.map((b) => b.delivered)).toEqual([true]);
+    fake.flush();
+    // The 529 is not billed; the held answer is, after the delivered one, undelivered.
+    expect(fake.billed.map((b) => [b.delivered, b.usage.output_tokens])).toEqual([
+      [true, 50],
+      [false, 7],
+    ]);
+    expect(fake.billed[0]?.requestId).toBe(answered.requestId);
+  });
+
   it('turns a throwing script function into a visible 500', async () => {
     await using fake = await startFakeClaude({
       script: () => {
