@@ -12,7 +12,8 @@ import type { RunStarted, StoredEnvelope } from '../machines/events.js';
 import type { LlmStep } from '../machines/pipeline.js';
 import { foldLog, startedOf } from '../machines/replay.js';
 import { costUsd } from '../model/cost.js';
-import { priceFor } from '../model/prices.js';
+import { priceFor, stripDateSuffix } from '../model/prices.js';
+import { modelsOf } from '../machines/fallback.js';
 import { formatIssue } from '../model/structured.js';
 import type { Price } from '../model/types.js';
 import type { Prepared } from '../runtime/prepare.js';
@@ -69,7 +70,12 @@ function failed(
 /** The price a recorded call was billed at: its step's, else the table's for the model. */
 function priceOfCall(prepared: Prepared | null, step: string, model: string): Price | null {
   const s = prepared?.pipeline.steps.find((x): x is LlmStep => x.name === step && x.kind === 'llm');
-  if (s !== undefined && prepared !== null) return prepared.priceOf(s);
+  // A step with fallback models: the price of the model the call used (the API may add a date).
+  const used =
+    s !== undefined
+      ? modelsOf(s).find((m) => m === model || m === stripDateSuffix(model))
+      : undefined;
+  if (s !== undefined && prepared !== null) return prepared.priceOf(s, used);
   try {
     return priceFor(model, prepared?.pipeline.prices);
   } catch {

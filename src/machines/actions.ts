@@ -7,6 +7,7 @@ import { attemptsOf, roundUsd, type RunContext, type StepAttempts } from './cont
 import type { MachineEvent, ParkReason, Usage } from './events.js';
 import { budgetCrossed } from './guards.js';
 import { agentActions } from './agentMachine.js';
+import { fallbackActions } from './fallback.js';
 
 type Args = { context: RunContext; event: MachineEvent };
 
@@ -54,7 +55,7 @@ function tokenDetail(ctx: RunContext, which: 'inputTokens' | 'outputTokens'): st
   return `maxOutputTokens: used ${ctx.outputTokens ?? 0} output tokens + next call's max_tokens ${p?.maxTokens ?? 0} > cap ${String(ctx.limits.maxOutputTokens)}`;
 }
 
-function parkDetail(ctx: RunContext, reason: ParkReason): string {
+function parkDetail(ctx: RunContext, reason: ParkReason, models?: readonly string[]): string {
   const p = ctx.pending;
   if (p?.pool?.refused !== undefined) return p.pool.detail ?? `a parent's ${p.pool.refused} cap`;
   switch (reason) {
@@ -68,7 +69,9 @@ function parkDetail(ctx: RunContext, reason: ParkReason): string {
     case 'deadline':
       return `attempt at ${new Date(p?.at ?? 0).toISOString()} is past the deadline ${new Date(ctx.limits.deadlineAt ?? 0).toISOString()}`;
     case 'breaker':
-      return 'the circuit breaker for this model is open';
+      return models !== undefined
+        ? `the circuit breakers of all its models are open: ${models.join(', ')}`
+        : 'the circuit breaker for this model is open';
   }
 }
 
@@ -106,8 +109,12 @@ export const actions = {
       output: (context.reservedTokens?.output ?? 0) + (context.pending?.maxTokens ?? 0),
     },
   })),
-  park: assign(({ context }: Args, p: { reason: ParkReason }) => ({
-    parked: { step: context.step ?? '', reason: p.reason, detail: parkDetail(context, p.reason) },
+  park: assign(({ context }: Args, p: { reason: ParkReason; models?: readonly string[] }) => ({
+    parked: {
+      step: context.step ?? '',
+      reason: p.reason,
+      detail: parkDetail(context, p.reason, p.models),
+    },
     pending: null,
   })),
   recordResponse: assign(
@@ -306,6 +313,7 @@ export const actions = {
     return { waiting: null, outputs: { ...context.outputs, [event.step]: null } };
   }),
   ...agentActions,
+  ...fallbackActions,
   kill: assign(({ event }: Args) =>
     event.type === 'KILL' ? { killed: { reason: event.reason } } : {},
   ),

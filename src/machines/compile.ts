@@ -12,6 +12,7 @@ import type { EffectStep, LlmStep, Pipeline, Step, TransformStep } from './pipel
 import { machineSteps, type ChildStep, type ParallelStep, type RouteStep } from './constructs.js';
 import { agentStates } from './agentCompile.js';
 import type { SleepStep, WaitStep } from './waits.js';
+import { hasFallback, modelsOf, type FallbackParams } from './fallback.js';
 
 /** Defaults applied when a step leaves them out (part of the machine, so part of its hash). */
 export const STEP_DEFAULTS = {
@@ -39,10 +40,20 @@ function llmStates(s: LlmStep, next: string | null, maxTransport: number): State
     reaskOnRefusal: s.reaskOnRefusal ?? false,
     reaskOnMaxTokens: s.maxTokensOnRetry !== undefined,
   };
+  const maxAttempts = s.retry?.maxAttempts ?? maxTransport;
+  // A step with fallback models records the model each attempt used and decides per model;
+  // a one-model step keeps the machine it always had (same graph, same hash).
+  const fb: FallbackParams | null = hasFallback(s)
+    ? { step: s.name, models: modelsOf(s), maxAttempts }
+    : null;
   const park = (guard: string, reason: string) => ({
     guard,
     target: '#run.parked',
-    actions: { type: 'park', params: { reason } },
+    // A fallback step parks on the breaker only when every model's is open: the detail names them.
+    actions: {
+      type: 'park',
+      params: fb !== null && reason === 'breaker' ? { reason, models: fb.models } : { reason },
+    },
   });
   return {
     entry: enter(s.name),
@@ -50,7 +61,11 @@ function llmStates(s: LlmStep, next: string | null, maxTransport: number): State
     states: {
       ready: {
         on: {
-          ATTEMPT: { target: 'limits', actions: 'stashAttempt' },
+          ATTEMPT: {
+            target: 'limits',
+            actions:
+              fb === null ? 'stashAttempt' : ['stashAttempt', { type: 'useModel', params: fb }],
+          },
           SKIP: skipOn(next),
           STEP_FAILED: stepFailed,
         },
@@ -75,7 +90,13 @@ function llmStates(s: LlmStep, next: string | null, maxTransport: number): State
           },
           MODEL_ERROR: {
             target: 'retry',
-            actions: { type: 'recordModelError', params: { step: s.name } },
+            actions:
+              fb === null
+                ? { type: 'recordModelError', params: { step: s.name } }
+                : [
+                    { type: 'recordModelError', params: { step: s.name } },
+                    { type: 'countModelFailure', params: fb },
+                  ],
           },
         },
       },
@@ -86,25 +107,34 @@ function llmStates(s: LlmStep, next: string | null, maxTransport: number): State
           failTo,
         ],
       },
-      retry: {
-        always: [
-          {
-            guard: {
-              type: 'canRetry',
-              params: {
-                step: s.name,
-                maxAttempts: s.retry?.maxAttempts ?? maxTransport,
-                counter: 'transport',
-              },
-            },
-            target: 'backoff',
-          },
-          failTo,
-        ],
-      },
+      retry: { always: fb === null ? retryOneModel(s.name, maxAttempts) : retryFallback(fb) },
       backoff: { on: { TIMER: { target: 'ready', actions: 'clearWait' } } },
     },
   };
+}
+
+/** After a failed call of a one-model step: back off and retry while attempts remain, else fail. */
+function retryOneModel(step: string, maxAttempts: number): unknown[] {
+  return [
+    {
+      guard: { type: 'canRetry', params: { step, maxAttempts, counter: 'transport' } },
+      target: 'backoff',
+    },
+    failTo,
+  ];
+}
+
+/** After a failed call of a fallback step: retry the model, call the next one at once, or fail. */
+function retryFallback(fb: FallbackParams): unknown[] {
+  return [
+    { guard: { type: 'fallbackRetry', params: fb }, target: 'backoff' },
+    {
+      guard: { type: 'fallbackNext', params: fb },
+      target: 'ready',
+      actions: { type: 'fallBack', params: fb },
+    },
+    failTo,
+  ];
 }
 
 function effectStates(s: EffectStep, next: string | null): StateConfig {

@@ -32,6 +32,19 @@ export interface StepAttempts {
   failures: number;
 }
 
+/**
+ * Where an llm step with fallback models stands (see fallback.ts): the lowest model it may still
+ * use, the one its last attempt used, and the transport failures of each model (by index).
+ */
+export interface FallbackState {
+  /** Index of the first model not yet given up on (by an overload or exhausted retries). */
+  floor: number;
+  /** Index of the model the last ATTEMPT used. */
+  used: number;
+  /** Transport failures recorded per model index. */
+  failures: number[];
+}
+
 /** The machine's input. */
 export interface RunInput {
   runId: string;
@@ -111,6 +124,8 @@ export interface RunContext {
    * a branch reported again after a resume replaces its share instead of adding it twice.
    */
   childShare?: Record<string, { usd: number; iterations: number }>;
+  /** Each fallback llm step's model choice (absent: no step with a model list has run). */
+  fallback?: Record<string, FallbackState>;
 }
 
 /** The initial context for a run. */

@@ -5,6 +5,7 @@
 import { attemptsOf, type RunContext } from './context.js';
 import type { MachineEvent } from './events.js';
 import { agentGuards } from './agentMachine.js';
+import { fallbackGuards } from './fallback.js';
 
 type Args = { context: RunContext; event: MachineEvent };
 
@@ -133,4 +134,5 @@ export const guards = {
   childrenOk,
   branchesOk,
   ...agentGuards,
+  ...fallbackGuards,
 };

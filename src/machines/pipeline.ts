@@ -16,6 +16,7 @@ import {
 } from './constructs.js';
 import type { SleepStep, WaitStep } from './waits.js';
 import { checkAgents, type AgentStep } from './agent.js';
+import { checkModels } from './modelList.js';
 
 /** The outputs a step sees when its pipeline does not type them: any name, unknown values. */
 export type UntypedOutputs = Record<string, unknown>;
@@ -53,7 +54,11 @@ export type SkipFn<I, Out = UntypedOutputs> = (
 /** Options of a model-call step. */
 export interface LlmStepOptions<I, O extends z.ZodType, Out = UntypedOutputs> {
   name: string;
-  model: string;
+  /**
+   * The model, or models in order of preference: the first is called; on an overload (529), its
+   * open breaker, or its retries exhausted, the next is (each priced at its own price).
+   */
+  model: string | readonly string[];
   system?: string | ((ctx: StepContext<I, Out>) => string);
   prompt: (ctx: StepContext<I, Out>) => string;
   /** The schema the answer must match; invalid answers are re-asked with the errors. */
@@ -71,7 +76,10 @@ export interface LlmStepOptions<I, O extends z.ZodType, Out = UntypedOutputs> {
   maxTokensOnRetry?: number;
   /** Transport retry policy for this step (merged over the pipeline's). */
   retry?: Partial<RetryPolicy>;
-  /** Price of `model` when it is not in the price table. */
+  /**
+   * Price of `model` when it is not in the price table (one model only: price fallback models
+   * in the pipeline's `prices`).
+   */
   price?: Price;
   /** Per-call timeout in ms. */
   timeoutMs?: number;
@@ -228,6 +236,8 @@ function defineChecked<S extends z.ZodType>(options: PipelineOptions<S>): Pipeli
     seen.add(s.name);
   }
   checkConstructs(options);
+  // Models first: the agent checks price the agent's model, which must be one id.
+  checkModels(options, all);
   checkAgents(options, all);
   checkRetries(options);
   checkEffectTimeouts(options);

@@ -13,6 +13,8 @@ import type { Store } from '../store/types.js';
 import { Breakers, type BreakerState } from './breakers.js';
 import type { Logger } from './logger.js';
 import type { Prepared } from './prepare.js';
+import type { RunContext } from '../machines/context.js';
+import { currentModel, modelsOf } from '../machines/fallback.js';
 
 /** Settings of breaker auto-resume. */
 export interface BreakerResumeOptions {
@@ -213,10 +215,15 @@ export class BreakerResumer {
   }
 }
 
-/** The model each llm step of a pipeline calls. */
-function stepModel(prepared: Prepared, step: string): string | undefined {
+/**
+ * The model whose breaker parked a run in `step`: the step's model, or for a step with fallback
+ * models the one its refused attempt asked for (as the run's context records it).
+ */
+function stepModel(prepared: Prepared, step: string, ctx?: RunContext): string | undefined {
   const s = prepared.pipeline.steps.find((x) => x.name === step);
-  return s !== undefined && (s.kind === 'llm' || s.kind === 'agent') ? s.model : undefined;
+  if (s?.kind === 'agent') return s.model;
+  if (s?.kind !== 'llm') return undefined;
+  return ctx !== undefined ? currentModel(s, ctx) : modelsOf(s)[0];
 }
 
 /**
@@ -249,9 +256,10 @@ export class LocalBreakerParking implements BreakerParkingSource {
       parked: { step: string; reason: string } | null;
       stopped?: string;
     },
+    ctx?: RunContext,
   ): void {
     if (r.stopped !== undefined || r.status !== 'parked' || r.parked?.reason !== 'breaker') return;
-    const model = stepModel(prepared, r.parked.step);
+    const model = stepModel(prepared, r.parked.step, ctx);
     if (model !== undefined) {
       this.remember(prepared, { runId: r.runId, model, seq: r.seq });
       return;
@@ -340,7 +348,8 @@ export function storeBreakerParking(
   const models = new Set<string>();
   for (const p of pipelines.values())
     for (const s of p.pipeline.steps)
-      if (s.kind === 'llm' || s.kind === 'agent') models.add(s.model);
+      if (s.kind === 'agent') models.add(s.model);
+      else if (s.kind === 'llm') for (const m of modelsOf(s)) models.add(m);
   const seen = new Map<string, { seq: number; model: string | null }>();
   return {
     models: () => models,

@@ -456,7 +456,7 @@ export class Runtime {
     try {
       const r = await this.driveLeased(writer, held, ac.signal);
       stopped = r.stopped ?? 'done';
-      this.breakerParking?.note(writer.prepared, r);
+      this.breakerParking?.note(writer.prepared, r, writer.snapshot.context);
       return r;
     } finally {
       callerSignal.removeEventListener('abort', onAbort);

@@ -27,6 +27,15 @@ import { judgeOutput } from '../model/structured.js';
 import type { ClassifiedError } from '../model/types.js';
 import { buildRequest, stepContext } from './request.js';
 import {
+  currentModel,
+  decideAfterError,
+  fallbackOf,
+  hasFallback,
+  modelsOf,
+  type FallbackDecision,
+} from '../machines/fallback.js';
+import { chooseModel } from './modelChoice.js';
+import {
   DEFAULT_EFFECT_GRACE_MS,
   notJsonMarker,
   notJsonMessage,
@@ -126,9 +135,21 @@ async function llmPhase(
     const skip = user(step.name, () => skipEvent(step, snap));
     if (skip !== null) return skip;
     // The prompt runs once per attempt: the request built here is the one the call sends.
-    const request = user(step.name, () => buildRequest(step, ctx));
+    const built = user(step.name, () => buildRequest(step, ctx, currentModel(step, ctx)));
     const attempt = attemptsOf(ctx, step.name).calls + 1;
-    const price = env.prepared.priceOf(step);
+    // A fallback step picks its model (by the breakers, from its floor on) before pricing the
+    // call: the reservation is at the chosen model's price.
+    const gate = env.breakers;
+    const choice = hasFallback(step)
+      ? await chooseModel(
+          modelsOf(step),
+          fallbackOf(ctx, step.name).floor,
+          gate !== undefined ? (m) => gate.acquire(m, env.clock.now()) : undefined,
+        )
+      : null;
+    const model = choice?.model ?? built.model;
+    const request = model === built.model ? built : { ...built, model };
+    const price = env.prepared.priceOf(step, model);
     // Counted by the provider when the client can, else bounded by the request's UTF-8 bytes.
     const inputTokens = await reserveInputTokens(env.model, request, signal);
     const usd = worstCaseUsd(request, price, inputTokens);
@@ -136,9 +157,11 @@ async function llmPhase(
     // A child run reserves its worst case in its ancestors' pools before the limits judge it.
     const pool = await reservePools(env.store, ctx, `${runId}:${step.name}:${attempt}:${at}`, usd);
     const breaker =
-      env.breakers !== undefined
-        ? await env.breakers.acquire(step.model, env.clock.now())
-        : 'closed';
+      choice !== null
+        ? choice.breaker
+        : env.breakers !== undefined
+          ? await env.breakers.acquire(model, env.clock.now())
+          : 'closed';
     env.request = { step: step.name, attempt, request };
     return {
       type: 'ATTEMPT',
@@ -147,7 +170,7 @@ async function llmPhase(
       at,
       estimate: { inputTokens, maxTokens: request.maxTokens, usd },
       breaker,
-      model: step.model,
+      model,
       ...(pool !== null ? { pool } : {}),
     };
   }
@@ -156,10 +179,12 @@ async function llmPhase(
     const attempt = attemptsOf(ctx, step.name).calls;
     const held = env.request;
     env.request = null;
+    // The model the ATTEMPT chose, as the fold of the log says (the same after a crash).
+    const modelId = currentModel(step, ctx);
     const request =
       held !== null && held.step === step.name && held.attempt === attempt
         ? held.request
-        : user(step.name, () => buildRequest(step, ctx));
+        : user(step.name, () => buildRequest(step, ctx, modelId));
     const killer = new AbortController();
     const both = AbortSignal.any([signal, killer.signal]);
     let killedBy: string | null = null;
@@ -173,7 +198,7 @@ async function llmPhase(
     } finally {
       unwatch();
     }
-    const price = env.prepared.priceOf(step);
+    const price = env.prepared.priceOf(step, modelId);
     // A child's pool reservation is settled at what the call cost; a killed call at its
     // reservation (unknown); a stopped one not at all (the next driver records it as lost).
     if (killedBy !== null) {
@@ -188,7 +213,7 @@ async function llmPhase(
         { text: outcome.text, stopReason: outcome.stopReason },
         step.output,
       );
-      await env.breakers?.record(step.model, true, 'ok', env.clock.now());
+      await env.breakers?.record(modelId, true, 'ok', env.clock.now());
       const usd = costUsd(outcome.usage, price);
       const over = overrunUsd(ctx.reservedUsd, usd);
       if (over > 0)
@@ -213,17 +238,21 @@ async function llmPhase(
       };
     }
     const err: ClassifiedError = outcome.error;
-    await env.breakers?.record(step.model, false, err.kind, env.clock.now());
-    const failures = attemptsOf(ctx, step.name).transport + 1;
-    const delayMs = err.retryable
-      ? retryDelayMs(err, failures, env.prepared.retryOf(step), env.random)
-      : 0;
+    await env.breakers?.record(modelId, false, err.kind, env.clock.now());
+    const policy = env.prepared.retryOf(step);
+    const next = hasFallback(step) ? fallbackAfter(ctx, step, err, policy.maxAttempts) : null;
+    const failures = next?.failures ?? attemptsOf(ctx, step.name).transport + 1;
+    // Falling to the next model calls it at once: no backoff is waited.
+    const delayMs =
+      err.retryable && next?.decision !== 'next'
+        ? retryDelayMs(err, failures, policy, env.random)
+        : 0;
     return {
       type: 'MODEL_ERROR',
       step: step.name,
       attempt,
       requestId: err.requestId,
-      model: step.model,
+      model: modelId,
       status: err.status,
       kind: err.kind,
       retryable: err.retryable,
@@ -236,6 +265,28 @@ async function llmPhase(
     };
   }
   return backoff(env, step, snap, signal);
+}
+
+/**
+ * What the machine will decide after this failure of a fallback step (so the event records no
+ * backoff when the next model is called at once), and the failures of the model that failed.
+ */
+function fallbackAfter(
+  ctx: RunSnapshot['context'],
+  step: LlmStep,
+  err: ClassifiedError,
+  maxAttempts: number,
+): { decision: FallbackDecision; failures: number } {
+  const s = fallbackOf(ctx, step.name);
+  const failures = [...s.failures];
+  failures[s.used] = (failures[s.used] ?? 0) + 1;
+  const decision = decideAfterError(
+    { ...s, failures },
+    { retryable: err.retryable, kind: err.kind },
+    modelsOf(step).length,
+    maxAttempts,
+  );
+  return { decision, failures: failures[s.used] ?? 1 };
 }
 
 async function backoff(

@@ -5,6 +5,7 @@
 import { UsageError } from '../errors.js';
 import { compilePipeline, type RunMachine } from '../machines/compile.js';
 import { machineSteps } from '../machines/constructs.js';
+import { modelsOf } from '../machines/fallback.js';
 import { describeMachine, machineHash, type MachineGraph } from '../machines/graph.js';
 import type { LlmStep, Pipeline } from '../machines/pipeline.js';
 import { checkPrice, priceFor } from '../model/prices.js';
@@ -19,7 +20,8 @@ export interface Prepared {
   hash: string;
   /** The module the pipeline came from (absolute path), when loaded from a file. */
   module: string | null;
-  priceOf(step: LlmStep): Price;
+  /** The price of `model` (default the step's first model) for `step`. */
+  priceOf(step: LlmStep, model?: string): Price;
   retryOf(step: LlmStep): RetryPolicy;
 }
 
@@ -47,15 +49,24 @@ export function parseRunInput(pipeline: Pipeline, input: unknown, label = 'input
 export function prepare(pipeline: Pipeline, module: string | null = null): Prepared {
   const hit = cache.get(pipeline);
   if (hit !== undefined && hit.module === module) return hit;
-  const prices = new Map<string, Price>();
+  // By step, then by model: a step with fallback models prices each of them.
+  const prices = new Map<string, Map<string, Price>>();
   const retries = new Map<string, RetryPolicy>();
   // Every llm step this run's machine drives: a route's branch steps too (priced and checked here).
   for (const s of machineSteps(pipeline.steps)) {
     if (s.kind !== 'llm') continue;
     try {
+      const models = modelsOf(s);
       prices.set(
         s.name,
-        s.price !== undefined ? checkPrice(s.model, s.price) : priceFor(s.model, pipeline.prices),
+        new Map(
+          models.map((m) => [
+            m,
+            s.price !== undefined && models.length === 1
+              ? checkPrice(m, s.price)
+              : priceFor(m, pipeline.prices),
+          ]),
+        ),
       );
       // Resolved now, so a bad policy (in a pipeline not made by definePipeline) fails here.
       retries.set(s.name, resolveRetryPolicy({ ...pipeline.retry, ...s.retry }));
@@ -73,7 +84,7 @@ export function prepare(pipeline: Pipeline, module: string | null = null): Prepa
     graph,
     hash: machineHash(graph),
     module,
-    priceOf: (s) => prices.get(s.name) as Price,
+    priceOf: (s, model) => prices.get(s.name)?.get(model ?? (modelsOf(s)[0] as string)) as Price,
     retryOf: (s) => retries.get(s.name) ?? resolveRetryPolicy({ ...pipeline.retry, ...s.retry }),
   };
   cache.set(pipeline, prepared);

@@ -14,8 +14,8 @@ export function stepContext(ctx: RunContext, stepName: string): StepContext {
   return { runId: ctx.runId, input: ctx.input, outputs: ctx.outputs, step: stepName };
 }
 
-/** The request for `step` in the run's current context. */
-export function buildRequest(step: LlmStep, ctx: RunContext): ModelRequest {
+/** The request for `step` in the run's current context, to `model` (see `currentModel`). */
+export function buildRequest(step: LlmStep, ctx: RunContext, model: string): ModelRequest {
   const sc = stepContext(ctx, step.name);
   let schema = schemas.get(step.output);
   if (schema === undefined) {
@@ -26,7 +26,7 @@ export function buildRequest(step: LlmStep, ctx: RunContext): ModelRequest {
   const content = ctx.feedback !== null ? `${prompt}\n\n${feedbackMessage(ctx.feedback)}` : prompt;
   const system = typeof step.system === 'function' ? step.system(sc) : step.system;
   return {
-    model: step.model,
+    model,
     ...(system !== undefined ? { system } : {}),
     messages: [{ role: 'user', content }],
     maxTokens: ctx.maxTokensOverride ?? step.maxTokens ?? 1024,

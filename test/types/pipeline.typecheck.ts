@@ -4,7 +4,15 @@
  * Each `@ts-expect-error` must fail to compile, or tsc reports the directive as unused.
  */
 import { z } from 'zod';
-import { definePipeline, effect, llm, pipeline, step, type Pipeline } from '../../src/index.js';
+import {
+  agent,
+  definePipeline,
+  effect,
+  llm,
+  pipeline,
+  step,
+  type Pipeline,
+} from '../../src/index.js';
 
 /** True when A and B are the same type. */
 type Equals<A, B> =
@@ -142,4 +150,37 @@ export const untyped = definePipeline({
       },
     }),
   ],
+});
+
+// Model fallback: a list of models on an llm step, in the builder and in definePipeline; the
+// later steps' types are unchanged. An agent step takes one model.
+export const withFallback = pipeline({ name: 'fallback', version: '1', input: Ticket })
+  .llm({
+    name: 'classify',
+    model: ['claude-opus-4-8', 'claude-sonnet-4-6'],
+    prompt: ({ input }) => input.body,
+    output: Classification,
+  })
+  .step({ name: 'use', run: ({ outputs }) => outputs.classify.urgency })
+  .build();
+export const withFallbackUntyped = definePipeline({
+  name: 'fallback2',
+  version: '1',
+  input: Ticket,
+  steps: [
+    llm({
+      name: 'a',
+      model: ['claude-opus-4-8', 'claude-sonnet-4-6'] as const,
+      prompt: () => 'x',
+      output: Classification,
+    }),
+  ],
+});
+export const agentOneModel = agent({
+  name: 'help',
+  // @ts-expect-error an agent step takes one model id, not a fallback list
+  model: ['claude-opus-4-8', 'claude-sonnet-4-6'],
+  prompt: () => 'x',
+  tools: {},
+  output: Classification,
 });
