@@ -44,6 +44,19 @@ function llmStates(s: LlmStep, next: string | null, maxTransport: number): State
     target: '#run.parked',
     actions: { type: 'park', params: { reason } },
   });
+  const outcomes = {
+    MODEL_RESPONSE: {
+      target: 'validate',
+      actions: {
+        type: 'recordResponse',
+        params: { step: s.name, maxTokensOnRetry: s.maxTokensOnRetry ?? null },
+      },
+    },
+    MODEL_ERROR: {
+      target: 'retry',
+      actions: { type: 'recordModelError', params: { step: s.name } },
+    },
+  };
   return {
     entry: enter(s.name),
     initial: 'ready',
@@ -64,21 +77,10 @@ function llmStates(s: LlmStep, next: string | null, maxTransport: number): State
           { target: 'calling', actions: { type: 'reserve', params: { step: s.name } } },
         ],
       },
-      calling: {
-        on: {
-          MODEL_RESPONSE: {
-            target: 'validate',
-            actions: {
-              type: 'recordResponse',
-              params: { step: s.name, maxTokensOnRetry: s.maxTokensOnRetry ?? null },
-            },
-          },
-          MODEL_ERROR: {
-            target: 'retry',
-            actions: { type: 'recordModelError', params: { step: s.name } },
-          },
-        },
-      },
+      // A batch step's call is a submit (BATCH_SUBMITTED), then a wait in `batched` for its
+      // result; a direct step's machine is unchanged (its hash is pinned by old runs).
+      calling: { on: s.batch === true ? { ...outcomes, ...batchSubmitted(s.name) } : outcomes },
+      ...(s.batch === true ? { batched: { on: outcomes } } : {}),
       validate: {
         always: [
           { guard: 'outputValid', target: target(next) },
@@ -105,6 +107,12 @@ function llmStates(s: LlmStep, next: string | null, maxTransport: number): State
       backoff: { on: { TIMER: { target: 'ready', actions: 'clearWait' } } },
     },
   };
+}
+
+/** The submit of a batch step's request: the run then waits in `batched` for its result. */
+function batchSubmitted(step: string): StateConfig {
+  void step;
+  return { BATCH_SUBMITTED: { target: 'batched', actions: 'recordBatch' } };
 }
 
 function effectStates(s: EffectStep, next: string | null): StateConfig {

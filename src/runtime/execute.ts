@@ -19,12 +19,11 @@ import { agentPhase } from './agentRun.js';
 import type { SleepStep, WaitStep } from '../machines/waits.js';
 import { ChildGroup, childLimits, childSpecs, poolOf, remainingCaps } from './children.js';
 import { reservePools, settlePools } from './pools.js';
-import { costUsd, overrunUsd, worstCaseUsd } from '../model/cost.js';
+import { batchSubmit, batchWait } from './batchPhase.js';
+import { outcomeEvent } from './modelEvents.js';
+import { worstCaseUsd } from '../model/cost.js';
 import { reserveInputTokens } from '../model/reserve.js';
-import { retryDelayMs } from '../model/retry.js';
 import { claimerToken, leaseClaimer } from '../store/leaseRules.js';
-import { judgeOutput } from '../model/structured.js';
-import type { ClassifiedError } from '../model/types.js';
 import { buildRequest, stepContext } from './request.js';
 import {
   DEFAULT_EFFECT_GRACE_MS,
@@ -160,6 +159,8 @@ async function llmPhase(
       held !== null && held.step === step.name && held.attempt === attempt
         ? held.request
         : user(step.name, () => buildRequest(step, ctx));
+    // A batch step's call is a submit into a Message Batch; its answer is awaited in `batched`.
+    if (step.batch === true) return batchSubmit(env, step, ctx, attempt, request, signal);
     const killer = new AbortController();
     const both = AbortSignal.any([signal, killer.signal]);
     let killedBy: string | null = null;
@@ -173,7 +174,6 @@ async function llmPhase(
     } finally {
       unwatch();
     }
-    const price = env.prepared.priceOf(step);
     // A child's pool reservation is settled at what the call cost; a killed call at its
     // reservation (unknown); a stopped one not at all (the next driver records it as lost).
     if (killedBy !== null) {
@@ -181,60 +181,9 @@ async function llmPhase(
       return { type: 'KILL', reason: killedBy };
     }
     if (signal.aborted) return { interrupt: 'aborted' };
-    const usage = outcome.ok ? outcome.usage : outcome.usage;
-    await settlePools(env.store, ctx, usage !== null ? costUsd(usage, price) : 0);
-    if (outcome.ok) {
-      const judged = judgeOutput(
-        { text: outcome.text, stopReason: outcome.stopReason },
-        step.output,
-      );
-      await env.breakers?.record(step.model, true, 'ok', env.clock.now());
-      const usd = costUsd(outcome.usage, price);
-      const over = overrunUsd(ctx.reservedUsd, usd);
-      if (over > 0)
-        env.logger.warn(
-          { runId, step: step.name, reservedUsd: ctx.reservedUsd, actualUsd: usd, overUsd: over },
-          'model call cost more than it reserved',
-        );
-      return {
-        type: 'MODEL_RESPONSE',
-        step: step.name,
-        attempt,
-        requestId: outcome.requestId,
-        model: outcome.model,
-        stopReason: outcome.stopReason,
-        usage: outcome.usage,
-        costUsd: usd,
-        verdict: judged.verdict,
-        ...(judged.verdict === 'valid' ? { output: judged.output } : {}),
-        issues: judged.issues,
-        text: judged.verdict === 'valid' ? null : (outcome.text ?? '').slice(0, env.logMaxChars),
-        durationMs: outcome.durationMs,
-      };
-    }
-    const err: ClassifiedError = outcome.error;
-    await env.breakers?.record(step.model, false, err.kind, env.clock.now());
-    const failures = attemptsOf(ctx, step.name).transport + 1;
-    const delayMs = err.retryable
-      ? retryDelayMs(err, failures, env.prepared.retryOf(step), env.random)
-      : 0;
-    return {
-      type: 'MODEL_ERROR',
-      step: step.name,
-      attempt,
-      requestId: err.requestId,
-      model: step.model,
-      status: err.status,
-      kind: err.kind,
-      retryable: err.retryable,
-      message: err.message,
-      delayMs,
-      retryAt: env.clock.now() + delayMs,
-      usage: outcome.usage,
-      costUsd: outcome.usage !== null ? costUsd(outcome.usage, price) : 0,
-      durationMs: outcome.durationMs,
-    };
+    return outcomeEvent(env, step, ctx, attempt, outcome);
   }
+  if (phase === 'batched') return batchWait(env, step, snap, signal);
   return backoff(env, step, snap, signal);
 }
 

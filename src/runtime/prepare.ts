@@ -7,6 +7,7 @@ import { compilePipeline, type RunMachine } from '../machines/compile.js';
 import { machineSteps } from '../machines/constructs.js';
 import { describeMachine, machineHash, type MachineGraph } from '../machines/graph.js';
 import type { LlmStep, Pipeline } from '../machines/pipeline.js';
+import { batchPrice } from '../model/batch.js';
 import { checkPrice, priceFor } from '../model/prices.js';
 import { resolveRetryPolicy } from '../model/retry.js';
 import type { Price, RetryPolicy } from '../model/types.js';
@@ -53,10 +54,10 @@ export function prepare(pipeline: Pipeline, module: string | null = null): Prepa
   for (const s of machineSteps(pipeline.steps)) {
     if (s.kind !== 'llm') continue;
     try {
-      prices.set(
-        s.name,
-        s.price !== undefined ? checkPrice(s.model, s.price) : priceFor(s.model, pipeline.prices),
-      );
+      const price =
+        s.price !== undefined ? checkPrice(s.model, s.price) : priceFor(s.model, pipeline.prices);
+      // A batch step is reserved and costed at the batch price (half of every field).
+      prices.set(s.name, s.batch === true ? batchPrice(price) : price);
       // Resolved now, so a bad policy (in a pipeline not made by definePipeline) fails here.
       retries.set(s.name, resolveRetryPolicy({ ...pipeline.retry, ...s.retry }));
     } catch (e) {
