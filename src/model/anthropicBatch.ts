@@ -19,7 +19,10 @@ export function anthropicBatches(
   return {
     async submit(items, signal) {
       try {
-        const requests = items.map((i) => ({ custom_id: i.customId, params: buildParams(i.request) }));
+        const requests = items.map((i) => ({
+          custom_id: i.customId,
+          params: buildParams(i.request),
+        }));
         const batch = await sdk.messages.batches.create(
           { requests },
           { ...(signal !== undefined ? { signal } : {}), timeout: timeoutMs },
@@ -42,10 +45,14 @@ export function anthropicBatches(
     },
     async results(batchId, signal) {
       try {
-        const lines = await sdk.messages.batches.results(batchId, {}, {
-          ...(signal !== undefined ? { signal } : {}),
-          timeout: timeoutMs,
-        });
+        const lines = await sdk.messages.batches.results(
+          batchId,
+          {},
+          {
+            ...(signal !== undefined ? { signal } : {}),
+            timeout: timeoutMs,
+          },
+        );
         const out = new Map<string, BatchItemResult>();
         for await (const line of lines) out.set(line.custom_id, itemResult(line.result));
         return { ok: true, results: out };
@@ -62,7 +69,10 @@ function itemResult(r: Anthropic.Messages.MessageBatchResult): BatchItemResult {
     case 'succeeded':
       return { type: 'succeeded', answer: answerOf(r.message) };
     case 'errored': {
-      const body = r.error as { error?: { type?: unknown; message?: unknown }; request_id?: unknown };
+      const body = r.error as {
+        error?: { type?: unknown; message?: unknown };
+        request_id?: unknown;
+      };
       const requestId = typeof body.request_id === 'string' ? body.request_id : null;
       return { type: 'errored', error: classifyErrorBody(body.error, requestId) };
     }

@@ -97,7 +97,12 @@ export async function batchSubmit(
     };
   if ('aborted' in r || signal.aborted) return { interrupt: 'aborted' };
   const durationMs = Math.max(0, env.clock.now() - started);
-  return outcomeEvent(env, step, ctx, attempt, { ok: false, error: r.error, usage: null, durationMs });
+  return outcomeEvent(env, step, ctx, attempt, {
+    ok: false,
+    error: r.error,
+    usage: null,
+    durationMs,
+  });
 }
 
 /**

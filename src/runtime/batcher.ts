@@ -153,7 +153,8 @@ export class Batcher {
   private async pollUntilEnded(client: BatchClient, batchId: string, poll: Poll): Promise<void> {
     const finish = (pick: (customId: string) => ItemResult): void => {
       if (this.polls.get(batchId) === poll) this.polls.delete(batchId);
-      for (const [customId, list] of poll.waiters) for (const done of list.splice(0)) done(pick(customId));
+      for (const [customId, list] of poll.waiters)
+        for (const done of list.splice(0)) done(pick(customId));
       poll.waiters.clear();
     };
     const stop = poll.stop.signal;
