@@ -41,6 +41,8 @@ interface Group {
   items: Queued[];
   /** Cuts the group's delay short (it is full). */
   flushNow: AbortController;
+  /** Its items went to the API: none can be taken out any more. */
+  sent: boolean;
 }
 
 interface Poll {
@@ -75,7 +77,7 @@ export class Batcher {
       if (signal.aborted) return resolve({ ok: false, aborted: true });
       let group = this.groups.get(client);
       if (group === undefined) {
-        group = { items: [], flushNow: new AbortController() };
+        group = { items: [], flushNow: new AbortController(), sent: false };
         this.groups.set(client, group);
         void this.sendAfterDelay(client, group);
       }
@@ -90,14 +92,18 @@ export class Batcher {
       const onAbort = (): void => {
         // Still queued (not sent): take it out; once sent, the submit's answer resolves it.
         const i = g.items.indexOf(queued);
-        if (i >= 0 && this.groups.get(client) === g) {
+        if (i >= 0 && !g.sent) {
           g.items.splice(i, 1);
           queued.done({ ok: false, aborted: true });
         }
       };
       signal.addEventListener('abort', onAbort, { once: true });
       g.items.push(queued);
-      if (g.items.length >= this.maxSize) g.flushNow.abort();
+      if (g.items.length >= this.maxSize) {
+        // Full: closed now, so the next item starts the next batch.
+        this.groups.delete(client);
+        g.flushNow.abort();
+      }
     });
   }
 
@@ -105,6 +111,7 @@ export class Batcher {
     await this.clock.sleep(this.maxDelayMs, group.flushNow.signal);
     // Closed: later items start the next group.
     if (this.groups.get(client) === group) this.groups.delete(client);
+    group.sent = true;
     const items = group.items.splice(0);
     if (items.length === 0) return;
     // Not aborted by any one run: the batch is shared (a run stopped meanwhile re-decides on
