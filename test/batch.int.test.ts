@@ -8,6 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { definePipeline, llm } from '../src/machines/pipeline.js';
+import { foldLog } from '../src/machines/replay.js';
 import { priceFor } from '../src/model/prices.js';
 import { virtualClock } from '../src/runtime/clock.js';
 import { prepare } from '../src/runtime/prepare.js';
@@ -43,7 +44,8 @@ describe('Message Batches', { timeout: 60_000 }, () => {
     const clock = virtualClock();
     await using h = await harness({ clock, batches: { endAfterPolls: 3, script: () => good } });
     const rt = h.runtime();
-    const r = await rt.start(prepare(scorer(true)), { input: { text: 'a' }, runId: 'b1' });
+    const prepared = prepare(scorer(true));
+    const r = await rt.start(prepared, { input: { text: 'a' }, runId: 'b1' });
     expect(r.status).toBe('completed');
     expect(r.outputs.score).toEqual({ label: 'ok', score: 7 });
 
@@ -72,6 +74,11 @@ describe('Message Batches', { timeout: 60_000 }, () => {
     expect(resp!.event.costUsd).toBeCloseTo(expected, 12);
     expect(r.costUsd).toBeCloseTo(0.003, 12);
     expect(priceFor('claude-sonnet-4-6').input).toBe(3);
+
+    // The log replays (every recorded state checked) to the same end and cost.
+    const folded = foldLog(prepared.machine, prepared.hash, 'b1', events);
+    expect(folded.snapshot.value).toBe('completed');
+    expect(folded.snapshot.context.costUsd).toBe(r.costUsd);
   });
 
   it('reserves half of what the same step reserves as a direct call', async () => {
