@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { definePipeline, llm } from '../src/machines/pipeline.js';
 import { foldLog } from '../src/machines/replay.js';
+import { verifyRun } from '../src/cli/verify.js';
 import { priceFor } from '../src/model/prices.js';
 import { virtualClock } from '../src/runtime/clock.js';
 import { prepare } from '../src/runtime/prepare.js';
@@ -79,6 +80,12 @@ describe('Message Batches', { timeout: 60_000 }, () => {
     const folded = foldLog(prepared.machine, prepared.hash, 'b1', events);
     expect(folded.snapshot.value).toBe('completed');
     expect(folded.snapshot.context.costUsd).toBe(r.costUsd);
+
+    // `verify` prices the batched call at the batch price: with the pipeline, and without it.
+    const withPipeline = await verifyRun(h.store, 'b1', new Map([['scorer', prepared]]));
+    expect(withPipeline).toMatchObject({ ok: true, problems: [] });
+    const without = await verifyRun(h.store, 'b1', new Map());
+    expect(without.problems.map((p) => p.reason).join('\n')).not.toMatch(/costUsd/);
   });
 
   it('reserves half of what the same step reserves as a direct call', async () => {
