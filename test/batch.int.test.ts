@@ -184,7 +184,7 @@ describe('Message Batches', { timeout: 60_000 }, () => {
     expect(r.costUsd).toBeCloseTo(0.006, 12);
   });
 
-  it('a kill while the run waits on its batch ends it killed (the batch is left to run)', async () => {
+  it('a kill while the run waits on its batch ends it killed and cancels a batch of its item alone', async () => {
     await using h = await harness({ batches: { hold: true, script: () => good } });
     const rt = h.runtime({
       killPollMs: 20,
@@ -200,7 +200,36 @@ describe('Message Batches', { timeout: 60_000 }, () => {
     await rt.kill('k1', 'operator said so', prepared);
     const r = await running;
     expect(r.status).toBe('killed');
-    expect(h.fake.requests.filter((q) => q.path.endsWith('/cancel'))).toHaveLength(0);
+    const batchId = ofType(await h.events('k1'), 'BATCH_SUBMITTED')[0]!.event.batchId;
+    const cancels = h.fake.requests.filter((q) => q.path.endsWith('/cancel'));
+    expect(cancels.map((q) => q.path)).toEqual([`/v1/messages/batches/${batchId}/cancel`]);
     expect(h.fake.requests.filter((q) => q.path.endsWith('/results'))).toHaveLength(0);
+  });
+
+  it('a kill leaves a shared batch running: the other run still gets its answer', async () => {
+    await using h = await harness({ batches: { hold: true, script: () => good } });
+    const rt = h.runtime({
+      killPollMs: 20,
+      batch: { maxSize: 2, maxDelayMs: 600_000, poll: { minMs: 20, maxMs: 50 } },
+    });
+    const prepared = prepare(scorer(true));
+    const [killed, other] = ['k2', 'o2'].map((runId) =>
+      rt.start(prepared, { input: { text: runId }, runId }),
+    );
+    for (let i = 0; i < 600; i++) {
+      const subs = await Promise.all(
+        ['k2', 'o2'].map(async (id) => ofType(await h.events(id), 'BATCH_SUBMITTED').length),
+      );
+      if (subs.every((n) => n === 1)) break;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    const [sub] = ofType(await h.events('k2'), 'BATCH_SUBMITTED');
+    expect(sub?.event.items).toBe(2);
+    await rt.kill('k2', 'not this one', prepared);
+    expect((await killed)?.status).toBe('killed');
+    expect(h.fake.requests.filter((q) => q.path.endsWith('/cancel'))).toHaveLength(0);
+    h.fake.holdBatches(false);
+    expect((await other)?.status).toBe('completed');
+    expect(h.fake.batches).toBe(1);
   });
 });

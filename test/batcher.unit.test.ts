@@ -61,6 +61,7 @@ function memoryPort(statusScript: Array<'fail' | 'fatal'> = [], endAt = 1) {
       const n = statusCalls.filter((x) => x === id).length;
       return { ok: true, status: n >= endAt ? 'ended' : 'in_progress' };
     },
+    cancel: async () => ({ ok: true }),
     results: async (id) => {
       const i = Number(id.slice(1)) - 1;
       return {
@@ -81,9 +82,9 @@ describe('Batcher', () => {
     const got = await Promise.all(['a', 'b', 'c'].map((c) => b.submit(port, item(c), live())));
     expect(submitted).toEqual([['a', 'b'], ['c']]);
     expect(got).toEqual([
-      { ok: true, batchId: 'b1' },
-      { ok: true, batchId: 'b1' },
-      { ok: true, batchId: 'b2' },
+      { ok: true, batchId: 'b1', items: 2 },
+      { ok: true, batchId: 'b1', items: 2 },
+      { ok: true, batchId: 'b2', items: 1 },
     ]);
   });
 
@@ -95,7 +96,7 @@ describe('Batcher', () => {
     const second = b.submit(port, item('b'), live());
     stop.abort();
     expect(await first).toEqual({ ok: false, aborted: true });
-    expect(await second).toEqual({ ok: true, batchId: 'b1' });
+    expect(await second).toEqual({ ok: true, batchId: 'b1', items: 1 });
     expect(submitted).toEqual([['b']]);
   });
 

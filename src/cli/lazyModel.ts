@@ -44,6 +44,7 @@ function lazyBatches(load: () => Promise<BatchClient | undefined>): BatchClient 
   return {
     submit: async (items, signal) => (await real()).submit(items, signal),
     status: async (id, signal) => (await real()).status(id, signal),
+    cancel: async (id, signal) => (await real()).cancel(id, signal),
     results: async (id, signal) => (await real()).results(id, signal),
   };
 }

@@ -106,7 +106,15 @@ export interface RunContext {
    * The Message Batch item the current attempt of a batch step waits on (the last
    * BATCH_SUBMITTED; absent: no batch step has submitted yet).
    */
-  batch?: { step: string; attempt: number; batchId: string; customId: string; at: number } | null;
+  batch?: {
+    step: string;
+    attempt: number;
+    batchId: string;
+    customId: string;
+    /** Items in the batch (absent: unknown). */
+    items?: number;
+    at: number;
+  } | null;
   /** Each agent step's conversation (absent: no agent turn yet). */
   agent?: Record<string, AgentConversation>;
   /** Child runs made by each parallel, map or call step (absent: none yet). */

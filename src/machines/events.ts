@@ -150,6 +150,8 @@ export const MachineEvent = z.discriminatedUnion('type', [
     attempt: z.number().int().positive(),
     batchId: z.string(),
     customId: z.string(),
+    /** How many items the batch holds (this run's and others'): a kill cancels a batch of one. */
+    items: z.number().int().positive().optional(),
     at: z.number(),
   }),
   /** The backoff deadline passed: call again. */

@@ -159,6 +159,7 @@ function scrubbedBatches(secrets: readonly string[], b: BatchClient): BatchClien
   return {
     submit: async (items, signal) => redactValue(await b.submit(items, signal), secrets),
     status: async (id, signal) => redactValue(await b.status(id, signal), secrets),
+    cancel: async (id, signal) => redactValue(await b.cancel(id, signal), secrets),
     results: async (id, signal) => {
       const r = await b.results(id, signal);
       if (!r.ok) return redactValue(r, secrets);

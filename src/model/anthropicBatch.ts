@@ -43,6 +43,17 @@ export function anthropicBatches(
         return { ok: false, error: classifyError(e, clock.now()) };
       }
     },
+    async cancel(batchId, signal) {
+      try {
+        await sdk.messages.batches.cancel(batchId, null, {
+          ...(signal !== undefined ? { signal } : {}),
+          timeout: timeoutMs,
+        });
+        return { ok: true };
+      } catch (e) {
+        return { ok: false, error: classifyError(e, clock.now()) };
+      }
+    },
     async results(batchId, signal) {
       try {
         const lines = await sdk.messages.batches.results(

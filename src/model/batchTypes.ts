@@ -35,6 +35,11 @@ export interface BatchClient {
     batchId: string,
     signal?: AbortSignal,
   ): Promise<{ ok: true; status: BatchStatus } | { ok: false; error: ClassifiedError }>;
+  /** Asks the API to cancel a batch in progress (items not yet run come back `canceled`). */
+  cancel(
+    batchId: string,
+    signal?: AbortSignal,
+  ): Promise<{ ok: true } | { ok: false; error: ClassifiedError }>;
   /** The results of an ended batch, by `custom_id`. */
   results(
     batchId: string,

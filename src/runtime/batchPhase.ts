@@ -93,6 +93,7 @@ export async function batchSubmit(
       attempt,
       batchId: r.batchId,
       customId,
+      items: r.items,
       at: env.clock.now(),
     };
   if ('aborted' in r || signal.aborted) return { interrupt: 'aborted' };
@@ -133,12 +134,32 @@ export async function batchWait(
     env.batcher.result(client, b.batchId, b.customId, s),
   );
   if (killedBy !== null) {
+    if (b.items === 1) await cancelAlone(env, client, ctx.runId, b.batchId);
     await settlePools(env.store, ctx, ctx.reservedUsd);
     return { type: 'KILL', reason: killedBy };
   }
   if (r === null || signal.aborted) return { interrupt: 'aborted' };
   const durationMs = Math.max(0, env.clock.now() - b.at);
   return outcomeEvent(env, step, ctx, attempt, outcomeOfItem(r, step, b.batchId, durationMs));
+}
+
+/**
+ * Cancels the batch of a killed run when its item is the batch's only one (no other run's item
+ * is in it). Best effort: a failure is logged, the kill stands (the item may still be billed,
+ * and it counts at its reservation either way).
+ */
+async function cancelAlone(
+  env: DriverEnv,
+  client: BatchClient,
+  runId: string,
+  batchId: string,
+): Promise<void> {
+  const r = await client.cancel(batchId);
+  if (!r.ok)
+    env.logger.warn(
+      { runId, batchId, decision: 'leave', reason: `${r.error.kind}: ${r.error.message}` },
+      'could not cancel the batch of a killed run',
+    );
 }
 
 /** An item's result as a call's outcome: an answer, or an error classified for the retry guard. */

@@ -25,7 +25,7 @@ export interface BatcherOptions {
 
 /** What submitting one item gave: the batch it went into, an error, or nothing (aborted first). */
 export type Submitted =
-  | { ok: true; batchId: string }
+  | { ok: true; batchId: string; items: number }
   | { ok: false; error: ClassifiedError }
   | { ok: false; aborted: true };
 
@@ -117,7 +117,7 @@ export class Batcher {
     // Not aborted by any one run: the batch is shared (a run stopped meanwhile re-decides on
     // resume; see the at-least-once window in the README).
     const r = await client.submit(items.map((q) => q.item));
-    for (const q of items) q.done(r.ok ? { ok: true, batchId: r.batchId } : r);
+    for (const q of items) q.done(r.ok ? { ok: true, batchId: r.batchId, items: items.length } : r);
   }
 
   /**
