@@ -12,6 +12,7 @@ import { batchCustomId, batchPrice, CUSTOM_ID_PATTERN, pollDelayMs } from '../sr
 import { costUsd } from '../src/model/cost.js';
 import { priceFor } from '../src/model/prices.js';
 import { prepare } from '../src/runtime/prepare.js';
+import { fakeScriptFromJson } from '../src/testing/fakeScript.js';
 
 const scorer = (opts: { pipeline?: boolean; step?: boolean } = {}) =>
   definePipeline({
@@ -193,5 +194,16 @@ describe('fold of BATCH_SUBMITTED', () => {
     const s = [attempt, submitted].reduce((x, e) => step(direct.machine, x, e), s0);
     expect(phaseOf(s)).toEqual({ step: 'a', phase: 'calling' });
     expect(s.context.batch).toBeUndefined();
+  });
+});
+
+describe('fake Claude JSON script', () => {
+  it('takes how many polls a batch lasts, and refuses a bad value naming the field', () => {
+    expect(fakeScriptFromJson({ answers: [], batches: { endAfterPolls: 3 } }).batches).toEqual({
+      endAfterPolls: 3,
+    });
+    expect(() => fakeScriptFromJson({ batches: { endAfterPolls: 0 } })).toThrow(
+      /batches\.endAfterPolls/,
+    );
   });
 });
