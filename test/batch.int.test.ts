@@ -147,6 +147,29 @@ describe('Message Batches', { timeout: 60_000 }, () => {
     expect(r.costUsd).toBeCloseTo(0.003, 12);
   });
 
+  it('batch items neither wait for nor feed the live endpoint breaker', async () => {
+    const outcomes: FakeBatchAction[] = [
+      { kind: 'status', status: 529 },
+      { kind: 'status', status: 529 },
+    ];
+    const script = (_item: unknown, i: number): FakeBatchAction => outcomes[i] ?? good;
+    await using h = await harness({ clock: virtualClock(), batches: { script } });
+    // Opens on the first failure it hears of; it would park a direct call after it.
+    const rt = h.runtime({ breakerConfig: { consecutive: 1, minCalls: 1, coolDownMs: 3_600_000 } });
+    const r = await rt.start(prepare(scorer(true)), { input: { text: 'x' }, runId: 'br1' });
+    expect(r.status).toBe('completed');
+    const events = await h.events('br1');
+    expect(ofType(events, 'MODEL_ERROR')).toHaveLength(2);
+    expect(ofType(events, 'ATTEMPT').map((e) => e.event.breaker)).toEqual([
+      'closed',
+      'closed',
+      'closed',
+    ]);
+    // A direct call of the same model still finds the breaker closed.
+    const direct = await rt.start(prepare(scorer(false)), { input: { text: 'y' }, runId: 'br2' });
+    expect(direct.status).toBe('completed');
+  });
+
   it('fails at once on an item errored with a non-retryable error', async () => {
     await using h = await harness({
       clock: virtualClock(),

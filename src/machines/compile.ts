@@ -79,7 +79,7 @@ function llmStates(s: LlmStep, next: string | null, maxTransport: number): State
       },
       // A batch step's call is a submit (BATCH_SUBMITTED), then a wait in `batched` for its
       // result; a direct step's machine is unchanged (its hash is pinned by old runs).
-      calling: { on: s.batch === true ? { ...outcomes, ...batchSubmitted(s.name) } : outcomes },
+      calling: { on: s.batch === true ? { ...outcomes, ...batchSubmitted() } : outcomes },
       ...(s.batch === true ? { batched: { on: outcomes } } : {}),
       validate: {
         always: [
@@ -110,8 +110,7 @@ function llmStates(s: LlmStep, next: string | null, maxTransport: number): State
 }
 
 /** The submit of a batch step's request: the run then waits in `batched` for its result. */
-function batchSubmitted(step: string): StateConfig {
-  void step;
+function batchSubmitted(): StateConfig {
   return { BATCH_SUBMITTED: { target: 'batched', actions: 'recordBatch' } };
 }
 

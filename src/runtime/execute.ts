@@ -134,8 +134,10 @@ async function llmPhase(
     const at = env.clock.now();
     // A child run reserves its worst case in its ancestors' pools before the limits judge it.
     const pool = await reservePools(env.store, ctx, `${runId}:${step.name}:${attempt}:${at}`, usd);
+    // The breaker guards the live Messages endpoint; a batch item goes elsewhere and is answered
+    // hours later, so it neither waits for the breaker nor reports to it.
     const breaker =
-      env.breakers !== undefined
+      env.breakers !== undefined && step.batch !== true
         ? await env.breakers.acquire(step.model, env.clock.now())
         : 'closed';
     env.request = { step: step.name, attempt, request };

@@ -26,11 +26,13 @@ export async function outcomeEvent(
 ): Promise<MachineEvent> {
   const runId = ctx.runId;
   const price = env.prepared.priceOf(step);
+  // A batch step's attempt took no breaker slot (see execute.ts): it reports nothing to it.
+  const breakers = step.batch === true ? undefined : env.breakers;
   const usage = outcome.usage;
   await settlePools(env.store, ctx, usage !== null ? costUsd(usage, price) : 0);
   if (outcome.ok) {
     const judged = judgeOutput({ text: outcome.text, stopReason: outcome.stopReason }, step.output);
-    await env.breakers?.record(step.model, true, 'ok', env.clock.now());
+    await breakers?.record(step.model, true, 'ok', env.clock.now());
     const usd = costUsd(outcome.usage, price);
     const over = overrunUsd(ctx.reservedUsd, usd);
     if (over > 0)
@@ -55,7 +57,7 @@ export async function outcomeEvent(
     };
   }
   const err = outcome.error;
-  await env.breakers?.record(step.model, false, err.kind, env.clock.now());
+  await breakers?.record(step.model, false, err.kind, env.clock.now());
   const failures = attemptsOf(ctx, step.name).transport + 1;
   const delayMs = err.retryable
     ? retryDelayMs(err, failures, env.prepared.retryOf(step), env.random)
