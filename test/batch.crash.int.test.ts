@@ -3,7 +3,9 @@
  * fake Claude keeps the batch in progress; once BATCH_SUBMITTED is in the log and the process
  * has polled, it is SIGKILLed, before any result was read. A fresh `plumbline resume` polls the
  * same batch (still held, then released), never submits again (one submission, counted at the
- * fake), and completes the run with the batch price recorded.
+ * fake), and completes the run with the batch price recorded. The one at-least-once window is
+ * shown too: a process killed after the batch was created but before BATCH_SUBMITTED was
+ * appended leaves a lost call; the resumed run submits a new item (two batches at the fake).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,7 +14,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import { startFakeClaude } from '../src/testing/index.js';
-import { ndjson, plumbline, ROOT } from './helpers/cli.js';
+import { ndjson, plumbline, ROOT, runNode } from './helpers/cli.js';
 
 const until = async (what: string, check: () => Promise<boolean> | boolean): Promise<void> => {
   // A generous deadline for a loaded machine; the order of events is what is asserted.
@@ -102,6 +104,61 @@ describe('batch crash', () => {
       expect(response.verdict).toBe('valid');
       expect(response.costUsd).toBeCloseTo((2_000 * 1.5 + 100 * 7.5) / 1_000_000, 12);
       expect((await store.log.getRun('bc1'))?.costUsd).toBeCloseTo(0.00375, 12);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('a run killed between the batch create and its append submits again on resume (the documented window)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'plumbline-batch-window-'));
+    await using fake = await startFakeClaude({
+      batches: {
+        script: () => ({
+          kind: 'json',
+          value: { label: 'ok', score: 3 },
+          usage: { input_tokens: 2_000, output_tokens: 100 },
+        }),
+      },
+    });
+    const storePath = join(dir, 'batch.db');
+    const env = { ANTHROPIC_BASE_URL: fake.url, ANTHROPIC_API_KEY: 'test-key' };
+    const child = await runNode(['test/fixtures/batchCrashChild.mjs', storePath, 'bw1'], {
+      ...env,
+      CRASH_AT: 'created',
+    });
+    expect(child.signal, child.stderr).toBe('SIGKILL');
+    expect(fake.batches).toBe(1);
+    const store = openSqliteStore(storePath);
+    try {
+      expect((await store.log.read('bw1')).map((e) => e.event.type)).toEqual([
+        'run.started',
+        'ATTEMPT',
+      ]);
+      const r = await plumbline(['resume', 'bw1', '--store', storePath, '--json'], {
+        ...env,
+        PLUMBLINE_BATCH: '{"poll":{"minMs":50,"maxMs":200}}',
+      });
+      expect(r.code, r.stderr).toBe(0);
+      const events = await store.log.read('bw1');
+      expect(events.map((e) => e.event.type)).toEqual([
+        'run.started',
+        'ATTEMPT',
+        'MODEL_ERROR',
+        'TIMER',
+        'ATTEMPT',
+        'BATCH_SUBMITTED',
+        'MODEL_RESPONSE',
+      ]);
+      const lost = events[2]!.event as { kind: string; unconfirmed?: boolean; costUsd: number };
+      expect([lost.kind, lost.unconfirmed]).toEqual(['lost', true]);
+      // Submitted twice: the first batch's id was never recorded.
+      expect(fake.batches).toBe(2);
+      const first = events[1]!.event as { estimate: { usd: number } };
+      expect(lost.costUsd).toBe(first.estimate.usd);
+      const answer = events[6]!.event as { costUsd: number };
+      expect(answer.costUsd).toBeCloseTo(0.00375, 12);
+      expect((await store.log.getRun('bw1'))?.costUsd).toBeCloseTo(lost.costUsd + 0.00375, 9);
     } finally {
       await store.close();
       rmSync(dir, { recursive: true, force: true });

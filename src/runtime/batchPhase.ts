@@ -86,6 +86,9 @@ export async function batchSubmit(
     await settlePools(env.store, ctx, ctx.reservedUsd);
     return { type: 'KILL', reason: killedBy };
   }
+  // Between here and the append of BATCH_SUBMITTED a crash loses the batch id: the resumed run
+  // records a lost call and submits a new item (at-least-once across a crash, like any call).
+  if (r.ok) env.hooks?.afterBatchCreated?.(ctx.runId, step.name, r.batchId);
   if (r.ok)
     return {
       type: 'BATCH_SUBMITTED',

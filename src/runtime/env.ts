@@ -25,6 +25,8 @@ export interface DriverHooks {
   afterAppend?: (runId: string, seq: number, type: string) => void;
   afterEffectClaimed?: (runId: string, step: string, key: string) => void;
   afterEffectRan?: (runId: string, step: string, key: string) => void;
+  /** A batch step's batch was created, before BATCH_SUBMITTED is appended (the at-least-once window). */
+  afterBatchCreated?: (runId: string, step: string, batchId: string) => void;
 }
 
 /** The per-run environment of the driver. */
