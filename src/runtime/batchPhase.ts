@@ -81,9 +81,10 @@ export async function batchSubmit(
   const { value: r, killedBy } = await killable(env, ctx.runId, signal, (s) =>
     env.batcher.submit(client, { customId, request }, s),
   );
-  if (killedBy !== null) {
-    // Perhaps in a batch already (taken out only while still queued): at its reservation.
-    await settlePools(env.store, ctx, ctx.reservedUsd);
+  // Killed while still queued: taken out of the batch, nothing sent or billed. (Killed once the batch
+  // was sent: its id is recorded first, and the kill is seen in `batched`, which may cancel it.)
+  if (killedBy !== null && !r.ok) {
+    await settlePools(env.store, ctx, 0);
     return { type: 'KILL', reason: killedBy };
   }
   // Between here and the append of BATCH_SUBMITTED a crash loses the batch id: the resumed run
