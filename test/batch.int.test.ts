@@ -229,6 +229,22 @@ describe('Message Batches', { timeout: 60_000 }, () => {
     expect(h.fake.requests.filter((q) => q.path.endsWith('/results'))).toHaveLength(0);
   });
 
+  it('a kill before the batch is sent takes the item out: nothing is submitted', async () => {
+    await using h = await harness({ batches: { script: () => good } });
+    const rt = h.runtime({ killPollMs: 20, batch: { maxSize: 10, maxDelayMs: 600_000 } });
+    const prepared = prepare(scorer(true));
+    const running = rt.start(prepared, { input: { text: 'q' }, runId: 'q1' });
+    for (let i = 0; i < 600; i++) {
+      if (ofType(await h.events('q1'), 'ATTEMPT').length > 0) break;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    await rt.kill('q1', 'changed my mind', prepared);
+    expect((await running).status).toBe('killed');
+    const types = (await h.events('q1')).map((e) => e.event.type);
+    expect(types).toEqual(['run.started', 'ATTEMPT', 'KILL']);
+    expect(h.fake.batches).toBe(0);
+  });
+
   it('a kill leaves a shared batch running: the other run still gets its answer', async () => {
     await using h = await harness({ batches: { hold: true, script: () => good } });
     const rt = h.runtime({

@@ -95,6 +95,11 @@ export class Batcher {
         if (i >= 0 && !g.sent) {
           g.items.splice(i, 1);
           queued.done({ ok: false, aborted: true });
+          // Emptied: no batch to send (and no timer left waiting for one).
+          if (g.items.length === 0) {
+            if (this.groups.get(client) === g) this.groups.delete(client);
+            g.flushNow.abort();
+          }
         }
       };
       signal.addEventListener('abort', onAbort, { once: true });
