@@ -11,6 +11,7 @@ import { definePipeline, llm } from '../src/machines/pipeline.js';
 import { batchCustomId, batchPrice, CUSTOM_ID_PATTERN, pollDelayMs } from '../src/model/batch.js';
 import { costUsd } from '../src/model/cost.js';
 import { priceFor } from '../src/model/prices.js';
+import { batchConfigFromEnv } from '../src/cli/batchConfig.js';
 import { prepare } from '../src/runtime/prepare.js';
 import { fakeScriptFromJson } from '../src/testing/fakeScript.js';
 
@@ -205,5 +206,18 @@ describe('fake Claude JSON script', () => {
     expect(() => fakeScriptFromJson({ batches: { endAfterPolls: 0 } })).toThrow(
       /batches\.endAfterPolls/,
     );
+  });
+});
+
+describe('PLUMBLINE_BATCH', () => {
+  it('sets the CLI batcher, and says the fix for a bad value', () => {
+    expect(batchConfigFromEnv(undefined)).toEqual({});
+    expect(batchConfigFromEnv('{"maxSize":500,"poll":{"minMs":10000}}')).toEqual({
+      maxSize: 500,
+      poll: { minMs: 10_000 },
+    });
+    expect(() => batchConfigFromEnv('{maxSize')).toThrow(/not JSON: use e\.g\./);
+    expect(() => batchConfigFromEnv('{"maxSize":0}')).toThrow(/PLUMBLINE_BATCH: maxSize/);
+    expect(() => batchConfigFromEnv('{"size":5}')).toThrow(/PLUMBLINE_BATCH/);
   });
 });
