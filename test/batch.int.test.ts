@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { map } from '../src/machines/constructs.js';
 import { definePipeline, llm } from '../src/machines/pipeline.js';
 import { foldLog } from '../src/machines/replay.js';
 import { verifyRun } from '../src/cli/verify.js';
@@ -120,6 +121,39 @@ describe('Message Batches', { timeout: 60_000 }, () => {
     const paths = h.fake.requests.map((q) => q.path);
     expect(batchGets(paths, subs[0]!.batchId)).toBe(2);
     expect(paths.filter((p) => p.endsWith('/results'))).toHaveLength(1);
+  });
+
+  it("a map's items, each a child run, go out as one batch (the pipeline default reaches them)", async () => {
+    await using h = await harness({ batches: { script: () => good } });
+    const rt = h.runtime({ batch: { maxSize: 5, maxDelayMs: 600_000, poll: { minMs: 20 } } });
+    const fanout = definePipeline({
+      name: 'fanout',
+      version: '1',
+      input: z.object({ texts: z.array(z.string()) }),
+      batch: true,
+      steps: [
+        map({
+          name: 'each',
+          over: ({ input }) => (input as { texts: string[] }).texts,
+          concurrency: 5,
+          steps: [
+            llm({
+              name: 'score',
+              model: 'claude-sonnet-4-6',
+              prompt: ({ input }) => `Score this: ${String(input)}`,
+              output: Score,
+            }),
+          ],
+        }),
+      ],
+    });
+    const texts = ['a', 'b', 'c', 'd', 'e'];
+    const r = await rt.start(prepare(fanout), { input: { texts }, runId: 'm1' });
+    expect(r.status).toBe('completed');
+    expect(r.outputs.each).toHaveLength(5);
+    expect([h.fake.batches, h.fake.batchItems, h.fake.calls]).toEqual([1, 5, 0]);
+    // Five items at the batch price, rolled up into the parent.
+    expect(r.costUsd).toBeCloseTo(5 * 0.003, 12);
   });
 
   it('retries an errored or expired item per the retry policy, each in a new batch item', async () => {
