@@ -146,4 +146,22 @@ describe('Batcher', () => {
     for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
     expect(statusCalls.length).toBeLessThanOrEqual(seen + 1);
   });
+
+  it('a port that throws (against its contract) fails its waiters instead of hanging them', async () => {
+    const { port } = memoryPort();
+    const broken: BatchClient = {
+      ...port,
+      submit: () => Promise.reject(new Error('boom')),
+      status: () => Promise.reject(new Error('bang')),
+    };
+    const b = new Batcher({ poll: { minMs: 10, maxMs: 10 } }, virtualClock());
+    expect(await b.submit(broken, item('a'), live())).toMatchObject({
+      ok: false,
+      error: { retryable: false, message: 'the batch client threw: boom' },
+    });
+    expect(await b.result(broken, 'b1', 'a', live())).toMatchObject({
+      type: 'failed',
+      error: { message: 'the batch client threw: bang' },
+    });
+  });
 });

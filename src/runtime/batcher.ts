@@ -121,7 +121,7 @@ export class Batcher {
     if (items.length === 0) return;
     // Not aborted by any one run: the batch is shared (a run stopped meanwhile re-decides on
     // resume; see the at-least-once window in the README).
-    const r = await client.submit(items.map((q) => q.item));
+    const r = await guard(() => client.submit(items.map((q) => q.item)));
     for (const q of items) q.done(r.ok ? { ok: true, batchId: r.batchId, items: items.length } : r);
   }
 
@@ -176,20 +176,42 @@ export class Batcher {
         if (this.polls.get(batchId) === poll) this.polls.delete(batchId);
         return;
       }
-      const s = await client.status(batchId);
+      const s = await guard(() => client.status(batchId));
       if (!s.ok) {
         // A transient failure (429, 5xx, connection): poll again later; anything else is final.
         if (s.error.retryable) continue;
         return finish(() => ({ type: 'failed', error: s.error }));
       }
       if (s.status !== 'ended') continue;
-      const r = await client.results(batchId);
+      const r = await guard(() => client.results(batchId));
       if (!r.ok) {
         if (r.error.retryable) continue;
         return finish(() => ({ type: 'failed', error: r.error }));
       }
       return finish((customId) => r.results.get(customId) ?? missing(batchId, customId));
     }
+  }
+}
+
+/**
+ * Calls a port method that should never throw; one that does (a broken adapter) becomes a
+ * non-retryable error for its waiters instead of leaving them waiting forever.
+ */
+async function guard<T>(f: () => Promise<T>): Promise<T | { ok: false; error: ClassifiedError }> {
+  try {
+    return await f();
+  } catch (e) {
+    return {
+      ok: false,
+      error: {
+        kind: 'unknown',
+        status: null,
+        retryable: false,
+        message: `the batch client threw: ${e instanceof Error ? e.message : String(e)}`,
+        retryAfterMs: null,
+        requestId: null,
+      },
+    };
   }
 }
 
