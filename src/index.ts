@@ -102,6 +102,9 @@ export { createAnthropicClient } from './model/anthropic.js';
 export { DEFAULT_PRICES, PRICES_AS_OF, priceFor } from './model/prices.js';
 export { costUsd } from './model/cost.js';
 export type { ModelClient, ModelRequest, ModelOutcome, Price, RetryPolicy } from './model/types.js';
+export { batchPrice } from './model/batch.js';
+export type { BatchClient, BatchItem, BatchItemResult } from './model/batchTypes.js';
+export type { BatcherOptions } from './runtime/batcher.js';
 export { connect } from './client/index.js';
 export type {
   ChildCounts,

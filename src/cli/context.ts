@@ -15,6 +15,7 @@ import type { BreakerConfig } from '../machines/breaker.js';
 import { Breakers } from '../runtime/breakers.js';
 import { Runtime, type RuntimeOptions } from '../runtime/driver.js';
 import type { Prepared } from '../runtime/prepare.js';
+import { batchConfigFromEnv } from './batchConfig.js';
 import { lazyAnthropicClient } from './lazyModel.js';
 import { cliSecrets, rememberSpec, storeSpec, type GlobalOptions } from './options.js';
 
@@ -124,6 +125,7 @@ export function makeRuntime(
     modelFactory: modelFromEnv,
     logger,
     breakers: new Breakers(store.control, breakerConfigFromEnv(), logger),
+    batch: batchConfigFromEnv(),
     ...(process.env.PLUMBLINE_LOG_MAX_CHARS
       ? { logMaxChars: Number(process.env.PLUMBLINE_LOG_MAX_CHARS) }
       : {}),

@@ -21,6 +21,9 @@ or an action. A bare array is the answers. Without --script every request gets "
 Kinds: valid (a sample of the requested schema), json {value}, text {text},
   status {status, message?, errorType?, errorCode?, headers?, body?}, drop (closes the socket),
   delay {ms, then}, refusal {text?}, max_tokens; answers take an optional usage.
+Message Batches (/v1/messages/batches) are served too: each item takes the next answer (a
+  status answer makes an errored item); "batches": {"endAfterPolls": 3} ends each batch at its
+  third retrieve (default the first).
 
 Prints the base URL on stdout, then serves until Ctrl-C (SIGINT/SIGTERM).
 

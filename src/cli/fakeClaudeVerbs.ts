@@ -37,6 +37,7 @@ export function fakeClaudeAction() {
         port,
         ...(scripted !== undefined ? { script: scripted.script } : {}),
         ...(scripted?.usage !== undefined ? { usage: scripted.usage } : {}),
+        ...(scripted?.batches !== undefined ? { batches: scripted.batches } : {}),
       }),
     );
     out(fake.url);

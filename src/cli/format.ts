@@ -64,6 +64,9 @@ export function replayLine(e: StoredEnvelope, from: unknown, to: unknown): strin
     case 'MODEL_ERROR':
       detail = `attempt ${ev.attempt} ${ev.retryable ? 'retryable' : 'fatal'} ${ev.kind}${ev.status !== null ? ` ${ev.status}` : ''}, delay ${ev.delayMs} ms, cost ${usd(ev.costUsd)}${ev.unconfirmed === true ? ' unconfirmed (its reservation: the process died mid-call)' : ''}: ${ev.message}`;
       break;
+    case 'BATCH_SUBMITTED':
+      detail = `attempt ${ev.attempt} in batch ${ev.batchId} as ${ev.customId}: waiting for its result`;
+      break;
     case 'SKIP':
       detail = ev.reason;
       break;

@@ -2,6 +2,7 @@
  * The CLI's model client, with `@anthropic-ai/sdk` imported on the first call rather than when
  * a verb starts: verbs that read the store (`runs`, `cost`, `replay`) never load it (issue 14).
  */
+import type { BatchClient } from '../model/batchTypes.js';
 import type { ModelClient, ModelRequest } from '../model/types.js';
 
 /** Settings for {@link createAnthropicClient}, read from the environment by the caller. */
@@ -29,5 +30,21 @@ export function lazyAnthropicClient(settings: ModelSettings): ModelClient {
         return null;
       }
     },
+    batches: lazyBatches(async () => (await load()).batches),
+  };
+}
+
+/** The Message Batches port, loaded with the client on first use (the real client has one). */
+function lazyBatches(load: () => Promise<BatchClient | undefined>): BatchClient {
+  const real = async (): Promise<BatchClient> => {
+    const b = await load();
+    if (b === undefined) throw new Error('internal: the Anthropic client has no batch port');
+    return b;
+  };
+  return {
+    submit: async (items, signal) => (await real()).submit(items, signal),
+    status: async (id, signal) => (await real()).status(id, signal),
+    cancel: async (id, signal) => (await real()).cancel(id, signal),
+    results: async (id, signal) => (await real()).results(id, signal),
   };
 }

@@ -8,9 +8,11 @@
  */
 import { isPlumblineError, ReplayMismatchError, UsageError } from '../errors.js';
 import { checkChain } from '../machines/chain.js';
+import { machineSteps } from '../machines/constructs.js';
 import type { RunStarted, StoredEnvelope } from '../machines/events.js';
 import type { LlmStep } from '../machines/pipeline.js';
 import { foldLog, startedOf } from '../machines/replay.js';
+import { batchPrice } from '../model/batch.js';
 import { costUsd } from '../model/cost.js';
 import { priceFor, stripDateSuffix } from '../model/prices.js';
 import { modelsOf } from '../machines/fallback.js';
@@ -67,17 +69,32 @@ function failed(
   };
 }
 
-/** The price a recorded call was billed at: its step's, else the table's for the model. */
-function priceOfCall(prepared: Prepared | null, step: string, model: string): Price | null {
-  const s = prepared?.pipeline.steps.find((x): x is LlmStep => x.name === step && x.kind === 'llm');
-  // A step with fallback models: the price of the model the call used (the API may add a date).
+/**
+ * The price a recorded call was billed at: its step's (route branches included; for a step with
+ * fallback models, the model the call used), else the table's for the model — halved when the
+ * attempt went through a Message Batch.
+ */
+function priceOfCall(
+  prepared: Prepared | null,
+  step: string,
+  model: string,
+  batched: boolean,
+): Price | null {
+  const s =
+    prepared !== null
+      ? machineSteps(prepared.pipeline.steps).find(
+          (x): x is LlmStep => x.name === step && x.kind === 'llm',
+        )
+      : undefined;
+  // The API may add a date to the model it reports.
   const used =
     s !== undefined
       ? modelsOf(s).find((m) => m === model || m === stripDateSuffix(model))
       : undefined;
   if (s !== undefined && prepared !== null) return prepared.priceOf(s, used);
   try {
-    return priceFor(model, prepared?.pipeline.prices);
+    const price = priceFor(model, prepared?.pipeline.prices);
+    return batched ? batchPrice(price) : price;
   } catch {
     return null;
   }
@@ -88,11 +105,16 @@ function checkCalls(events: readonly StoredEnvelope[], prepared: Prepared | null
   const problems: VerifyProblem[] = [];
   /** Each step's last reservation: what a call lost with its process is counted at. */
   const reserved = new Map<string, number>();
+  /** The attempts sent in a Message Batch (`step:attempt`): billed at the batch price. */
+  const batched = new Set<string>();
   for (const { seq, event: ev } of events) {
     if (ev.type === 'ATTEMPT') reserved.set(ev.step, ev.estimate.usd);
+    if (ev.type === 'BATCH_SUBMITTED') batched.add(`${ev.step}:${ev.attempt}`);
     if (ev.type !== 'MODEL_RESPONSE' && ev.type !== 'MODEL_ERROR') continue;
     const lost = ev.type === 'MODEL_ERROR' && ev.unconfirmed === true && ev.usage === null;
-    const price = lost ? null : priceOfCall(prepared, ev.step, ev.model);
+    const price = lost
+      ? null
+      : priceOfCall(prepared, ev.step, ev.model, batched.has(`${ev.step}:${ev.attempt}`));
     if (lost && usdKey(reserved.get(ev.step) ?? 0) !== usdKey(ev.costUsd))
       problems.push({
         seq,

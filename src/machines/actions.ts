@@ -164,6 +164,13 @@ export const actions = {
       waitUntil: event.retryAt,
     };
   }),
+  recordBatch: assign(({ event }: Args) => {
+    if (event.type !== 'BATCH_SUBMITTED') return {};
+    const { step, attempt, batchId, customId, items, at } = event;
+    return {
+      batch: { step, attempt, batchId, customId, ...(items !== undefined ? { items } : {}), at },
+    };
+  }),
   recordEffectFailure: assign(({ context, event }: Args, p: { step: string }) => {
     if (event.type !== 'EFFECT_FAILED') return {};
     return {

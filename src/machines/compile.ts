@@ -55,6 +55,25 @@ function llmStates(s: LlmStep, next: string | null, maxTransport: number): State
       params: fb !== null && reason === 'breaker' ? { reason, models: fb.models } : { reason },
     },
   });
+  const outcomes = {
+    MODEL_RESPONSE: {
+      target: 'validate',
+      actions: {
+        type: 'recordResponse',
+        params: { step: s.name, maxTokensOnRetry: s.maxTokensOnRetry ?? null },
+      },
+    },
+    MODEL_ERROR: {
+      target: 'retry',
+      actions:
+        fb === null
+          ? { type: 'recordModelError', params: { step: s.name } }
+          : [
+              { type: 'recordModelError', params: { step: s.name } },
+              { type: 'countModelFailure', params: fb },
+            ],
+    },
+  };
   return {
     entry: enter(s.name),
     initial: 'ready',
@@ -79,27 +98,10 @@ function llmStates(s: LlmStep, next: string | null, maxTransport: number): State
           { target: 'calling', actions: { type: 'reserve', params: { step: s.name } } },
         ],
       },
-      calling: {
-        on: {
-          MODEL_RESPONSE: {
-            target: 'validate',
-            actions: {
-              type: 'recordResponse',
-              params: { step: s.name, maxTokensOnRetry: s.maxTokensOnRetry ?? null },
-            },
-          },
-          MODEL_ERROR: {
-            target: 'retry',
-            actions:
-              fb === null
-                ? { type: 'recordModelError', params: { step: s.name } }
-                : [
-                    { type: 'recordModelError', params: { step: s.name } },
-                    { type: 'countModelFailure', params: fb },
-                  ],
-          },
-        },
-      },
+      // A batch step's call is a submit (BATCH_SUBMITTED), then a wait in `batched` for its
+      // result; a direct step's machine is unchanged (its hash is pinned by old runs).
+      calling: { on: s.batch === true ? { ...outcomes, ...batchSubmitted() } : outcomes },
+      ...(s.batch === true ? { batched: { on: outcomes } } : {}),
       validate: {
         always: [
           { guard: 'outputValid', target: target(next) },
@@ -135,6 +137,11 @@ function retryFallback(fb: FallbackParams): unknown[] {
     },
     failTo,
   ];
+}
+
+/** The submit of a batch step's request: the run then waits in `batched` for its result. */
+function batchSubmitted(): StateConfig {
+  return { BATCH_SUBMITTED: { target: 'batched', actions: 'recordBatch' } };
 }
 
 function effectStates(s: EffectStep, next: string | null): StateConfig {

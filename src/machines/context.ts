@@ -115,6 +115,19 @@ export interface RunContext {
   killed: { reason: string } | null;
   /** What the run waits for (a signal or a time), while a wait or sleep step holds it. */
   waiting?: { step: string; signal: string | null; until: number | null; since: number } | null;
+  /**
+   * The Message Batch item the current attempt of a batch step waits on (the last
+   * BATCH_SUBMITTED; absent: no batch step has submitted yet).
+   */
+  batch?: {
+    step: string;
+    attempt: number;
+    batchId: string;
+    customId: string;
+    /** Items in the batch (absent: unknown). */
+    items?: number;
+    at: number;
+  } | null;
   /** Each agent step's conversation (absent: no agent turn yet). */
   agent?: Record<string, AgentConversation>;
   /** Child runs made by each parallel, map or call step (absent: none yet). */

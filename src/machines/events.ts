@@ -140,6 +140,20 @@ export const MachineEvent = z.discriminatedUnion('type', [
      */
     unconfirmed: z.boolean().optional(),
   }),
+  /**
+   * A batch step's request went into a Message Batch (`batchId`, as item `customId`): recorded
+   * as soon as the submit returned, so a resumed run polls that batch and never submits again.
+   */
+  z.object({
+    type: z.literal('BATCH_SUBMITTED'),
+    ...stepRef,
+    attempt: z.number().int().positive(),
+    batchId: z.string(),
+    customId: z.string(),
+    /** How many items the batch holds (this run's and others'): a kill cancels a batch of one. */
+    items: z.number().int().positive().optional(),
+    at: z.number(),
+  }),
   /** The backoff deadline passed: call again. */
   z.object({ type: z.literal('TIMER'), ...stepRef, at: z.number() }),
   /** An effect is about to run with this idempotency key (recorded before it runs). */

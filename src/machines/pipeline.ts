@@ -88,6 +88,12 @@ export interface LlmStepOptions<I, O extends z.ZodType, Out = UntypedOutputs> {
    * (`cache_control`, ephemeral) living 5 minutes or 1 hour; default the pipeline's `cache`.
    */
   cache?: CacheTtl;
+  /**
+   * Send the request through the Message Batches API (half price; the answer may take up to
+   * 24 h): the batch id is recorded, the run polls it durably and never submits it twice.
+   * Default the pipeline's `batch`.
+   */
+  batch?: boolean;
   skip?: SkipFn<I, Out>;
 }
 
@@ -171,6 +177,8 @@ export interface PipelineOptions<S extends z.ZodType> {
   effectTimeoutMs?: number;
   /** Prompt caching of every llm step that does not set its own `cache` (default none). */
   cache?: CacheTtl;
+  /** Send every llm step that does not set its own `batch` through the Message Batches API. */
+  batch?: boolean;
 }
 
 /** An effect attempt's timeout when neither the effect nor its pipeline sets one: 5 minutes. */
@@ -243,12 +251,18 @@ function defineChecked<S extends z.ZodType>(options: PipelineOptions<S>): Pipeli
   checkEffectTimeouts(options);
   checkCache(options);
   const cache = options.cache;
+  const batch = options.batch;
   // The pipeline's default cache is copied onto its llm steps, where the request is built;
   // parallel branches and map steps become child pipelines that inherit the pipeline's settings.
   const withCache = (seq: readonly Step[]): Step[] =>
     seq.map((s) => {
-      if (s.kind === 'llm')
-        return cache !== undefined && s.cache === undefined ? { ...s, cache } : s;
+      if (s.kind === 'llm') {
+        const withDefaults = cache !== undefined && s.cache === undefined ? { ...s, cache } : s;
+        // Only an explicit `true` is copied: a step without `batch` keeps its machine (and hash).
+        return batch === true && s.batch === undefined
+          ? { ...withDefaults, batch: true }
+          : withDefaults;
+      }
       if (s.kind === 'route')
         return {
           ...s,
@@ -285,6 +299,7 @@ function childOf(parent: PipelineOptions<z.ZodType>, name: string, steps: Step[]
     ...(parent.retry !== undefined ? { retry: parent.retry } : {}),
     ...(parent.effectTimeoutMs !== undefined ? { effectTimeoutMs: parent.effectTimeoutMs } : {}),
     ...(parent.cache !== undefined ? { cache: parent.cache } : {}),
+    ...(parent.batch !== undefined ? { batch: parent.batch } : {}),
   });
 }
 

@@ -5,6 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import Anthropic from '@anthropic-ai/sdk';
+import { anthropicBatches } from './anthropicBatch.js';
+import type { BatchClient } from './batchTypes.js';
 import { classifyError } from './classify.js';
 import { usageFromApi } from './cost.js';
 import { Lru } from './lru.js';
@@ -102,6 +104,7 @@ export function createAnthropicClient(opts: AnthropicClientOptions = {}): ModelC
   // Nothing that crosses this boundary (an error message, a body) may carry the credential.
   return scrubbed(secretValues([sdk.apiKey, sdk.authToken]), {
     ...(counting ? { countTokens } : {}),
+    batches: anthropicBatches(sdk, clock, wholeMs(defaultTimeoutMs)),
     async call(request: ModelRequest, signal: AbortSignal): Promise<ModelOutcome> {
       const started = clock.now();
       const elapsed = () => Math.max(0, clock.now() - started);
@@ -143,9 +146,28 @@ export function createAnthropicClient(opts: AnthropicClientOptions = {}): ModelC
 
 /** The client with every outcome scrubbed of the secrets (a provider's error may echo the key). */
 function scrubbed(secrets: readonly string[], client: ModelClient): ModelClient {
+  const b = client.batches;
   return {
     ...client,
     call: async (request, signal) => redactValue(await client.call(request, signal), secrets),
+    ...(b !== undefined ? { batches: scrubbedBatches(secrets, b) } : {}),
+  };
+}
+
+/** The batch port with every outcome scrubbed of the secrets, like a call's. */
+function scrubbedBatches(secrets: readonly string[], b: BatchClient): BatchClient {
+  return {
+    submit: async (items, signal) => redactValue(await b.submit(items, signal), secrets),
+    status: async (id, signal) => redactValue(await b.status(id, signal), secrets),
+    cancel: async (id, signal) => redactValue(await b.cancel(id, signal), secrets),
+    results: async (id, signal) => {
+      const r = await b.results(id, signal);
+      if (!r.ok) return redactValue(r, secrets);
+      return {
+        ok: true,
+        results: new Map([...r.results].map(([k, v]) => [k, redactValue(v, secrets)])),
+      };
+    },
   };
 }
 

@@ -171,3 +171,18 @@ function base(
 ): ClassifiedError {
   return { kind, status, retryable, message, retryAfterMs: null, requestId: null };
 }
+
+/**
+ * Classifies an error the API reports in a body rather than a status (an errored batch item's
+ * `error: { type, message }`), by its `type`, as a streamed error is.
+ * @example classifyErrorBody({ type: 'overloaded_error', message: 'Overloaded' }).retryable // true
+ */
+export function classifyErrorBody(
+  error: { type?: unknown; message?: unknown } | null | undefined,
+  requestId: string | null = null,
+): ClassifiedError {
+  const type = typeof error?.type === 'string' ? error.type : '';
+  const message = typeof error?.message === 'string' ? error.message : `error ${type || 'unknown'}`;
+  const c = TYPE_KINDS.get(type) ?? { kind: 'unknown', retryable: false };
+  return { ...base(c.kind, c.retryable, null, message), requestId };
+}

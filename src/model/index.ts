@@ -30,6 +30,23 @@ export {
   worstCaseUsd,
 } from './cost.js';
 export { reserveInputTokens } from './reserve.js';
+export {
+  BATCH_PRICE_FACTOR,
+  CUSTOM_ID_PATTERN,
+  DEFAULT_POLL,
+  batchCustomId,
+  batchPrice,
+  pollDelayMs,
+} from './batch.js';
+export type { PollSchedule } from './batch.js';
+export { outcomeOfAnswer } from './batchTypes.js';
+export type {
+  BatchAnswer,
+  BatchClient,
+  BatchItem,
+  BatchItemResult,
+  BatchStatus,
+} from './batchTypes.js';
 export type { ApiUsage } from './cost.js';
 export { feedbackMessage, formatIssue, judgeOutput, toJsonSchema } from './structured.js';
 export type { Judgement } from './structured.js';

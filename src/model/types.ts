@@ -3,6 +3,7 @@
  * an outcome that is either a response or a classified error. No retries happen inside.
  */
 import type { Usage } from '../machines/events.js';
+import type { BatchClient } from './batchTypes.js';
 
 /** How structured output is requested: native `output_config.format`, or a forced tool. */
 export type StructuredMode = 'native' | 'tool';
@@ -92,6 +93,8 @@ export interface ModelClient {
    * could not be counted (the budget then reserves the byte bound). Optional; must never throw.
    */
   countTokens?(request: ModelRequest, signal?: AbortSignal): Promise<number | null>;
+  /** The Message Batches API (`batch: true` steps), when the client speaks it. */
+  batches?: BatchClient;
 }
 
 /** USD per million tokens for one model. */

@@ -35,6 +35,11 @@ export function describeDecision(event: MachineEvent, next: RunSnapshot): Decisi
         decision: 'retry',
         reason: `${event.kind}${event.status !== null ? ` ${event.status}` : ''} is retryable: wait ${event.delayMs} ms`,
       };
+    case 'BATCH_SUBMITTED':
+      return {
+        decision: 'wait-batch',
+        reason: `in batch ${event.batchId} as ${event.customId}: polling until it ends`,
+      };
     case 'TIMER':
       return { decision: 'wake', reason: 'backoff over' };
     case 'SKIP':

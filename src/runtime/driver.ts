@@ -34,6 +34,7 @@ import { LocalBreakerParking, type BreakerResumeOptions } from './breakerResume.
 import type { BreakerGate, DriverEnv, DriverHooks } from './env.js';
 import { execute, isInterrupt, UserCodeError } from './execute.js';
 import { KillWatcher } from './killWatch.js';
+import { Batcher, type BatcherOptions } from './batcher.js';
 import { LeaseKeeper, type HeldLease } from './leaseKeeper.js';
 import type { ChildHost } from './children.js';
 import { silentLogger, type Logger } from './logger.js';
@@ -92,6 +93,11 @@ export interface RuntimeOptions {
    * process; a worker queues them on its bus so any worker drives them.
    */
   children?: ChildHost;
+  /**
+   * How `batch: true` steps are grouped into Message Batches and polled (default: up to 1,000
+   * items or 1 s, polled from 5 s doubling to 60 s). One batcher per runtime.
+   */
+  batch?: BatcherOptions;
   /**
    * OpenTelemetry spans for runs, steps, model attempts and effects (default true; a no-op
    * until the application registers an SDK). See `tracing.ts`.
@@ -219,6 +225,8 @@ export class Runtime {
   private readonly logger: Logger;
   private modelClient: ModelClient | undefined;
   private readonly kills: KillWatcher;
+  /** Groups this runtime's batch steps into Message Batches and polls them. */
+  private readonly batcher: Batcher;
   private readonly tracer: RunTracer | null;
   /** The run leases this runtime holds: one driver per run. */
   readonly leases: LeaseKeeper;
@@ -233,6 +241,7 @@ export class Runtime {
     this.modelClient = opts.model;
     this.tracer = opts.tracing === false ? null : new RunTracer();
     this.kills = new KillWatcher(opts.store.control, opts.killPollMs ?? 200);
+    this.batcher = new Batcher(opts.batch ?? {}, this.clock);
     this.leases = new LeaseKeeper(
       opts.store.leases,
       opts.owner ?? leaseOwner(),
@@ -536,6 +545,7 @@ export class Runtime {
       logMaxChars: this.opts.logMaxChars ?? 500,
       effectKey: () => writer.effectKey,
       request: null,
+      batcher: this.batcher,
       children: this.childHost,
       groups: new Map(),
       lease: lease.lease,

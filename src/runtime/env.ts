@@ -10,6 +10,7 @@ import type { AbandonedEffect } from './effectRun.js';
 import type { KillWatcher } from './killWatch.js';
 import type { ChildGroup, ChildHost } from './children.js';
 import type { ModelRequest } from '../model/types.js';
+import type { Batcher } from './batcher.js';
 
 /** The gate a model call passes through: the circuit breaker shared by all runs. */
 export interface BreakerGate {
@@ -24,6 +25,8 @@ export interface DriverHooks {
   afterAppend?: (runId: string, seq: number, type: string) => void;
   afterEffectClaimed?: (runId: string, step: string, key: string) => void;
   afterEffectRan?: (runId: string, step: string, key: string) => void;
+  /** A batch step's batch was created, before BATCH_SUBMITTED is appended (the at-least-once window). */
+  afterBatchCreated?: (runId: string, step: string, batchId: string) => void;
 }
 
 /** The per-run environment of the driver. */
@@ -48,6 +51,8 @@ export interface DriverEnv {
   request: { step: string; attempt: number; request: ModelRequest } | null;
   /** How children are made and driven (parallel, map, call steps). */
   children: ChildHost;
+  /** The process's Message Batches grouping and polling (`batch: true` steps). */
+  batcher: Batcher;
   /** The waits for children under way in this drive, by step. */
   groups: Map<string, ChildGroup>;
   /** The run's lease this driver holds (effects are claimed under it). */

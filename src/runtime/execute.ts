@@ -19,21 +19,13 @@ import { agentPhase } from './agentRun.js';
 import type { SleepStep, WaitStep } from '../machines/waits.js';
 import { ChildGroup, childLimits, childSpecs, poolOf, remainingCaps } from './children.js';
 import { reservePools, settlePools } from './pools.js';
-import { costUsd, overrunUsd, worstCaseUsd } from '../model/cost.js';
+import { batchSubmit, batchWait } from './batchPhase.js';
+import { outcomeEvent } from './modelEvents.js';
+import { worstCaseUsd } from '../model/cost.js';
 import { reserveInputTokens } from '../model/reserve.js';
-import { retryDelayMs } from '../model/retry.js';
 import { claimerToken, leaseClaimer } from '../store/leaseRules.js';
-import { judgeOutput } from '../model/structured.js';
-import type { ClassifiedError } from '../model/types.js';
 import { buildRequest, stepContext } from './request.js';
-import {
-  currentModel,
-  decideAfterError,
-  fallbackOf,
-  hasFallback,
-  modelsOf,
-  type FallbackDecision,
-} from '../machines/fallback.js';
+import { currentModel, fallbackOf, hasFallback, modelsOf } from '../machines/fallback.js';
 import { chooseModel } from './modelChoice.js';
 import {
   DEFAULT_EFFECT_GRACE_MS,
@@ -139,7 +131,9 @@ async function llmPhase(
     const attempt = attemptsOf(ctx, step.name).calls + 1;
     // A fallback step picks its model (by the breakers, from its floor on) before pricing the
     // call: the reservation is at the chosen model's price.
-    const gate = env.breakers;
+    // The breaker guards the live Messages endpoint; a batch item goes elsewhere and is answered
+    // hours later, so it neither waits for the breaker nor reports to it.
+    const gate = step.batch === true ? undefined : env.breakers;
     const choice = hasFallback(step)
       ? await chooseModel(
           modelsOf(step),
@@ -159,8 +153,8 @@ async function llmPhase(
     const breaker =
       choice !== null
         ? choice.breaker
-        : env.breakers !== undefined
-          ? await env.breakers.acquire(model, env.clock.now())
+        : gate !== undefined
+          ? await gate.acquire(model, env.clock.now())
           : 'closed';
     env.request = { step: step.name, attempt, request };
     return {
@@ -185,6 +179,8 @@ async function llmPhase(
       held !== null && held.step === step.name && held.attempt === attempt
         ? held.request
         : user(step.name, () => buildRequest(step, ctx, modelId));
+    // A batch step's call is a submit into a Message Batch; its answer is awaited in `batched`.
+    if (step.batch === true) return batchSubmit(env, step, ctx, attempt, request, signal);
     const killer = new AbortController();
     const both = AbortSignal.any([signal, killer.signal]);
     let killedBy: string | null = null;
@@ -198,7 +194,6 @@ async function llmPhase(
     } finally {
       unwatch();
     }
-    const price = env.prepared.priceOf(step, modelId);
     // A child's pool reservation is settled at what the call cost; a killed call at its
     // reservation (unknown); a stopped one not at all (the next driver records it as lost).
     if (killedBy !== null) {
@@ -206,87 +201,10 @@ async function llmPhase(
       return { type: 'KILL', reason: killedBy };
     }
     if (signal.aborted) return { interrupt: 'aborted' };
-    const usage = outcome.ok ? outcome.usage : outcome.usage;
-    await settlePools(env.store, ctx, usage !== null ? costUsd(usage, price) : 0);
-    if (outcome.ok) {
-      const judged = judgeOutput(
-        { text: outcome.text, stopReason: outcome.stopReason },
-        step.output,
-      );
-      await env.breakers?.record(modelId, true, 'ok', env.clock.now());
-      const usd = costUsd(outcome.usage, price);
-      const over = overrunUsd(ctx.reservedUsd, usd);
-      if (over > 0)
-        env.logger.warn(
-          { runId, step: step.name, reservedUsd: ctx.reservedUsd, actualUsd: usd, overUsd: over },
-          'model call cost more than it reserved',
-        );
-      return {
-        type: 'MODEL_RESPONSE',
-        step: step.name,
-        attempt,
-        requestId: outcome.requestId,
-        model: outcome.model,
-        stopReason: outcome.stopReason,
-        usage: outcome.usage,
-        costUsd: usd,
-        verdict: judged.verdict,
-        ...(judged.verdict === 'valid' ? { output: judged.output } : {}),
-        issues: judged.issues,
-        text: judged.verdict === 'valid' ? null : (outcome.text ?? '').slice(0, env.logMaxChars),
-        durationMs: outcome.durationMs,
-      };
-    }
-    const err: ClassifiedError = outcome.error;
-    await env.breakers?.record(modelId, false, err.kind, env.clock.now());
-    const policy = env.prepared.retryOf(step);
-    const next = hasFallback(step) ? fallbackAfter(ctx, step, err, policy.maxAttempts) : null;
-    const failures = next?.failures ?? attemptsOf(ctx, step.name).transport + 1;
-    // Falling to the next model calls it at once: no backoff is waited.
-    const delayMs =
-      err.retryable && next?.decision !== 'next'
-        ? retryDelayMs(err, failures, policy, env.random)
-        : 0;
-    return {
-      type: 'MODEL_ERROR',
-      step: step.name,
-      attempt,
-      requestId: err.requestId,
-      model: modelId,
-      status: err.status,
-      kind: err.kind,
-      retryable: err.retryable,
-      message: err.message,
-      delayMs,
-      retryAt: env.clock.now() + delayMs,
-      usage: outcome.usage,
-      costUsd: outcome.usage !== null ? costUsd(outcome.usage, price) : 0,
-      durationMs: outcome.durationMs,
-    };
+    return outcomeEvent(env, step, ctx, attempt, outcome, modelId);
   }
+  if (phase === 'batched') return batchWait(env, step, snap, signal);
   return backoff(env, step, snap, signal);
-}
-
-/**
- * What the machine will decide after this failure of a fallback step (so the event records no
- * backoff when the next model is called at once), and the failures of the model that failed.
- */
-function fallbackAfter(
-  ctx: RunSnapshot['context'],
-  step: LlmStep,
-  err: ClassifiedError,
-  maxAttempts: number,
-): { decision: FallbackDecision; failures: number } {
-  const s = fallbackOf(ctx, step.name);
-  const failures = [...s.failures];
-  failures[s.used] = (failures[s.used] ?? 0) + 1;
-  const decision = decideAfterError(
-    { ...s, failures },
-    { retryable: err.retryable, kind: err.kind },
-    modelsOf(step).length,
-    maxAttempts,
-  );
-  return { decision, failures: failures[s.used] ?? 1 };
 }
 
 async function backoff(

@@ -8,6 +8,7 @@ import { machineSteps } from '../machines/constructs.js';
 import { modelsOf } from '../machines/fallback.js';
 import { describeMachine, machineHash, type MachineGraph } from '../machines/graph.js';
 import type { LlmStep, Pipeline } from '../machines/pipeline.js';
+import { batchPrice } from '../model/batch.js';
 import { checkPrice, priceFor } from '../model/prices.js';
 import { resolveRetryPolicy } from '../model/retry.js';
 import type { Price, RetryPolicy } from '../model/types.js';
@@ -57,17 +58,13 @@ export function prepare(pipeline: Pipeline, module: string | null = null): Prepa
     if (s.kind !== 'llm') continue;
     try {
       const models = modelsOf(s);
-      prices.set(
-        s.name,
-        new Map(
-          models.map((m) => [
-            m,
-            s.price !== undefined && models.length === 1
-              ? checkPrice(m, s.price)
-              : priceFor(m, pipeline.prices),
-          ]),
-        ),
-      );
+      const own = (m: string): Price =>
+        s.price !== undefined && models.length === 1
+          ? checkPrice(m, s.price)
+          : priceFor(m, pipeline.prices);
+      // A batch step is reserved and costed at the batch price (half of every field).
+      const priced = (m: string): Price => (s.batch === true ? batchPrice(own(m)) : own(m));
+      prices.set(s.name, new Map(models.map((m) => [m, priced(m)])));
       // Resolved now, so a bad policy (in a pipeline not made by definePipeline) fails here.
       retries.set(s.name, resolveRetryPolicy({ ...pipeline.retry, ...s.retry }));
     } catch (e) {

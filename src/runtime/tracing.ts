@@ -203,6 +203,13 @@ export class RunTracer {
         d.attempts.set(ev.attempt, span);
         return;
       }
+      case 'BATCH_SUBMITTED':
+        // The attempt's span lasts until the item's result is recorded (the whole batch wait).
+        d.attempts.get(ev.attempt)?.setAttributes({
+          'plumbline.batch_id': ev.batchId,
+          'plumbline.batch_custom_id': ev.customId,
+        });
+        return;
       case 'MODEL_RESPONSE':
       case 'MODEL_ERROR': {
         // An outcome without its ATTEMPT here (recorded by a later drive: a lost call) spans its duration.

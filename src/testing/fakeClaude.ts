@@ -9,6 +9,7 @@ import type { ApiUsage } from '../model/cost.js';
 import { answerBody, DEFAULT_USAGE, errorBody, errorResponseBody } from './fakeResponses.js';
 import type { FakeAction, FakeUsage } from './fakeResponses.js';
 import { FakePromptCache } from './fakeCache.js';
+import { FakeBatches, type FakeBatchOptions } from './fakeBatches.js';
 
 // Re-exported so importers of this module keep finding the action types here.
 export type { FakeAction, FakeUsage } from './fakeResponses.js';
@@ -53,6 +54,12 @@ export interface FakeClaude extends AsyncDisposable {
    * when the test says, even if its client has died meanwhile).
    */
   flush(): void;
+  /** How many Message Batches were created (`POST /v1/messages/batches`). */
+  readonly batches: number;
+  /** How many items the created batches held in all. */
+  readonly batchItems: number;
+  /** Keeps every batch in progress (`true`) until called with `false`: then they end at the next poll. */
+  holdBatches(hold: boolean): void;
   /** Replaces the script; a list starts again from its first action. */
   setScript(script: FakeScript): void;
   /** Forgets the requests and the prompt cache, and restores the script given at start. */
@@ -79,6 +86,8 @@ export interface FakeClaudeOptions {
    * then reports `cache_read_input_tokens`, `cache_creation_input_tokens` and `cache_creation`.
    */
   now?: () => number;
+  /** How batches progress and what each item gets (see {@link FakeBatchOptions}). */
+  batches?: FakeBatchOptions;
 }
 
 /**
@@ -107,6 +116,14 @@ export async function startFakeClaude(opts: FakeClaudeOptions = {}): Promise<Fak
   let scriptIndex = 0;
   let serial = 0;
   const promptCache = new FakePromptCache(opts.now ?? Date.now);
+  let baseUrl = '';
+  // A batch item takes the next action of the script, as if it were a POST /v1/messages.
+  const batches = new FakeBatches(
+    opts.batches ?? {},
+    (item) => nextAction({ method: 'POST', path: '/v1/messages', headers: {}, body: item.params }),
+    () => usage,
+    () => baseUrl,
+  );
 
   const nextAction = (req: FakeRequest): FakeAction => {
     const index = scriptIndex++;
@@ -180,6 +197,17 @@ export async function startFakeClaude(opts: FakeClaudeOptions = {}): Promise<Fak
         send(res, 200, { input_tokens: counted }, {});
       } else if (req.method === 'POST' && path === '/v1/messages') {
         perform(nextAction(req), req, res);
+      } else if (path.startsWith('/v1/messages/batches')) {
+        const reply = batches.handle(req.method, path, body);
+        if (reply === null)
+          send(
+            res,
+            404,
+            errorBody('not_found_error', `fake Claude has no ${req.method} ${path}`),
+            {},
+          );
+        else if (reply.jsonl !== undefined) sendText(res, reply.jsonl);
+        else send(res, reply.status, reply.body, { 'request-id': `req_fake_batch_${++serial}` });
       } else {
         send(
           res,
@@ -198,6 +226,7 @@ export async function startFakeClaude(opts: FakeClaudeOptions = {}): Promise<Fak
     server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
   });
   const { port } = server.address() as AddressInfo;
+  baseUrl = `http://127.0.0.1:${port}`;
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
@@ -225,6 +254,15 @@ export async function startFakeClaude(opts: FakeClaudeOptions = {}): Promise<Fak
         clearTimeout(timer);
         fire();
       }
+    },
+    get batches() {
+      return batches.created;
+    },
+    get batchItems() {
+      return batches.items;
+    },
+    holdBatches(hold) {
+      batches.setHold(hold);
     },
     setScript(next) {
       script = next;
@@ -254,6 +292,16 @@ function send(
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(text),
     ...headers,
+  });
+  res.end(text);
+}
+
+/** A JSON Lines body (the batch results), as the API streams it. */
+function sendText(res: ServerResponse, text: string): void {
+  if (res.destroyed || res.writableEnded) return;
+  res.writeHead(200, {
+    'content-type': 'application/binary',
+    'content-length': Buffer.byteLength(text),
   });
   res.end(text);
 }

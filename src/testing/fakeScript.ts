@@ -17,7 +17,9 @@
  * socket), `delay` (`ms`, then the action `then`), `refusal` (`text`), `max_tokens`, `tool_use`
  * (`calls: [{ name, input, id? }]`, `text`: an agent's turn asking for tools); answers
  * take an optional `usage`. `then` is `"repeat"` (the default: the last answer again, or
- * `valid` when there are none) or an action. A bare array is the `answers`.
+ * `valid` when there are none) or an action. A bare array is the `answers`. Message Batch items
+ * take the answers too (a `status` answer makes an `errored` item); `"batches": {"endAfterPolls":
+ * 3}` ends each batch at its third retrieve (default the first).
  */
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
@@ -74,6 +76,8 @@ const Action: z.ZodType<FakeAction> = z.lazy(() =>
 
 const Script = z.strictObject({
   usage: Usage.optional(),
+  /** Message Batches: a batch ends at its N-th retrieve (default 1). */
+  batches: z.strictObject({ endAfterPolls: z.number().int().min(1) }).optional(),
   answers: z.array(Action).default([]),
   then: z.union([z.literal('repeat'), Action]).default('repeat'),
 });
@@ -82,6 +86,8 @@ const Script = z.strictObject({
 export interface JsonFakeScript {
   script: FakeScript;
   usage?: FakeUsage;
+  /** How the fake's Message Batches progress. */
+  batches?: { endAfterPolls: number };
 }
 
 /**
@@ -99,11 +105,12 @@ export function fakeScriptFromJson(value: unknown, source = 'script'): JsonFakeS
     );
   }
   const { answers, then } = parsed.data;
-  const { usage } = parsed.data;
+  const { usage, batches } = parsed.data;
   const after: FakeAction =
     then === 'repeat' ? (answers[answers.length - 1] ?? { kind: 'valid' }) : then;
   return {
     script: (_req, index) => answers[index] ?? after,
     ...(usage !== undefined ? { usage: usage as FakeUsage } : {}),
+    ...(batches !== undefined ? { batches } : {}),
   };
 }

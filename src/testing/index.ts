@@ -10,5 +10,6 @@ export type {
   FakeScript,
 } from './fakeClaude.js';
 export type { FakeAction, FakeUsage } from './fakeResponses.js';
+export type { FakeBatchAction, FakeBatchItem, FakeBatchOptions } from './fakeBatches.js';
 export { sampleFromSchema } from './schemaSample.js';
 export type { JsonSchema } from './schemaSample.js';

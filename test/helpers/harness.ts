@@ -11,6 +11,7 @@ import { openSqliteStore } from '../../src/store/sqlite.js';
 import type { Store } from '../../src/store/types.js';
 import {
   startFakeClaude,
+  type FakeBatchOptions,
   type FakeClaude,
   type FakeScript,
   type FakeUsage,
@@ -29,7 +30,13 @@ export interface Harness extends AsyncDisposable {
 
 /** Starts a harness. */
 export async function harness(
-  opts: { script?: FakeScript; usage?: FakeUsage; clock?: Clock } = {},
+  opts: {
+    script?: FakeScript;
+    usage?: FakeUsage;
+    clock?: Clock;
+    /** How the fake's Message Batches progress (see FakeBatchOptions). */
+    batches?: FakeBatchOptions;
+  } = {},
 ): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'plumbline-h-'));
   const dbPath = join(dir, 'store.db');
@@ -38,6 +45,7 @@ export async function harness(
   const fake = await startFakeClaude({
     ...(opts.script ? { script: opts.script } : {}),
     ...(opts.usage ? { usage: opts.usage } : {}),
+    ...(opts.batches ? { batches: opts.batches } : {}),
   });
   const model = createAnthropicClient({ apiKey: 'sk-ant-test-harness', baseURL: fake.url });
   const close = async (): Promise<void> => {
