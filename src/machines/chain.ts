@@ -7,8 +7,8 @@
  * `envelopeHash(last.prev, last)` of the last envelope ({@link nextPrev}), which also starts a
  * chain on a log written before `prev` existed. {@link link} sets `prev` on a batch.
  */
-import { createHash } from 'node:crypto';
-import { RunEvent, StateSummary, type NewEnvelope } from './events.js';
+import { hash } from 'node:crypto';
+import { MachineEvent, RunStarted, StateSummary, type NewEnvelope } from './events.js';
 
 /** The `prev` of the first event of a run. */
 export const GENESIS = '0'.repeat(64);
@@ -45,11 +45,21 @@ export function envelopeHash(prevHash: string | undefined, env: Chainable): stri
   const body = {
     seq: env.seq,
     at: env.at,
-    event: RunEvent.parse(env.event),
+    event: parseEvent(env.event),
     state: StateSummary.parse(env.state),
     ...(prevHash !== undefined ? { prev: prevHash } : {}),
   };
-  return createHash('sha256').update(canonicalJson(body)).digest('hex');
+  return hash('sha256', canonicalJson(body), 'hex');
+}
+
+/**
+ * `RunEvent.parse`, with the union's branch picked by `type` (the same result: `run.started` is
+ * the only type RunStarted accepts and the only one MachineEvent refuses), so the common case
+ * does not first fail against RunStarted and build its issues.
+ */
+function parseEvent(event: unknown): unknown {
+  const type = (event as { type?: unknown } | null)?.type;
+  return type === 'run.started' ? RunStarted.parse(event) : MachineEvent.parse(event);
 }
 
 /** The `prev` the envelope after `last` must carry ({@link GENESIS} for an empty log). */
