@@ -8,7 +8,10 @@
  * chain on a log written before `prev` existed. {@link link} sets `prev` on a batch.
  */
 import { hash } from 'node:crypto';
+import { canonicalJson } from './canonicalJson.js';
 import { MachineEvent, RunStarted, StateSummary, type NewEnvelope } from './events.js';
+
+export { canonicalJson } from './canonicalJson.js';
 
 /** The `prev` of the first event of a run. */
 export const GENESIS = '0'.repeat(64);
@@ -20,19 +23,6 @@ export interface Chainable {
   event: unknown;
   state: unknown;
   prev?: string | undefined;
-}
-
-/**
- * JSON with the keys of every object sorted, and otherwise exactly `JSON.stringify`'s rules
- * (`toJSON`, `undefined` keys dropped), so a value and its JSON round trip give the same text.
- */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
-    const sorted: Record<string, unknown> = {};
-    for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
-    return sorted;
-  });
 }
 
 /**
