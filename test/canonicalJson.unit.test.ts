@@ -55,6 +55,15 @@ describe('canonicalJson', () => {
     expect(canonicalJson(undefined)).toBeUndefined();
   });
 
+  it('sorts objects with many keys (the larger-object sort path) as the reference does', () => {
+    const keys = Array.from(
+      { length: 60 },
+      (_, i) => `k${(i * 37) % 60}é${i % 3 === 0 ? 'Z' : 'a'}`,
+    );
+    const big = Object.fromEntries(keys.map((k, i) => [k, { z: i, a: [i, { y: k, b: null }] }]));
+    expect(canonicalJson(big)).toBe(canonicalJsonSlow(big));
+  });
+
   it('throws on a cycle, as the reference does', () => {
     const o: Record<string, unknown> = { a: 1 };
     o.self = { o };
