@@ -9,11 +9,12 @@
  *        [--inflight C] [--latency L] [--breakers on|off] [--log-file PATH|none] [--profile]
  *        (prints one `RESULT {json}` line)
  * The runtime is configured as users run it (issue 14): circuit breakers on and info logging to a
- * file (by default `plumbline.log` in the bench's temporary directory); `--breakers off` and
- * `--log-file none` measure the bare engine.
+ * file (by default `plumbline.log` in the bench's temporary directory) the way `plumbline worker`
+ * logs — pino writing each line synchronously to a file descriptor (the worker's stderr,
+ * redirected to a file); `--breakers off` and `--log-file none` measure the bare engine.
  */
 import { execFileSync } from 'node:child_process';
-import { createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -52,7 +53,8 @@ const BREAKERS = arg('breakers', 'on') !== 'off';
 const dir = mkdtempSync(join(tmpdir(), 'plumbline-bench-'));
 const logArg = arg('log-file', join(dir, 'plumbline.log')) as string;
 const logFile = logArg === 'none' ? undefined : logArg;
-const logStream = logFile !== undefined ? createWriteStream(logFile, { flags: 'a' }) : undefined;
+// An fd, as the worker's stderr: createLogger writes to it as `plumbline worker` writes to fd 2.
+const logFd = logFile !== undefined ? openSync(logFile, 'a') : undefined;
 const fake = await startFakeProcess('valid');
 let nats: NatsServerHandle | undefined;
 let store: Store;
@@ -67,8 +69,8 @@ if (backend === 'jetstream') {
 const serverPids = nats !== undefined ? [serverPid(nats)] : [];
 const model = modelClient(fake.url);
 const logger =
-  logStream !== undefined
-    ? createLogger({ level: 'info', destination: logStream, pretty: false })
+  logFd !== undefined
+    ? createLogger({ level: 'info', destination: logFd, pretty: false })
     : undefined;
 const rt = new Runtime({
   store,
@@ -80,8 +82,9 @@ const rt = new Runtime({
 const config = { breakers: BREAKERS, log: logFile !== undefined ? 'info-file' : 'silent' };
 /** Closes the log file (after the runtime's last line) and reports its size. */
 async function closeLog(): Promise<number> {
-  if (logStream === undefined || logFile === undefined) return 0;
-  await new Promise<void>((resolve) => logStream.end(resolve));
+  if (logFd === undefined || logFile === undefined) return 0;
+  logger?.flush();
+  closeSync(logFd);
   return statSync(logFile).size;
 }
 const sink = join(dir, 'sink.jsonl');

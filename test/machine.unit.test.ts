@@ -2,6 +2,7 @@
  * The run statechart, event by event (given / when / then): limits, resume, kill, skip.
  */
 import { describe, expect, it } from 'vitest';
+import { initialTransition } from 'xstate';
 import { z } from 'zod';
 import type { MachineEvent } from '../src/machines/events.js';
 import { initialSnapshot, statusOf, step, type RunSnapshot } from '../src/machines/fold.js';
@@ -150,5 +151,26 @@ describe('run statechart', () => {
         durationMs: 0,
       }),
     ).toBe(s);
+  });
+});
+
+describe('initialSnapshot', () => {
+  it("equals XState's initialTransition (value, context, status) without its per-call actor", () => {
+    const input = {
+      runId: 'r',
+      input: { q: 1 },
+      limits: { budgetUsd: 1, maxIterations: 5, deadlineAt: null },
+      startedAt: 42,
+      outputs: { before: 'x' },
+    };
+    const ours = initialSnapshot(p.machine, input);
+    const theirs = initialTransition(p.machine, input)[0] as RunSnapshot;
+    expect(ours.value).toEqual(theirs.value);
+    expect(ours.context).toEqual(theirs.context);
+    expect(ours.status).toBe(theirs.status);
+    // And it folds on the same way.
+    expect(step(p.machine, ours, attempt(0.01)).value).toEqual(
+      step(p.machine, theirs, attempt(0.01)).value,
+    );
   });
 });

@@ -2,7 +2,7 @@
  * The run machine's context updates (`assign` with params). Pure: every value comes from the
  * context or the event, so folding a log reproduces the live run exactly.
  */
-import { assign } from 'xstate';
+import { assign } from './fastAssign.js';
 import { attemptsOf, roundUsd, type RunContext, type StepAttempts } from './context.js';
 import type { MachineEvent, ParkReason, Usage } from './events.js';
 import { budgetCrossed } from './guards.js';

@@ -3,7 +3,7 @@
  * that record a turn and a tool result, and the guards of the turn loop. Pure: every value comes
  * from the context or the event, so a fold of the log rebuilds the conversation exactly.
  */
-import { assign } from 'xstate';
+import { assign } from './fastAssign.js';
 import { feedbackMessage } from '../model/structured.js';
 import type { ModelBlock, ModelMessage } from '../model/types.js';
 import { attemptsOf, roundUsd, type RunContext } from './context.js';

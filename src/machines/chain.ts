@@ -7,8 +7,11 @@
  * `envelopeHash(last.prev, last)` of the last envelope ({@link nextPrev}), which also starts a
  * chain on a log written before `prev` existed. {@link link} sets `prev` on a batch.
  */
-import { createHash } from 'node:crypto';
-import { RunEvent, StateSummary, type NewEnvelope } from './events.js';
+import { hash } from 'node:crypto';
+import { canonicalJson } from './canonicalJson.js';
+import { MachineEvent, RunStarted, StateSummary, type NewEnvelope } from './events.js';
+
+export { canonicalJson } from './canonicalJson.js';
 
 /** The `prev` of the first event of a run. */
 export const GENESIS = '0'.repeat(64);
@@ -23,19 +26,6 @@ export interface Chainable {
 }
 
 /**
- * JSON with the keys of every object sorted, and otherwise exactly `JSON.stringify`'s rules
- * (`toJSON`, `undefined` keys dropped), so a value and its JSON round trip give the same text.
- */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
-    const sorted: Record<string, unknown> = {};
-    for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
-    return sorted;
-  });
-}
-
-/**
  * The sha256 (hex) of an envelope at `env.seq` whose `prev` is `prevHash`: a canonical JSON of
  * `{ seq, at, event, state, prev }`, event and state normalised by their schemas first (defaults
  * filled, unknown keys dropped) so the writer's envelope and the stored one hash alike.
@@ -45,11 +35,21 @@ export function envelopeHash(prevHash: string | undefined, env: Chainable): stri
   const body = {
     seq: env.seq,
     at: env.at,
-    event: RunEvent.parse(env.event),
+    event: parseEvent(env.event),
     state: StateSummary.parse(env.state),
     ...(prevHash !== undefined ? { prev: prevHash } : {}),
   };
-  return createHash('sha256').update(canonicalJson(body)).digest('hex');
+  return hash('sha256', canonicalJson(body), 'hex');
+}
+
+/**
+ * `RunEvent.parse`, with the union's branch picked by `type` (the same result: `run.started` is
+ * the only type RunStarted accepts and the only one MachineEvent refuses), so the common case
+ * does not first fail against RunStarted and build its issues.
+ */
+function parseEvent(event: unknown): unknown {
+  const type = (event as { type?: unknown } | null)?.type;
+  return type === 'run.started' ? RunStarted.parse(event) : MachineEvent.parse(event);
 }
 
 /** The `prev` the envelope after `last` must carry ({@link GENESIS} for an empty log). */

@@ -3,7 +3,7 @@
  * computes the next snapshot without running anything. Replay uses it; so does the live driver,
  * so a replay takes exactly the path the live run took.
  */
-import { createActor, initialTransition, type AnyMachineSnapshot } from 'xstate';
+import { createActor, type AnyMachineSnapshot } from 'xstate';
 import type { RunInput } from './context.js';
 import type { RunContext } from './context.js';
 import type { MachineEvent, RunStarted, RunStatus, StateSummary } from './events.js';
@@ -23,9 +23,13 @@ export function runInputOf(runId: string, started: RunStarted, at: number): RunI
   };
 }
 
-/** The initial snapshot of a run. */
+/**
+ * The initial snapshot of a run: XState's `initialTransition()` without its per-call actor
+ * (building one runs the context factory without input, which throws and is caught, once per
+ * run); the cached inert scope serves, as for {@link step}.
+ */
 export function initialSnapshot(machine: RunMachine, input: RunInput): RunSnapshot {
-  return initialTransition(machine, input)[0] as RunSnapshot;
+  return machine.getInitialSnapshot(scopeFor(machine) as never, input) as RunSnapshot;
 }
 
 const scopes = new WeakMap<RunMachine, unknown>();

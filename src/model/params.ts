@@ -51,11 +51,30 @@ export function buildParams(request: ModelRequest): CreateParams {
       description: t.description,
       input_schema: t.inputSchema as Anthropic.Tool.InputSchema,
     }));
-  // The helper moves constraints the API does not enforce (minLength, maximum, ...) into
-  // descriptions; the guard validates them with zod afterwards.
-  const format = jsonSchemaOutputFormat(request.schema as { type: 'object' });
-  params.output_config = { format: { type: format.type, schema: format.schema } };
+  params.output_config = { format: outputFormat(request.schema) };
   return params;
+}
+
+/** The output format of each schema object (a step's schema is built once and reused). */
+const formats = new WeakMap<object, { type: 'json_schema'; schema: Record<string, unknown> }>();
+
+/**
+ * The helper moves constraints the API does not enforce (minLength, maximum, ...) into
+ * descriptions; the guard validates them with zod afterwards. Its deep copy of the schema is
+ * made once per schema object rather than twice per call (the cost bound builds the body too).
+ */
+function outputFormat(schema: ModelRequest['schema']): {
+  type: 'json_schema';
+  schema: Record<string, unknown>;
+} {
+  const key = schema as object;
+  let format = formats.get(key);
+  if (format === undefined) {
+    const f = jsonSchemaOutputFormat(schema as { type: 'object' });
+    format = { type: f.type, schema: f.schema };
+    formats.set(key, format);
+  }
+  return format;
 }
 
 /** A conversation block as the Messages API takes it. */

@@ -451,16 +451,16 @@ export class Runtime {
   private async driveFrom(
     writer: RunWriter,
     held: HeldLease,
-    callerSignal: AbortSignal = new AbortController().signal,
+    callerSignal?: AbortSignal,
   ): Promise<RunResult> {
-    // One signal for the drive: the caller's abort or the lease lost. Its child runs (a map's
-    // items, `concurrency` at once) each listen to it: no listener cap.
+    // One signal for the drive: the caller's abort (if the caller passed a signal) or the lease
+    // lost. Its child runs (a map's items, `concurrency` at once) each listen to it: no cap.
     const ac = new AbortController();
     setMaxListeners(0, ac.signal);
     const onAbort = (): void => ac.abort();
-    callerSignal.addEventListener('abort', onAbort, { once: true });
+    callerSignal?.addEventListener('abort', onAbort, { once: true });
     held.lost.addEventListener('abort', onAbort, { once: true });
-    if (callerSignal.aborted || held.lost.aborted) ac.abort();
+    if (callerSignal?.aborted === true || held.lost.aborted) ac.abort();
     let stopped = 'error';
     try {
       const r = await this.driveLeased(writer, held, ac.signal);
@@ -468,7 +468,7 @@ export class Runtime {
       this.breakerParking?.note(writer.prepared, r, writer.snapshot.context);
       return r;
     } finally {
-      callerSignal.removeEventListener('abort', onAbort);
+      callerSignal?.removeEventListener('abort', onAbort);
       held.lost.removeEventListener('abort', onAbort);
       // A drive that ends short of a terminal or parked state ends its spans here.
       this.tracer?.endDrive(writer.runId, this.clock.now(), stopped);

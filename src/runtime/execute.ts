@@ -181,17 +181,22 @@ async function llmPhase(
         : user(step.name, () => buildRequest(step, ctx, modelId));
     // A batch step's call is a submit into a Message Batch; its answer is awaited in `batched`.
     if (step.batch === true) return batchSubmit(env, step, ctx, attempt, request, signal);
-    const killer = new AbortController();
-    const both = AbortSignal.any([signal, killer.signal]);
+    // One controller for the call, aborted by a kill or by the drive's signal (no
+    // AbortSignal.any: its weak references and finalizers cost a run CPU and garbage on Node 20).
+    const both = new AbortController();
     let killedBy: string | null = null;
     const unwatch = env.kills.watch(runId, (f) => {
       killedBy = f.reason;
-      killer.abort();
+      both.abort();
     });
+    const onAbort = (): void => both.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) onAbort();
     let outcome;
     try {
-      outcome = await model.call(request, both);
+      outcome = await model.call(request, both.signal);
     } finally {
+      signal.removeEventListener('abort', onAbort);
       unwatch();
     }
     // A child's pool reservation is settled at what the call cost; a killed call at its

@@ -176,14 +176,20 @@ const READS = new Set([
  * `path`, and each write followed by a check that `path` still names the file written to (else
  * the write went to a deleted file nobody will read, and the caller must not count on it).
  */
-function guarded<T extends object>(port: T, path: string, identity: FileIdentity): T {
+function guarded<T extends object>(
+  port: T,
+  path: string,
+  identity: FileIdentity,
+  checkedInBatch: ReadonlySet<string> = new Set(),
+): T {
   const out: Record<string, unknown> = {};
   for (const [name, f] of Object.entries(port)) {
     if (typeof f !== 'function') {
       out[name] = f;
       continue;
     }
-    const write = !READS.has(name);
+    // Writes made through the group commit are checked once per committed batch instead.
+    const write = !READS.has(name) && !checkedInBatch.has(name);
     out[name] = async (...args: unknown[]): Promise<unknown> => {
       try {
         const r: unknown = await (f as (...a: unknown[]) => Promise<unknown>).apply(port, args);
@@ -301,65 +307,64 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     resolveBody(blobDir, runId, seq, body),
   );
 
-  const appendTx = db.transaction(
-    (runId: string, events: NewEnvelope[], expected: ExpectedVersion): number => {
-      /** The version conflict, with the run's actual last seq (read only on this path). */
-      const conflict = (): VersionConflictError =>
-        new VersionConflictError(runId, expected, q.lastSeq.get(runId)?.last_seq ?? 'unknown');
-      const base = expected === 'no_stream' ? 0 : expected;
-      const seq = base + events.length;
-      const last = events[events.length - 1] as NewEnvelope;
-      const patch = {
-        runId,
-        status: last.state.status,
-        step: last.state.step,
-        costUsd: last.state.costUsd,
-        lastSeq: seq,
-        at: last.at,
-        endedAt: TERMINAL.has(last.state.status) ? last.at : null,
-        expected: base,
-      };
-      // The run index row is the version check: created only if absent, advanced only from
-      // `expected` (one statement each, no read of last_seq first).
-      if (expected === 'no_stream') {
-        const first = events[0] as NewEnvelope;
-        if (first.event.type !== 'run.started') {
-          // A conflict is reported before a malformed batch.
-          if (q.lastSeq.get(runId) !== undefined) throw conflict();
-          throw new UsageError(
-            `run ${runId}: the first event of a run must be run.started, got ${first.event.type}`,
-          );
-        }
-        const s = first.event as RunStarted;
-        try {
-          q.createRun.run({
-            ...patch,
-            pipeline: s.pipeline,
-            version: s.version,
-            machineHash: s.machineHash,
-            module: s.module ?? null,
-            startedAt: first.at,
-            parent: s.parent?.runId ?? null,
-            parentStep: s.parent?.step ?? null,
-            parentPart: s.parent === undefined ? null : JSON.stringify(s.parent.part),
-          });
-        } catch (e) {
-          if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw conflict();
-          throw e;
-        }
-        rollup.created(runId, s.forkedFrom?.seq ?? 0);
-      } else if (q.updateRun.run(patch).changes !== 1) {
-        throw conflict();
+  const appendRows = (runId: string, events: NewEnvelope[], expected: ExpectedVersion): number => {
+    /** The version conflict, with the run's actual last seq (read only on this path). */
+    const conflict = (): VersionConflictError =>
+      new VersionConflictError(runId, expected, q.lastSeq.get(runId)?.last_seq ?? 'unknown');
+    const base = expected === 'no_stream' ? 0 : expected;
+    const seq = base + events.length;
+    const last = events[events.length - 1] as NewEnvelope;
+    const patch = {
+      runId,
+      status: last.state.status,
+      step: last.state.step,
+      costUsd: last.state.costUsd,
+      lastSeq: seq,
+      at: last.at,
+      endedAt: TERMINAL.has(last.state.status) ? last.at : null,
+      expected: base,
+    };
+    // The run index row is the version check: created only if absent, advanced only from
+    // `expected` (one statement each, no read of last_seq first).
+    if (expected === 'no_stream') {
+      const first = events[0] as NewEnvelope;
+      if (first.event.type !== 'run.started') {
+        // A conflict is reported before a malformed batch.
+        if (q.lastSeq.get(runId) !== undefined) throw conflict();
+        throw new UsageError(
+          `run ${runId}: the first event of a run must be run.started, got ${first.event.type}`,
+        );
       }
-      let n = base;
-      for (const e of events) {
-        n += 1;
-        q.insert.run(runId, n, e.at, e.event.type, bodyFor(runId, n, JSON.stringify(e)));
+      const s = first.event as RunStarted;
+      try {
+        q.createRun.run({
+          ...patch,
+          pipeline: s.pipeline,
+          version: s.version,
+          machineHash: s.machineHash,
+          module: s.module ?? null,
+          startedAt: first.at,
+          parent: s.parent?.runId ?? null,
+          parentStep: s.parent?.step ?? null,
+          parentPart: s.parent === undefined ? null : JSON.stringify(s.parent.part),
+        });
+      } catch (e) {
+        if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw conflict();
+        throw e;
       }
-      if (patch.endedAt !== null) rollup.ended(runId, seq);
-      return seq;
-    },
-  );
+      rollup.created(runId, s.forkedFrom?.seq ?? 0);
+    } else if (q.updateRun.run(patch).changes !== 1) {
+      throw conflict();
+    }
+    let n = base;
+    for (const e of events) {
+      n += 1;
+      q.insert.run(runId, n, e.at, e.event.type, bodyFor(runId, n, JSON.stringify(e)));
+    }
+    if (patch.endedAt !== null) rollup.ended(runId, seq);
+    return seq;
+  };
+  const appendTx = db.transaction(appendRows);
 
   /** A constraint error from an append is a version conflict, whatever the backend said. */
   const asConflict = (e: unknown, runId: string, expected: ExpectedVersion): unknown =>
@@ -367,23 +372,35 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     (e as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY'
       ? new VersionConflictError(runId, expected, 'unknown', { cause: e })
       : e;
-  // Group commit: the appends of every run made in one tick go to SQLite in one IMMEDIATE
-  // transaction (one commit, one fsync under synchronous=FULL), each in its own savepoint so one
-  // run's version conflict fails that append only; each caller still waits for its own append
-  // to be durable before it acts.
-  const group = groupCommit(db, (runId, events, expected) => {
-    try {
-      return appendTx(runId, events, expected);
-    } catch (e) {
-      throw asConflict(e, runId, expected);
-    }
-  });
+  // Group commit: the appends of every run made in one tick, and the lease and effect-ledger
+  // writes beside them, go to SQLite in one IMMEDIATE transaction (one commit, one fsync under
+  // synchronous=FULL), each in its own savepoint so one run's version conflict fails that write
+  // only; each caller still waits for its own write to be durable before it acts, and the file's
+  // identity is checked once per commit.
+  const group = options.groupCommit !== false ? groupCommit(db, () => identity.check()) : undefined;
+  const immediateTx = db.transaction(<T>(op: () => T): T => op());
+  /** Runs a small write in the next group commit (or its own IMMEDIATE transaction without one). */
+  const write = <T>(op: () => T): Promise<T> =>
+    group !== undefined
+      ? group.run(op)
+      : Promise.resolve().then(() => immediateTx.immediate(op) as T);
+  /** The methods whose writes go through the group commit (their file check is per batch). */
+  const batched = new Set(
+    group !== undefined ? ['append', 'claim', 'record', 'acquire', 'renew', 'release'] : [],
+  );
 
   const log: EventLog = {
     async append(runId, events, expected) {
       if (events.length === 0) throw new UsageError('append needs at least one event');
       const checked = validate ? events.map((e) => NewEnvelope.parse(e)) : events;
-      if (options.groupCommit !== false) return group(runId, checked, expected);
+      if (group !== undefined)
+        return group.run(() => {
+          try {
+            return appendRows(runId, checked, expected);
+          } catch (e) {
+            throw asConflict(e, runId, expected);
+          }
+        });
       try {
         return appendTx.immediate(runId, checked, expected);
       } catch (e) {
@@ -423,24 +440,29 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   };
 
   const ledger: EffectLedger = {
-    async claim(runId, step, key, at, claimer): Promise<EffectClaim> {
-      const inserted = q.claim.run(runId, step, key, at, claimer ?? null).changes === 1;
-      if (inserted) return { status: 'claimed' };
-      const r = q.getEffect.get(runId, step, key);
-      if (r === undefined) return { status: 'claimed' };
-      if (r.done_at === null) {
-        // The new claimer's name goes on the entry, so the next look says who tried last.
-        if (claimer !== undefined) q.reclaim.run(claimer, at, runId, step, key);
-        return { status: 'unrecorded', claimedAt: r.claimed_at, claimer: r.claimer };
-      }
-      return {
-        status: 'done',
-        result: r.result === null ? undefined : (JSON.parse(r.result) as unknown),
-      };
+    claim(runId, step, key, at, claimer): Promise<EffectClaim> {
+      return write((): EffectClaim => {
+        const inserted = q.claim.run(runId, step, key, at, claimer ?? null).changes === 1;
+        if (inserted) return { status: 'claimed' };
+        const r = q.getEffect.get(runId, step, key);
+        if (r === undefined) return { status: 'claimed' };
+        if (r.done_at === null) {
+          // The new claimer's name goes on the entry, so the next look says who tried last.
+          if (claimer !== undefined) q.reclaim.run(claimer, at, runId, step, key);
+          return { status: 'unrecorded', claimedAt: r.claimed_at, claimer: r.claimer };
+        }
+        return {
+          status: 'done',
+          result: r.result === null ? undefined : (JSON.parse(r.result) as unknown),
+        };
+      });
     },
     async record(runId, step, key, result, at) {
-      q.claim.run(runId, step, key, at, null);
-      q.record.run(at, JSON.stringify(result ?? null), runId, step, key);
+      const body = JSON.stringify(result ?? null);
+      await write(() => {
+        q.claim.run(runId, step, key, at, null);
+        q.record.run(at, body, runId, step, key);
+      });
     },
   };
 
@@ -484,7 +506,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   let definitions: DefinitionStore;
   let waits: WaitStore;
   try {
-    leases = sqliteLeases(db);
+    leases = sqliteLeases(db, undefined, write);
     pools = sqlitePools(db);
     definitions = sqliteDefinitions(db, readonly);
     waits = sqliteWaits(db, readonly);
@@ -494,10 +516,10 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   }
   return {
     kind: 'sqlite',
-    log: guarded(log, path, identity),
-    ledger: guarded(ledger, path, identity),
+    log: guarded(log, path, identity, batched),
+    ledger: guarded(ledger, path, identity, batched),
     control: guarded(control, path, identity),
-    leases: guarded(leases, path, identity),
+    leases: guarded(leases, path, identity, batched),
     waits: guarded(waits, path, identity),
     pools: guarded(pools, path, identity),
     definitions: guarded(definitions, path, identity),

@@ -1,36 +1,42 @@
 /**
- * Group commit for the SQLite event log: appends requested in the same tick (by any number of
- * runs) are written in one IMMEDIATE transaction — one commit, one fsync when synchronous=FULL —
- * each in its own savepoint, so a version conflict fails that append only. Every caller's
- * promise settles after the transaction commits: nobody acts on an event that is not durable.
+ * Group commit for the SQLite store: writes requested in the same tick (appends of any number of
+ * runs, and the small writes around them: leases, the effect ledger) are made in one IMMEDIATE
+ * transaction — one commit, one WAL write, one fsync when synchronous=FULL — each in its own
+ * savepoint, so a version conflict or a lost lease race fails that write only. Every caller's
+ * promise settles after the transaction commits: nobody acts on a write that is not durable.
  */
 import type Database from 'better-sqlite3';
-import type { NewEnvelope } from '../machines/events.js';
-import type { ExpectedVersion } from './types.js';
-
-type AppendFn = (runId: string, events: NewEnvelope[], expected: ExpectedVersion) => number;
 
 interface Pending {
-  runId: string;
-  events: NewEnvelope[];
-  expected: ExpectedVersion;
-  resolve: (seq: number) => void;
+  op: () => unknown;
+  resolve: (value: unknown) => void;
   reject: (e: unknown) => void;
 }
 
-/** Appends batched per tick through `append` (a transaction function: nested, it is a savepoint). */
-export function groupCommit(
-  db: Database.Database,
-  append: AppendFn,
-): (runId: string, events: NewEnvelope[], expected: ExpectedVersion) => Promise<number> {
+/** Runs writes batched per tick; see the module comment. */
+export interface GroupCommit {
+  /**
+   * Runs `op` (synchronous SQLite work) in the next batch, in its own savepoint; resolves with
+   * its result once the batch has committed, rejects with what it threw (or what failed the batch).
+   */
+  run<T>(op: () => T): Promise<T>;
+}
+
+/**
+ * A group commit over `db`. `afterCommit` runs once per committed batch (the store's check that
+ * its file is still the one at its path); if it throws, every write of the batch rejects with it.
+ */
+export function groupCommit(db: Database.Database, afterCommit?: () => void): GroupCommit {
   let queue: Pending[] = [];
   let scheduled = false;
-  const results: Array<{ ok: true; seq: number } | { ok: false; error: unknown }> = [];
+  const results: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+  // Nested in the batch's transaction, a transaction function is a savepoint.
+  const savepoint = db.transaction((op: () => unknown) => op());
   const batch = db.transaction((items: Pending[]) => {
     results.length = 0;
     for (const it of items) {
       try {
-        results.push({ ok: true, seq: append(it.runId, it.events, it.expected) });
+        results.push({ ok: true, value: savepoint(it.op) });
       } catch (error) {
         // Some errors (a full disk, I/O) roll the whole transaction back: fail the batch with it.
         if (!db.inTransaction) throw error;
@@ -44,23 +50,28 @@ export function groupCommit(
     queue = [];
     try {
       batch.immediate(items);
+      afterCommit?.();
     } catch (e) {
-      // The transaction itself failed (disk full, locked past the timeout): every append in it.
+      // The transaction itself failed (disk full, locked past the timeout), or the file is no
+      // longer the store's: every write in it.
       for (const it of items) it.reject(e);
       return;
     }
     items.forEach((it, i) => {
       const r = results[i];
-      if (r?.ok === true) it.resolve(r.seq);
+      if (r?.ok === true) it.resolve(r.value);
       else it.reject(r?.error);
     });
   };
-  return (runId, events, expected) =>
-    new Promise<number>((resolve, reject) => {
-      queue.push({ runId, events, expected, resolve, reject });
-      if (!scheduled) {
-        scheduled = true;
-        setImmediate(flush);
-      }
-    });
+  return {
+    run<T>(op: () => T): Promise<T> {
+      return new Promise<T>((resolve, reject) => {
+        queue.push({ op, resolve: resolve as (v: unknown) => void, reject });
+        if (!scheduled) {
+          scheduled = true;
+          setImmediate(flush);
+        }
+      });
+    },
+  };
 }

@@ -34,8 +34,18 @@ const holderOf = (r: Row): LeaseHolder => ({
   revision: r.rev,
 });
 
-/** The lease port over the store's database (its schema must include {@link LEASES_SCHEMA}). */
-export function sqliteLeases(db: Database.Database, observer = new LeaseObserver()): LeaseStore {
+/** Runs a synchronous write in a write transaction (the store's group commit), when it commits. */
+export type WriteRunner = <T>(op: () => T) => Promise<T>;
+
+/**
+ * The lease port over the store's database (its schema must include {@link LEASES_SCHEMA}).
+ * Its writes go through `write` (by default each in its own IMMEDIATE transaction).
+ */
+export function sqliteLeases(
+  db: Database.Database,
+  observer = new LeaseObserver(),
+  write?: WriteRunner,
+): LeaseStore {
   db.exec(LEASES_SCHEMA);
   const q = {
     get: db.prepare<[string], Row>('SELECT * FROM leases WHERE run_id = ?'),
@@ -57,7 +67,10 @@ export function sqliteLeases(db: Database.Database, observer = new LeaseObserver
     ),
   };
 
-  const acquireTx = db.transaction((runId: string, owner: string, ttlMs: number) => {
+  const immediateTx = db.transaction(<T>(op: () => T): T => op());
+  const run: WriteRunner =
+    write ?? (<T>(op: () => T) => Promise.resolve().then(() => immediateTx.immediate(op) as T));
+  const acquireRows = (runId: string, owner: string, ttlMs: number): LeaseAcquired => {
     const row = q.get.get(runId);
     if (row === undefined) {
       q.insert.run(runId, owner, ttlMs);
@@ -74,19 +87,19 @@ export function sqliteLeases(db: Database.Database, observer = new LeaseObserver
       ok: true as const,
       lease: { runId, owner, token: row.token + 1, ttlMs, revision: row.rev + 1 },
     };
-  });
+  };
 
   return {
-    async acquire(runId, owner, ttlMs): Promise<LeaseAcquired> {
-      return acquireTx.immediate(runId, owner, ttlMs);
+    acquire(runId, owner, ttlMs): Promise<LeaseAcquired> {
+      return run(() => acquireRows(runId, owner, ttlMs));
     },
     async renew(lease: Lease) {
-      const ok = q.renew.run(lease.runId, lease.owner, lease.token).changes === 1;
+      const ok = await run(() => q.renew.run(lease.runId, lease.owner, lease.token).changes === 1);
       if (ok) lease.revision += 1;
       return ok;
     },
     async release(lease: Lease) {
-      q.release.run(lease.runId, lease.owner, lease.token);
+      await run(() => q.release.run(lease.runId, lease.owner, lease.token));
     },
     async holders(runIds) {
       const out = new Map<string, LeaseHolder>();
