@@ -9,9 +9,11 @@ import type { ApiUsage } from '../model/cost.js';
 import { answerBody, DEFAULT_USAGE, errorBody, errorResponseBody } from './fakeResponses.js';
 import type { FakeAction, FakeUsage } from './fakeResponses.js';
 import { FakePromptCache } from './fakeCache.js';
+import { FakeRateLimiter, type FakeRateLimits } from './fakeRateLimits.js';
 
 // Re-exported so importers of this module keep finding the action types here.
 export type { FakeAction, FakeUsage } from './fakeResponses.js';
+export type { FakeRateLimits } from './fakeRateLimits.js';
 
 /** One request the fake received, with its parsed JSON body and all its headers. */
 export interface FakeRequest {
@@ -34,6 +36,12 @@ export interface FakeClaude extends AsyncDisposable {
   readonly count: number;
   /** How many `POST /v1/messages` were received (model calls; token counts not included). */
   readonly calls: number;
+  /** How many `POST /v1/messages` the rate limits refused with a 429 (see `rateLimits`). */
+  readonly rateLimited: number;
+  /** When (the fake's clock, epoch ms) each rate-limit 429 was sent. */
+  readonly limitedAt: readonly number[];
+  /** When each 200 answer to `POST /v1/messages` was sent. */
+  readonly answeredAt: readonly number[];
   /** Replaces the script; a list starts again from its first action. */
   setScript(script: FakeScript): void;
   /** Forgets the requests and the prompt cache, and restores the script given at start. */
@@ -60,6 +68,14 @@ export interface FakeClaudeOptions {
    * then reports `cache_read_input_tokens`, `cache_creation_input_tokens` and `cache_creation`.
    */
   now?: () => number;
+  /**
+   * Enforce per-minute limits as Anthropic does (token buckets starting full, refilled
+   * continuously): a request over a limit gets a 429 `rate_limit_error` with `retry-after`, and
+   * every `/v1/messages` response carries the `anthropic-ratelimit-*` headers. A request is
+   * charged its input tokens (`countTokens(body)`, else the answers' `usage.input_tokens`) and
+   * its `max_tokens` of output on arrival; the unused output is given back when it is answered.
+   */
+  rateLimits?: FakeRateLimits;
 }
 
 /**
@@ -86,7 +102,18 @@ export async function startFakeClaude(opts: FakeClaudeOptions = {}): Promise<Fak
   let script = initialScript;
   let scriptIndex = 0;
   let serial = 0;
-  const promptCache = new FakePromptCache(opts.now ?? Date.now);
+  const clock = opts.now ?? Date.now;
+  const promptCache = new FakePromptCache(clock);
+  const limiter =
+    opts.rateLimits !== undefined ? new FakeRateLimiter(opts.rateLimits, clock) : null;
+  const limitedAt: number[] = [];
+  const answeredAt: number[] = [];
+  /** The rate-limit headers after giving back what an answered request did not use. */
+  const rateHeaders = (charged: number | null, outputUsed: number): Record<string, string> => {
+    if (limiter === null || charged === null) return {};
+    limiter.finish(charged, outputUsed);
+    return limiter.headers();
+  };
 
   const nextAction = (req: FakeRequest): FakeAction => {
     const index = scriptIndex++;
@@ -94,30 +121,64 @@ export async function startFakeClaude(opts: FakeClaudeOptions = {}): Promise<Fak
     return script[index] ?? { kind: 'valid' };
   };
 
-  const perform = (action: FakeAction, req: FakeRequest, res: ServerResponse): void => {
-    if (res.destroyed || res.writableEnded) return;
+  const perform = (
+    action: FakeAction,
+    req: FakeRequest,
+    res: ServerResponse,
+    charged: number | null,
+  ): void => {
+    if (res.destroyed || res.writableEnded) {
+      rateHeaders(charged, 0);
+      return;
+    }
     const id = String(++serial).padStart(6, '0');
     if (action.kind === 'drop') {
+      rateHeaders(charged, 0);
       res.socket?.destroy();
       return;
     }
     if (action.kind === 'delay') {
       const timer = setTimeout(() => {
         timers.delete(timer);
-        perform(action.then, req, res);
+        perform(action.then, req, res, charged);
       }, action.ms);
       timers.add(timer);
       return;
     }
     if (action.kind === 'status') {
-      const headers = { 'request-id': `req_fake_${id}`, ...action.headers };
+      const headers = {
+        'request-id': `req_fake_${id}`,
+        ...rateHeaders(charged, 0),
+        ...action.headers,
+      };
       send(res, action.status, errorResponseBody(action, id), headers);
       return;
     }
     // An answer with cache_control reads and writes the prompt cache; the action's usage still wins.
     const cached = promptCache.use(req.body);
     const base = cached !== null ? { ...usage, ...cached } : usage;
-    send(res, 200, answerBody(action, req.body, id, base), { 'request-id': `req_fake_${id}` });
+    const body = answerBody(action, req.body, id, base);
+    const produced = (body as { usage?: { output_tokens?: unknown } }).usage?.output_tokens;
+    const headers = rateHeaders(charged, typeof produced === 'number' ? produced : 0);
+    if (limiter !== null) answeredAt.push(clock());
+    send(res, 200, body, { 'request-id': `req_fake_${id}`, ...headers });
+  };
+
+  /** Admits a model call under the rate limits (or refuses it with a 429), then performs it. */
+  const admit = (req: FakeRequest, res: ServerResponse): void => {
+    if (limiter === null) return perform(nextAction(req), req, res, null);
+    const input = opts.countTokens ? opts.countTokens(req.body) : usage.input_tokens;
+    const maxTokens = typeof req.body.max_tokens === 'number' ? req.body.max_tokens : 0;
+    const admitted = limiter.admit(input, maxTokens);
+    if (admitted.ok) return perform(nextAction(req), req, res, admitted.outputCharged);
+    limitedAt.push(clock());
+    const id = String(++serial).padStart(6, '0');
+    const message = `fake rate limit: this request would exceed the ${admitted.window} per minute limit`;
+    send(res, 429, errorBody('rate_limit_error', message), {
+      'request-id': `req_fake_${id}`,
+      'retry-after': String(admitted.retryAfterS),
+      ...limiter.headers(),
+    });
   };
 
   const server = createServer((incoming, res) => {
@@ -147,7 +208,7 @@ export async function startFakeClaude(opts: FakeClaudeOptions = {}): Promise<Fak
         const counted = opts.countTokens ? opts.countTokens(body) : usage.input_tokens;
         send(res, 200, { input_tokens: counted }, {});
       } else if (req.method === 'POST' && path === '/v1/messages') {
-        perform(nextAction(req), req, res);
+        admit(req, res);
       } else {
         send(
           res,
@@ -187,12 +248,19 @@ export async function startFakeClaude(opts: FakeClaudeOptions = {}): Promise<Fak
     get calls() {
       return requests.filter((r) => r.method === 'POST' && r.path === '/v1/messages').length;
     },
+    get rateLimited() {
+      return limitedAt.length;
+    },
+    limitedAt,
+    answeredAt,
     setScript(next) {
       script = next;
       scriptIndex = 0;
     },
     reset() {
       requests.length = 0;
+      limitedAt.length = 0;
+      answeredAt.length = 0;
       promptCache.clear();
       script = initialScript;
       scriptIndex = 0;

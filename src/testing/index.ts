@@ -4,5 +4,6 @@
 export { countByBytes, startFakeClaude } from './fakeClaude.js';
 export type { FakeClaude, FakeClaudeOptions, FakeRequest, FakeScript } from './fakeClaude.js';
 export type { FakeAction, FakeUsage } from './fakeResponses.js';
+export type { FakeRateLimits } from './fakeRateLimits.js';
 export { sampleFromSchema } from './schemaSample.js';
 export type { JsonSchema } from './schemaSample.js';
