@@ -43,6 +43,7 @@ import { parseRunInput, type Prepared } from './prepare.js';
 import type { Step } from '../machines/pipeline.js';
 import { checkNewRunId } from './runId.js';
 import { RunTracer } from './tracing.js';
+import { RateGate, type RateLimitOptions } from './rateGate.js';
 
 /** Options of {@link Runtime}. */
 export interface RuntimeOptions {
@@ -54,6 +55,12 @@ export interface RuntimeOptions {
   random?: () => number;
   logger?: Logger;
   breakers?: BreakerGate;
+  /**
+   * Pace model calls by shared provider rate limits kept in the store (per model and API key,
+   * learned from the `anthropic-ratelimit-*` headers, optionally capped by `levels`): a call
+   * waits for room before its ATTEMPT instead of being sent to get a 429. Default off.
+   */
+  rateLimits?: RateLimitOptions;
   /** How often a waiting or calling run checks its kill flag (default 200 ms). */
   killPollMs?: number;
   /** Save a snapshot every N events (default 200). */
@@ -224,9 +231,15 @@ export class Runtime {
   readonly leases: LeaseKeeper;
   /** The runs this runtime parked on an open breaker, to resume (see `autoResume`). */
   private breakerParking: LocalBreakerParking | undefined;
+  /** The shared rate-limit gate, when `rateLimits` is on and the store keeps them. */
+  private readonly rates: RateGate | undefined;
 
   constructor(opts: RuntimeOptions) {
     this.opts = opts;
+    this.rates =
+      opts.rateLimits !== undefined && opts.store.rateLimits !== undefined
+        ? new RateGate(opts.store.rateLimits, opts.rateLimits)
+        : undefined;
     this.store = opts.store;
     this.clock = opts.clock ?? systemClock;
     this.logger = opts.logger ?? silentLogger;
@@ -531,6 +544,7 @@ export class Runtime {
       random: this.opts.random ?? Math.random,
       logger: this.logger,
       ...(this.opts.breakers !== undefined ? { breakers: this.opts.breakers } : {}),
+      ...(this.rates !== undefined ? { rates: this.rates } : {}),
       killPollMs: this.opts.killPollMs ?? 200,
       kills: this.kills,
       logMaxChars: this.opts.logMaxChars ?? 500,

@@ -25,6 +25,7 @@ import { retryDelayMs } from '../model/retry.js';
 import { claimerToken, leaseClaimer } from '../store/leaseRules.js';
 import { judgeOutput } from '../model/structured.js';
 import type { ClassifiedError } from '../model/types.js';
+import type { RateTicket } from './rateGate.js';
 import { buildRequest, stepContext } from './request.js';
 import {
   DEFAULT_EFFECT_GRACE_MS,
@@ -111,6 +112,53 @@ async function waitUntil(
   }
 }
 
+/** How long a refused take waits beyond the time it was told, at most: spreads the waiters. */
+const RATE_JITTER_MS = 100;
+
+/**
+ * Waits until the shared rate limits of `model` have room for one call (taking it), woken by a
+ * kill or the drive's abort. Null when calls are not paced. The wait is in this process: the
+ * run holds its lease, a timer and the snapshot its drive holds anyway, nothing in the store.
+ */
+async function awaitRoom(
+  env: DriverEnv,
+  model: string,
+  runId: string,
+  inputTokens: number,
+  outputTokens: number,
+  signal: AbortSignal,
+): Promise<RateTicket | Outcome | null> {
+  const rates = env.rates;
+  if (rates === undefined) return null;
+  let account: string | undefined;
+  try {
+    account = env.model().accountId;
+  } catch {
+    account = undefined;
+  }
+  const key = rates.keyOf(model, account);
+  const cost = { requests: 1, inputTokens, outputTokens };
+  for (let waits = 0; ; waits++) {
+    const now = env.clock.now();
+    const took = await rates.take(key, model, cost, now);
+    if (took.ok) return { key, model, charged: took.charged, sentAt: now };
+    if (waits === 0)
+      env.logger.debug(
+        {
+          runId,
+          model,
+          decision: 'wait',
+          reason: `rate limit (${took.reason}): no room for ${took.waitMs} ms`,
+        },
+        'waiting for rate-limit room',
+      );
+    const until =
+      now + took.waitMs + Math.floor(env.random() * Math.min(RATE_JITTER_MS, took.waitMs));
+    const stop = await waitUntil(env, runId, until, signal);
+    if (stop !== null) return stop;
+  }
+}
+
 async function llmPhase(
   env: DriverEnv,
   step: LlmStep,
@@ -132,6 +180,10 @@ async function llmPhase(
     // Counted by the provider when the client can, else bounded by the request's UTF-8 bytes.
     const inputTokens = await reserveInputTokens(env.model, request, signal);
     const usd = worstCaseUsd(request, price, inputTokens);
+    // Room under the provider's rate limits first, before anything is recorded: a kill or a
+    // crash while waiting leaves no attempt behind.
+    const rate = await awaitRoom(env, step.model, runId, inputTokens, request.maxTokens, signal);
+    if (rate !== null && !('sentAt' in rate)) return rate;
     const at = env.clock.now();
     // A child run reserves its worst case in its ancestors' pools before the limits judge it.
     const pool = await reservePools(env.store, ctx, `${runId}:${step.name}:${attempt}:${at}`, usd);
@@ -139,7 +191,9 @@ async function llmPhase(
       env.breakers !== undefined
         ? await env.breakers.acquire(step.model, env.clock.now())
         : 'closed';
-    env.request = { step: step.name, attempt, request };
+    // An open breaker parks the run: the call is not made, so its rate-limit room goes back.
+    if (rate !== null && breaker === 'open') await env.rates?.cancel(rate, env.clock.now());
+    env.request = { step: step.name, attempt, request, ...(rate !== null ? { rate } : {}) };
     return {
       type: 'ATTEMPT',
       step: step.name,
@@ -156,10 +210,9 @@ async function llmPhase(
     const attempt = attemptsOf(ctx, step.name).calls;
     const held = env.request;
     env.request = null;
-    const request =
-      held !== null && held.step === step.name && held.attempt === attempt
-        ? held.request
-        : user(step.name, () => buildRequest(step, ctx));
+    const same = held !== null && held.step === step.name && held.attempt === attempt;
+    const request = same ? held.request : user(step.name, () => buildRequest(step, ctx));
+    const rate = same ? (held.rate ?? null) : null;
     const killer = new AbortController();
     const both = AbortSignal.any([signal, killer.signal]);
     let killedBy: string | null = null;
@@ -173,6 +226,14 @@ async function llmPhase(
     } finally {
       unwatch();
     }
+    // The unused room goes back and the headers correct the levels (a killed or stopped call
+    // keeps all it took: it may have been counted).
+    if (rate !== null && env.rates !== undefined)
+      await env.rates.after(
+        rate,
+        killedBy !== null || signal.aborted ? null : outcome,
+        env.clock.now(),
+      );
     const price = env.prepared.priceOf(step);
     // A child's pool reservation is settled at what the call cost; a killed call at its
     // reservation (unknown); a stopped one not at all (the next driver records it as lost).
