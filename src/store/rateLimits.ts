@@ -62,7 +62,7 @@ export function ratePort(
   read: (key: string) => Promise<RateState | undefined>,
 ): RateLimitStore {
   return {
-    take(key, cost, now, config) {
+    async take(key, cost, now, config) {
       checkCost(cost, 'cost');
       return update(checkKey(key), (s) => {
         const { state, result } = takeRate(s, cost, now, config);
@@ -84,6 +84,6 @@ export function ratePort(
         result: undefined,
       }));
     },
-    get: (key) => read(checkKey(key)),
+    get: async (key) => read(checkKey(key)),
   };
 }
