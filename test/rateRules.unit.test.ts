@@ -43,7 +43,6 @@ describe('rate rules (virtual clock)', () => {
       inputTokens: { limit: 30_000, remaining: 30_000, resetAt: null },
     },
     T0,
-    T0,
   );
 
   it('a full bucket grants its capacity at once, then one request per refill interval', () => {
@@ -90,23 +89,19 @@ describe('rate rules (virtual clock)', () => {
     expect(rateLevels(full, T0).inputTokens?.level).toBe(30_000);
   });
 
-  it('learn: remaining (plus what refilled since the request was sent) caps the level, never raises it', () => {
+  it('learn: remaining caps the level to within one unit (its rounding), and never raises it', () => {
     const { state } = drain(learned, T0);
-    const told = learnRate(
-      state,
-      { requests: { limit: 60, remaining: 10, resetAt: null } },
-      T0,
-      T0,
-    );
+    const told = learnRate(state, { requests: { limit: 60, remaining: 10, resetAt: null } }, T0);
     expect(rateLevels(told, T0).requests?.level).toBe(0);
-    const lower = learnRate(
-      learned,
+    const lower = learnRate(learned, { requests: { limit: 60, remaining: 5, resetAt: null } }, T0);
+    expect(rateLevels(lower, T0).requests?.level).toBe(6);
+    // A window seen for the first time starts at what the provider says is left.
+    const fresh = learnRate(
+      emptyRateState(),
       { requests: { limit: 60, remaining: 5, resetAt: null } },
       T0,
-      T0 + 2_000,
     );
-    // 5 left when it was answered, and 2 s at 1 per second refilled since it was sent.
-    expect(rateLevels(lower, T0 + 2_000).requests?.level).toBe(7);
+    expect(rateLevels(fresh, T0).requests?.level).toBe(5);
   });
 
   it('a key never learned and not configured lets one probe through; the probe hold expires', () => {
@@ -118,7 +113,7 @@ describe('rate rules (virtual clock)', () => {
     // A probe whose process died is replaced after the hold.
     expect(takeRate(a.state, call(), T0 + PROBE_HOLD_MS).result).toMatchObject({ probe: true });
     // A response without headers: the provider states no limits; calls then go unpaced.
-    const none = learnRate(a.state, null, T0, T0 + 50);
+    const none = learnRate(a.state, null, T0 + 50);
     expect(drain(none, T0 + 50).granted).toBe(10_000);
   });
 

@@ -61,7 +61,7 @@ export class RateGate {
     const levels = this.levelsOf(t.model);
     await this.store.settle(t.key, t.charged, usedBy(t, outcome), now, levels);
     const answered = outcome !== null && (outcome.ok || outcome.error.status !== null);
-    if (answered) await this.store.learn(t.key, outcome.limits ?? null, t.sentAt, now);
+    if (answered) await this.store.learn(t.key, outcome.limits ?? null, now);
   }
 }
 

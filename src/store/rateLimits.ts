@@ -78,9 +78,9 @@ export function ratePort(
         result: undefined,
       }));
     },
-    async learn(key, seen, sentAt, now) {
+    async learn(key, seen, now) {
       await update(checkKey(key), (s) => ({
-        state: learnRate(s, seen, sentAt, now),
+        state: learnRate(s, seen, now),
         result: undefined,
       }));
     },

@@ -146,30 +146,26 @@ export function settleRate(
 }
 
 /**
- * Learns from a provider's response, sent at `sentAt`: each window's `limit` becomes its size,
- * and its `remaining` (plus what refilled since the request was sent) caps the local level —
- * the provider's count is the truth, the local one only a faster guess. A response without
- * headers (`seen` null) still marks the key learned: its provider states no limits.
+ * Learns from a provider's response: each window's `limit` becomes its size, and its
+ * `remaining` caps the local level — the provider's count is the truth, the local one a faster
+ * guess. The cap allows the header's granularity (one whole unit, `remaining` is rounded down
+ * and was read a moment ago), so a fleet that alone spends the key keeps its fractional room
+ * instead of losing it at every answer; when something else spends the key too, the level
+ * drops to what the provider says. A window seen for the first time starts at `remaining`.
+ * A response without headers (`seen` null) still marks the key learned: no stated limits.
  */
-export function learnRate(
-  state: RateState,
-  seen: RateLimitsSeen | null,
-  sentAt: number,
-  now: number,
-): RateState {
+export function learnRate(state: RateState, seen: RateLimitsSeen | null, now: number): RateState {
   const buckets = { ...state.buckets };
   for (const d of DIMS) {
     const w = seen?.[d];
     if (w === undefined) continue;
-    const since = (Math.max(0, now - sentAt) * w.limit) / MINUTE_MS;
-    const told = Math.min(w.limit, w.remaining + since);
     const old = state.buckets[d];
     if (old === undefined) {
-      buckets[d] = { limit: w.limit, level: told, at: now };
+      buckets[d] = { limit: w.limit, level: w.remaining, at: now };
       continue;
     }
     const b = refilled({ ...old, limit: w.limit }, w.limit, now);
-    buckets[d] = { ...b, level: Math.min(b.level, told) };
+    buckets[d] = { ...b, level: Math.min(b.level, w.remaining + 1) };
   }
   return { ...state, buckets, learned: true, probeUntil: null };
 }

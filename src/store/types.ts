@@ -316,8 +316,8 @@ export interface RateLimitStore {
     now: number,
     config?: RateLevels,
   ): Promise<void>;
-  /** Learns the windows a response reported (null: it reported none) for a request sent at `sentAt`. */
-  learn(key: string, seen: RateLimitsSeen | null, sentAt: number, now: number): Promise<void>;
+  /** Learns the windows a response reported (null: it reported none). */
+  learn(key: string, seen: RateLimitsSeen | null, now: number): Promise<void>;
   /** The key's state, or undefined when never used. */
   get(key: string): Promise<RateState | undefined>;
 }
