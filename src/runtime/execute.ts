@@ -540,7 +540,13 @@ export async function execute(
     case 'call':
       return childPhase(env, step, phase, snap, signal);
     case 'agent':
-      return agentPhase(env, step, phase, snap, signal, { killEvent, skipEvent, user, backoff });
+      return agentPhase(env, step, phase, snap, signal, {
+        killEvent,
+        skipEvent,
+        user,
+        backoff,
+        awaitRoom,
+      });
     case 'wait':
     case 'sleep':
       return waitPhase(env, step, phase, snap, signal);
