@@ -13,6 +13,7 @@ import { acceleratedClock } from '../src/runtime/clock.js';
 import { Runtime } from '../src/runtime/driver.js';
 import { prepare } from '../src/runtime/prepare.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
+import { rateLevels } from '../src/store/rateRules.js';
 import { startFakeClaude } from '../src/testing/index.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -151,4 +152,30 @@ describe('shared rate limits (run level, real SDK, fake Claude enforcing limits)
       rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it('an attempt parked before its call (over budget) gives its rate-limit room back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'plumbline-rate-'));
+    const store = openSqliteStore(join(dir, 'store.db'));
+    await using fake = await startFakeClaude();
+    try {
+      const model = createAnthropicClient({ apiKey: 'sk-ant-rate-park', baseURL: fake.url });
+      const rt = new Runtime({ store, model, rateLimits: { levels: { '*': { requests: 2 } } } });
+      const r = await rt.start(pipeline, {
+        input: { i: 1 },
+        runId: 'b-1',
+        limits: { budgetUsd: 1e-9 },
+      });
+      expect(r.status).toBe('parked');
+      expect(fake.calls).toBe(0);
+      const state = await store.rateLimits?.get(`${MODEL}/${model.accountId ?? ''}`);
+      if (state === undefined) throw new Error('no rate state: the attempt took nothing');
+      // Back to the full 2 (without the give-back: 1, plus a few ms of refill).
+      const level = rateLevels(state, state.buckets.requests?.at ?? 0, { requests: 2 }).requests
+        ?.level;
+      expect(level).toBe(2);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

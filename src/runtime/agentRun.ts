@@ -150,7 +150,6 @@ async function askTurn(
   );
   const breaker =
     env.breakers !== undefined ? await env.breakers.acquire(step.model, env.clock.now()) : 'closed';
-  if (rate !== null && breaker === 'open') await env.rates?.cancel(rate, env.clock.now());
   env.request = { step: step.name, attempt, request, ...(rate !== null ? { rate } : {}) };
   return {
     type: 'ATTEMPT',

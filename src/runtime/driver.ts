@@ -622,8 +622,15 @@ export class Runtime {
       }
       const next = writer.apply(outcome);
       // A parked attempt releases its pool reservation (the call is not made).
-      if (outcome.type === 'ATTEMPT' && phaseOf(next)?.phase !== 'calling')
+      if (outcome.type === 'ATTEMPT' && phaseOf(next)?.phase !== 'calling') {
         await releasePools(this.store, snapshot.context, outcome.pool);
+        // And the room it took under the rate limits (a probe's hold ends with it).
+        const rate = env.request?.rate;
+        if (rate !== undefined && this.rates !== undefined) {
+          env.request = null;
+          await this.rates.cancel(rate, this.clock.now());
+        }
+      }
       // An outcome whose next state is a pure decision (an llm or effect step's `ready`) is held
       // and appended together with that decision: the decision (ATTEMPT, EFFECT_STARTED, SKIP,
       // KILL) is still durable before the call or effect it announces, with one append less.

@@ -191,8 +191,6 @@ async function llmPhase(
       env.breakers !== undefined
         ? await env.breakers.acquire(step.model, env.clock.now())
         : 'closed';
-    // An open breaker parks the run: the call is not made, so its rate-limit room goes back.
-    if (rate !== null && breaker === 'open') await env.rates?.cancel(rate, env.clock.now());
     env.request = { step: step.name, attempt, request, ...(rate !== null ? { rate } : {}) };
     return {
       type: 'ATTEMPT',
