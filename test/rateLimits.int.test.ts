@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { agent, tool } from '../src/machines/agent.js';
 import { definePipeline, llm } from '../src/machines/pipeline.js';
 import { createAnthropicClient } from '../src/model/anthropic.js';
 import type { ModelRequest } from '../src/model/types.js';
@@ -178,4 +179,55 @@ describe('shared rate limits (run level, real SDK, fake Claude enforcing limits)
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('agent turns are paced too: at 1 request a minute its two turns go out a minute apart, no 429', async () => {
+    const clock = acceleratedClock(60);
+    await using fake = await startFakeClaude({
+      now: () => clock.now(),
+      rateLimits: { requestsPerMinute: 1 },
+      script: (req) =>
+        (req.body.messages as unknown[]).length === 1
+          ? { kind: 'tool_use', calls: [{ name: 'look', input: { q: 'a' } }] }
+          : { kind: 'json', value: { ok: true } },
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'plumbline-rate-'));
+    const store = openSqliteStore(join(dir, 'store.db'));
+    try {
+      const model = createAnthropicClient({ apiKey: 'sk-ant-agent', baseURL: fake.url, clock });
+      const rt = new Runtime({ store, model, clock, rateLimits: {} });
+      const p = prepare(
+        definePipeline({
+          name: 'pacedAgent',
+          version: '1',
+          input: z.object({}),
+          retry: { maxAttempts: 5 },
+          steps: [
+            agent({
+              name: 'ask',
+              model: MODEL,
+              prompt: () => 'look it up',
+              tools: {
+                look: tool({
+                  description: 'look',
+                  input: z.object({ q: z.string() }),
+                  run: () => ({ found: true }),
+                }),
+              },
+              output: z.object({ ok: z.boolean() }),
+            }),
+          ],
+        }),
+      );
+      const r = await rt.start(p, { input: {}, runId: 'agent-1' });
+      expect(r.status).toBe('completed');
+      expect(fake.rateLimited).toBe(0);
+      const [a = 0, b = 0] = fake.answeredAt;
+      expect(fake.answeredAt).toHaveLength(2);
+      // Virtual time (the fake's clock): the second turn waited for the bucket to refill.
+      expect(b - a).toBeGreaterThanOrEqual(55_000);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
