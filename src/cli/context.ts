@@ -13,6 +13,7 @@ import { parseStoreSpec } from '../store/spec.js';
 import type { Store } from '../store/types.js';
 import type { BreakerConfig } from '../machines/breaker.js';
 import { Breakers } from '../runtime/breakers.js';
+import { rateLimitsFrom } from './rateOptions.js';
 import { Runtime, type RuntimeOptions } from '../runtime/driver.js';
 import type { Prepared } from '../runtime/prepare.js';
 import { batchConfigFromEnv } from './batchConfig.js';
@@ -120,6 +121,7 @@ export function makeRuntime(
   extra: Partial<RuntimeOptions> = {},
 ): Runtime {
   const logger = cliLogger(g);
+  const rates = rateLimitsFrom();
   return new Runtime({
     store,
     modelFactory: modelFromEnv,
@@ -132,6 +134,7 @@ export function makeRuntime(
     // A verb runs and exits: it must not leave breaker resumes behind it (workers resume
     // breaker-parked runs through the bus; `resume --include-parked` does it by hand).
     autoResume: false,
+    ...(rates !== undefined ? { rateLimits: rates } : {}),
     ...extra,
   });
 }

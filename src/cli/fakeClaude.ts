@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { lazyAction } from './lazy.js';
-import { portNumber } from './options.js';
+import { portNumber, positiveInteger } from './options.js';
 
 const FORMAT_HELP = `
 Script (JSON): answers used in order, then "then": "repeat" (the last answer again, the default)
@@ -38,6 +38,21 @@ export function registerFakeClaudeCommand(program: Command): void {
     .description('serve a scripted fake Claude (Messages API) on 127.0.0.1 for tests')
     .option('--port <port>', 'port (default 0: any free port)', portNumber('--port'))
     .option('--script <file>', 'a JSON script of answers (format below)')
+    .option(
+      '--rpm <n>',
+      'enforce this many requests per minute (429 + retry-after; anthropic-ratelimit-* headers on every answer)',
+      positiveInteger('--rpm'),
+    )
+    .option(
+      '--itpm <n>',
+      'enforce this many input tokens per minute (needs --rpm)',
+      positiveInteger('--itpm'),
+    )
+    .option(
+      '--otpm <n>',
+      'enforce this many output tokens per minute, charged at max_tokens on arrival (needs --rpm)',
+      positiveInteger('--otpm'),
+    )
     .addHelpText('after', FORMAT_HELP)
     .action(lazyAction(async () => (await import('./fakeClaudeVerbs.js')).fakeClaudeAction()));
 }

@@ -29,7 +29,15 @@ export async function readFakeScript(file: string): Promise<JsonFakeScript> {
 
 /** The `fake-claude` verb, imported only when it runs. */
 export function fakeClaudeAction() {
-  return async (o: { port?: number; script?: string }) => {
+  return async (o: {
+    port?: number;
+    script?: string;
+    rpm?: number;
+    itpm?: number;
+    otpm?: number;
+  }) => {
+    if (o.rpm === undefined && (o.itpm !== undefined || o.otpm !== undefined))
+      throw new UsageError('--itpm and --otpm need --rpm: pass the requests per minute too');
     const scripted = o.script !== undefined ? await readFakeScript(o.script) : undefined;
     const port = o.port ?? 0;
     const fake = await listening('--port', port, '127.0.0.1', () =>
@@ -38,6 +46,15 @@ export function fakeClaudeAction() {
         ...(scripted !== undefined ? { script: scripted.script } : {}),
         ...(scripted?.usage !== undefined ? { usage: scripted.usage } : {}),
         ...(scripted?.batches !== undefined ? { batches: scripted.batches } : {}),
+        ...(o.rpm !== undefined
+          ? {
+              rateLimits: {
+                requestsPerMinute: o.rpm,
+                ...(o.itpm !== undefined ? { inputTokensPerMinute: o.itpm } : {}),
+                ...(o.otpm !== undefined ? { outputTokensPerMinute: o.otpm } : {}),
+              },
+            }
+          : {}),
       }),
     );
     out(fake.url);

@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { addLimitOptions } from './limitOptions.js';
+import { addRateOptions } from './rateOptions.js';
 import { lazyAction } from './lazy.js';
 import { duration, portNumber, positiveInteger } from './options.js';
 
@@ -34,7 +35,7 @@ export function registerFleetCommands(program: Command): void {
     .addHelpText('after', '\nExample:\n  plumbline dlq --store nats://127.0.0.1:4222')
     .action(lazyAction(async () => (await import('./fleetVerbs.js')).dlqAction()));
 
-  program
+  const worker = program
     .command('worker')
     .description(
       'drive queued runs: take start/resume commands, heartbeat, ack when terminal or parked',
@@ -69,7 +70,8 @@ export function registerFleetCommands(program: Command): void {
       '--stranded-after <duration>',
       're-queue running runs untouched this long whose lease lapsed (default 60s)',
       duration('--stranded-after'),
-    )
+    );
+  addRateOptions(worker)
     .addHelpText(
       'after',
       '\nExample:\n  plumbline worker --store nats://127.0.0.1:4222 --pipelines examples/ --concurrency 16 --metrics-port 9464',

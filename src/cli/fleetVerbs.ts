@@ -10,6 +10,7 @@ import { loadPipeline, loadPipelines } from '../runtime/load.js';
 import { parseRunInput } from '../runtime/prepare.js';
 import { WorkerMetrics } from '../runtime/metrics.js';
 import { runWorker } from '../runtime/worker.js';
+import { rateLimitsFrom, type RateFlags } from './rateOptions.js';
 import type { Store } from '../store/types.js';
 import {
   cliLogger,
@@ -119,7 +120,7 @@ export function workerAction() {
       maxDeliver?: number;
       metricsPort?: number;
       strandedAfter?: number;
-    },
+    } & RateFlags,
     cmd: Command,
   ) => {
     const g = globals(cmd);
@@ -159,7 +160,9 @@ export function workerAction() {
         },
       },
     };
+    const rates = rateLimitsFrom(o);
     const runtime = makeRuntime(timed, g, {
+      ...(rates !== undefined ? { rateLimits: rates } : {}),
       onEvent: (e) => metrics.observe(e),
       onEffectAbandoned: (a) =>
         metrics.effectsAbandoned.inc({ pipeline: a.pipeline, step: a.step, reason: a.reason }),

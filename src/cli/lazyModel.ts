@@ -3,6 +3,7 @@
  * a verb starts: verbs that read the store (`runs`, `cost`, `replay`) never load it (issue 14).
  */
 import type { BatchClient } from '../model/batchTypes.js';
+import { accountIdOf } from '../model/account.js';
 import type { ModelClient, ModelRequest } from '../model/types.js';
 
 /** Settings for {@link createAnthropicClient}, read from the environment by the caller. */
@@ -20,6 +21,8 @@ export function lazyAnthropicClient(settings: ModelSettings): ModelClient {
   const load = (): Promise<ModelClient> =>
     (client ??= import('../model/anthropic.js').then((m) => m.createAnthropicClient(settings)));
   return {
+    // As the real client names it (the SDK reads ANTHROPIC_BASE_URL when no base URL is given).
+    accountId: accountIdOf(settings.apiKey, settings.baseURL ?? process.env.ANTHROPIC_BASE_URL),
     call: async (request, signal) => (await load()).call(request, signal),
     countTokens: async (request: ModelRequest, signal?: AbortSignal) => {
       try {

@@ -7,7 +7,10 @@ import { createHash } from 'node:crypto';
 import Anthropic from '@anthropic-ai/sdk';
 import { anthropicBatches } from './anthropicBatch.js';
 import type { BatchClient } from './batchTypes.js';
+import { APIError } from '@anthropic-ai/sdk/core/error';
 import { classifyError } from './classify.js';
+import { accountIdOf } from './account.js';
+import { rateLimitsFromHeaders } from './rateHeaders.js';
 import { usageFromApi } from './cost.js';
 import { Lru } from './lru.js';
 import { buildParams, countParams, type CreateParams } from './params.js';
@@ -105,6 +108,7 @@ export function createAnthropicClient(opts: AnthropicClientOptions = {}): ModelC
   return scrubbed(secretValues([sdk.apiKey, sdk.authToken]), {
     ...(counting ? { countTokens } : {}),
     batches: anthropicBatches(sdk, clock, wholeMs(defaultTimeoutMs)),
+    accountId: accountIdOf(sdk.apiKey ?? sdk.authToken ?? null, sdk.baseURL),
     async call(request: ModelRequest, signal: AbortSignal): Promise<ModelOutcome> {
       const started = clock.now();
       const elapsed = () => Math.max(0, clock.now() - started);
@@ -118,26 +122,30 @@ export function createAnthropicClient(opts: AnthropicClientOptions = {}): ModelC
 
       try {
         // A timeout is always set, so the SDK never refuses a large max_tokens locally.
-        const msg: Message = await sdk.messages.create(params, {
-          signal,
-          timeout: wholeMs(request.timeoutMs ?? defaultTimeoutMs),
-        });
+        const { data, response, request_id } = await sdk.messages
+          .create(params, { signal, timeout: wholeMs(request.timeoutMs ?? defaultTimeoutMs) })
+          .withResponse();
+        const msg: Message = data;
+        const limits = rateLimitsFromHeaders(response.headers);
         return {
           ok: true,
-          requestId: msg._request_id ?? null,
+          requestId: request_id ?? msg._request_id ?? null,
           model: msg.model,
           stopReason: msg.stop_reason ?? null,
           usage: usageFromApi(msg.usage),
           text: answerText(msg, request),
           content: answerBlocks(msg),
           durationMs: elapsed(),
+          ...(limits !== null ? { limits } : {}),
         };
       } catch (e) {
+        const limits = e instanceof APIError ? rateLimitsFromHeaders(e.headers) : null;
         return {
           ok: false,
           error: classifyError(e, clock.now()),
           usage: null,
           durationMs: elapsed(),
+          ...(limits !== null ? { limits } : {}),
         };
       }
     },

@@ -4,6 +4,7 @@
  */
 import type { Usage } from '../machines/events.js';
 import type { BatchClient } from './batchTypes.js';
+import type { RateLimitsSeen } from './rateHeaders.js';
 
 /** How structured output is requested: native `output_config.format`, or a forced tool. */
 export type StructuredMode = 'native' | 'tool';
@@ -76,6 +77,8 @@ export type ModelOutcome =
       /** The answer's text and tool_use blocks, in order (absent from clients that do not report them). */
       content?: ModelBlock[];
       durationMs: number;
+      /** The rate-limit windows the response's headers reported, if any. */
+      limits?: RateLimitsSeen;
     }
   | {
       ok: false;
@@ -83,6 +86,8 @@ export type ModelOutcome =
       /** Usage, when the failure still reported some (for example a mid-stream error). */
       usage: Usage | null;
       durationMs: number;
+      /** The rate-limit windows the error response's headers reported, if any. */
+      limits?: RateLimitsSeen;
     };
 
 /** The port: one call, one HTTP attempt. Must never throw: failures are outcomes. */
@@ -95,6 +100,11 @@ export interface ModelClient {
   countTokens?(request: ModelRequest, signal?: AbortSignal): Promise<number | null>;
   /** The Message Batches API (`batch: true` steps), when the client speaks it. */
   batches?: BatchClient;
+  /**
+   * Which provider account the calls spend: a short hash of the credential and base URL (never
+   * the credential), so shared rate limits are kept per API key. Absent: one shared account.
+   */
+  readonly accountId?: string;
 }
 
 /** USD per million tokens for one model. */

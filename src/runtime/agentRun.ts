@@ -18,6 +18,7 @@ import { judgeOutput, toJsonSchema } from '../model/structured.js';
 import type { ModelOutcome, ModelRequest, ModelTool, Price } from '../model/types.js';
 import { runTools } from './agentTools.js';
 import type { DriverEnv } from './env.js';
+import type { RateTicket } from './rateGate.js';
 import type { Interrupt } from './execute.js';
 import { reservePools, settlePools } from './pools.js';
 import { stepContext } from './request.js';
@@ -36,6 +37,15 @@ export interface AgentKit {
     snap: RunSnapshot,
     signal: AbortSignal,
   ): Promise<AgentOutcome>;
+  /** Waits for room under the shared rate limits (null: not paced), or the KILL/stop that came first. */
+  awaitRoom(
+    env: DriverEnv,
+    model: string,
+    runId: string,
+    inputTokens: number,
+    outputTokens: number,
+    signal: AbortSignal,
+  ): Promise<RateTicket | AgentOutcome | null>;
 }
 
 const schemas = new WeakMap<object, Record<string, unknown>>();
@@ -121,6 +131,16 @@ async function askTurn(
   const attempt = attemptsOf(ctx, step.name).calls + 1;
   const inputTokens = await reserveInputTokens(env.model, request, signal);
   const usd = worstCaseUsd(request, priceOf(step, env.prepared.pipeline), inputTokens);
+  // Room under the rate limits before the ATTEMPT is recorded (as llm steps do).
+  const rate = await kit.awaitRoom(
+    env,
+    step.model,
+    ctx.runId,
+    inputTokens,
+    request.maxTokens,
+    signal,
+  );
+  if (rate !== null && !('sentAt' in rate)) return rate;
   const at = env.clock.now();
   const pool = await reservePools(
     env.store,
@@ -130,7 +150,7 @@ async function askTurn(
   );
   const breaker =
     env.breakers !== undefined ? await env.breakers.acquire(step.model, env.clock.now()) : 'closed';
-  env.request = { step: step.name, attempt, request };
+  env.request = { step: step.name, attempt, request, ...(rate !== null ? { rate } : {}) };
   return {
     type: 'ATTEMPT',
     step: step.name,
@@ -154,10 +174,11 @@ async function callTurn(
   const attempt = attemptsOf(ctx, step.name).calls;
   const held = env.request;
   env.request = null;
-  const request =
-    held !== null && held.step === step.name && held.attempt === attempt
-      ? held.request
-      : kit.user(step.name, () => agentRequest(step, ctx, env.prepared.pipeline));
+  const same = held !== null && held.step === step.name && held.attempt === attempt;
+  const request = same
+    ? held.request
+    : kit.user(step.name, () => agentRequest(step, ctx, env.prepared.pipeline));
+  const rate = same ? (held.rate ?? null) : null;
   const killer = new AbortController();
   let killedBy: string | null = null;
   const unwatch = env.kills.watch(ctx.runId, (f) => {
@@ -170,6 +191,12 @@ async function callTurn(
   } finally {
     unwatch();
   }
+  if (rate !== null && env.rates !== undefined)
+    await env.rates.after(
+      rate,
+      killedBy !== null || signal.aborted ? null : outcome,
+      env.clock.now(),
+    );
   const price = priceOf(step, env.prepared.pipeline);
   if (killedBy !== null) {
     await settlePools(env.store, ctx, ctx.reservedUsd);

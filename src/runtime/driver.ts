@@ -44,6 +44,7 @@ import { parseRunInput, type Prepared } from './prepare.js';
 import type { Step } from '../machines/pipeline.js';
 import { checkNewRunId } from './runId.js';
 import { RunTracer } from './tracing.js';
+import { RateGate, type RateLimitOptions } from './rateGate.js';
 
 /** Options of {@link Runtime}. */
 export interface RuntimeOptions {
@@ -55,6 +56,12 @@ export interface RuntimeOptions {
   random?: () => number;
   logger?: Logger;
   breakers?: BreakerGate;
+  /**
+   * Pace model calls by shared provider rate limits kept in the store (per model and API key,
+   * learned from the `anthropic-ratelimit-*` headers, optionally capped by `levels`): a call
+   * waits for room before its ATTEMPT instead of being sent to get a 429. Default off.
+   */
+  rateLimits?: RateLimitOptions;
   /** How often a waiting or calling run checks its kill flag (default 200 ms). */
   killPollMs?: number;
   /** Save a snapshot every N events (default 200). */
@@ -232,9 +239,15 @@ export class Runtime {
   readonly leases: LeaseKeeper;
   /** The runs this runtime parked on an open breaker, to resume (see `autoResume`). */
   private breakerParking: LocalBreakerParking | undefined;
+  /** The shared rate-limit gate, when `rateLimits` is on and the store keeps them. */
+  private readonly rates: RateGate | undefined;
 
   constructor(opts: RuntimeOptions) {
     this.opts = opts;
+    this.rates =
+      opts.rateLimits !== undefined && opts.store.rateLimits !== undefined
+        ? new RateGate(opts.store.rateLimits, opts.rateLimits)
+        : undefined;
     this.store = opts.store;
     this.clock = opts.clock ?? systemClock;
     this.logger = opts.logger ?? silentLogger;
@@ -540,6 +553,7 @@ export class Runtime {
       random: this.opts.random ?? Math.random,
       logger: this.logger,
       ...(this.opts.breakers !== undefined ? { breakers: this.opts.breakers } : {}),
+      ...(this.rates !== undefined ? { rates: this.rates } : {}),
       killPollMs: this.opts.killPollMs ?? 200,
       kills: this.kills,
       logMaxChars: this.opts.logMaxChars ?? 500,
@@ -618,8 +632,15 @@ export class Runtime {
       }
       const next = writer.apply(outcome);
       // A parked attempt releases its pool reservation (the call is not made).
-      if (outcome.type === 'ATTEMPT' && phaseOf(next)?.phase !== 'calling')
+      if (outcome.type === 'ATTEMPT' && phaseOf(next)?.phase !== 'calling') {
         await releasePools(this.store, snapshot.context, outcome.pool);
+        // And the room it took under the rate limits (a probe's hold ends with it).
+        const rate = env.request?.rate;
+        if (rate !== undefined && this.rates !== undefined) {
+          env.request = null;
+          await this.rates.cancel(rate, this.clock.now());
+        }
+      }
       // An outcome whose next state is a pure decision (an llm or effect step's `ready`) is held
       // and appended together with that decision: the decision (ATTEMPT, EFFECT_STARTED, SKIP,
       // KILL) is still durable before the call or effect it announces, with one append less.

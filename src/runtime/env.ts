@@ -11,6 +11,7 @@ import type { KillWatcher } from './killWatch.js';
 import type { ChildGroup, ChildHost } from './children.js';
 import type { ModelRequest } from '../model/types.js';
 import type { Batcher } from './batcher.js';
+import type { RateGate, RateTicket } from './rateGate.js';
 
 /** The gate a model call passes through: the circuit breaker shared by all runs. */
 export interface BreakerGate {
@@ -38,6 +39,8 @@ export interface DriverEnv {
   random: () => number;
   logger: Logger;
   breakers?: BreakerGate;
+  /** Shared provider rate limits: calls wait for room before their ATTEMPT (absent: not paced). */
+  rates?: RateGate;
   killPollMs: number;
   logMaxChars: number;
   /** The runtime's shared kill-flag watcher. */
@@ -48,7 +51,7 @@ export interface DriverEnv {
    * The request built when the attempt was asked for (ready), used by the call (calling): the
    * prompt runs once per attempt. Absent after a rebuild (a rebuilt `calling` is a lost call).
    */
-  request: { step: string; attempt: number; request: ModelRequest } | null;
+  request: { step: string; attempt: number; request: ModelRequest; rate?: RateTicket } | null;
   /** How children are made and driven (parallel, map, call steps). */
   children: ChildHost;
   /** The process's Message Batches grouping and polling (`batch: true` steps). */

@@ -24,6 +24,7 @@ import { outcomeEvent } from './modelEvents.js';
 import { worstCaseUsd } from '../model/cost.js';
 import { reserveInputTokens } from '../model/reserve.js';
 import { claimerToken, leaseClaimer } from '../store/leaseRules.js';
+import type { RateTicket } from './rateGate.js';
 import { buildRequest, stepContext } from './request.js';
 import { currentModel, fallbackOf, hasFallback, modelsOf } from '../machines/fallback.js';
 import { chooseModel } from './modelChoice.js';
@@ -112,6 +113,53 @@ async function waitUntil(
   }
 }
 
+/** How long a refused take waits beyond the time it was told, at most: spreads the waiters. */
+const RATE_JITTER_MS = 100;
+
+/**
+ * Waits until the shared rate limits of `model` have room for one call (taking it), woken by a
+ * kill or the drive's abort. Null when calls are not paced. The wait is in this process: the
+ * run holds its lease, a timer and the snapshot its drive holds anyway, nothing in the store.
+ */
+async function awaitRoom(
+  env: DriverEnv,
+  model: string,
+  runId: string,
+  inputTokens: number,
+  outputTokens: number,
+  signal: AbortSignal,
+): Promise<RateTicket | Outcome | null> {
+  const rates = env.rates;
+  if (rates === undefined) return null;
+  let account: string | undefined;
+  try {
+    account = env.model().accountId;
+  } catch {
+    account = undefined;
+  }
+  const key = rates.keyOf(model, account);
+  const cost = { requests: 1, inputTokens, outputTokens };
+  for (let waits = 0; ; waits++) {
+    const now = env.clock.now();
+    const took = await rates.take(key, model, cost, now);
+    if (took.ok) return { key, model, charged: took.charged, sentAt: now };
+    if (waits === 0)
+      env.logger.debug(
+        {
+          runId,
+          model,
+          decision: 'wait',
+          reason: `rate limit (${took.reason}): no room for ${took.waitMs} ms`,
+        },
+        'waiting for rate-limit room',
+      );
+    const until =
+      now + took.waitMs + Math.floor(env.random() * Math.min(RATE_JITTER_MS, took.waitMs));
+    const stop = await waitUntil(env, runId, until, signal);
+    if (stop !== null) return stop;
+  }
+}
+
 async function llmPhase(
   env: DriverEnv,
   step: LlmStep,
@@ -147,6 +195,14 @@ async function llmPhase(
     // Counted by the provider when the client can, else bounded by the request's UTF-8 bytes.
     const inputTokens = await reserveInputTokens(env.model, request, signal);
     const usd = worstCaseUsd(request, price, inputTokens);
+    // Room under the provider's rate limits first, before anything is recorded: a kill or a
+    // crash while waiting leaves no attempt behind. A batch item is not a Messages call: the
+    // batch API has its own limits.
+    const rate =
+      step.batch === true
+        ? null
+        : await awaitRoom(env, model, runId, inputTokens, request.maxTokens, signal);
+    if (rate !== null && !('sentAt' in rate)) return rate;
     const at = env.clock.now();
     // A child run reserves its worst case in its ancestors' pools before the limits judge it.
     const pool = await reservePools(env.store, ctx, `${runId}:${step.name}:${attempt}:${at}`, usd);
@@ -156,7 +212,7 @@ async function llmPhase(
         : gate !== undefined
           ? await gate.acquire(model, env.clock.now())
           : 'closed';
-    env.request = { step: step.name, attempt, request };
+    env.request = { step: step.name, attempt, request, ...(rate !== null ? { rate } : {}) };
     return {
       type: 'ATTEMPT',
       step: step.name,
@@ -175,10 +231,9 @@ async function llmPhase(
     env.request = null;
     // The model the ATTEMPT chose, as the fold of the log says (the same after a crash).
     const modelId = currentModel(step, ctx);
-    const request =
-      held !== null && held.step === step.name && held.attempt === attempt
-        ? held.request
-        : user(step.name, () => buildRequest(step, ctx, modelId));
+    const same = held !== null && held.step === step.name && held.attempt === attempt;
+    const request = same ? held.request : user(step.name, () => buildRequest(step, ctx, modelId));
+    const rate = same ? (held.rate ?? null) : null;
     // A batch step's call is a submit into a Message Batch; its answer is awaited in `batched`.
     if (step.batch === true) return batchSubmit(env, step, ctx, attempt, request, signal);
     // One controller for the call, aborted by a kill or by the drive's signal (no
@@ -199,6 +254,14 @@ async function llmPhase(
       signal.removeEventListener('abort', onAbort);
       unwatch();
     }
+    // The unused room goes back and the headers correct the levels (a killed or stopped call
+    // keeps all it took: it may have been counted).
+    if (rate !== null && env.rates !== undefined)
+      await env.rates.after(
+        rate,
+        killedBy !== null || signal.aborted ? null : outcome,
+        env.clock.now(),
+      );
     // A child's pool reservation is settled at what the call cost; a killed call at its
     // reservation (unknown); a stopped one not at all (the next driver records it as lost).
     if (killedBy !== null) {
@@ -453,7 +516,13 @@ export async function execute(
     case 'call':
       return childPhase(env, step, phase, snap, signal);
     case 'agent':
-      return agentPhase(env, step, phase, snap, signal, { killEvent, skipEvent, user, backoff });
+      return agentPhase(env, step, phase, snap, signal, {
+        killEvent,
+        skipEvent,
+        user,
+        backoff,
+        awaitRoom,
+      });
     case 'wait':
     case 'sleep':
       return waitPhase(env, step, phase, snap, signal);

@@ -59,6 +59,7 @@ import { kvCas, kvCasRevision, kvControl } from './jetstreamKv.js';
 import { kvLeases } from './jetstreamLeases.js';
 import { jetstreamRunList, parentMatches } from './jetstreamList.js';
 import { kvPools } from './jetstreamPools.js';
+import { kvRateLimits } from './jetstreamRateLimits.js';
 import { kvWaits } from './jetstreamWaits.js';
 import { readRange, type ReadStats } from './natsRead.js';
 import type {
@@ -180,6 +181,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
   let jsmRead: JetStreamManager;
   let poolBucket: KV;
   let waitBucket: KV;
+  let rateBucket: KV;
   let runs: KV, snaps: KV, effects: KV, kills: KV, breakers: KV, leaseBucket: KV, defs: KV;
   try {
     js = jetstream(nc, { timeout });
@@ -209,6 +211,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     ]);
     poolBucket = await bucket('pools');
     waitBucket = await bucket('waits');
+    rateBucket = await bucket('ratelimits');
   } catch (e) {
     await nc.close();
     throw e;
@@ -677,6 +680,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     leases: kvLeases(link, leaseBucket),
     pools: kvPools(link, poolBucket),
     waits: kvWaits(link, waitBucket),
+    rateLimits: kvRateLimits(link, rateBucket),
     definitions: kvDefinitions(link, defs),
     stats,
     connection: nc,

@@ -14,6 +14,7 @@ import { groupCommit } from './sqliteGroupCommit.js';
 import { sqliteLeases } from './sqliteLeases.js';
 import { sqliteWaits } from './sqliteWaits.js';
 import { sqlitePools } from './sqlitePools.js';
+import { sqliteRateLimits } from './sqliteRateLimits.js';
 import { LIST_INDEXES, ensureParentColumns, hasParentColumn, listRunRows } from './sqliteList.js';
 import { sqliteRollup } from './sqliteRollup.js';
 import type {
@@ -27,6 +28,7 @@ import type {
   LeaseStore,
   PoolStore,
   PositionedEnvelope,
+  RateLimitStore,
   RunFilter,
   RunSummary,
   SavedSnapshot,
@@ -505,11 +507,13 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   let pools: PoolStore;
   let definitions: DefinitionStore;
   let waits: WaitStore;
+  let rateLimits: RateLimitStore;
   try {
     leases = sqliteLeases(db, undefined, write);
     pools = sqlitePools(db);
     definitions = sqliteDefinitions(db, readonly);
     waits = sqliteWaits(db, readonly);
+    rateLimits = sqliteRateLimits(db);
   } catch (e) {
     db.close();
     throw asStoreFault(e, path);
@@ -523,6 +527,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     waits: guarded(waits, path, identity),
     pools: guarded(pools, path, identity),
     definitions: guarded(definitions, path, identity),
+    rateLimits: guarded(rateLimits, path, identity),
     async close() {
       if (db.open) db.close();
     },

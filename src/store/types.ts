@@ -4,6 +4,8 @@
  * Every adapter passes `test/contract/eventLog.contract.ts`.
  */
 import type { ChildOf, NewEnvelope, RunStatus, StoredEnvelope } from '../machines/events.js';
+import type { RateLimitsSeen } from '../model/rateHeaders.js';
+import type { RateCost, RateLevels, RateState, RateTake } from './rateRules.js';
 
 /** `'no_stream'` to create a run's log; otherwise the seq of the last event you have seen. */
 export type ExpectedVersion = 'no_stream' | number;
@@ -297,6 +299,29 @@ export interface WaitStore {
   waiting(limit: number): Promise<WaitingRun[]>;
 }
 
+/**
+ * Shared provider rate limits: one token bucket per window (requests, input tokens, output
+ * tokens) per key (`<model>/<hash of the API key>`, never the key), kept in the store so every
+ * process calling with that key paces by the same levels. The rules are `rateRules.ts`; each
+ * operation is one atomic read-modify-write (a SQLite transaction, a KV compare-and-set).
+ */
+export interface RateLimitStore {
+  /** Takes one call's cost if every known window has room, else says how long to wait. */
+  take(key: string, cost: RateCost, now: number, config?: RateLevels): Promise<RateTake>;
+  /** Gives back what a call took and did not use (`charged` from its take), and ends a probe. */
+  settle(
+    key: string,
+    charged: Partial<RateCost>,
+    used: Partial<RateCost>,
+    now: number,
+    config?: RateLevels,
+  ): Promise<void>;
+  /** Learns the windows a response reported (null: it reported none). */
+  learn(key: string, seen: RateLimitsSeen | null, now: number): Promise<void>;
+  /** The key's state, or undefined when never used. */
+  get(key: string): Promise<RateState | undefined>;
+}
+
 /** Everything a runtime needs from a backend. */
 export interface Store {
   readonly kind: 'sqlite' | 'jetstream';
@@ -309,5 +334,7 @@ export interface Store {
   readonly pools: PoolStore;
   /** Kept signals and the wake-up schedule of waiting and sleeping runs. */
   readonly waits: WaitStore;
+  /** Shared provider rate limits (absent from stores of other adapters: calls are then not paced). */
+  readonly rateLimits?: RateLimitStore;
   close(): Promise<void>;
 }

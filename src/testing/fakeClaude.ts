@@ -10,9 +10,11 @@ import { answerBody, DEFAULT_USAGE, errorBody, errorResponseBody } from './fakeR
 import type { FakeAction, FakeUsage } from './fakeResponses.js';
 import { FakePromptCache } from './fakeCache.js';
 import { FakeBatches, type FakeBatchOptions } from './fakeBatches.js';
+import { FakeRateLimiter, type FakeRateLimits } from './fakeRateLimits.js';
 
 // Re-exported so importers of this module keep finding the action types here.
 export type { FakeAction, FakeUsage } from './fakeResponses.js';
+export type { FakeRateLimits } from './fakeRateLimits.js';
 
 /** One request the fake received, with its parsed JSON body and all its headers. */
 export interface FakeRequest {
@@ -60,6 +62,12 @@ export interface FakeClaude extends AsyncDisposable {
   readonly batchItems: number;
   /** Keeps every batch in progress (`true`) until called with `false`: then they end at the next poll. */
   holdBatches(hold: boolean): void;
+  /** How many `POST /v1/messages` the rate limits refused with a 429 (see `rateLimits`). */
+  readonly rateLimited: number;
+  /** When (the fake's clock, epoch ms) each rate-limit 429 was sent. */
+  readonly limitedAt: readonly number[];
+  /** When each 200 answer to `POST /v1/messages` was sent. */
+  readonly answeredAt: readonly number[];
   /** Replaces the script; a list starts again from its first action. */
   setScript(script: FakeScript): void;
   /** Forgets the requests and the prompt cache, and restores the script given at start. */
@@ -88,6 +96,14 @@ export interface FakeClaudeOptions {
   now?: () => number;
   /** How batches progress and what each item gets (see {@link FakeBatchOptions}). */
   batches?: FakeBatchOptions;
+  /**
+   * Enforce per-minute limits as Anthropic does (token buckets starting full, refilled
+   * continuously): a request over a limit gets a 429 `rate_limit_error` with `retry-after`, and
+   * every `/v1/messages` response carries the `anthropic-ratelimit-*` headers. A request is
+   * charged its input tokens (`countTokens(body)`, else the answers' `usage.input_tokens`) and
+   * its `max_tokens` of output on arrival; the unused output is given back when it is answered.
+   */
+  rateLimits?: FakeRateLimits;
 }
 
 /**
@@ -115,7 +131,8 @@ export async function startFakeClaude(opts: FakeClaudeOptions = {}): Promise<Fak
   let script = initialScript;
   let scriptIndex = 0;
   let serial = 0;
-  const promptCache = new FakePromptCache(opts.now ?? Date.now);
+  const clock = opts.now ?? Date.now;
+  const promptCache = new FakePromptCache(clock);
   let baseUrl = '';
   // A batch item takes the next action of the script, as if it were a POST /v1/messages.
   const batches = new FakeBatches(
@@ -124,6 +141,16 @@ export async function startFakeClaude(opts: FakeClaudeOptions = {}): Promise<Fak
     () => usage,
     () => baseUrl,
   );
+  const limiter =
+    opts.rateLimits !== undefined ? new FakeRateLimiter(opts.rateLimits, clock) : null;
+  const limitedAt: number[] = [];
+  const answeredAt: number[] = [];
+  /** The rate-limit headers after giving back what an answered request did not use. */
+  const rateHeaders = (charged: number | null, outputUsed: number): Record<string, string> => {
+    if (limiter === null || charged === null) return {};
+    limiter.finish(charged, outputUsed);
+    return limiter.headers();
+  };
 
   const nextAction = (req: FakeRequest): FakeAction => {
     const index = scriptIndex++;
@@ -131,28 +158,44 @@ export async function startFakeClaude(opts: FakeClaudeOptions = {}): Promise<Fak
     return script[index] ?? { kind: 'valid' };
   };
 
-  const perform = (action: FakeAction, req: FakeRequest, res: ServerResponse): void => {
-    if (res.writableEnded) return;
+  const perform = (
+    action: FakeAction,
+    req: FakeRequest,
+    res: ServerResponse,
+    charged: number | null,
+  ): void => {
+    if (res.writableEnded) {
+      rateHeaders(charged, 0);
+      return;
+    }
     // An answer whose client went away meanwhile (a held call) is still produced and billed, as
     // a provider bills a call it processed; nothing else is done for a gone client.
     const answers = action.kind !== 'drop' && action.kind !== 'delay' && action.kind !== 'status';
-    if (res.destroyed && !answers) return;
+    if (res.destroyed && !answers) {
+      rateHeaders(charged, 0);
+      return;
+    }
     const id = String(++serial).padStart(6, '0');
     if (action.kind === 'drop') {
+      rateHeaders(charged, 0);
       res.socket?.destroy();
       return;
     }
     if (action.kind === 'delay') {
       const fire = (): void => {
         timers.delete(timer);
-        perform(action.then, req, res);
+        perform(action.then, req, res, charged);
       };
       const timer = setTimeout(fire, action.ms);
       timers.set(timer, fire);
       return;
     }
     if (action.kind === 'status') {
-      const headers = { 'request-id': `req_fake_${id}`, ...action.headers };
+      const headers = {
+        'request-id': `req_fake_${id}`,
+        ...rateHeaders(charged, 0),
+        ...action.headers,
+      };
       send(res, action.status, errorResponseBody(action, id), headers);
       return;
     }
@@ -166,7 +209,27 @@ export async function startFakeClaude(opts: FakeClaudeOptions = {}): Promise<Fak
       usage: answer.usage,
       delivered: !res.destroyed,
     });
-    send(res, 200, answer, { 'request-id': `req_fake_${id}` });
+    const produced = (answer as { usage?: { output_tokens?: unknown } }).usage?.output_tokens;
+    const headers = rateHeaders(charged, typeof produced === 'number' ? produced : 0);
+    if (limiter !== null) answeredAt.push(clock());
+    send(res, 200, answer, { 'request-id': `req_fake_${id}`, ...headers });
+  };
+
+  /** Admits a model call under the rate limits (or refuses it with a 429), then performs it. */
+  const admit = (req: FakeRequest, res: ServerResponse): void => {
+    if (limiter === null) return perform(nextAction(req), req, res, null);
+    const input = opts.countTokens ? opts.countTokens(req.body) : usage.input_tokens;
+    const maxTokens = typeof req.body.max_tokens === 'number' ? req.body.max_tokens : 0;
+    const admitted = limiter.admit(input, maxTokens);
+    if (admitted.ok) return perform(nextAction(req), req, res, admitted.outputCharged);
+    limitedAt.push(clock());
+    const id = String(++serial).padStart(6, '0');
+    const message = `fake rate limit: this request would exceed the ${admitted.window} per minute limit`;
+    send(res, 429, errorBody('rate_limit_error', message), {
+      'request-id': `req_fake_${id}`,
+      'retry-after': String(admitted.retryAfterS),
+      ...limiter.headers(),
+    });
   };
 
   const server = createServer((incoming, res) => {
@@ -196,7 +259,7 @@ export async function startFakeClaude(opts: FakeClaudeOptions = {}): Promise<Fak
         const counted = opts.countTokens ? opts.countTokens(body) : usage.input_tokens;
         send(res, 200, { input_tokens: counted }, {});
       } else if (req.method === 'POST' && path === '/v1/messages') {
-        perform(nextAction(req), req, res);
+        admit(req, res);
       } else if (path.startsWith('/v1/messages/batches')) {
         const reply = batches.handle(req.method, path, body);
         if (reply === null)
@@ -264,6 +327,11 @@ export async function startFakeClaude(opts: FakeClaudeOptions = {}): Promise<Fak
     holdBatches(hold) {
       batches.setHold(hold);
     },
+    get rateLimited() {
+      return limitedAt.length;
+    },
+    limitedAt,
+    answeredAt,
     setScript(next) {
       script = next;
       scriptIndex = 0;
@@ -271,6 +339,8 @@ export async function startFakeClaude(opts: FakeClaudeOptions = {}): Promise<Fak
     reset() {
       requests.length = 0;
       billed.length = 0;
+      limitedAt.length = 0;
+      answeredAt.length = 0;
       promptCache.clear();
       script = initialScript;
       scriptIndex = 0;

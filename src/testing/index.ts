@@ -11,5 +11,6 @@ export type {
 } from './fakeClaude.js';
 export type { FakeAction, FakeUsage } from './fakeResponses.js';
 export type { FakeBatchAction, FakeBatchItem, FakeBatchOptions } from './fakeBatches.js';
+export type { FakeRateLimits } from './fakeRateLimits.js';
 export { sampleFromSchema } from './schemaSample.js';
 export type { JsonSchema } from './schemaSample.js';

@@ -8,6 +8,7 @@ import type { RunFilter, Store } from '../../src/store/types.js';
 import { started, stepDone } from '../helpers/envelopes.js';
 import { describeDefinitions } from './definitions.contract.js';
 import { describePools } from './pools.contract.js';
+import { describeRateLimits } from './rateLimits.contract.js';
 
 let counter = 0;
 const rid = (): string => `run-${Date.now().toString(36)}-${(counter++).toString(36)}`;
@@ -29,6 +30,7 @@ export function describeStore(
     });
 
     describePools(() => store);
+    describeRateLimits(() => store);
 
     it('appends a new run and reads it back in order, with the run index updated', async () => {
       const id = rid();
