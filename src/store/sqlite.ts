@@ -169,6 +169,7 @@ const READS = new Set([
   'getBreaker',
   'holders',
   'get',
+  'wakeTimes',
 ]);
 
 /**

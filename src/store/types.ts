@@ -295,6 +295,11 @@ export interface WaitStore {
   due(now: number, limit: number): Promise<WaitingRun[]>;
   /** Every waiting run (for `runs --waiting`), longest waiting first. */
   waiting(limit: number): Promise<WaitingRun[]>;
+  /**
+   * The wake-up times of those of `runIds` that are scheduled (null: waiting with no time);
+   * runs not waiting are absent. Lets the stranded check leave alone a run let go in a backoff.
+   */
+  wakeTimes(runIds: readonly string[]): Promise<Map<string, number | null>>;
 }
 
 /** Everything a runtime needs from a backend. */
