@@ -105,7 +105,9 @@ const after = await settle();
 // How many runs wait in the store's wake-up schedule (all of them when unloading, else none).
 const reader = new Database(join(dir, 'memory.db'), { readonly: true });
 const scheduled = (reader.prepare('SELECT count(*) AS n FROM waiting').get() as { n: number }).n;
-const leased = (reader.prepare('SELECT count(*) AS n FROM leases WHERE released = 0').get() as { n: number }).n;
+const leased = (
+  reader.prepare('SELECT count(*) AS n FROM leases WHERE released = 0').get() as { n: number }
+).n;
 reader.close();
 // CPU while 10,000 runs wait: the kill-flag polls.
 const cpu0 = process.cpuUsage();
