@@ -65,7 +65,7 @@ async function park(
   prefix: string,
   n: number,
   signal: AbortSignal,
-  all: Promise<unknown>[],
+  all: Set<Promise<unknown>>,
 ): Promise<void> {
   let open = 0;
   let wake: (() => void) | null = null;
@@ -80,7 +80,12 @@ async function park(
       wake = null;
       w?.();
     });
-    all.push(rt.start(p1, { input: ticket(i), runId, signal }).catch((e: unknown) => e));
+    // Kept only until the drive returns: a run let go leaves nothing of it in this process.
+    const run: Promise<unknown> = rt
+      .start(p1, { input: ticket(i), runId, signal })
+      .catch((e: unknown) => e)
+      .finally(() => all.delete(run));
+    all.add(run);
   }
   while (open > 0) await new Promise<void>((r) => (wake = r));
 }
@@ -88,15 +93,15 @@ async function park(
 // Warm-up: the same path for a few runs, then stop them.
 const warm = new AbortController();
 setMaxListeners(0, warm.signal);
-const warmRuns: Promise<unknown>[] = [];
+const warmRuns = new Set<Promise<unknown>>();
 await park('w', 200, warm.signal, warmRuns);
 warm.abort();
-await Promise.all(warmRuns);
+await Promise.all([...warmRuns]);
 const before = await settle();
 
 const ac = new AbortController();
 setMaxListeners(0, ac.signal);
-const runs: Promise<unknown>[] = [];
+const runs = new Set<Promise<unknown>>();
 const t0 = performance.now();
 await park('m', RUNS, ac.signal, runs);
 const parkSec = (performance.now() - t0) / 1000;
@@ -117,7 +122,7 @@ const cpu = process.cpuUsage(cpu0);
 const idleCpuPct = ((cpu.user + cpu.system) / 1000 / (performance.now() - w0)) * 100;
 const load = load1();
 ac.abort();
-await Promise.all(runs);
+await Promise.all([...runs]);
 
 emitResult({
   runs: RUNS,
