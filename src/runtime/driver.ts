@@ -603,7 +603,9 @@ export class Runtime {
     const settleHeld = async (): Promise<void> => {
       const e = heldOutcome;
       heldOutcome = null;
-      if (e !== null) await this.doneWaiting(runId, e, writer.snapshot, fromBackoff);
+      if (e === null) return;
+      await this.doneWaiting(runId, e, writer.snapshot, fromBackoff);
+      if (e.type === 'TIMER') fromBackoff = false;
     };
     const stop = async (why?: RunResult['stopped']): Promise<RunResult> => {
       if (why === undefined && (await writer.flush()) === 'fenced')
@@ -623,8 +625,8 @@ export class Runtime {
       await settlePools(this.store, before, lostCall.type === 'MODEL_ERROR' ? lostCall.costUsd : 0);
     }
     // A drive that begins in a backoff may have been let go there (its wake-up is scheduled):
-    // the schedule is cleared once its TIMER is durable.
-    const fromBackoff = phaseOf(writer.snapshot)?.phase === 'backoff';
+    // the schedule is cleared once its TIMER is durable (once: later backoffs here were not).
+    let fromBackoff = phaseOf(writer.snapshot)?.phase === 'backoff';
     for (;;) {
       const snapshot = writer.snapshot;
       if (lease.lost.aborted) return stop('fenced');
@@ -688,6 +690,7 @@ export class Runtime {
       if ((await writer.flush()) === 'fenced') return stop('fenced');
       await settleHeld();
       await this.doneWaiting(runId, outcome, next, fromBackoff);
+      if (outcome.type === 'TIMER') fromBackoff = false;
     }
   }
 
