@@ -130,7 +130,10 @@ describe('a long backoff lets the run go', () => {
     const clock = virtualClock();
     const bus = openSqliteBus(h.dbPath, { ackWaitMs: 5_000, pollMs: 20 });
     const model = createAnthropicClient({ apiKey: 'sk-ant-test-unload', baseURL: h.fake.url });
-    const worker = (owner: string) => {
+    const worker = (
+      owner: string,
+      stranded: { strandedCheckMs: number; strandedAfterMs?: number } = { strandedCheckMs: 0 },
+    ) => {
       const ac = new AbortController();
       const ended: Array<RunResult | null> = [];
       const runtime = new Runtime({ store: h.store, model, clock, owner, waitForLease: false });
@@ -141,7 +144,7 @@ describe('a long backoff lets the run go', () => {
         concurrency: 2,
         signal: ac.signal,
         logger: silentLogger,
-        strandedCheckMs: 0,
+        ...stranded,
         onRunEnd: (r) => ended.push(r),
         // unloadBackoffMs left at its default (10 s): the 30 s retry-after is above it.
       });
@@ -152,12 +155,17 @@ describe('a long backoff lets the run go', () => {
       return { ended, stop };
     };
     try {
-      const a = worker('host/1/a');
+      // Worker a looks for stranded runs every 50 ms, quiet for 1 ms and unleased.
+      const a = worker('host/1/a', { strandedCheckMs: 50, strandedAfterMs: 1 });
       await bus.publishStart({ runId: 'w-1', pipeline: 'patient', input: {} });
       // Worker a's drive ends (the command acked, its slot free) with the run let go.
-      await until('w-1 let go', async () => a.ended.length === 1);
+      await until('w-1 let go', async () => a.ended.length >= 1);
       expect(a.ended[0]).toMatchObject({ runId: 'w-1', status: 'running', stopped: 'unloaded' });
       expect((await h.store.waits.wakeTimes(['w-1'])).has('w-1')).toBe(true);
+      // Quiet and unleased, but scheduled: the stranded check leaves it to the sweep (a
+      // re-queue would drive it again here, a second drive ending).
+      await new Promise((res) => setTimeout(res, 1_000));
+      expect(a.ended).toHaveLength(1);
       // Worker a stops (nothing of the run is in it); the clock then reaches retryAt.
       await a.stop();
       expect(await status(h, 'w-1')).toBe('running');

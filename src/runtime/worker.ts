@@ -262,11 +262,11 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
         !(r.parent !== undefined && r.lastSeq === 1),
     );
     const holders = await store.leases.holders(quiet.map((r) => r.runId));
-    // A run let go in a long backoff is quiet and unleased by design: the sweep wakes it.
+    // A run let go in a long backoff is quiet and unleased by design: the sweep wakes it (and
+    // keeps waking it every 30 s while it stays due).
     const wakes = await store.waits.wakeTimes(quiet.map((r) => r.runId));
     for (const r of quiet) {
-      const wakeAt = wakes.get(r.runId);
-      if (wakeAt !== undefined && wakeAt !== null && wakeAt > Date.now() - strandedAfter) continue;
+      if (wakes.has(r.runId)) continue;
       const h = holders.get(r.runId);
       if (h !== undefined && leaseIsLive(r.runId, h, observer)) continue;
       await bus.publishResume({ runId: r.runId });
