@@ -82,6 +82,29 @@ describe('a long backoff lets the run go', () => {
     }
   });
 
+  it('a process that let a run go dies; a new Runtime that knows the pipeline wakes it at retryAt', async () => {
+    await using h = await harness({ script: [limited, answer] });
+    const clock = virtualClock();
+    // The first process's sweep never looks (an hour between looks): it "dies" after letting go.
+    const first = h.runtime({ clock, unloadBackoffMs: 10_000, wakeSweepMs: 3_600_000 });
+    expect((await first.start(prepared, { input: {}, runId: 'c-1' })).stopped).toBe('unloaded');
+    first.stopWaking();
+    await clock.sleep(30_000);
+    const second = h.runtime({ clock, unloadBackoffMs: 10_000, wakeSweepMs: 20 });
+    try {
+      // It has driven no run of this pipeline: it wakes nothing until told the pipeline.
+      await new Promise((res) => setTimeout(res, 200));
+      expect(await status(h, 'c-1')).toBe('running');
+      second.wakes(prepared);
+      await until('c-1 completed', async () => (await status(h, 'c-1')) === 'completed');
+      const err = ofType(await h.events('c-1'), 'MODEL_ERROR')[0];
+      expect(ofType(await h.events('c-1'), 'TIMER')[0]?.event.at).toBe(err?.event.retryAt);
+      expect(h.fake.calls).toBe(2);
+    } finally {
+      second.stopWaking();
+    }
+  });
+
   it('a short backoff stays in the process', async () => {
     await using h = await harness({
       script: [{ kind: 'status', status: 429, headers: { 'retry-after': '5' } }, answer],

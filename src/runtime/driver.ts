@@ -287,6 +287,14 @@ export class Runtime {
     }
   }
 
+  /**
+   * Pipelines whose due runs this runtime's own sweep drives, besides those it has driven (a
+   * process started after another let runs go: it wakes them once it knows their pipeline).
+   */
+  wakes(...prepared: Prepared[]): void {
+    for (const p of prepared) this.localWake?.note(p);
+  }
+
   /** The time on this runtime's clock (the clock wake-up and retry times are recorded on). */
   now(): number {
     return this.clock.now();

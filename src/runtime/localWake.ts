@@ -59,12 +59,16 @@ export class LocalWake {
     this.sweep.stop();
   }
 
-  private async wake(runId: string): Promise<void> {
+  private async wake(runId: string): Promise<boolean> {
     const run = await this.o.store.log.getRun(runId);
     // Ended without taking its wake-up off the schedule (killed by another path): drop it.
-    if (run !== undefined && isTerminal(run.status)) return this.o.store.waits.clearWaiting(runId);
+    if (run !== undefined && isTerminal(run.status)) {
+      await this.o.store.waits.clearWaiting(runId);
+      return true;
+    }
     const prepared = run !== undefined ? this.pipelines.get(run.pipeline) : undefined;
-    if (prepared === undefined) return;
+    // Not a pipeline this runtime knows: left for another process (or until `wakes` names it).
+    if (prepared === undefined) return false;
     // Bounded: a thousand runs due at once are driven `concurrency` at a time, not all at once.
     while (this.inFlight >= (this.o.concurrency ?? 64))
       await new Promise<void>((r) => (this.room = r));
@@ -83,5 +87,6 @@ export class LocalWake {
         this.room = null;
         r?.();
       });
+    return true;
   }
 }
