@@ -261,12 +261,12 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
         // map's concurrency, even under a parked parent.
         !(r.parent !== undefined && r.lastSeq === 1),
     );
-    const holders = await store.leases.holders(quiet.map((r) => r.runId));
     // A run let go in a long backoff is quiet and unleased by design: the sweep wakes it (and
-    // keeps waking it every 30 s while it stays due).
+    // keeps waking it every 30 s while it stays due). Only the others' leases are read.
     const wakes = await store.waits.wakeTimes(quiet.map((r) => r.runId));
-    for (const r of quiet) {
-      if (wakes.has(r.runId)) continue;
+    const unscheduled = quiet.filter((r) => !wakes.has(r.runId));
+    const holders = await store.leases.holders(unscheduled.map((r) => r.runId));
+    for (const r of unscheduled) {
       const h = holders.get(r.runId);
       if (h !== undefined && leaseIsLive(r.runId, h, observer)) continue;
       await bus.publishResume({ runId: r.runId });
