@@ -155,7 +155,9 @@ export function renderReport(r: Results, notes: string): string {
   );
   L.push(`node --import tsx bench/replay.ts --backend sqlite|jetstream --big ${P.big}`);
   L.push(`node --import tsx bench/recovery.ts --kills ${P.kills}`);
-  L.push(`node --expose-gc --import tsx bench/memory.ts --runs ${P.memRuns}`);
+  L.push(
+    `node --expose-gc --import tsx bench/memory.ts --runs ${P.memRuns} --unload-ms 10000 --retry-after 3600`,
+  );
   L.push('```');
   L.push('');
 
@@ -312,7 +314,7 @@ export function renderReport(r: Results, notes: string): string {
     L.push(`Did not run: ${errors(mem)[0] ?? 'not selected'}.`);
   } else {
     L.push(
-      `${P.memRuns.toLocaleString('en-US')} \`rt.start\` promises in one process (SQLite store, default \`killPollMs\` 200), each parked in backoff after the fake answered 429 with \`retry-after: 60\`. ` +
+      `${P.memRuns.toLocaleString('en-US')} runs started by one Runtime (SQLite store, default \`killPollMs\` 200), each parked in backoff after the fake answered 429 with \`retry-after: 3600\`, with \`unloadBackoffMs: 10000\` (the workers' default): each run waits in the store's wake-up schedule, its lease released, nothing of it held in the process (\`bench/memory.ts\` without \`--unload-ms\` measures runs held in memory). ` +
         'RSS and V8 heap are read after all runs parked, idle keep-alive sockets closed (5 s) and two forced GCs, minus the same reading after a 200-run warm-up. ' +
         '*Heap used* is what the parked runs keep alive; *heap reserved* is the heap V8 keeps after the burst of parking them (it does not shrink it back), which is most of the RSS. ' +
         `${ok(mem).length} repetition(s)${ok(mem).length < P.reps ? ` (not ${P.reps}: one takes about a minute, because the parked runs’ kill-flag polling slows the parking of the next ones)` : ''}.`,

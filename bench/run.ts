@@ -189,7 +189,19 @@ for (let rep = 1; rep <= P.reps; rep++) {
     results.memory.push(
       await child(
         'memory',
-        ['--expose-gc', ...tsx, 'bench/memory.ts', '--runs', String(P.memRuns)],
+        // Long backoffs let go as a worker does by default (10 s); a retry-after long enough
+        // that no run comes due while the others park.
+        [
+          '--expose-gc',
+          ...tsx,
+          'bench/memory.ts',
+          '--runs',
+          String(P.memRuns),
+          '--unload-ms',
+          '10000',
+          '--retry-after',
+          '3600',
+        ],
         240_000,
       ),
     );

@@ -35,6 +35,7 @@ describe('durations', () => {
     [['start', 'plain', '--deadline', '5'], '--deadline'],
     [['worker', '--pipelines', 'test/fixtures/pipelines/', '--ack-wait', '5'], '--ack-wait'],
     [['worker', '--pipelines', 'x', '--stranded-after', '60'], '--stranded-after'],
+    [['worker', '--pipelines', 'x', '--unload-backoff', '10'], '--unload-backoff'],
     [['runs', '--stranded', '--older-than', '5'], '--older-than'],
     [['stranded', '--older-than', '1.5'], '--older-than'],
   ];

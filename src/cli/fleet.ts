@@ -70,6 +70,11 @@ export function registerFleetCommands(program: Command): void {
       '--stranded-after <duration>',
       're-queue running runs untouched this long whose lease lapsed (default 60s)',
       duration('--stranded-after'),
+    )
+    .option(
+      '--unload-backoff <duration>',
+      'a run whose retry backoff is at least this long waits for it in the store, not in this worker (default 10s)',
+      duration('--unload-backoff'),
     );
   addRateOptions(worker)
     .addHelpText(

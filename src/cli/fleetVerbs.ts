@@ -120,6 +120,7 @@ export function workerAction() {
       maxDeliver?: number;
       metricsPort?: number;
       strandedAfter?: number;
+      unloadBackoff?: number;
     } & RateFlags,
     cmd: Command,
   ) => {
@@ -191,6 +192,7 @@ export function workerAction() {
               strandedCheckMs: Math.max(1_000, Math.floor(o.strandedAfter / 2)),
             }
           : {}),
+        ...(o.unloadBackoff !== undefined ? { unloadBackoffMs: o.unloadBackoff } : {}),
         onStoreDown: (down) => metrics.storeDown.set(down ? 1 : 0),
         onRunStart: () => metrics.inFlight.inc(),
         onRunEnd: () => metrics.inFlight.dec(),

@@ -83,7 +83,12 @@ async function listWaiting(g: GlobalOptions, limit: number, json: boolean): Prom
     if (rows.length === 0 && !json) out('no waiting runs');
     const now = Date.now();
     for (const w of rows) {
-      const what = w.signal !== null ? `signal '${w.signal}'` : 'a time (sleep)';
+      const what =
+        w.signal !== null
+          ? `signal '${w.signal}'`
+          : w.status === 'running'
+            ? 'its retry (a long backoff)'
+            : 'a time (sleep)';
       if (json) outJson(w);
       else
         out(

@@ -119,10 +119,15 @@ export interface PlumblineClient extends AsyncDisposable {
   children(runId: string): Promise<RunSummary[]>;
   /** How many direct children each of these runs has, by status (childless runs absent). */
   childCounts(runIds: readonly string[]): Promise<Map<string, ChildCounts>>;
-  /** Waiting runs (longest waiting first): what each waits for (a signal or a time) and since when. */
+  /**
+   * Waiting runs (longest waiting first): what each waits for (a signal or a time) and since
+   * when; `status` running is a run let go in a long backoff (it waits for its retry).
+   */
   waiting(
     limit?: number,
-  ): Promise<Array<WaitingRun & { pipeline: string | null; step: string | null }>>;
+  ): Promise<
+    Array<WaitingRun & { pipeline: string | null; step: string | null; status: RunStatus | null }>
+  >;
   /** The tree under a run, at most `maxChildren` (default 20) children shown per run. */
   tree(run: string | RunSummary, opts?: { maxChildren?: number }): Promise<RunNode>;
   /**
@@ -259,7 +264,12 @@ export async function connect(
       return Promise.all(
         rows.map(async (w) => {
           const run = await store.log.getRun(w.runId);
-          return { ...w, pipeline: run?.pipeline ?? null, step: run?.step ?? null };
+          return {
+            ...w,
+            pipeline: run?.pipeline ?? null,
+            step: run?.step ?? null,
+            status: run?.status ?? null,
+          };
         }),
       );
     },

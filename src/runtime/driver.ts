@@ -43,6 +43,7 @@ import { RunWriter, type WriterDeps } from './runWriter.js';
 import { parseRunInput, type Prepared } from './prepare.js';
 import type { Step } from '../machines/pipeline.js';
 import { checkNewRunId } from './runId.js';
+import { LocalWake } from './localWake.js';
 import { RunTracer } from './tracing.js';
 import { RateGate, type RateLimitOptions } from './rateGate.js';
 
@@ -110,6 +111,16 @@ export interface RuntimeOptions {
    * until the application registers an SDK). See `tracing.ts`.
    */
   tracing?: boolean;
+  /**
+   * Backoffs at least this long (ms) let the run go instead of holding it in memory: its
+   * retryAt goes to the store's wake-up schedule (as a sleep's end does), its lease is released,
+   * and this runtime's own wake-up sweep drives it on when due (`stopped: 'unloaded'` in the
+   * result). Default: off — every backoff is waited out in the process, and `start` returns
+   * only when the run ends, parks or waits. Workers turn it on (`WorkerOptions.unloadBackoffMs`).
+   */
+  unloadBackoffMs?: number;
+  /** How often the runtime's own wake-up sweep looks for due runs (default 1 s). */
+  wakeSweepMs?: number;
 }
 
 /**
@@ -139,9 +150,10 @@ export interface RunResult {
   /**
    * Set when this process stopped driving a run that is not finished: `fenced` (its lease
    * was lost or another process appended), `aborted` (the caller's signal), `leased` (another
-   * process holds the run's lease: it drives the run, this one did nothing).
+   * process holds the run's lease: it drives the run, this one did nothing), `unloaded` (it
+   * waits out a long backoff in the store: the wake-up sweep drives it on at its retryAt).
    */
-  stopped?: 'fenced' | 'aborted' | 'leased';
+  stopped?: 'fenced' | 'aborted' | 'leased' | 'unloaded';
   /** Who holds the lease, when `stopped` is `leased`. */
   holder?: LeaseHolder;
 }
@@ -241,6 +253,10 @@ export class Runtime {
   private breakerParking: LocalBreakerParking | undefined;
   /** The shared rate-limit gate, when `rateLimits` is on and the store keeps them. */
   private readonly rates: RateGate | undefined;
+  /** Backoffs this long let the run go (see `unloadBackoffMs`). */
+  private unloadBackoffMs: number | undefined;
+  /** This runtime's own wake-up sweep, while it lets runs go and no worker wakes them. */
+  private localWake: LocalWake | undefined;
 
   constructor(opts: RuntimeOptions) {
     this.opts = opts;
@@ -269,6 +285,47 @@ export class Runtime {
         (prepared, runId) => this.resume(prepared, runId),
         opts.autoResume,
       );
+    if (opts.unloadBackoffMs !== undefined) this.unloadBackoffs(opts.unloadBackoffMs);
+  }
+
+  /**
+   * Lets runs in a backoff at least `minMs` long go until their retryAt (false: waits every
+   * backoff out here). Unless `ownSweep` is false (a worker, whose sweep wakes them through its
+   * bus), this runtime's own sweep drives them on when due.
+   */
+  unloadBackoffs(minMs: number | false, ownSweep = true): void {
+    this.unloadBackoffMs = minMs === false ? undefined : minMs;
+    if (minMs !== false && ownSweep) {
+      this.localWake ??= new LocalWake({
+        store: this.store,
+        logger: this.logger,
+        now: () => this.clock.now(),
+        drive: (prepared, runId) => this.drive(prepared, runId),
+        ...(this.opts.wakeSweepMs !== undefined ? { everyMs: this.opts.wakeSweepMs } : {}),
+      });
+    } else {
+      this.localWake?.stop();
+      this.localWake = undefined;
+    }
+  }
+
+  /**
+   * Pipelines whose due runs this runtime's own sweep drives, besides those it has driven (a
+   * process started after another let runs go: it wakes them once it knows their pipeline).
+   */
+  wakes(...prepared: Prepared[]): void {
+    for (const p of prepared) this.localWake?.note(p);
+  }
+
+  /** The time on this runtime's clock (the clock wake-up and retry times are recorded on). */
+  now(): number {
+    return this.clock.now();
+  }
+
+  /** Stops this runtime's own wake-up sweep (the runs it let go stay scheduled in the store). */
+  stopWaking(): void {
+    this.localWake?.stop();
+    this.localWake = undefined;
   }
 
   /**
@@ -475,6 +532,7 @@ export class Runtime {
     held.lost.addEventListener('abort', onAbort, { once: true });
     if (callerSignal?.aborted === true || held.lost.aborted) ac.abort();
     let stopped = 'error';
+    this.localWake?.note(writer.prepared);
     try {
       const r = await this.driveLeased(writer, held, ac.signal);
       stopped = r.stopped ?? 'done';
@@ -568,6 +626,7 @@ export class Runtime {
       ...(this.opts.onEffectAbandoned !== undefined
         ? { onEffectAbandoned: this.opts.onEffectAbandoned }
         : {}),
+      ...(this.unloadBackoffMs !== undefined ? { unloadBackoffMs: this.unloadBackoffMs } : {}),
     };
     const steps = stepsOf(prepared);
     // An outcome held for the next decision's append (a SIGNAL, WAKE, WAIT_TIMEOUT among them):
@@ -576,7 +635,9 @@ export class Runtime {
     const settleHeld = async (): Promise<void> => {
       const e = heldOutcome;
       heldOutcome = null;
-      if (e !== null) await this.doneWaiting(runId, e, writer.snapshot);
+      if (e === null) return;
+      await this.doneWaiting(runId, e, writer.snapshot, fromBackoff);
+      if (e.type === 'TIMER') fromBackoff = false;
     };
     const stop = async (why?: RunResult['stopped']): Promise<RunResult> => {
       if (why === undefined && (await writer.flush()) === 'fenced')
@@ -595,6 +656,9 @@ export class Runtime {
       writer.apply(lostCall);
       await settlePools(this.store, before, lostCall.type === 'MODEL_ERROR' ? lostCall.costUsd : 0);
     }
+    // A drive that begins in a backoff may have been let go there (its wake-up is scheduled):
+    // the schedule is cleared once its TIMER is durable (once: later backoffs here were not).
+    let fromBackoff = phaseOf(writer.snapshot)?.phase === 'backoff';
     for (;;) {
       const snapshot = writer.snapshot;
       if (lease.lost.aborted) return stop('fenced');
@@ -626,7 +690,13 @@ export class Runtime {
       }
       if (isInterrupt(outcome)) {
         if (outcome.interrupt === 'fenced' || lease.lost.aborted) return stop('fenced');
-        if (outcome.interrupt === 'waiting') return stop();
+        if (outcome.interrupt === 'waiting') {
+          const r = await stop();
+          // Still running: let go in a long backoff, not waiting on a wait step.
+          return r.status === 'running' && r.stopped === undefined
+            ? { ...r, stopped: 'unloaded' }
+            : r;
+        }
         if ((await writer.flush()) === 'fenced') return stop('fenced');
         return stop('aborted');
       }
@@ -658,14 +728,24 @@ export class Runtime {
       }
       if ((await writer.flush()) === 'fenced') return stop('fenced');
       await settleHeld();
-      await this.doneWaiting(runId, outcome, next);
+      await this.doneWaiting(runId, outcome, next, fromBackoff);
+      if (outcome.type === 'TIMER') fromBackoff = false;
     }
   }
 
-  /** Once a wait's outcome (or the run's end) is durable: its kept signal and wake-up go. */
-  private async doneWaiting(runId: string, event: MachineEvent, next: RunSnapshot): Promise<void> {
+  /**
+   * Once a wait's outcome (or the run's end) is durable: its kept signal and wake-up go (a
+   * backoff's TIMER too, when the drive began in that backoff: it may have been let go there).
+   */
+  private async doneWaiting(
+    runId: string,
+    event: MachineEvent,
+    next: RunSnapshot,
+    fromBackoff: boolean,
+  ): Promise<void> {
     if (event.type === 'SIGNAL') await this.store.waits.deleteSignal(runId, event.signal);
     if (
+      (event.type === 'TIMER' && fromBackoff) ||
       event.type === 'SIGNAL' ||
       event.type === 'WAKE' ||
       event.type === 'WAIT_TIMEOUT' ||
@@ -692,6 +772,7 @@ export class Runtime {
       const kill = await this.store.control.getKill(runId);
       if (kill !== undefined && !isTerminal(status)) {
         await writer.commit({ type: 'KILL', reason: kill.reason });
+        await this.store.waits.clearWaiting(runId);
         return resultOf(writer.snapshot, writer.seq);
       }
       if (status !== 'parked') return this.driveFrom(writer, lease, signal);
@@ -732,6 +813,8 @@ export class Runtime {
         const writer = await this.rebuild(prepared, runId);
         if (isTerminal(statusOf(writer.snapshot))) return statusOf(writer.snapshot);
         await writer.commit({ type: 'KILL', reason });
+        // A run let go (asleep, waiting, in a long backoff) is woken no more.
+        await this.store.waits.clearWaiting(runId);
         return 'killed';
       } finally {
         await this.leases.release(t.held);

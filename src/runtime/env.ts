@@ -65,4 +65,9 @@ export interface DriverEnv {
   effectGraceMs?: number;
   /** Told when an effect is abandoned (for metrics). */
   onEffectAbandoned?: (e: AbandonedEffect) => void;
+  /**
+   * Backoffs at least this long let the run go until its retryAt (see backoffUnload.ts);
+   * undefined: every backoff is waited out in the process.
+   */
+  unloadBackoffMs?: number;
 }

@@ -16,6 +16,7 @@ import {
 } from '../machines/pipeline.js';
 import type { ChildStep, RouteStep } from '../machines/constructs.js';
 import { agentPhase } from './agentRun.js';
+import { unloadBackoff } from './backoffUnload.js';
 import type { SleepStep, WaitStep } from '../machines/waits.js';
 import { ChildGroup, childLimits, childSpecs, poolOf, remainingCaps } from './children.js';
 import { reservePools, settlePools } from './pools.js';
@@ -282,6 +283,10 @@ async function backoff(
   signal: AbortSignal,
 ): Promise<Outcome> {
   const until = snap.context.waitUntil ?? env.clock.now();
+  // A long backoff waits in the store, not here: the wake-up sweep drives the run on at `until`.
+  const unload = await unloadBackoff(env, snap.context.runId, until);
+  if (unload.unload) return { interrupt: 'waiting' };
+  if ('killed' in unload) return { type: 'KILL', reason: unload.killed };
   const stop = await waitUntil(env, snap.context.runId, until, signal);
   if (stop !== null) return stop;
   return { type: 'TIMER', step: step.name, at: env.clock.now() };

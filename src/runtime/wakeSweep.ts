@@ -10,8 +10,11 @@ import type { Logger } from './logger.js';
 /** Options of {@link WakeSweep}. */
 export interface WakeSweepOptions {
   store: Store;
-  /** Gets a due run going (publish a resume, or drive it). */
-  wake: (runId: string) => Promise<void>;
+  /**
+   * Gets a due run going (publish a resume, or drive it); `false`: not woken here (asked again
+   * at the next look rather than 30 s later).
+   */
+  wake: (runId: string) => Promise<void | boolean>;
   logger: Logger;
   now?: () => number;
   /** How often to look (default 1 s). */
@@ -54,7 +57,10 @@ export class WakeSweep {
       for (const w of due) {
         if (this.recent.has(w.runId)) continue;
         this.recent.set(w.runId, now);
-        await this.o.wake(w.runId);
+        if ((await this.o.wake(w.runId)) === false) {
+          this.recent.delete(w.runId);
+          continue;
+        }
         woken++;
       }
     } catch (e) {

@@ -9,6 +9,7 @@ import type { CommandBus, CommandControl, Command } from '../bus/types.js';
 import { isUsageError, serializeError } from '../errors.js';
 import { isTerminal } from '../machines/fold.js';
 import { LeaseObserver, leaseIsLive } from '../store/leaseRules.js';
+import { DEFAULT_UNLOAD_BACKOFF_MS } from './backoffUnload.js';
 import { BreakerResumer, storeBreakerParking, type BreakerResumeOptions } from './breakerResume.js';
 import { Breakers } from './breakers.js';
 import type { Runtime, RunResult } from './driver.js';
@@ -47,6 +48,12 @@ export interface WorkerOptions {
    * after the cool-down, the rest at `perSecond` once it closed (default on; false: by hand).
    */
   breakerResume?: BreakerResumeOptions | false;
+  /**
+   * Backoffs at least this long (ms) let the run go: its retryAt is scheduled in the store, the
+   * command is acked and the slot freed, and the wake-up sweep queues it again when due (any
+   * worker drives it). Default 10 s; false waits every backoff out in the worker.
+   */
+  unloadBackoffMs?: number | false;
 }
 
 /** Runs a worker until `signal` aborts; resolves once the runs in flight have stopped. */
@@ -55,6 +62,8 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
   const store = runtime.store;
   // Child runs (parallel branches, map items, calls) go on the bus: any worker drives them.
   runtime.queueChildren((runId) => bus.publishResume({ runId }));
+  // Long backoffs wait in the store; this worker's sweep (below) queues them when due.
+  runtime.unloadBackoffs(o.unloadBackoffMs ?? DEFAULT_UNLOAD_BACKOFF_MS, false);
   const inFlight = new Set<string>();
   const names = [...pipelines.keys()].join(', ') || '(none)';
   const gate = new StoreGate({
@@ -158,6 +167,8 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
       return;
     }
     if (run !== undefined && isTerminal(run.status)) {
+      // Ended by a path that left its wake-up scheduled (a kill recorded elsewhere): drop it.
+      if (cmd.type === 'resume') await store.waits.clearWaiting(cmd.runId);
       logger.info(
         { runId: cmd.runId, decision: 'ack', reason: `run already ${run.status}` },
         'nothing to do',
@@ -250,8 +261,12 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
         // map's concurrency, even under a parked parent.
         !(r.parent !== undefined && r.lastSeq === 1),
     );
-    const holders = await store.leases.holders(quiet.map((r) => r.runId));
-    for (const r of quiet) {
+    // A run let go in a long backoff is quiet and unleased by design: the sweep wakes it (and
+    // keeps waking it every 30 s while it stays due). Only the others' leases are read.
+    const wakes = await store.waits.wakeTimes(quiet.map((r) => r.runId));
+    const unscheduled = quiet.filter((r) => !wakes.has(r.runId));
+    const holders = await store.leases.holders(unscheduled.map((r) => r.runId));
+    for (const r of unscheduled) {
       const h = holders.get(r.runId);
       if (h !== undefined && leaseIsLive(r.runId, h, observer)) continue;
       await bus.publishResume({ runId: r.runId });
@@ -298,6 +313,8 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
   const sweeper = new WakeSweep({
     store,
     logger,
+    // Due by the runtime's clock: the one the wake-up and retry times were recorded on.
+    now: () => runtime.now(),
     wake: async (runId) => {
       await bus.publishResume({ runId });
     },

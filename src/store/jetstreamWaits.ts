@@ -53,6 +53,12 @@ export function kvWaits(link: NatsLink, kv: KV): WaitStore {
         .sort((a, b) => (a.wakeAt ?? 0) - (b.wakeAt ?? 0))
         .slice(0, limit);
     },
+    async wakeTimes(runIds) {
+      const rows = await Promise.all(runIds.map((id) => read<WaitingRun>(waitKey(id))));
+      const out = new Map<string, number | null>();
+      for (const r of rows) if (r !== undefined) out.set(r.runId, r.wakeAt);
+      return out;
+    },
     async waiting(limit) {
       return (await all()).sort((a, b) => a.since - b.since).slice(0, limit);
     },

@@ -171,6 +171,7 @@ const READS = new Set([
   'getBreaker',
   'holders',
   'get',
+  'wakeTimes',
 ]);
 
 /**

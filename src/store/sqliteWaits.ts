@@ -75,6 +75,21 @@ export function sqliteWaits(db: Database.Database, readonly: boolean): WaitStore
           .all(now, limit) as WaitRow[]
       ).map(toWaiting);
     },
+    async wakeTimes(runIds) {
+      const out = new Map<string, number | null>();
+      if (!ok()) return out;
+      // In chunks under SQLite's bound-parameter limit.
+      for (let i = 0; i < runIds.length; i += 500) {
+        const ids = runIds.slice(i, i + 500);
+        const rows = db
+          .prepare(
+            `SELECT run_id, wake_at FROM waiting WHERE run_id IN (${ids.map(() => '?').join(',')})`,
+          )
+          .all(...ids) as Array<{ run_id: string; wake_at: number | null }>;
+        for (const r of rows) out.set(r.run_id, r.wake_at);
+      }
+      return out;
+    },
     async waiting(limit) {
       if (!ok()) return [];
       return (

@@ -269,9 +269,9 @@ export interface SignalRecord {
 /** A run that waits (for a signal or a time), as the wake-up schedule knows it. */
 export interface WaitingRun {
   runId: string;
-  /** The signal it waits for, or null (a sleep). */
+  /** The signal it waits for, or null (a sleep, or a run let go in a long backoff). */
   signal: string | null;
-  /** When it must be woken (its timeout or its sleep's end), or null (no timeout). */
+  /** When it must be woken (its timeout, its sleep's end, its retryAt), or null (no timeout). */
   wakeAt: number | null;
   /** Since when it waits. */
   since: number;
@@ -297,6 +297,11 @@ export interface WaitStore {
   due(now: number, limit: number): Promise<WaitingRun[]>;
   /** Every waiting run (for `runs --waiting`), longest waiting first. */
   waiting(limit: number): Promise<WaitingRun[]>;
+  /**
+   * The wake-up times of those of `runIds` that are scheduled (null: waiting with no time);
+   * runs not waiting are absent. Lets the stranded check leave alone a run let go in a backoff.
+   */
+  wakeTimes(runIds: readonly string[]): Promise<Map<string, number | null>>;
 }
 
 /**
