@@ -104,7 +104,8 @@ describe('shared rate limits (run level, real SDK, fake Claude enforcing limits)
   it('30 concurrent runs at 10 requests/min: unpaced they draw many 429s, paced by the shared buckets almost none', async () => {
     const unpaced = await burst(30, 10, false);
     const paced = await burst(30, 10, true);
-    expect(unpaced.statuses).toEqual(Array(30).fill('completed'));
+    // Unpaced, the runs retry in a herd after each retry-after and one may use up its 20
+    // attempts (then it fails): only its 429s are asserted. Paced, every run completes.
     expect(paced.statuses).toEqual(Array(30).fill('completed'));
     console.log(
       `rate limits in process: unpaced ${unpaced.limited} 429s for ${unpaced.answered} answers; paced ${paced.limited} 429s for ${paced.answered}`,
