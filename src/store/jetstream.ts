@@ -59,6 +59,7 @@ import { kvCas, kvCasRevision, kvControl } from './jetstreamKv.js';
 import { kvLeases } from './jetstreamLeases.js';
 import { jetstreamRunList, parentMatches } from './jetstreamList.js';
 import { kvPools } from './jetstreamPools.js';
+import { jetstreamRollup } from './jetstreamRollup.js';
 import { kvWaits } from './jetstreamWaits.js';
 import { readRange, type ReadStats } from './natsRead.js';
 import type {
@@ -90,6 +91,8 @@ export interface JetStreamStoreOptions extends NatsConnectOptions {
    * itself, and reads always check). Tests turn it on to catch a malformed envelope at the port.
    */
   validateAppends?: boolean;
+  /** Fold the cost journal into the rollup key at every this many run ends (default 64). */
+  rollupCompactEvery?: number;
 }
 
 /** The JetStream store, with read counters for tests and metrics. */
@@ -181,6 +184,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
   let poolBucket: KV;
   let waitBucket: KV;
   let runs: KV, snaps: KV, effects: KV, kills: KV, breakers: KV, leaseBucket: KV, defs: KV;
+  let costBucket: KV;
   try {
     js = jetstream(nc, { timeout });
     try {
@@ -207,8 +211,11 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       bucket('leases'),
       bucket('definitions'),
     ]);
-    poolBucket = await bucket('pools');
-    waitBucket = await bucket('waits');
+    [poolBucket, waitBucket, costBucket] = await Promise.all([
+      bucket('pools'),
+      bucket('waits'),
+      bucket('costs'),
+    ]);
   } catch (e) {
     await nc.close();
     throw e;
@@ -330,11 +337,25 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       return out;
     },
   });
+  const rollup = jetstreamRollup({
+    js,
+    jsm,
+    link,
+    kv: costBucket,
+    prefix,
+    replicas,
+    stats,
+    track,
+    ...(opts.rollupCompactEvery !== undefined ? { compactEvery: opts.rollupCompactEvery } : {}),
+  });
   try {
     // A store made before the run list: list its runs once, oldest first.
     if (await runList.ensure())
       for (const e of (await scanIndex()).sort((a, b) => a.summary.startedAt - b.summary.startedAt))
         await runList.added(e.summary.runId, TERMINAL_STATUSES.has(e.summary.status));
+    await rollup.ensure(
+      async () => (await retry(() => jsm.streams.info(STREAM))).state.messages === 0,
+    );
   } catch (e) {
     await link.close();
     throw e;
@@ -428,6 +449,8 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
         // Its creator died before listing it (or before its index entry): list it now.
         if (cur === undefined)
           await runList.added(runId, TERMINAL_STATUSES.has(next.summary.status));
+        // Its end may not be in the cost rollups yet (its writer died): adding it is idempotent.
+        await rollup.ended(next);
         return next;
       }
     }
@@ -462,7 +485,10 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       const entry = foldIndex(runId, cur?.entry, written);
       const revision = await kvCasRevision(link, runs, kvKey(runId), entry, cur?.revision ?? 0);
       wrote(runId, revision === null ? null : { entry, revision });
-      if (revision !== null) return;
+      if (revision !== null) {
+        await rollup.ended(entry);
+        return;
+      }
     }
     await catchUp(runId);
   };
@@ -644,6 +670,15 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
         (a, b) => b.startedAt - a.startedAt || (a.runId < b.runId ? 1 : a.runId > b.runId ? -1 : 0),
       );
       return out;
+    },
+
+    async costRollup() {
+      return rollup.read(async () => {
+        const entries = await Promise.all(
+          (await runList.activeIds()).map((id) => getIndex(id).catch(() => undefined)),
+        );
+        return entries.flatMap((e) => (e === undefined ? [] : [e.entry]));
+      });
     },
 
     async saveSnapshot(runId, s: SavedSnapshot) {

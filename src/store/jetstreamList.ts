@@ -53,6 +53,8 @@ export interface RunList {
   ended(runId: string): Promise<void>;
   /** One page for `filter`, newest first. */
   page(filter: RunFilter): Promise<RunSummary[]>;
+  /** The ids in the unfinished set (a few may have ended since: check their index entries). */
+  activeIds(): Promise<string[]>;
 }
 
 /** True when a run passes the filter's `parent` (children of a run, or top-level runs only). */
@@ -115,12 +117,14 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
     return true;
   };
 
+  const activeIds = async (): Promise<string[]> =>
+    (await link.retry(() => readRange(js, jsm, { stream: ACTIVE }, ctx.stats, ctx.track))).map(
+      (m) => idOf(m.subject),
+    );
+
   /** Unfinished runs only: the whole (small) active set, ordered as the SQLite store does. */
   const activePage = async (filter: RunFilter): Promise<RunSummary[]> => {
-    const msgs = await link.retry(() =>
-      readRange(js, jsm, { stream: ACTIVE }, ctx.stats, ctx.track),
-    );
-    const found = await ctx.summaries(msgs.map((m) => idOf(m.subject)));
+    const found = await ctx.summaries(await activeIds());
     const stale = [...found.values()].filter((s) => !UNFINISHED.has(s.status));
     for (const s of stale) ctx.track(list.ended(s.runId).catch(() => undefined));
     let rows = [...found.values()]
@@ -139,6 +143,7 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
   };
 
   const list: RunList = {
+    activeIds,
     async ensure() {
       const [fresh] = await Promise.all([
         ensureOne(LIST, `${prefix}.runlist.*`),
