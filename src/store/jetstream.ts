@@ -37,7 +37,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { headers, nanos, nuid, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { CorruptEventError, UsageError, VersionConflictError } from '../errors.js';
-import { NewEnvelope, StoredEnvelope } from '../machines/events.js';
+import { NewEnvelope, StoredEnvelope, type RunStarted } from '../machines/events.js';
 import {
   checkRunId,
   foldIndex,
@@ -184,7 +184,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
   let poolBucket: KV;
   let waitBucket: KV;
   let runs: KV, snaps: KV, effects: KV, kills: KV, breakers: KV, leaseBucket: KV, defs: KV;
-  let costBucket: KV;
+  let costBucket: KV, parentBucket: KV;
   try {
     js = jetstream(nc, { timeout });
     try {
@@ -211,10 +211,11 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       bucket('leases'),
       bucket('definitions'),
     ]);
-    [poolBucket, waitBucket, costBucket] = await Promise.all([
+    [poolBucket, waitBucket, costBucket, parentBucket] = await Promise.all([
       bucket('pools'),
       bucket('waits'),
       bucket('costs'),
+      bucket('parents'),
     ]);
   } catch (e) {
     await nc.close();
@@ -324,6 +325,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     replicas,
     stats,
     track,
+    parents: parentBucket,
     async summaries(ids) {
       const out = new Map<string, RunSummary>();
       const todo = [...new Set(ids)];
@@ -349,13 +351,19 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     ...(opts.rollupCompactEvery !== undefined ? { compactEvery: opts.rollupCompactEvery } : {}),
   });
   try {
-    // A store made before the run list: list its runs once, oldest first.
-    if (await runList.ensure())
+    const empty = async (): Promise<boolean> =>
+      (await retry(() => jsm.streams.info(STREAM))).state.messages === 0;
+    // A store made before the run list: list its runs once, oldest first (marking parents).
+    const fresh = await runList.ensure();
+    if (fresh)
       for (const e of (await scanIndex()).sort((a, b) => a.summary.startedAt - b.summary.startedAt))
-        await runList.added(e.summary.runId, TERMINAL_STATUSES.has(e.summary.status));
-    await rollup.ensure(
-      async () => (await retry(() => jsm.streams.info(STREAM))).state.messages === 0,
-    );
+        await runList.added(
+          e.summary.runId,
+          TERMINAL_STATUSES.has(e.summary.status),
+          e.summary.parent?.runId,
+        );
+    await runList.parentsMarked(fresh || (await empty()));
+    await rollup.ensure(empty);
   } catch (e) {
     await link.close();
     throw e;
@@ -448,7 +456,11 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       if (await casPut(runs, kvKey(runId), next, cur?.revision ?? 0)) {
         // Its creator died before listing it (or before its index entry): list it now.
         if (cur === undefined)
-          await runList.added(runId, TERMINAL_STATUSES.has(next.summary.status));
+          await runList.added(
+            runId,
+            TERMINAL_STATUSES.has(next.summary.status),
+            next.summary.parent?.runId,
+          );
         // Its end may not be in the cost rollups yet (its writer died): adding it is idempotent.
         await rollup.ended(next);
         return next;
@@ -602,7 +614,9 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
         // Listed for pages; an ended run leaves the unfinished set (a failure here only leaves
         // a stale entry that listings check against the index and drop).
         if (expected === 'no_stream' && written.length > 0)
-          await runList.added(runId, ended).catch(() => undefined);
+          await runList
+            .added(runId, ended, (head.event as RunStarted).parent?.runId)
+            .catch(() => undefined);
         else if (ended && cur !== undefined && !TERMINAL_STATUSES.has(cur.entry.summary.status))
           await runList.ended(runId).catch(() => undefined);
       }
