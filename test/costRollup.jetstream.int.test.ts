@@ -8,7 +8,7 @@
 import { Kvm } from '@nats-io/kv';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { costReport } from '../src/cli/cost.js';
+import { costReport, isUnconfirmed, unconfirmedByRun } from '../src/cli/cost.js';
 import { openJetStreamStore, type JetStreamStore } from '../src/store/jetstream.js';
 import { outcome, started, stepDone } from './helpers/envelopes.js';
 import { startNatsServer, type NatsServerHandle } from './helpers/natsServer.js';
@@ -56,7 +56,8 @@ describe('jetstream cost rollups', { timeout: 120_000 }, () => {
         const id = `run-${String(i).padStart(2, '0')}`;
         await first.log.append(id, [started(i < 12 ? 'p' : 'q', at), ...calls], 'no_stream');
         // Runs 3, 7, 11, … stay unfinished: their calls are counted from their index entries.
-        if (i % 4 !== 3) await second.log.append(id, [stepDone(1, 'completed', 0, at + 3)], 3);
+        const spent = 0.001 * (i + 1) + 0.0005;
+        if (i % 4 !== 3) await second.log.append(id, [stepDone(1, 'completed', spent, at + 3)], 3);
       }),
     );
     // A fork of run-00 after its first call: the copied call counts once, to run-00.
@@ -88,6 +89,22 @@ describe('jetstream cost rollups', { timeout: 120_000 }, () => {
     await checkAgainstFold();
     const days = (await costReport(a, 'day')).rows.map((r) => r.key).sort();
     expect(days).toEqual(['2026-11-01', '2026-11-02']);
+  });
+
+  it("runs' unconfirmed column comes from the index entries, equal to reading the logs", async () => {
+    const page = await b.log.listRuns({ limit: 30 });
+    expect(page.map((r) => r.runId)).toContain('run-05');
+    const before = b.stats.consumers;
+    const { byRun } = await unconfirmedByRun(b, page);
+    // No log was read (a read makes a consumer).
+    expect(b.stats.consumers).toBe(before);
+    expect([...byRun]).toEqual([['run-05', 0.0005]]);
+    for (const r of page) {
+      const lost = (await b.log.read(r.runId))
+        .filter((e) => isUnconfirmed(e.event))
+        .reduce((s, e) => s + (e.event as { costUsd: number }).costUsd, 0);
+      expect(byRun.get(r.runId) ?? 0).toBeCloseTo(lost, 12);
+    }
   });
 
   it('a run whose end is handled twice is rolled up once; calls after an end add only themselves', async () => {

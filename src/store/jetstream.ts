@@ -695,6 +695,17 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       });
     },
 
+    async unconfirmedUsd(runIds) {
+      const out = new Map<string, number>();
+      await Promise.all(
+        runIds.map(async (id) => {
+          const cur = await getIndex(id).catch(() => undefined);
+          if (cur?.entry.unconfirmedUsd !== undefined) out.set(id, cur.entry.unconfirmedUsd);
+        }),
+      );
+      return out;
+    },
+
     async saveSnapshot(runId, s: SavedSnapshot) {
       checkRunId(runId);
       await retry(() =>

@@ -45,6 +45,11 @@ export const IndexEntry = z.object({
   costs: z.record(z.string(), z.array(z.number())).optional(),
   /** Outcomes at or below this seq are a fork's copies, billed to the run they came from. */
   costFrom: z.number().int().nonnegative().optional(),
+  /**
+   * The USD of the run's lost calls (unconfirmed `MODEL_ERROR`s, copies included), so `runs`
+   * shows it without reading the log. Absent in entries written before it: read the log.
+   */
+  unconfirmedUsd: z.number().optional(),
 });
 export type IndexEntry = z.infer<typeof IndexEntry>;
 
@@ -132,6 +137,7 @@ export function foldIndex(
         marks: [],
         costs: {},
         costFrom: s.forkedFrom?.seq ?? 0,
+        unconfirmedUsd: 0,
       };
     } else if (env.seq !== next.summary.lastSeq + 1 || streamSeq <= next.lastStreamSeq) {
       throw new CorruptEventError(
@@ -149,6 +155,9 @@ export function foldIndex(
     if (sum.endedAt === null && TERMINAL.has(env.state.status)) sum.endedAt = env.at;
     next.lastStreamSeq = streamSeq;
     if ((env.seq - 1) % MARK_EVERY === 0) next.marks[(env.seq - 1) / MARK_EVERY] = streamSeq;
+    const ev = env.event as { type: string; unconfirmed?: boolean; costUsd?: number };
+    if (next.unconfirmedUsd !== undefined && ev.type === 'MODEL_ERROR' && ev.unconfirmed === true)
+      next.unconfirmedUsd += ev.costUsd ?? 0;
     if (next.costs !== undefined && isOutcomeType(env.event.type) && env.seq > (next.costFrom ?? 0))
       addRunCost(
         next.costs,
