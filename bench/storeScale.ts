@@ -6,8 +6,9 @@
  * in transactions of 20,000 runs (the append path would take an hour here): per run a `runs` row,
  * two events (`run.started`, one `MODEL_RESPONSE`), its `cost_rolled` row, and the cost rollups
  * summed as they go — the rows an append leaves. 1 run in 10,000 is left running.
- * JetStream: `--nats-runs` (default 20,000) runs through the adapter's own `append` (32 at a
- * time), on a nats-server of its own.
+ * JetStream: `--nats-runs` (default 20,000) runs through the adapter's own `append`
+ * (`--nats-inflight`, default 32, at a time), on a nats-server of its own: the run index, the run
+ * list and the cost rollups are the ones the adapter keeps. `--runs 0` skips SQLite.
  * Each query: the first call (cold), then the median of 5.
  *
  * Usage: node --import tsx bench/storeScale.ts [--runs 1000000] [--nats-runs 20000] [--keep]
@@ -28,6 +29,8 @@ import { load1, numArg } from './lib/proc.js';
 
 const RUNS = numArg('runs', 1_000_000);
 const NATS_RUNS = numArg('nats-runs', 20_000);
+/** Appends in flight while filling the JetStream store. */
+const NATS_INFLIGHT = numArg('nats-inflight', 32);
 const T0 = Date.UTC(2026, 9, 1);
 const SPAN = 30 * 86_400_000;
 const id = (i: number): string => `r${String(i).padStart(8, '0')}`;
@@ -182,19 +185,21 @@ const out: Record<string, unknown> = {
 try {
   const db = join(dir, 'scale.db');
   let t = performance.now();
-  fillSqlite(db, RUNS);
-  out.sqliteFillSeconds = (performance.now() - t) / 1000;
-  out.sqliteBytes = statSync(db).size;
-  const store = openSqliteStore(db);
-  out.sqlite = await queries(store, RUNS);
-  await store.close();
-  out.load1 = load1();
-  out.cliMs = {
-    'plumbline --version': cli(['--version']),
-    'runs (first page)': cli(['runs', '--store', db]),
-    'runs --status running': cli(['runs', '--status', 'running', '--store', db]),
-    'cost --by day': cli(['cost', '--by', 'day', '--store', db]),
-  };
+  if (RUNS > 0) {
+    fillSqlite(db, RUNS);
+    out.sqliteFillSeconds = (performance.now() - t) / 1000;
+    out.sqliteBytes = statSync(db).size;
+    const store = openSqliteStore(db);
+    out.sqlite = await queries(store, RUNS);
+    await store.close();
+    out.load1 = load1();
+    out.cliMs = {
+      'plumbline --version': cli(['--version']),
+      'runs (first page)': cli(['runs', '--store', db]),
+      'runs --status running': cli(['runs', '--status', 'running', '--store', db]),
+      'cost --by day': cli(['cost', '--by', 'day', '--store', db]),
+    };
+  }
 
   if (NATS_RUNS > 0) {
     await using server = await startNatsServer({ storeDir: join(dir, 'nats') });
@@ -205,10 +210,24 @@ try {
       for (let i = next++; i < NATS_RUNS; i = next++)
         await js.log.append(id(i), envelopes(i, NATS_RUNS), 'no_stream');
     };
-    await Promise.all(Array.from({ length: 32 }, worker));
+    const progress = setInterval(
+      () => process.stderr.write(`jetstream: ${next} runs appended, load ${load1()}\n`),
+      30_000,
+    );
+    await Promise.all(Array.from({ length: NATS_INFLIGHT }, worker));
+    clearInterval(progress);
     out.natsFillSeconds = (performance.now() - t) / 1000;
     out.nats = await queries(js, NATS_RUNS);
+    // The rollups must hold every ended run's call: 0.0002 USD each.
+    const ended = NATS_RUNS - Array.from({ length: NATS_RUNS }, (_, i) => i).filter(running).length;
+    const total = (await costReport(js, 'day')).rows.reduce((a, r) => a + r.calls, 0);
+    out.natsCostCalls = { fromRollups: total, expected: NATS_RUNS, endedRuns: ended };
     await js.close();
+    out.natsCliMs = {
+      'runs (first page)': cli(['runs', '--store', server.url]),
+      'runs --status running': cli(['runs', '--status', 'running', '--store', server.url]),
+      'cost --by day': cli(['cost', '--by', 'day', '--store', server.url]),
+    };
   }
   out.load1After = load1();
 } finally {

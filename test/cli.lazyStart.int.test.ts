@@ -2,6 +2,7 @@
  * Issue 14: a verb loads only what it needs. `--help` and `--version` import no model SDK, no
  * zod, no SQLite driver and no pino; `runs` reads the store without the Anthropic client. The
  * modules are seen through a resolve hook in the child, printing each resolved URL on stderr.
+ * `runs` and `cost` (read verbs) open the store alone: no schemas, runtime, logger or bus.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,7 +10,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AUTO_BUDGET_MARGIN } from '../src/runtime/forecast.js';
 import { BUDGET_AUTO_HELP, HELP_AUTO_BUDGET_MARGIN } from '../src/cli/forecast.js';
+import { openSqliteStore } from '../src/store/sqlite.js';
 import { runNode } from './helpers/cli.js';
+import { outcome, started, stepDone } from './helpers/envelopes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'plumbline-lazy-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -37,6 +40,17 @@ async function loaded(
 }
 
 const HEAVY = ['/@anthropic-ai/sdk/', '/zod/', '/better-sqlite3/', '/pino/', '/xstate/'];
+/** What a read verb (`runs`, `cost`) must not load: it needs the store, nothing of the runtime. */
+const READ_VERB_HEAVY = [
+  '/@anthropic-ai/sdk/',
+  '/zod/',
+  '/pino/',
+  '/xstate/',
+  '/@opentelemetry/',
+  '/dist/runtime/driver.js',
+  '/dist/machines/events.js',
+  '/dist/bus/',
+];
 
 describe('start of a verb (issue 14)', () => {
   it('--help and --version load none of the SDK, zod, better-sqlite3, pino, xstate', async () => {
@@ -50,12 +64,28 @@ describe('start of a verb (issue 14)', () => {
     }
   });
 
-  it('runs reads the store (better-sqlite3) without the Anthropic client', async () => {
-    const r = await loaded(['runs', '--store', join(dir, 'store.db')]);
-    expect(r.code).toBe(0);
-    expect(r.out).toMatch(/^run\s+pipeline/);
-    expect(r.urls.some((u) => u.includes('/better-sqlite3/'))).toBe(true);
-    expect(r.urls.filter((u) => u.includes('/@anthropic-ai/sdk/client.mjs'))).toEqual([]);
+  it('runs and cost read the store without the SDK, zod, pino, xstate, OpenTelemetry or the runtime', async () => {
+    const db = join(dir, 'store.db');
+    const store = openSqliteStore(db);
+    const at = Date.UTC(2026, 10, 3, 12);
+    await store.log.append(
+      'lazy-1',
+      [started('lazy-p', at), outcome(at + 1, 0.5, 'claude-haiku-4-5'), stepDone(1, 'completed')],
+      'no_stream',
+    );
+    await store.close();
+    const runs = await loaded(['runs', '--store', db]);
+    expect(runs.code).toBe(0);
+    // The verb did its work: the run's row, read through better-sqlite3.
+    expect(runs.out).toMatch(/^run\s+pipeline/);
+    expect(runs.out).toMatch(/lazy-1\s+lazy-p/);
+    const cost = await loaded(['cost', '--by', 'model', '--store', db]);
+    expect(cost.code).toBe(0);
+    expect(cost.out).toMatch(/claude-haiku-4-5\s+1\s/);
+    for (const r of [runs, cost]) {
+      expect(r.urls.some((u) => u.includes('/better-sqlite3/'))).toBe(true);
+      expect(r.urls.filter((u) => READ_VERB_HEAVY.some((h) => u.includes(h)))).toEqual([]);
+    }
   });
 
   it("--budget-usd auto's help names the margin the forecast uses", () => {

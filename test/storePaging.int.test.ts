@@ -8,62 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { costReport } from '../src/cli/cost.js';
-import type { NewEnvelope, RunStatus } from '../src/machines/events.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import type { Store } from '../src/store/types.js';
 import { ndjson, plumbline } from './helpers/cli.js';
-import { started, stepDone } from './helpers/envelopes.js';
+import { outcome, started, stepDone } from './helpers/envelopes.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 10, 1, 23, 0, 0);
-
-/** A billed model answer (or a lost call) at `at`. */
-function outcome(at: number, costUsd: number, model: string, lost = false): NewEnvelope {
-  const state = { value: { a: 'ready' }, status: 'running' as RunStatus, step: 'a', costUsd: 0 };
-  const usage = { inputTokens: 10, outputTokens: 5, cacheReadTokens: 2, cacheWrite5mTokens: 1 };
-  return lost
-    ? {
-        v: 1,
-        at,
-        event: {
-          type: 'MODEL_ERROR',
-          step: 'a',
-          attempt: 1,
-          requestId: null,
-          model,
-          status: null,
-          kind: 'lost',
-          retryable: true,
-          message: 'lost with its process',
-          delayMs: 0,
-          retryAt: at,
-          usage: null,
-          costUsd,
-          durationMs: 0,
-          unconfirmed: true,
-        },
-        state,
-      }
-    : {
-        v: 1,
-        at,
-        event: {
-          type: 'MODEL_RESPONSE',
-          step: 'a',
-          attempt: 1,
-          requestId: 'req',
-          model,
-          stopReason: 'end_turn',
-          usage: { ...usage, cacheWrite1hTokens: 0 },
-          costUsd,
-          verdict: 'valid',
-          issues: [],
-          text: null,
-          durationMs: 1,
-        },
-        state,
-      };
-}
 
 describe('store scale: paging and cost rollups', { timeout: 120_000 }, () => {
   let dir: string;

@@ -93,7 +93,7 @@ export function registerCommands(program: Command, box: ExitBox): void {
       'after',
       "\nA call whose process died mid-call is counted at its reservation and shown as unconfirmed.\nA fork's copied calls count once, to the run that made them; a child run's calls\n(map items, parallel branches, calls) count once, to the child (its pipeline), never again in\nits parent's rolled-up cost; --by run sums each top-level run with all its children.\nTotals come from rollups kept as runs end, plus the events of unfinished runs; with --from-log,\nruns whose log cannot be read are left out and named on stderr (exit 1).\n\nExample:\n  plumbline cost --by model\n  plumbline cost --by run",
     )
-    .action(lazyAction(async () => (await import('./commandsVerbs.js')).costAction(box)));
+    .action(lazyAction(async () => (await import('./costVerb.js')).costAction(box)));
 
   program
     .command('kill')

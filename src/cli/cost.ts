@@ -266,7 +266,11 @@ async function unconfirmedOf(
 ): Promise<{ byRun: Map<string, number>; skipped: SkippedRun[] }> {
   const byRun = new Map<string, number>();
   const skipped: SkippedRun[] = [];
-  const todo = runs.filter((r) => r.costUsd > 0);
+  let todo = runs.filter((r) => r.costUsd > 0);
+  // What the store keeps in its index needs no log read (JetStream: a read per run is slow).
+  const kept = (await store.log.unconfirmedUsd?.(todo.map((r) => r.runId))) ?? new Map();
+  for (const [id, usd] of kept) if (usd > 0) byRun.set(id, roundUsd(usd));
+  todo = todo.filter((r) => !kept.has(r.runId));
   const worker = async (): Promise<void> => {
     for (let r = todo.shift(); r !== undefined; r = todo.shift()) {
       try {

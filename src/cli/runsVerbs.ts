@@ -6,16 +6,17 @@
  * (The implementation, imported by runs.ts only when the verb runs: issue 14.)
  */
 import type { Command } from 'commander';
-import type { ChildCounts, RunNode } from '../client/children.js';
+import { childCounts, runTree, type ChildCounts, type RunNode } from '../client/children.js';
 import { UsageError } from '../errors.js';
-import { RunStatus } from '../machines/events.js';
+import type { RunStatus } from '../machines/events.js';
+import { isRunStatus, RUN_STATUSES } from '../machines/runStatus.js';
 import type { RunSummary, Store } from '../store/types.js';
-import { cliClient } from './client.js';
 import { globals, out, outJson, type GlobalOptions } from './options.js';
+import { openReadStore } from './readStore.js';
 import { TREE_CHILDREN } from './runs.js';
 import { unconfirmedByRun } from './cost.js';
 import { runRow } from './format.js';
-import { listStranded, strandedAmong } from './operateVerbs.js';
+import { strandedAmong } from './stranded.js';
 
 /** How many runs `runs` lists unless told (`--limit`, `--all`). */
 const RUNS_PAGE = 50;
@@ -77,9 +78,19 @@ interface RunsOptions {
 
 /** `runs --waiting`: each waiting run, what it waits for, since when and until when. */
 async function listWaiting(g: GlobalOptions, limit: number, json: boolean): Promise<void> {
-  const client = await cliClient(g);
+  const store = await openReadStore(g);
   try {
-    const rows = await client.waiting(limit);
+    const rows = await Promise.all(
+      (await store.waits.waiting(limit)).map(async (w) => {
+        const run = await store.log.getRun(w.runId);
+        return {
+          ...w,
+          pipeline: run?.pipeline ?? null,
+          step: run?.step ?? null,
+          status: run?.status ?? null,
+        };
+      }),
+    );
     if (rows.length === 0 && !json) out('no waiting runs');
     const now = Date.now();
     for (const w of rows) {
@@ -96,7 +107,7 @@ async function listWaiting(g: GlobalOptions, limit: number, json: boolean): Prom
         );
     }
   } finally {
-    await client.close();
+    await store.close();
   }
 }
 
@@ -104,8 +115,8 @@ async function listWaiting(g: GlobalOptions, limit: number, json: boolean): Prom
 function checkFlags(o: RunsOptions): void {
   if (o.all === true && (o.limit !== undefined || o.after !== undefined))
     throw new UsageError('runs --all lists every run: leave out --limit and --after');
-  if (o.status !== undefined && !RunStatus.safeParse(o.status).success)
-    throw new UsageError(`--status ${o.status}: use one of ${RunStatus.options.join(', ')}`);
+  if (o.status !== undefined && !isRunStatus(o.status))
+    throw new UsageError(`--status ${o.status}: use one of ${RUN_STATUSES.join(', ')}`);
   if (o.flat === true && (o.tree === true || o.parent !== undefined))
     throw new UsageError('runs --flat lists children as rows: leave out --tree and --parent');
   if (o.children !== undefined && o.tree !== true)
@@ -177,6 +188,7 @@ async function print(store: Store, lines: readonly Line[], json: boolean): Promi
 export function runsAction() {
   return async (o: RunsOptions, cmd: Command) => {
     if (o.stranded) {
+      const { listStranded } = await import('./operateVerbs.js');
       await listStranded(globals(cmd), o.olderThan, o.json === true);
       return;
     }
@@ -185,13 +197,14 @@ export function runsAction() {
       return;
     }
     checkFlags(o);
-    const client = await cliClient(globals(cmd));
+    // Only reads: the store alone, without the runtime a full client brings (issue 14).
+    const store = await openReadStore(globals(cmd));
     try {
-      if (o.parent !== undefined && (await client.store.log.getRun(o.parent)) === undefined)
+      if (o.parent !== undefined && (await store.log.getRun(o.parent)) === undefined)
         throw new UsageError(`unknown run id '${o.parent}': list runs with \`plumbline runs\``);
       const limit = o.all === true ? undefined : (o.limit ?? RUNS_PAGE);
       // One more than the page says whether another page follows.
-      const found = await client.runs({
+      const found = await store.log.listRuns({
         ...(o.status !== undefined ? { status: o.status as RunStatus } : {}),
         ...(o.pipeline !== undefined ? { pipeline: o.pipeline } : {}),
         ...(limit !== undefined ? { limit: limit + 1 } : {}),
@@ -202,10 +215,13 @@ export function runsAction() {
       let lines: Line[];
       if (o.tree === true) {
         const max = o.children ?? TREE_CHILDREN;
-        const trees = await Promise.all(page.map((r) => client.tree(r, { maxChildren: max })));
+        const trees = await Promise.all(page.map((r) => runTree(store, r, max)));
         lines = trees.flatMap((t) => linesOf(t, 0, []));
       } else {
-        const counts = await client.childCounts(page.map((r) => r.runId));
+        const counts = await childCounts(
+          store,
+          page.map((r) => r.runId),
+        );
         lines = page.map((run) => ({
           kind: 'run',
           run,
@@ -213,12 +229,12 @@ export function runsAction() {
           counts: counts.get(run.runId),
         }));
       }
-      await print(client.store, lines, o.json === true);
+      await print(store, lines, o.json === true);
       const last = page[page.length - 1];
       if (found.length > page.length && last !== undefined)
         process.stderr.write(`more: --after ${last.runId}\n`);
     } finally {
-      await client.close();
+      await store.close();
     }
   };
 }

@@ -5,7 +5,7 @@
  * Children are found through the run index's `parent` field, never by reading their logs.
  */
 import type { RunStatus, StoredEnvelope } from '../machines/events.js';
-import { childRunId } from '../runtime/children.js';
+import { childRunId } from '../runtime/childRunId.js';
 import type { RunSummary, Store } from '../store/types.js';
 
 /** How many direct children a run has, by status. */

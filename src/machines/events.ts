@@ -3,6 +3,7 @@
  * Pure: zod only. Versioned with `v: 1` on every envelope; validated on write and on read.
  */
 import { z } from 'zod';
+import { RUN_STATUSES } from './runStatus.js';
 
 /** Token usage of one model attempt, as the Messages API reports it (fields do not overlap). */
 export const Usage = z.object({
@@ -312,7 +313,7 @@ export type RunEvent = z.infer<typeof RunEvent>;
 
 /** Run status, derived from the machine state after an event. */
 /** `waiting`: a wait or sleep step holds no process until its signal or time comes. */
-export const RunStatus = z.enum(['running', 'completed', 'failed', 'killed', 'parked', 'waiting']);
+export const RunStatus = z.enum(RUN_STATUSES);
 export type RunStatus = z.infer<typeof RunStatus>;
 
 /** What the run looked like after the event: recorded so a replay can check itself. */

@@ -5,7 +5,6 @@
  * the end, their results, never one event per child per state. The wait itself keeps nothing
  * that the store does not: a parent rebuilt in another process reads its children's states.
  */
-import { createHash } from 'node:crypto';
 import { UsageError } from '../errors.js';
 import { DEFAULT_MAP_CONCURRENCY, type ChildStep, type Collected } from '../machines/constructs.js';
 import type { RunContext, RunLimits } from '../machines/context.js';
@@ -14,9 +13,11 @@ import type { RunSnapshot } from '../machines/fold.js';
 import type { RunStatus } from '../machines/events.js';
 import type { Pipeline } from '../machines/pipeline.js';
 import { prepare, parseRunInput, type Prepared } from './prepare.js';
-import { RUN_ID_PATTERN } from './runId.js';
+import { childRunId } from './childRunId.js';
 import { toPlainJson, PLAIN_JSON_HINT } from './plainJson.js';
 import { stepContext } from './request.js';
+
+export { childRunId } from './childRunId.js';
 
 /** One child to make: its id, pipeline, input, and what it starts with. */
 export interface ChildSpec {
@@ -47,17 +48,6 @@ export interface ChildHost {
   kill(spec: ChildSpec, reason: string): Promise<void>;
   /** How often to look at children queued elsewhere (ms). */
   readonly pollMs: number;
-}
-
-/**
- * A child's run id: `<parent>-<step>[-<part>]`, or a hash of it with the part when that would
- * break the run-id rule (128 characters), so nested children keep valid, stable ids.
- */
-export function childRunId(parentId: string, step: string, part: number | string | null): string {
-  const tail = part === null ? '' : `-${String(part)}`;
-  const id = `${parentId}-${step}${tail}`;
-  if (RUN_ID_PATTERN.test(id)) return id;
-  return `c${createHash('sha256').update(id).digest('hex').slice(0, 40)}${tail}`.slice(0, 128);
 }
 
 const prepared = new WeakMap<Pipeline, Prepared>();

@@ -63,3 +63,68 @@ export function addOutcome(row: CostRollupRow, ev: OutcomeFields, isError: boole
     row.unconfirmedUsd += usd;
   }
 }
+
+/** The summed fields of a rollup row, in the order compact counters keep them. */
+export const ROLLUP_FIELDS = [
+  'calls',
+  'inputTokens',
+  'outputTokens',
+  'cacheReadTokens',
+  'cacheWriteTokens',
+  'costUsd',
+  'unconfirmedUsd',
+  'unconfirmedCalls',
+] as const;
+
+/**
+ * One run's billed outcomes per (UTC day, model), as compact counters in {@link ROLLUP_FIELDS}
+ * order, keyed `JSON.stringify([day, model])`: small enough to live in a run's index entry.
+ */
+export type RunCosts = Record<string, number[]>;
+
+/** A row from compact counters (missing counters read as 0). */
+function rowOf(day: string, pipeline: string, model: string, c: readonly number[] = []) {
+  const row = emptyRollupRow(day, pipeline, model);
+  ROLLUP_FIELDS.forEach((f, i) => (row[f] = c[i] ?? 0));
+  return row;
+}
+
+/** Adds one outcome at `at` to a run's costs (in place). */
+export function addRunCost(costs: RunCosts, at: number, ev: OutcomeFields, isError: boolean): void {
+  const day = utcDay(at);
+  const key = JSON.stringify([day, ev.model]);
+  const row = rowOf(day, '', ev.model, costs[key]);
+  addOutcome(row, ev, isError);
+  costs[key] = ROLLUP_FIELDS.map((f) => row[f]);
+}
+
+/** `a − b`, counter by counter (what a run added since an earlier contribution). */
+export function subtractRunCosts(a: RunCosts, b: RunCosts): RunCosts {
+  const out: RunCosts = {};
+  for (const [key, c] of Object.entries(a)) {
+    const d = c.map((x, i) => x - (b[key]?.[i] ?? 0));
+    if (d.some((x) => x !== 0)) out[key] = d;
+  }
+  return out;
+}
+
+/** The rollup rows of one run's costs, under its pipeline. */
+export function runCostRows(pipeline: string, costs: RunCosts): CostRollupRow[] {
+  return Object.entries(costs).map(([key, c]) => {
+    const [day, model] = JSON.parse(key) as [string, string];
+    return rowOf(day, pipeline, model, c);
+  });
+}
+
+/** Adds rows into a table keyed by (day, pipeline, model) (in place). */
+export function mergeRollupRows(
+  table: Map<string, CostRollupRow>,
+  rows: readonly CostRollupRow[],
+): void {
+  for (const r of rows) {
+    const key = JSON.stringify([r.day, r.pipeline, r.model]);
+    const cur = table.get(key) ?? emptyRollupRow(r.day, r.pipeline, r.model);
+    for (const f of ROLLUP_FIELDS) cur[f] += r[f];
+    table.set(key, cur);
+  }
+}

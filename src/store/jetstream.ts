@@ -37,7 +37,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { headers, nanos, nuid, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { CorruptEventError, UsageError, VersionConflictError } from '../errors.js';
-import { NewEnvelope, StoredEnvelope } from '../machines/events.js';
+import { NewEnvelope, StoredEnvelope, type RunStarted } from '../machines/events.js';
 import {
   checkRunId,
   foldIndex,
@@ -60,6 +60,7 @@ import { kvLeases } from './jetstreamLeases.js';
 import { jetstreamRunList, parentMatches } from './jetstreamList.js';
 import { kvPools } from './jetstreamPools.js';
 import { kvRateLimits } from './jetstreamRateLimits.js';
+import { jetstreamRollup } from './jetstreamRollup.js';
 import { kvWaits } from './jetstreamWaits.js';
 import { readRange, type ReadStats } from './natsRead.js';
 import type {
@@ -91,6 +92,8 @@ export interface JetStreamStoreOptions extends NatsConnectOptions {
    * itself, and reads always check). Tests turn it on to catch a malformed envelope at the port.
    */
   validateAppends?: boolean;
+  /** Fold the cost journal into the rollup key at every this many run ends (default 64). */
+  rollupCompactEvery?: number;
 }
 
 /** The JetStream store, with read counters for tests and metrics. */
@@ -183,6 +186,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
   let waitBucket: KV;
   let rateBucket: KV;
   let runs: KV, snaps: KV, effects: KV, kills: KV, breakers: KV, leaseBucket: KV, defs: KV;
+  let costBucket: KV, parentBucket: KV;
   try {
     js = jetstream(nc, { timeout });
     try {
@@ -209,9 +213,13 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       bucket('leases'),
       bucket('definitions'),
     ]);
-    poolBucket = await bucket('pools');
-    waitBucket = await bucket('waits');
-    rateBucket = await bucket('ratelimits');
+    [poolBucket, waitBucket, rateBucket, costBucket, parentBucket] = await Promise.all([
+      bucket('pools'),
+      bucket('waits'),
+      bucket('ratelimits'),
+      bucket('costs'),
+      bucket('parents'),
+    ]);
   } catch (e) {
     await nc.close();
     throw e;
@@ -320,6 +328,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     replicas,
     stats,
     track,
+    parents: parentBucket,
     async summaries(ids) {
       const out = new Map<string, RunSummary>();
       const todo = [...new Set(ids)];
@@ -333,11 +342,31 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       return out;
     },
   });
+  const rollup = jetstreamRollup({
+    js,
+    jsm,
+    link,
+    kv: costBucket,
+    prefix,
+    replicas,
+    stats,
+    track,
+    ...(opts.rollupCompactEvery !== undefined ? { compactEvery: opts.rollupCompactEvery } : {}),
+  });
   try {
-    // A store made before the run list: list its runs once, oldest first.
-    if (await runList.ensure())
+    const empty = async (): Promise<boolean> =>
+      (await retry(() => jsm.streams.info(STREAM))).state.messages === 0;
+    // A store made before the run list: list its runs once, oldest first (marking parents).
+    const fresh = await runList.ensure();
+    if (fresh)
       for (const e of (await scanIndex()).sort((a, b) => a.summary.startedAt - b.summary.startedAt))
-        await runList.added(e.summary.runId, TERMINAL_STATUSES.has(e.summary.status));
+        await runList.added(
+          e.summary.runId,
+          TERMINAL_STATUSES.has(e.summary.status),
+          e.summary.parent?.runId,
+        );
+    await runList.parentsMarked(fresh || (await empty()));
+    await rollup.ensure(empty);
   } catch (e) {
     await link.close();
     throw e;
@@ -430,7 +459,13 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       if (await casPut(runs, kvKey(runId), next, cur?.revision ?? 0)) {
         // Its creator died before listing it (or before its index entry): list it now.
         if (cur === undefined)
-          await runList.added(runId, TERMINAL_STATUSES.has(next.summary.status));
+          await runList.added(
+            runId,
+            TERMINAL_STATUSES.has(next.summary.status),
+            next.summary.parent?.runId,
+          );
+        // Its end may not be in the cost rollups yet (its writer died): adding it is idempotent.
+        await rollup.ended(next);
         return next;
       }
     }
@@ -465,7 +500,10 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       const entry = foldIndex(runId, cur?.entry, written);
       const revision = await kvCasRevision(link, runs, kvKey(runId), entry, cur?.revision ?? 0);
       wrote(runId, revision === null ? null : { entry, revision });
-      if (revision !== null) return;
+      if (revision !== null) {
+        await rollup.ended(entry);
+        return;
+      }
     }
     await catchUp(runId);
   };
@@ -579,7 +617,9 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
         // Listed for pages; an ended run leaves the unfinished set (a failure here only leaves
         // a stale entry that listings check against the index and drop).
         if (expected === 'no_stream' && written.length > 0)
-          await runList.added(runId, ended).catch(() => undefined);
+          await runList
+            .added(runId, ended, (head.event as RunStarted).parent?.runId)
+            .catch(() => undefined);
         else if (ended && cur !== undefined && !TERMINAL_STATUSES.has(cur.entry.summary.status))
           await runList.ended(runId).catch(() => undefined);
       }
@@ -645,6 +685,26 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       }
       out.sort(
         (a, b) => b.startedAt - a.startedAt || (a.runId < b.runId ? 1 : a.runId > b.runId ? -1 : 0),
+      );
+      return out;
+    },
+
+    async costRollup() {
+      return rollup.read(async () => {
+        const entries = await Promise.all(
+          (await runList.activeIds()).map((id) => getIndex(id).catch(() => undefined)),
+        );
+        return entries.flatMap((e) => (e === undefined ? [] : [e.entry]));
+      });
+    },
+
+    async unconfirmedUsd(runIds) {
+      const out = new Map<string, number>();
+      await Promise.all(
+        runIds.map(async (id) => {
+          const cur = await getIndex(id).catch(() => undefined);
+          if (cur?.entry.unconfirmedUsd !== undefined) out.set(id, cur.entry.unconfirmedUsd);
+        }),
       );
       return out;
     },

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { CorruptEventError, UsageError } from '../errors.js';
 import { ChildOf, RunStatus, type RunStarted, type StoredEnvelope } from '../machines/events.js';
+import { addRunCost, isOutcomeType, type OutcomeFields } from './costRollup.js';
 import type { RunSummary } from './types.js';
 
 /** One stream sequence is recorded for every this many events of a run. */
@@ -36,6 +37,19 @@ export const IndexEntry = z.object({
   lastStreamSeq: z.number().int().positive(),
   /** `marks[i]` is the stream sequence of the run's event `i * MARK_EVERY + 1`. */
   marks: z.array(z.number().int().positive()),
+  /**
+   * The run's billed outcomes per (day, model) (see `RunCosts`), kept as its events are indexed
+   * so a run's end adds them to the cost rollups without reading its log. Absent in entries
+   * written before rollups: unknown, never guessed.
+   */
+  costs: z.record(z.string(), z.array(z.number())).optional(),
+  /** Outcomes at or below this seq are a fork's copies, billed to the run they came from. */
+  costFrom: z.number().int().nonnegative().optional(),
+  /**
+   * The USD of the run's lost calls (unconfirmed `MODEL_ERROR`s, copies included), so `runs`
+   * shows it without reading the log. Absent in entries written before it: read the log.
+   */
+  unconfirmedUsd: z.number().optional(),
 });
 export type IndexEntry = z.infer<typeof IndexEntry>;
 
@@ -85,7 +99,12 @@ export function foldIndex(
   let next: IndexEntry | undefined =
     entry === undefined
       ? undefined
-      : { ...entry, summary: { ...entry.summary }, marks: [...entry.marks] };
+      : {
+          ...entry,
+          summary: { ...entry.summary },
+          marks: [...entry.marks],
+          ...(entry.costs !== undefined ? { costs: { ...entry.costs } } : {}),
+        };
   for (const { env, streamSeq } of events) {
     if (next === undefined) {
       if (env.seq !== 1 || env.event.type !== 'run.started') {
@@ -116,6 +135,9 @@ export function foldIndex(
         firstStreamSeq: streamSeq,
         lastStreamSeq: streamSeq,
         marks: [],
+        costs: {},
+        costFrom: s.forkedFrom?.seq ?? 0,
+        unconfirmedUsd: 0,
       };
     } else if (env.seq !== next.summary.lastSeq + 1 || streamSeq <= next.lastStreamSeq) {
       throw new CorruptEventError(
@@ -133,6 +155,16 @@ export function foldIndex(
     if (sum.endedAt === null && TERMINAL.has(env.state.status)) sum.endedAt = env.at;
     next.lastStreamSeq = streamSeq;
     if ((env.seq - 1) % MARK_EVERY === 0) next.marks[(env.seq - 1) / MARK_EVERY] = streamSeq;
+    const ev = env.event as { type: string; unconfirmed?: boolean; costUsd?: number };
+    if (next.unconfirmedUsd !== undefined && ev.type === 'MODEL_ERROR' && ev.unconfirmed === true)
+      next.unconfirmedUsd += ev.costUsd ?? 0;
+    if (next.costs !== undefined && isOutcomeType(env.event.type) && env.seq > (next.costFrom ?? 0))
+      addRunCost(
+        next.costs,
+        env.at,
+        env.event as unknown as OutcomeFields,
+        env.event.type === 'MODEL_ERROR',
+      );
   }
   if (next === undefined) throw new Error('foldIndex needs at least one event');
   return next;

@@ -8,6 +8,9 @@
  *   own message, found with `last_by_subj`), then the page's index entries are fetched by key.
  * - `<PREFIX>_ACTIVE`, one message per unfinished run on `<prefix>.active.<runId>`, purged when
  *   the run ends: `status: running | parked` reads only the unfinished runs.
+ * - KV `<prefix>_parents`, a key per run that has child runs, put before its first child is
+ *   listed: `parent: <runId>` (each row of `runs` counts its children) answers "none" with one
+ *   get for the many runs without children, instead of reading the list after the run.
  * A writer that dies between creating a run and listing it leaves the run out of pages until
  * the next append or read of that run (the index catch-up lists it); full listings (no `limit`
  * nor `after`) still read every key.
@@ -19,7 +22,9 @@ import {
   type JetStreamClient,
   type JetStreamManager,
 } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
 import type { RunStatus } from '../machines/events.js';
+import { kvKey } from './jetstreamIndex.js';
 import { jsErrorCode, type NatsLink } from './natsConnect.js';
 import { readRange, type ReadStats } from './natsRead.js';
 import { unknownCursor } from './sqliteList.js';
@@ -39,6 +44,8 @@ export interface RunListContext {
   replicas: number;
   stats: ReadStats;
   track: (p: Promise<unknown>) => void;
+  /** One key per run that has children (see the header). */
+  parents: KV;
   /** The index entries of these runs (absent ones left out). */
   summaries: (runIds: string[]) => Promise<Map<string, RunSummary>>;
 }
@@ -47,12 +54,19 @@ export interface RunListContext {
 export interface RunList {
   /** Creates the two streams; true when the list stream is new (a store may need a backfill). */
   ensure(): Promise<boolean>;
-  /** Lists a new run (and marks it unfinished unless `finished`). */
-  added(runId: string, finished: boolean): Promise<void>;
+  /** Lists a new run (and marks it unfinished unless `finished`; its parent as having children). */
+  added(runId: string, finished: boolean, parent?: string): Promise<void>;
+  /**
+   * Says whether every parent is marked: true once `complete` was passed (a new store, or one
+   * whose runs were all just listed again); a store that had runs before the marks reads the list.
+   */
+  parentsMarked(complete: boolean): Promise<void>;
   /** Takes an ended run out of the unfinished set. */
   ended(runId: string): Promise<void>;
   /** One page for `filter`, newest first. */
   page(filter: RunFilter): Promise<RunSummary[]>;
+  /** The ids in the unfinished set (a few may have ended since: check their index entries). */
+  activeIds(): Promise<string[]>;
 }
 
 /** True when a run passes the filter's `parent` (children of a run, or top-level runs only). */
@@ -67,6 +81,9 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
   const LIST = `${prefix.toUpperCase()}_RUNLIST`;
   const ACTIVE = `${prefix.toUpperCase()}_ACTIVE`;
   const listSubject = (runId: string): string => `${prefix}.runlist.${runId}`;
+  /** The key saying every parent is marked ('=' alone is no run's key: run ids are never empty). */
+  const MARKED = '=';
+  let marked = false;
   const activeSubject = (runId: string): string => `${prefix}.active.${runId}`;
   const idOf = (subject: string): string => subject.slice(subject.lastIndexOf('.') + 1);
 
@@ -115,12 +132,14 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
     return true;
   };
 
+  const activeIds = async (): Promise<string[]> =>
+    (await link.retry(() => readRange(js, jsm, { stream: ACTIVE }, ctx.stats, ctx.track))).map(
+      (m) => idOf(m.subject),
+    );
+
   /** Unfinished runs only: the whole (small) active set, ordered as the SQLite store does. */
   const activePage = async (filter: RunFilter): Promise<RunSummary[]> => {
-    const msgs = await link.retry(() =>
-      readRange(js, jsm, { stream: ACTIVE }, ctx.stats, ctx.track),
-    );
-    const found = await ctx.summaries(msgs.map((m) => idOf(m.subject)));
+    const found = await ctx.summaries(await activeIds());
     const stale = [...found.values()].filter((s) => !UNFINISHED.has(s.status));
     for (const s of stale) ctx.track(list.ended(s.runId).catch(() => undefined));
     let rows = [...found.values()]
@@ -139,6 +158,7 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
   };
 
   const list: RunList = {
+    activeIds,
     async ensure() {
       const [fresh] = await Promise.all([
         ensureOne(LIST, `${prefix}.runlist.*`),
@@ -146,7 +166,12 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
       ]);
       return fresh;
     },
-    async added(runId, finished) {
+    async parentsMarked(complete) {
+      if (complete) await link.retry(() => ctx.parents.put(MARKED, ''));
+      marked = (await link.retry(() => ctx.parents.get(MARKED)))?.operation === 'PUT';
+    },
+    async added(runId, finished, parent) {
+      if (parent !== undefined) await link.retry(() => ctx.parents.put(kvKey(parent), ''));
       await link.retry(() => js.publish(listSubject(runId), runId));
       if (!finished) await link.retry(() => js.publish(activeSubject(runId), runId));
     },
@@ -171,6 +196,8 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
       // Children are created after their parent: nothing older than its message can be one.
       let floor = 1;
       if (typeof filter.parent === 'string') {
+        const parent = filter.parent;
+        if (marked && (await link.retry(() => ctx.parents.get(kvKey(parent)))) === null) return [];
         const p = await link.retry(() =>
           jsm.streams.getMessage(LIST, { last_by_subj: listSubject(filter.parent as string) }),
         );

@@ -7,7 +7,8 @@ import { mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { CorruptEventError, UsageError, VersionConflictError } from '../errors.js';
-import { NewEnvelope, StoredEnvelope, type RunStarted } from '../machines/events.js';
+import type * as EventSchemaModule from '../machines/events.js';
+import type { NewEnvelope, RunStarted, StoredEnvelope } from '../machines/events.js';
 import { asStoreFault, fileIdentity, openSqliteFile, type FileIdentity } from './sqliteFaults.js';
 import { sqliteDefinitions } from './sqliteDefinitions.js';
 import { groupCommit } from './sqliteGroupCommit.js';
@@ -139,7 +140,20 @@ function resolveBody(blobDir: string | null, runId: string, seq: number, body: s
   }
 }
 
-function parseStored(runId: string, seq: number, body: string): StoredEnvelope {
+/** The event schemas module. */
+type EventSchemas = typeof EventSchemaModule;
+
+/** The event schemas (zod), loaded at the first read: a verb that reads no event never loads them. */
+let schemas: EventSchemas | undefined;
+const loadSchemas = async (): Promise<EventSchemas> =>
+  (schemas ??= await import('../machines/events.js'));
+
+function parseStored(
+  { StoredEnvelope }: EventSchemas,
+  runId: string,
+  seq: number,
+  body: string,
+): StoredEnvelope {
   let raw: unknown;
   try {
     raw = JSON.parse(body);
@@ -395,7 +409,11 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   const log: EventLog = {
     async append(runId, events, expected) {
       if (events.length === 0) throw new UsageError('append needs at least one event');
-      const checked = validate ? events.map((e) => NewEnvelope.parse(e)) : events;
+      let checked = events;
+      if (validate) {
+        const { NewEnvelope } = schemas ?? (await loadSchemas());
+        checked = events.map((e) => NewEnvelope.parse(e));
+      }
       if (group !== undefined)
         return group.run(() => {
           try {
@@ -411,13 +429,15 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       }
     },
     async read(runId, fromSeq = 1) {
+      const z = schemas ?? (await loadSchemas());
       return q.read
         .all(runId, fromSeq)
-        .map((r) => parseStored(runId, r.seq, resolveBody(blobDir, runId, r.seq, r.body)));
+        .map((r) => parseStored(z, runId, r.seq, resolveBody(blobDir, runId, r.seq, r.body)));
     },
     async readAll(afterPos, limit = 1000) {
+      const z = schemas ?? (await loadSchemas());
       return q.readAll.all(afterPos, limit).map((r): PositionedEnvelope => ({
-        ...parseStored(r.run_id, r.seq, resolveBody(blobDir, r.run_id, r.seq, r.body)),
+        ...parseStored(z, r.run_id, r.seq, resolveBody(blobDir, r.run_id, r.seq, r.body)),
         pos: r.pos,
       }));
     },

@@ -103,6 +103,12 @@ export interface EventLog {
    * an adapter without them): then spend is folded from every log.
    */
   costRollup?(): Promise<CostRollup | undefined>;
+  /**
+   * The unconfirmed USD (lost calls at their reservation) of each of these runs that the store
+   * keeps in its index; a run left out must be found by reading its log. Optional: SQLite reads
+   * logs (cheap there), JetStream keeps it (a log read costs in proportion to the stream).
+   */
+  unconfirmedUsd?(runIds: readonly string[]): Promise<Map<string, number>>;
   /** Saves a snapshot for a run (replaces an older one). */
   saveSnapshot(runId: string, snapshot: SavedSnapshot): Promise<void>;
   /** The newest saved snapshot of a run, if any. */

@@ -39,3 +39,51 @@ export function stepDone(
     },
   };
 }
+
+/** A billed model answer (or a lost call) at `at`. */
+export function outcome(at: number, costUsd: number, model: string, lost = false): NewEnvelope {
+  const state = { value: { a: 'ready' }, status: 'running' as RunStatus, step: 'a', costUsd: 0 };
+  const usage = { inputTokens: 10, outputTokens: 5, cacheReadTokens: 2, cacheWrite5mTokens: 1 };
+  return lost
+    ? {
+        v: 1,
+        at,
+        event: {
+          type: 'MODEL_ERROR',
+          step: 'a',
+          attempt: 1,
+          requestId: null,
+          model,
+          status: null,
+          kind: 'lost',
+          retryable: true,
+          message: 'lost with its process',
+          delayMs: 0,
+          retryAt: at,
+          usage: null,
+          costUsd,
+          durationMs: 0,
+          unconfirmed: true,
+        },
+        state,
+      }
+    : {
+        v: 1,
+        at,
+        event: {
+          type: 'MODEL_RESPONSE',
+          step: 'a',
+          attempt: 1,
+          requestId: 'req',
+          model,
+          stopReason: 'end_turn',
+          usage: { ...usage, cacheWrite1hTokens: 0 },
+          costUsd,
+          verdict: 'valid',
+          issues: [],
+          text: null,
+          durationMs: 1,
+        },
+        state,
+      };
+}
