@@ -31,10 +31,18 @@ export interface Backend {
   close(): Promise<void>;
 }
 
+/**
+ * `PLUMBLINE_SQLITE_SYNCHRONOUS=NORMAL` trades power-loss durability for fewer fsyncs; the
+ * default, and any other value, is `FULL`.
+ */
+function sqliteSynchronous(): 'NORMAL' | 'FULL' {
+  return process.env.PLUMBLINE_SQLITE_SYNCHRONOUS?.toUpperCase() === 'NORMAL' ? 'NORMAL' : 'FULL';
+}
+
 async function openStoreAt(at: StoreTarget): Promise<Store> {
   if (at.kind === 'sqlite') {
     const { openSqliteStore } = await import('./store/sqlite.js');
-    return openSqliteStore(at.path);
+    return openSqliteStore(at.path, { synchronous: sqliteSynchronous() });
   }
   const [{ openJetStreamStore }, { natsOptionsFromServers }] = await Promise.all([
     import('./store/jetstream.js'),

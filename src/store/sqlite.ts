@@ -41,7 +41,10 @@ import type {
 export interface SqliteOptions {
   /** Event bodies larger than this many bytes go to a file beside the database (default 512 KiB). */
   largePayloadBytes?: number;
-  /** `NORMAL` (default: survives a process crash) or `FULL` (fsync per commit: survives power loss). */
+  /**
+   * `FULL` (default: an fsync per commit — one per group commit batch — so a commit survives a
+   * power loss) or `NORMAL` (survives a crash of the process, not of the machine).
+   */
   synchronous?: 'NORMAL' | 'FULL';
   /**
    * Group commit (default true): appends made in the same tick, by any run, share one
@@ -231,7 +234,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     path,
     (c) => {
       if (!readonly) {
-        c.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
+        c.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
         c.exec(SCHEMA);
         c.exec(LIST_INDEXES);
         // The claimer column came with run leases: add it to a store made before them.
