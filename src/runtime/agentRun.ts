@@ -18,6 +18,7 @@ import { judgeOutput, toJsonSchema } from '../model/structured.js';
 import type { ModelOutcome, ModelRequest, ModelTool, Price } from '../model/types.js';
 import { runTools } from './agentTools.js';
 import type { DriverEnv } from './env.js';
+import { modelErrorEvent } from './modelEvents.js';
 import type { RateTicket } from './rateGate.js';
 import type { Interrupt } from './execute.js';
 import { reservePools, settlePools } from './pools.js';
@@ -210,22 +211,7 @@ async function callTurn(
   const failures = attemptsOf(ctx, step.name).transport + 1;
   const policy = resolveRetryPolicy({ ...env.prepared.pipeline.retry, ...step.retry });
   const delayMs = err.retryable ? retryDelayMs(err, failures, policy, env.random) : 0;
-  return {
-    type: 'MODEL_ERROR',
-    step: step.name,
-    attempt,
-    requestId: err.requestId,
-    model: step.model,
-    status: err.status,
-    kind: err.kind,
-    retryable: err.retryable,
-    message: err.message,
-    delayMs,
-    retryAt: env.clock.now() + delayMs,
-    usage: outcome.usage,
-    costUsd: outcome.usage !== null ? costUsd(outcome.usage, price) : 0,
-    durationMs: outcome.durationMs,
-  };
+  return modelErrorEvent(env, step.name, attempt, step.model, outcome, price, delayMs);
 }
 
 /** The AGENT_TURN recording an answer: the tool calls it asks for, or its final answer judged. */

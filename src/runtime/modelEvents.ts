@@ -9,7 +9,7 @@ import type { LlmStep } from '../machines/pipeline.js';
 import { costUsd, overrunUsd } from '../model/cost.js';
 import { retryDelayMs } from '../model/retry.js';
 import { judgeOutput } from '../model/structured.js';
-import type { ClassifiedError, ModelOutcome } from '../model/types.js';
+import type { ClassifiedError, ModelOutcome, Price } from '../model/types.js';
 import {
   currentModel,
   decideAfterError,
@@ -76,12 +76,29 @@ export async function outcomeEvent(
     err.retryable && next?.decision !== 'next'
       ? retryDelayMs(err, failures, policy, env.random)
       : 0;
+  return modelErrorEvent(env, step.name, attempt, modelId, outcome, price, delayMs);
+}
+
+/**
+ * The MODEL_ERROR recording a failed call (of an llm step or an agent turn): its classification,
+ * the chosen retry delay as an absolute deadline, and whatever usage the failure reported.
+ */
+export function modelErrorEvent(
+  env: DriverEnv,
+  step: string,
+  attempt: number,
+  model: string,
+  outcome: Extract<ModelOutcome, { ok: false }>,
+  price: Price,
+  delayMs: number,
+): MachineEvent {
+  const err = outcome.error;
   return {
     type: 'MODEL_ERROR',
-    step: step.name,
+    step,
     attempt,
     requestId: err.requestId,
-    model: modelId,
+    model,
     status: err.status,
     kind: err.kind,
     retryable: err.retryable,
