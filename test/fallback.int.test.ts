@@ -118,8 +118,10 @@ describe('model fallback', () => {
       usage: USAGE,
       script: byModel({ [OPUS]: { kind: 'status', status: 500, errorType: 'api_error' } }),
     });
+    // A fixed jitter: full jitter can draw a 0 ms backoff (1 in 500 for the first), which is
+    // not what this test is about.
     const r = await h
-      .runtime({ clock: virtualClock() })
+      .runtime({ clock: virtualClock(), random: () => 0.5 })
       .start(pipeline, { input: {}, runId: 'f-500' });
     expect(r.status).toBe('completed');
     expect(calls(h)).toEqual([OPUS, OPUS, OPUS, SONNET]);

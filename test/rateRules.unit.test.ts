@@ -194,3 +194,23 @@ describe('rate-limit headers', () => {
     expect(rateLimitsFromHeaders(hostile)).toBeNull();
   });
 });
+
+describe('stored rate-limit state', () => {
+  it('is checked on read: a corrupt row is refused, a good one kept as it is', async () => {
+    const { checkRateState, parseRateState } = await import('../src/store/rateLimits.js');
+    const good = {
+      v: 1,
+      buckets: { requests: { limit: 60, level: 12.5, at: 1_000 } },
+      learned: true,
+      probeUntil: null,
+    };
+    expect(parseRateState(JSON.stringify(good))).toEqual(good);
+    expect(parseRateState(undefined).buckets).toEqual({});
+    expect(() => checkRateState({ ...good, v: 2 })).toThrow(/version 1/);
+    expect(() =>
+      checkRateState({ ...good, buckets: { requests: { limit: 60, level: 'x', at: 1 } } }),
+    ).toThrow(/bucket 'requests'/);
+    expect(() => checkRateState({ ...good, learned: 'yes' })).toThrow(/learned/);
+    expect(() => checkRateState({ ...good, probeUntil: 'soon' })).toThrow(/probeUntil/);
+  });
+});

@@ -9,7 +9,7 @@ import { nuid } from '@nats-io/transport-node';
 import { kvKey } from './jetstreamIndex.js';
 import { kvCasRevision } from './jetstreamKv.js';
 import type { NatsLink } from './natsConnect.js';
-import { ratePort, RateStateSchema, type RateUpdate } from './rateLimits.js';
+import { checkRateState, ratePort, type RateUpdate } from './rateLimits.js';
 import { emptyRateState, type RateState } from './rateRules.js';
 import type { RateLimitStore } from './types.js';
 
@@ -23,7 +23,7 @@ export function kvRateLimits(link: NatsLink, kv: KV): RateLimitStore {
     const e = await link.retry(() => kv.get(kvKey(key)));
     if (e === null || e.operation !== 'PUT') return undefined;
     const body = e.json<{ w: string; state: unknown }>();
-    return { state: RateStateSchema.parse(body.state) as RateState, revision: e.revision };
+    return { state: checkRateState(body.state), revision: e.revision };
   };
   const update: RateUpdate = async (key, f) => {
     for (let n = 0; ; n++) {

@@ -3,7 +3,6 @@
  * state: SQLite (an IMMEDIATE transaction) and JetStream (a KV compare-and-set) differ only in
  * that primitive, so both apply `rateRules.ts` identically.
  */
-import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import {
   emptyRateState,
@@ -24,23 +23,46 @@ export type RateUpdate = <T>(
   f: (s: RateState) => { state: RateState | null; result: T },
 ) => Promise<T>;
 
-const Bucket = z.object({ limit: z.number().nullable(), level: z.number(), at: z.number() });
-/** The stored state, checked on read (a corrupt row is refused, never guessed at). */
-export const RateStateSchema = z.object({
-  v: z.literal(1),
-  buckets: z.object({
-    requests: Bucket.optional(),
-    inputTokens: Bucket.optional(),
-    outputTokens: Bucket.optional(),
-  }),
-  learned: z.boolean(),
-  probeUntil: z.number().nullable(),
-});
+/** One stored bucket, or a thrown error naming what is wrong with it. */
+function checkBucket(b: unknown, name: string): void {
+  if (b === undefined) return;
+  const o = b as Record<string, unknown> | null;
+  const num = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v);
+  if (
+    typeof o !== 'object' ||
+    o === null ||
+    !(o.limit === null || num(o.limit)) ||
+    !num(o.level) ||
+    !num(o.at)
+  )
+    throw new Error(`rate-limit state: bucket '${name}' is not { limit, level, at }`);
+}
+
+/**
+ * A stored state checked by hand (a corrupt row is refused, never guessed at). Not with zod:
+ * the store is opened by read-only CLI verbs that must not load it.
+ */
+export function checkRateState(value: unknown): RateState {
+  const o = value as Record<string, unknown> | null;
+  if (typeof o !== 'object' || o === null || o.v !== 1)
+    throw new Error('rate-limit state: not a version 1 state');
+  const buckets = o.buckets as Record<string, unknown> | null;
+  if (typeof buckets !== 'object' || buckets === null)
+    throw new Error('rate-limit state: no buckets');
+  for (const name of ['requests', 'inputTokens', 'outputTokens']) checkBucket(buckets[name], name);
+  if (typeof o.learned !== 'boolean') throw new Error('rate-limit state: learned is not a boolean');
+  if (!(
+    o.probeUntil === null ||
+    (typeof o.probeUntil === 'number' && Number.isFinite(o.probeUntil))
+  ))
+    throw new Error('rate-limit state: probeUntil is not a time or null');
+  return value as RateState;
+}
 
 /** A stored state's JSON parsed and checked, or the empty state for none. */
 export function parseRateState(json: string | undefined): RateState {
   if (json === undefined) return emptyRateState();
-  return RateStateSchema.parse(JSON.parse(json)) as RateState;
+  return checkRateState(JSON.parse(json));
 }
 
 function checkKey(key: string): string {
