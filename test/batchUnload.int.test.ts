@@ -117,22 +117,42 @@ describe('a run waiting on a batch lets go between polls', { timeout: 60_000 }, 
     }
   });
 
-  it('a kill while let go is recorded at once: no wake-up, no poll after it', async () => {
+  it('a kill while let go is recorded at once; a kill flag alone at the wake-up (its lone batch canceled)', async () => {
     const clock = virtualClock();
     await using h = await harness({ clock, batches: { hold: true, script: () => good } });
     const rt = h.runtime({ unloadBackoffMs: 10_000, wakeSweepMs: 20, killPollMs: 20 });
     try {
-      expect((await rt.start(prepared, { input: { text: 'k' }, runId: 'bk-1' })).stopped).toBe(
-        'unloaded',
-      );
-      const sub = await submitted(h, 'bk-1');
+      for (const runId of ['bk-1', 'bk-2'])
+        expect((await rt.start(prepared, { input: { text: runId }, runId })).stopped).toBe(
+          'unloaded',
+        );
+      const [sub1, sub2] = [await submitted(h, 'bk-1'), await submitted(h, 'bk-2')];
+      expect(sub1.batchId).not.toBe(sub2.batchId);
+      // At once: nobody drives bk-1, so the kill takes its lease and records KILL here.
       expect(await rt.kill('bk-1', 'operator', prepared, 0)).toBe('killed');
       expect(await wakeAt(h, 'bk-1')).toBeUndefined();
+      // A process that cannot load the pipeline only sets bk-2's flag: recorded when it wakes.
+      expect(await h.runtime().kill('bk-2', 'later', undefined, 0)).toBe('running');
+      expect(await wakeAt(h, 'bk-2')).toBeDefined();
+      // Past the kill watcher's poll (20 ms): its answers for bk-2 are no older than the flag.
+      await new Promise((res) => setTimeout(res, 100));
       await clock.sleep(60_000);
+      await until('bk-2 killed', async () => (await status(h, 'bk-2')) === 'killed');
       await new Promise((res) => setTimeout(res, 200));
-      expect(batchGets(h, sub.batchId)).toBe(1);
-      const types = (await h.events('bk-1')).map((e) => e.event.type);
-      expect(types).toEqual(['run.started', 'ATTEMPT', 'BATCH_SUBMITTED', 'KILL']);
+      // bk-1 was never polled again; no run submitted again.
+      expect(batchGets(h, sub1.batchId)).toBe(1);
+      expect(h.fake.batches).toBe(2);
+      for (const id of ['bk-1', 'bk-2'])
+        expect((await h.events(id)).map((e) => e.event.type)).toEqual([
+          'run.started',
+          'ATTEMPT',
+          'BATCH_SUBMITTED',
+          'KILL',
+        ]);
+      expect(ofType(await h.events('bk-2'), 'KILL')[0]?.event.reason).toBe('later');
+      const cancels = h.fake.requests.filter((q) => q.path.endsWith('/cancel'));
+      expect(cancels.map((q) => q.path)).toEqual([`/v1/messages/batches/${sub2.batchId}/cancel`]);
+      expect(await h.store.waits.due(clock.now() + 1e9, 10)).toEqual([]);
     } finally {
       rt.stopWaking();
     }
