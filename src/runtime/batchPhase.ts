@@ -15,6 +15,7 @@ import type { ClassifiedError, ModelOutcome, ModelRequest } from '../model/types
 import { unloadBackoff } from './backoffUnload.js';
 import type { ItemResult } from './batcher.js';
 import type { DriverEnv } from './env.js';
+import type { Logger } from './logger.js';
 import { outcomeEvent } from './modelEvents.js';
 import { settlePools } from './pools.js';
 
@@ -154,7 +155,7 @@ export async function batchWait(
       ));
   }
   if (killedBy !== null) {
-    if (b.items === 1) await cancelAlone(env, client, ctx.runId, b.batchId);
+    if (b.items === 1) await cancelAlone(env.logger, client, ctx.runId, b.batchId);
     await settlePools(env.store, ctx, ctx.reservedUsd);
     return { type: 'KILL', reason: killedBy };
   }
@@ -168,15 +169,15 @@ export async function batchWait(
  * is in it). Best effort: a failure is logged, the kill stands (the item may still be billed,
  * and it counts at its reservation either way).
  */
-async function cancelAlone(
-  env: DriverEnv,
+export async function cancelAlone(
+  logger: Logger,
   client: BatchClient,
   runId: string,
   batchId: string,
 ): Promise<void> {
   const r = await client.cancel(batchId);
   if (!r.ok)
-    env.logger.warn(
+    logger.warn(
       { runId, batchId, decision: 'leave', reason: `${r.error.kind}: ${r.error.message}` },
       'could not cancel the batch of a killed run',
     );

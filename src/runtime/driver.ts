@@ -24,6 +24,7 @@ import {
   statusOf,
   type RunSnapshot,
 } from '../machines/fold.js';
+import type { BatchClient } from '../model/batchTypes.js';
 import type { ModelClient } from '../model/types.js';
 import { recordDefinition } from '../store/definitions.js';
 import { leaseOwner, ownerIsDead } from '../store/leaseRules.js';
@@ -34,6 +35,7 @@ import { LocalBreakerParking, type BreakerResumeOptions } from './breakerResume.
 import type { BreakerGate, DriverEnv, DriverHooks } from './env.js';
 import { execute, isInterrupt, UserCodeError } from './execute.js';
 import { KillWatcher } from './killWatch.js';
+import { cancelAlone } from './batchPhase.js';
 import { Batcher, type BatcherOptions } from './batcher.js';
 import { LeaseKeeper, type HeldLease } from './leaseKeeper.js';
 import type { ChildHost } from './children.js';
@@ -384,6 +386,16 @@ export class Runtime {
       return await f(t.held);
     } finally {
       await this.leases.release(t.held);
+    }
+  }
+
+  /** The model client's batch port, if this process has a model client (a kill may not). */
+  private batchClient(): BatchClient | undefined {
+    try {
+      return this.model().batches;
+    } catch {
+      // No model client here (no API key): the batch is left to end or expire on its own.
+      return undefined;
     }
   }
 
@@ -828,10 +840,14 @@ export class Runtime {
         await writer.commit({ type: 'KILL', reason });
         // A run let go (asleep, waiting, in a long backoff, on a batch) is woken no more.
         await this.store.waits.clearWaiting(runId);
-        // One let go on a batch held its call's reservation: it counts at it (as a kill while
-        // it waited in a process would; the item may still be billed).
-        if (phaseOf(before)?.phase === 'batched')
+        // One let go on a batch is killed as in a process: its reservation counts (the item may
+        // still be billed), and a batch of its item alone is canceled.
+        const batch = before.context.batch;
+        if (phaseOf(before)?.phase === 'batched' && batch !== null && batch !== undefined) {
           await settlePools(this.store, before.context, before.context.reservedUsd);
+          const client = batch.items === 1 ? this.batchClient() : undefined;
+          if (client !== undefined) await cancelAlone(this.logger, client, runId, batch.batchId);
+        }
         return 'killed';
       } finally {
         await this.leases.release(t.held);
