@@ -8,7 +8,13 @@ import { z } from 'zod';
 import type { MachineEvent } from '../src/machines/events.js';
 import { initialSnapshot, phaseOf, step, type RunSnapshot } from '../src/machines/fold.js';
 import { definePipeline, llm } from '../src/machines/pipeline.js';
-import { batchCustomId, batchPrice, CUSTOM_ID_PATTERN, pollDelayMs } from '../src/model/batch.js';
+import {
+  batchCustomId,
+  batchPrice,
+  CUSTOM_ID_PATTERN,
+  pollDelayMs,
+  pollsBefore,
+} from '../src/model/batch.js';
 import { costUsd } from '../src/model/cost.js';
 import { priceFor } from '../src/model/prices.js';
 import { batchConfigFromEnv } from '../src/cli/batchConfig.js';
@@ -86,6 +92,15 @@ describe('poll schedule', () => {
       5_000, 10_000, 20_000, 40_000, 60_000, 60_000, 60_000, 60_000,
     ]);
     expect(pollDelayMs(1)).toBe(5_000);
+  });
+
+  it('counts the polls made so far from the time since the batch was sent (polls at 5, 15, 35, 75, 135 s…)', () => {
+    const s = { minMs: 5_000, maxMs: 60_000 };
+    const at = [0, 4_999, 5_000, 14_999, 15_000, 35_000, 74_999, 75_000, 134_999, 135_000, 195_000];
+    expect(at.map((ms) => pollsBefore(ms, s))).toEqual([0, 0, 1, 1, 2, 3, 3, 4, 4, 5, 6]);
+    // A day of polls at the cap is a division, and a schedule without delays is no position.
+    expect(pollsBefore(75_000 + 60_000 * 1_440, s)).toBe(4 + 1_440);
+    expect(pollsBefore(1_000, { minMs: 0, maxMs: 0 })).toBe(0);
   });
 });
 

@@ -118,6 +118,34 @@ describe('Batcher', () => {
     expect(rb).toMatchObject({ type: 'failed', error: { kind: 'batch_item_missing' } });
   });
 
+  it('hands `pending` to a waiter that leaves long waits, and picks the schedule up from `since`', async () => {
+    const { port, statusCalls } = memoryPort([], 3);
+    const clock = virtualClock();
+    const b = new Batcher({ poll: { minMs: 5_000, maxMs: 60_000 } }, clock);
+    await b.submit(port, item('a'), live());
+    const sent = clock.now();
+    const wait = { since: sent, leaveAtMs: 10_000 };
+    // Polled at 5 s (in progress); the next poll is 10 s on: the waiter leaves, nobody polls.
+    expect(await b.result(port, 'b1', 'a', live(), wait)).toEqual({
+      type: 'pending',
+      nextPollAt: sent + 15_000,
+    });
+    expect(statusCalls).toEqual(['b1']);
+    await clock.sleep(60_000);
+    expect(statusCalls).toEqual(['b1']);
+    // Back at 15 s: polled at once (still in progress), the next delay is 20 s: it leaves again.
+    const back = virtualClock(sent + 15_000);
+    const b2 = new Batcher({ poll: { minMs: 5_000, maxMs: 60_000 } }, back);
+    expect(await b2.result(port, 'b1', 'a', live(), wait)).toEqual({
+      type: 'pending',
+      nextPollAt: sent + 35_000,
+    });
+    expect(statusCalls).toEqual(['b1', 'b1']);
+    // A waiter that does not leave, back at the same time: polled at once, the batch has ended.
+    expect(await b2.result(port, 'b1', 'a', live(), { since: sent })).toEqual(answered('a'));
+    expect(statusCalls).toHaveLength(3);
+  });
+
   it('polls again after a transient failure; a final one fails every waiter', async () => {
     const transient = memoryPort(['fail', 'fail']);
     const b = new Batcher({ poll: { minMs: 10, maxMs: 10 } }, virtualClock());

@@ -98,7 +98,7 @@ async function listWaiting(g: GlobalOptions, limit: number, json: boolean): Prom
         w.signal !== null
           ? `signal '${w.signal}'`
           : w.status === 'running'
-            ? 'its retry (a long backoff)'
+            ? "its retry or its batch's next poll (let go)"
             : 'a time (sleep)';
       if (json) outJson(w);
       else

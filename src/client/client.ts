@@ -121,7 +121,8 @@ export interface PlumblineClient extends AsyncDisposable {
   childCounts(runIds: readonly string[]): Promise<Map<string, ChildCounts>>;
   /**
    * Waiting runs (longest waiting first): what each waits for (a signal or a time) and since
-   * when; `status` running is a run let go in a long backoff (it waits for its retry).
+   * when; `status` running is a run let go in a long backoff or between two polls of its
+   * Message Batch (it waits for its retry or that poll).
    */
   waiting(
     limit?: number,

@@ -60,3 +60,24 @@ export function pollDelayMs(n: number, schedule: PollSchedule = DEFAULT_POLL): n
   // 2^k overflows to Infinity for a huge k; the cap holds either way.
   return Math.min(schedule.maxMs, schedule.minMs * 2 ** (k - 1));
 }
+
+/**
+ * How many polls the schedule has made `elapsedMs` after a batch was sent: how many of its poll
+ * times (minMs, then each previous time plus the next delay) are past. A run that left memory
+ * between two polls picks the schedule up here, so its delays keep growing across wake-ups.
+ * @example pollsBefore(15_000, { minMs: 5_000, maxMs: 60_000 }) // 2 (polls at 5 s and 15 s)
+ */
+export function pollsBefore(elapsedMs: number, schedule: PollSchedule = DEFAULT_POLL): number {
+  // A schedule without delays polls back to back: no position to recover.
+  if (!(schedule.minMs > 0) || !(schedule.maxMs > 0)) return 0;
+  let n = 0;
+  let t = 0;
+  for (;;) {
+    const d = pollDelayMs(n + 1, schedule);
+    // At the cap the delays are constant: the rest is a division (no loop over 24 h of polls).
+    if (d >= schedule.maxMs) return n + Math.max(0, Math.floor((elapsedMs - t) / d));
+    if (t + d > elapsedMs) return n;
+    t += d;
+    n++;
+  }
+}

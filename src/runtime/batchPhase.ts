@@ -12,12 +12,14 @@ import type { LlmStep } from '../machines/pipeline.js';
 import { batchCustomId } from '../model/batch.js';
 import { outcomeOfAnswer, type BatchClient } from '../model/batchTypes.js';
 import type { ClassifiedError, ModelOutcome, ModelRequest } from '../model/types.js';
+import { unloadBackoff } from './backoffUnload.js';
 import type { ItemResult } from './batcher.js';
 import type { DriverEnv } from './env.js';
+import type { Logger } from './logger.js';
 import { outcomeEvent } from './modelEvents.js';
 import { settlePools } from './pools.js';
 
-type Outcome = MachineEvent | { interrupt: 'aborted' };
+type Outcome = MachineEvent | { interrupt: 'aborted' | 'waiting' };
 
 /** A classified error of the batch machinery itself (no HTTP status). */
 function batchError(kind: string, retryable: boolean, message: string): ClassifiedError {
@@ -113,7 +115,9 @@ export async function batchSubmit(
 /**
  * `batched`: wait for the recorded item's result (polling shared with the other runs waiting on
  * the same batch). A kill ends the run at once; the batch is not canceled (other runs' items
- * may be in it), so the item may still be billed: it counts at its reservation.
+ * may be in it), so the item may still be billed: it counts at its reservation. When the next
+ * poll is at least `env.unloadBackoffMs` away, the run is let go like a long backoff: its
+ * wake-up is scheduled at that poll, and the drive that wakes it polls the recorded batch.
  */
 export async function batchWait(
   env: DriverEnv,
@@ -134,15 +138,28 @@ export async function batchWait(
       usage: null,
       durationMs: 0,
     });
-  const { value: r, killedBy } = await killable(env, ctx.runId, signal, (s) =>
-    env.batcher.result(client, b.batchId, b.customId, s),
+  const leave = env.unloadBackoffMs;
+  const wait = { since: b.at, ...(leave !== undefined ? { leaveAtMs: leave } : {}) };
+  let { value: r, killedBy } = await killable(env, ctx.runId, signal, (s) =>
+    env.batcher.result(client, b.batchId, b.customId, s, wait),
   );
+  while (killedBy === null && r?.type === 'pending' && !signal.aborted) {
+    // The next poll is far: wait for it in the store's wake-up schedule, not here.
+    const unload = await unloadBackoff(env, ctx.runId, r.nextPollAt);
+    if (unload.unload) return { interrupt: 'waiting' };
+    if ('killed' in unload) killedBy = unload.killed;
+    // Not let go after all (the time went by meanwhile): wait here for this one poll.
+    else
+      ({ value: r, killedBy } = await killable(env, ctx.runId, signal, (s) =>
+        env.batcher.result(client, b.batchId, b.customId, s, { since: b.at }),
+      ));
+  }
   if (killedBy !== null) {
-    if (b.items === 1) await cancelAlone(env, client, ctx.runId, b.batchId);
+    if (b.items === 1) await cancelAlone(env.logger, client, ctx.runId, b.batchId);
     await settlePools(env.store, ctx, ctx.reservedUsd);
     return { type: 'KILL', reason: killedBy };
   }
-  if (r === null || signal.aborted) return { interrupt: 'aborted' };
+  if (r === null || r.type === 'pending' || signal.aborted) return { interrupt: 'aborted' };
   const durationMs = Math.max(0, env.clock.now() - b.at);
   return outcomeEvent(env, step, ctx, attempt, outcomeOfItem(r, step, b.batchId, durationMs));
 }
@@ -152,15 +169,15 @@ export async function batchWait(
  * is in it). Best effort: a failure is logged, the kill stands (the item may still be billed,
  * and it counts at its reservation either way).
  */
-async function cancelAlone(
-  env: DriverEnv,
+export async function cancelAlone(
+  logger: Logger,
   client: BatchClient,
   runId: string,
   batchId: string,
 ): Promise<void> {
   const r = await client.cancel(batchId);
   if (!r.ok)
-    env.logger.warn(
+    logger.warn(
       { runId, batchId, decision: 'leave', reason: `${r.error.kind}: ${r.error.message}` },
       'could not cancel the batch of a killed run',
     );
@@ -168,7 +185,7 @@ async function cancelAlone(
 
 /** An item's result as a call's outcome: an answer, or an error classified for the retry guard. */
 function outcomeOfItem(
-  r: NonNullable<ItemResult>,
+  r: Exclude<ItemResult, null | { type: 'pending' }>,
   step: LlmStep,
   batchId: string,
   durationMs: number,

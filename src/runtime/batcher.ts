@@ -6,7 +6,7 @@
  * (BATCH_SUBMITTED) and, after a restart, simply waits on that batch again.
  */
 import type { BatchClient, BatchItem, BatchItemResult } from '../model/batchTypes.js';
-import { DEFAULT_POLL, pollDelayMs, type PollSchedule } from '../model/batch.js';
+import { DEFAULT_POLL, pollDelayMs, pollsBefore, type PollSchedule } from '../model/batch.js';
 import type { ClassifiedError } from '../model/types.js';
 import type { Clock } from './clock.js';
 
@@ -29,8 +29,33 @@ export type Submitted =
   | { ok: false; error: ClassifiedError }
   | { ok: false; aborted: true };
 
-/** What waiting for one item gave: its result, a polling error, or nothing (aborted). */
-export type ItemResult = BatchItemResult | { type: 'failed'; error: ClassifiedError } | null;
+/**
+ * What waiting for one item gave: its result, a polling error, nothing (aborted), or — for a
+ * waiter that asked to leave long waits ({@link WaitOptions.leaveAtMs}) — the batch still in
+ * progress and when it is next due a poll.
+ */
+export type ItemResult =
+  | BatchItemResult
+  | { type: 'failed'; error: ClassifiedError }
+  | { type: 'pending'; nextPollAt: number }
+  | null;
+
+/** Options of {@link Batcher.result}. */
+export interface WaitOptions {
+  /**
+   * When the batch was sent (the clock's ms): a poll started for it here picks the schedule up
+   * where that time puts it (and polls at once when a poll time has passed), instead of from
+   * its first delay — so a run that left memory and came back does not poll from 5 s again.
+   */
+  since?: number;
+  /** Leave (resolve `pending`) rather than wait this long or longer for the next poll. */
+  leaveAtMs?: number;
+}
+
+interface Waiter {
+  done: (r: ItemResult) => void;
+  leaveAtMs: number | undefined;
+}
 
 interface Queued {
   item: BatchItem;
@@ -46,7 +71,9 @@ interface Group {
 }
 
 interface Poll {
-  waiters: Map<string, Array<(r: ItemResult) => void>>;
+  waiters: Map<string, Waiter[]>;
+  /** When the batch was sent, if known (see {@link WaitOptions.since}). */
+  since: number | undefined;
   /** Stops the polling once no run waits on the batch any more. */
   stop: AbortController;
 }
@@ -127,38 +154,45 @@ export class Batcher {
 
   /**
    * Waits for the result of item `customId` of batch `batchId`, polling the batch (once for all
-   * its waiters in this process) with the capped backoff. Resolves null when `signal` aborts.
+   * its waiters in this process) with the capped backoff. Resolves null when `signal` aborts,
+   * `pending` when the next poll is at least `opts.leaveAtMs` away.
    */
   result(
     client: BatchClient,
     batchId: string,
     customId: string,
     signal: AbortSignal,
+    opts: WaitOptions = {},
   ): Promise<ItemResult> {
     return new Promise<ItemResult>((resolve) => {
       if (signal.aborted) return resolve(null);
       let poll = this.polls.get(batchId);
+      const fresh = poll === undefined;
       if (poll === undefined) {
-        poll = { waiters: new Map(), stop: new AbortController() };
+        poll = { waiters: new Map(), since: opts.since, stop: new AbortController() };
         this.polls.set(batchId, poll);
-        void this.pollUntilEnded(client, batchId, poll);
       }
       const p = poll;
       const list = p.waiters.get(customId) ?? [];
       p.waiters.set(customId, list);
-      const done = (r: ItemResult): void => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(r);
+      const waiter: Waiter = {
+        done: (r: ItemResult): void => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(r);
+        },
+        leaveAtMs: opts.leaveAtMs,
       };
       const onAbort = (): void => {
-        const at = list.indexOf(done);
+        const at = list.indexOf(waiter);
         if (at >= 0) list.splice(at, 1);
         if (list.length === 0) p.waiters.delete(customId);
         if (p.waiters.size === 0) p.stop.abort();
         resolve(null);
       };
       signal.addEventListener('abort', onAbort, { once: true });
-      list.push(done);
+      list.push(waiter);
+      // Started once its first waiter is in (it may hand that waiter `pending` at once).
+      if (fresh) void this.pollUntilEnded(client, batchId, p);
     });
   }
 
@@ -166,12 +200,30 @@ export class Batcher {
     const finish = (pick: (customId: string) => ItemResult): void => {
       if (this.polls.get(batchId) === poll) this.polls.delete(batchId);
       for (const [customId, list] of poll.waiters)
-        for (const done of list.splice(0)) done(pick(customId));
+        for (const w of list.splice(0)) w.done(pick(customId));
       poll.waiters.clear();
     };
     const stop = poll.stop.signal;
-    for (let n = 1; ; n++) {
-      await this.clock.sleep(pollDelayMs(n, this.schedule), stop);
+    const since = poll.since;
+    // `n`: the polls made so far by the schedule (this process's and earlier ones', from `since`).
+    let n = since === undefined ? 0 : pollsBefore(this.clock.now() - since, this.schedule);
+    // A poll time has passed (a run woken at its next poll, or resumed late): poll at once.
+    let pollNow = n >= 1;
+    for (;;) {
+      if (!pollNow) {
+        const delay =
+          n === 0 && since !== undefined
+            ? Math.max(0, since + pollDelayMs(1, this.schedule) - this.clock.now())
+            : pollDelayMs(n + 1, this.schedule);
+        // Waiters that leave long waits go now; nobody left: no poll.
+        if (this.letGo(poll, delay) === 0) {
+          if (this.polls.get(batchId) === poll) this.polls.delete(batchId);
+          return;
+        }
+        await this.clock.sleep(delay, stop);
+        n++;
+      }
+      pollNow = false;
       if (stop.aborted) {
         if (this.polls.get(batchId) === poll) this.polls.delete(batchId);
         return;
@@ -190,6 +242,24 @@ export class Batcher {
       }
       return finish((customId) => r.results.get(customId) ?? missing(batchId, customId));
     }
+  }
+
+  /**
+   * Hands `pending` to the waiters of `poll` that leave a wait of `delayMs` (the next poll's
+   * time with it); returns how many waiters stay.
+   */
+  private letGo(poll: Poll, delayMs: number): number {
+    const nextPollAt = this.clock.now() + delayMs;
+    let stay = 0;
+    for (const [customId, list] of poll.waiters) {
+      for (const w of list.filter((x) => x.leaveAtMs !== undefined && delayMs >= x.leaveAtMs)) {
+        list.splice(list.indexOf(w), 1);
+        w.done({ type: 'pending', nextPollAt });
+      }
+      if (list.length === 0) poll.waiters.delete(customId);
+      stay += list.length;
+    }
+    return stay;
   }
 }
 

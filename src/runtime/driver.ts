@@ -24,6 +24,7 @@ import {
   statusOf,
   type RunSnapshot,
 } from '../machines/fold.js';
+import type { BatchClient } from '../model/batchTypes.js';
 import type { ModelClient } from '../model/types.js';
 import { recordDefinition } from '../store/definitions.js';
 import { leaseOwner, ownerIsDead } from '../store/leaseRules.js';
@@ -34,6 +35,7 @@ import { LocalBreakerParking, type BreakerResumeOptions } from './breakerResume.
 import type { BreakerGate, DriverEnv, DriverHooks } from './env.js';
 import { execute, isInterrupt, UserCodeError } from './execute.js';
 import { KillWatcher } from './killWatch.js';
+import { cancelAlone } from './batchPhase.js';
 import { Batcher, type BatcherOptions } from './batcher.js';
 import { LeaseKeeper, type HeldLease } from './leaseKeeper.js';
 import type { ChildHost } from './children.js';
@@ -387,6 +389,16 @@ export class Runtime {
     }
   }
 
+  /** The model client's batch port, if this process has a model client (a kill may not). */
+  private batchClient(): BatchClient | undefined {
+    try {
+      return this.model().batches;
+    } catch {
+      // No model client here (no API key): the batch is left to end or expire on its own.
+      return undefined;
+    }
+  }
+
   private model(): ModelClient {
     if (this.modelClient === undefined) {
       if (this.opts.modelFactory === undefined) {
@@ -632,12 +644,16 @@ export class Runtime {
     // An outcome held for the next decision's append (a SIGNAL, WAKE, WAIT_TIMEOUT among them):
     // its kept signal and wake-up row go once that append is durable.
     let heldOutcome: MachineEvent | null = null;
+    // The held outcome ends the `batched` wait this drive began in (see `fromBatched`).
+    let heldFromBatched = false;
     const settleHeld = async (): Promise<void> => {
       const e = heldOutcome;
       heldOutcome = null;
       if (e === null) return;
-      await this.doneWaiting(runId, e, writer.snapshot, fromBackoff);
+      const unloaded = (fromBackoff && e.type === 'TIMER') || heldFromBatched;
+      await this.doneWaiting(runId, e, writer.snapshot, unloaded);
       if (e.type === 'TIMER') fromBackoff = false;
+      heldFromBatched = false;
     };
     const stop = async (why?: RunResult['stopped']): Promise<RunResult> => {
       if (why === undefined && (await writer.flush()) === 'fenced')
@@ -659,6 +675,9 @@ export class Runtime {
     // A drive that begins in a backoff may have been let go there (its wake-up is scheduled):
     // the schedule is cleared once its TIMER is durable (once: later backoffs here were not).
     let fromBackoff = phaseOf(writer.snapshot)?.phase === 'backoff';
+    // Likewise a drive that begins waiting on a batch (let go until its next poll): the schedule
+    // is cleared once the wait's outcome is durable.
+    let fromBatched = phaseOf(writer.snapshot)?.phase === 'batched';
     for (;;) {
       const snapshot = writer.snapshot;
       if (lease.lost.aborted) return stop('fenced');
@@ -722,30 +741,35 @@ export class Runtime {
         statusOf(next) === 'running' &&
         after?.phase === 'ready' &&
         (nextKind === 'llm' || nextKind === 'effect');
+      const endsBatched = fromBatched && where.phase === 'batched';
+      if (endsBatched) fromBatched = false;
       if (hold) {
         heldOutcome = outcome;
+        heldFromBatched = endsBatched;
         continue;
       }
       if ((await writer.flush()) === 'fenced') return stop('fenced');
       await settleHeld();
-      await this.doneWaiting(runId, outcome, next, fromBackoff);
+      const unloaded = (fromBackoff && outcome.type === 'TIMER') || endsBatched;
+      await this.doneWaiting(runId, outcome, next, unloaded);
       if (outcome.type === 'TIMER') fromBackoff = false;
     }
   }
 
   /**
-   * Once a wait's outcome (or the run's end) is durable: its kept signal and wake-up go (a
-   * backoff's TIMER too, when the drive began in that backoff: it may have been let go there).
+   * Once a wait's outcome (or the run's end) is durable: its kept signal and wake-up go (also
+   * when `unloaded`: it ends a backoff or a batch wait the drive began in, where the run may
+   * have been let go).
    */
   private async doneWaiting(
     runId: string,
     event: MachineEvent,
     next: RunSnapshot,
-    fromBackoff: boolean,
+    unloaded: boolean,
   ): Promise<void> {
     if (event.type === 'SIGNAL') await this.store.waits.deleteSignal(runId, event.signal);
     if (
-      (event.type === 'TIMER' && fromBackoff) ||
+      unloaded ||
       event.type === 'SIGNAL' ||
       event.type === 'WAKE' ||
       event.type === 'WAIT_TIMEOUT' ||
@@ -812,9 +836,18 @@ export class Runtime {
       try {
         const writer = await this.rebuild(prepared, runId);
         if (isTerminal(statusOf(writer.snapshot))) return statusOf(writer.snapshot);
+        const before = writer.snapshot;
         await writer.commit({ type: 'KILL', reason });
-        // A run let go (asleep, waiting, in a long backoff) is woken no more.
+        // A run let go (asleep, waiting, in a long backoff, on a batch) is woken no more.
         await this.store.waits.clearWaiting(runId);
+        // One let go on a batch is killed as in a process: its reservation counts (the item may
+        // still be billed), and a batch of its item alone is canceled.
+        const batch = before.context.batch;
+        if (phaseOf(before)?.phase === 'batched' && batch !== null && batch !== undefined) {
+          await settlePools(this.store, before.context, before.context.reservedUsd);
+          const client = batch.items === 1 ? this.batchClient() : undefined;
+          if (client !== undefined) await cancelAlone(this.logger, client, runId, batch.batchId);
+        }
         return 'killed';
       } finally {
         await this.leases.release(t.held);

@@ -27,8 +27,11 @@ export interface WakeSweepOptions {
 export class WakeSweep {
   private timer: NodeJS.Timeout | undefined;
   private running = false;
-  /** Runs woken recently, so a run not yet driven is not woken again every look. */
-  private readonly recent = new Map<string, number>();
+  /**
+   * Runs woken recently (when, and for which wake-up time), so a run not yet driven is not
+   * woken again every look — but one let go again with a new time (a batch's next poll) is.
+   */
+  private readonly recent = new Map<string, { at: number; wakeAt: number | null }>();
 
   constructor(private readonly o: WakeSweepOptions) {}
 
@@ -52,11 +55,11 @@ export class WakeSweep {
     let woken = 0;
     try {
       const now = (this.o.now ?? Date.now)();
-      for (const [id, at] of this.recent) if (now - at > 30_000) this.recent.delete(id);
+      for (const [id, r] of this.recent) if (now - r.at > 30_000) this.recent.delete(id);
       const due = await this.o.store.waits.due(now, this.o.batch ?? 500);
       for (const w of due) {
-        if (this.recent.has(w.runId)) continue;
-        this.recent.set(w.runId, now);
+        if (this.recent.get(w.runId)?.wakeAt === w.wakeAt) continue;
+        this.recent.set(w.runId, { at: now, wakeAt: w.wakeAt });
         if ((await this.o.wake(w.runId)) === false) {
           this.recent.delete(w.runId);
           continue;

@@ -261,8 +261,8 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
         // map's concurrency, even under a parked parent.
         !(r.parent !== undefined && r.lastSeq === 1),
     );
-    // A run let go in a long backoff is quiet and unleased by design: the sweep wakes it (and
-    // keeps waking it every 30 s while it stays due). Only the others' leases are read.
+    // A run let go (a long backoff, a batch's next poll) is quiet and unleased by design: the
+    // sweep wakes it (and keeps waking it every 30 s while it stays due). Only the others' leases are read.
     const wakes = await store.waits.wakeTimes(quiet.map((r) => r.runId));
     const unscheduled = quiet.filter((r) => !wakes.has(r.runId));
     const holders = await store.leases.holders(unscheduled.map((r) => r.runId));

@@ -275,7 +275,7 @@ export interface SignalRecord {
 /** A run that waits (for a signal or a time), as the wake-up schedule knows it. */
 export interface WaitingRun {
   runId: string;
-  /** The signal it waits for, or null (a sleep, or a run let go in a long backoff). */
+  /** The signal it waits for, or null (a sleep, a run let go in a long backoff or on a batch). */
   signal: string | null;
   /** When it must be woken (its timeout, its sleep's end, its retryAt), or null (no timeout). */
   wakeAt: number | null;
