@@ -18,10 +18,10 @@ import { judgeOutput, toJsonSchema } from '../model/structured.js';
 import type { ModelOutcome, ModelRequest, ModelTool, Price } from '../model/types.js';
 import { runTools } from './agentTools.js';
 import type { DriverEnv } from './env.js';
-import { modelErrorEvent } from './modelEvents.js';
+import { attemptEvent, modelErrorEvent } from './modelEvents.js';
 import type { RateTicket } from './rateGate.js';
 import type { Interrupt } from './execute.js';
-import { reservePools, settlePools } from './pools.js';
+import { settlePools } from './pools.js';
 import { stepContext } from './request.js';
 
 /** An event to record, or why the driver stopped. */
@@ -142,26 +142,17 @@ async function askTurn(
     signal,
   );
   if (rate !== null && !('sentAt' in rate)) return rate;
-  const at = env.clock.now();
-  const pool = await reservePools(
-    env.store,
-    ctx,
-    `${ctx.runId}:${step.name}:${attempt}:${at}`,
-    usd,
-  );
-  const breaker =
-    env.breakers !== undefined ? await env.breakers.acquire(step.model, env.clock.now()) : 'closed';
-  env.request = { step: step.name, attempt, request, ...(rate !== null ? { rate } : {}) };
-  return {
-    type: 'ATTEMPT',
+  return attemptEvent(env, ctx, {
     step: step.name,
     attempt,
-    at,
-    estimate: { inputTokens, maxTokens: request.maxTokens, usd },
-    breaker,
     model: step.model,
-    ...(pool !== null ? { pool } : {}),
-  };
+    request,
+    inputTokens,
+    usd,
+    rate,
+    breaker: async () =>
+      env.breakers !== undefined ? env.breakers.acquire(step.model, env.clock.now()) : 'closed',
+  });
 }
 
 async function callTurn(

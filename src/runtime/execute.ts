@@ -19,9 +19,9 @@ import { agentPhase } from './agentRun.js';
 import { unloadBackoff } from './backoffUnload.js';
 import type { SleepStep, WaitStep } from '../machines/waits.js';
 import { ChildGroup, childLimits, childSpecs, poolOf, remainingCaps } from './children.js';
-import { reservePools, settlePools } from './pools.js';
+import { settlePools } from './pools.js';
 import { batchSubmit, batchWait } from './batchPhase.js';
-import { outcomeEvent } from './modelEvents.js';
+import { attemptEvent, outcomeEvent } from './modelEvents.js';
 import { worstCaseUsd } from '../model/cost.js';
 import { reserveInputTokens } from '../model/reserve.js';
 import { claimerToken, leaseClaimer } from '../store/leaseRules.js';
@@ -204,26 +204,22 @@ async function llmPhase(
         ? null
         : await awaitRoom(env, model, runId, inputTokens, request.maxTokens, signal);
     if (rate !== null && !('sentAt' in rate)) return rate;
-    const at = env.clock.now();
     // A child run reserves its worst case in its ancestors' pools before the limits judge it.
-    const pool = await reservePools(env.store, ctx, `${runId}:${step.name}:${attempt}:${at}`, usd);
-    const breaker =
-      choice !== null
-        ? choice.breaker
-        : gate !== undefined
-          ? await gate.acquire(model, env.clock.now())
-          : 'closed';
-    env.request = { step: step.name, attempt, request, ...(rate !== null ? { rate } : {}) };
-    return {
-      type: 'ATTEMPT',
+    return attemptEvent(env, ctx, {
       step: step.name,
       attempt,
-      at,
-      estimate: { inputTokens, maxTokens: request.maxTokens, usd },
-      breaker,
       model,
-      ...(pool !== null ? { pool } : {}),
-    };
+      request,
+      inputTokens,
+      usd,
+      rate,
+      breaker: async () =>
+        choice !== null
+          ? choice.breaker
+          : gate !== undefined
+            ? gate.acquire(model, env.clock.now())
+            : 'closed',
+    });
   }
   if (phase === 'calling') {
     const model = env.model();

@@ -4,12 +4,12 @@
  * a direct call and a batch item, so both are judged, priced and retried alike.
  */
 import { attemptsOf, type RunContext } from '../machines/context.js';
-import type { MachineEvent } from '../machines/events.js';
+import type { BreakerView, MachineEvent } from '../machines/events.js';
 import type { LlmStep } from '../machines/pipeline.js';
 import { costUsd, overrunUsd } from '../model/cost.js';
 import { retryDelayMs } from '../model/retry.js';
 import { judgeOutput } from '../model/structured.js';
-import type { ClassifiedError, ModelOutcome, Price } from '../model/types.js';
+import type { ClassifiedError, ModelOutcome, ModelRequest, Price } from '../model/types.js';
 import {
   currentModel,
   decideAfterError,
@@ -19,7 +19,8 @@ import {
   type FallbackDecision,
 } from '../machines/fallback.js';
 import type { DriverEnv } from './env.js';
-import { settlePools } from './pools.js';
+import { reservePools, settlePools } from './pools.js';
+import type { RateTicket } from './rateGate.js';
 
 /**
  * MODEL_RESPONSE (the answer judged against the step's schema) or MODEL_ERROR (with the retry
@@ -131,4 +132,45 @@ function fallbackAfter(
     maxAttempts,
   );
   return { decision, failures: failures[s.used] ?? 1 };
+}
+
+/**
+ * The ATTEMPT asking to call the model (an llm step's call or an agent's turn), once its room
+ * under the rate limits is taken: the worst case reserved in the ancestors' pools (a child run),
+ * the breaker's view read after that, and the request held for the call phase to send as built.
+ */
+export async function attemptEvent(
+  env: DriverEnv,
+  ctx: RunContext,
+  o: {
+    step: string;
+    attempt: number;
+    model: string;
+    request: ModelRequest;
+    inputTokens: number;
+    usd: number;
+    rate: RateTicket | null;
+    breaker: () => Promise<BreakerView>;
+  },
+): Promise<MachineEvent> {
+  const at = env.clock.now();
+  const key = `${ctx.runId}:${o.step}:${o.attempt}:${at}`;
+  const pool = await reservePools(env.store, ctx, key, o.usd);
+  const breaker = await o.breaker();
+  env.request = {
+    step: o.step,
+    attempt: o.attempt,
+    request: o.request,
+    ...(o.rate !== null ? { rate: o.rate } : {}),
+  };
+  return {
+    type: 'ATTEMPT',
+    step: o.step,
+    attempt: o.attempt,
+    at,
+    estimate: { inputTokens: o.inputTokens, maxTokens: o.request.maxTokens, usd: o.usd },
+    breaker,
+    model: o.model,
+    ...(pool !== null ? { pool } : {}),
+  };
 }
