@@ -4,6 +4,7 @@
  *     then 1-step runs one at a time (latency);
  *   - the raw limit: the same workload written by hand (same model calls, same effect) with
  *     one raw append of the very same bytes wherever plumbline appended an event;
+ *   - the floor: the same hand-written workload with no append at all (no durability);
  *   - append-only: the same appends with the same concurrency and no model or effect.
  * Usage: node --import tsx bench/plumbline.ts --backend sqlite|sqlite-full|jetstream [--runs N]
  *        [--inflight C] [--latency L] [--breakers on|off] [--log-file PATH|none] [--profile]
@@ -201,18 +202,22 @@ if (backend === 'jetstream') {
   };
 }
 
-/** The workload by hand: the captured events appended in order, doing the I/O each one announces. */
+/**
+ * The workload by hand: the captured events appended in order, doing the I/O each one announces.
+ * Without `append` (the floor) nothing is written: the same calls, checks and effect, no durability.
+ */
 async function rawRun(
   client: ModelClient,
   runId: string,
   bodies: string[],
   input: Ticket,
   tag: string,
+  append: RawAppend | null = rawAppend,
 ): Promise<void> {
   let classification: unknown;
   let summary: unknown;
   for (const [k, body] of bodies.entries()) {
-    await rawAppend(`${tag}${runId}`, k + 1, body);
+    if (append !== null) await append(`${tag}${runId}`, k + 1, body);
     const type = (JSON.parse(body) as { event: { type: string; step?: string } }).event;
     if (type.type === 'ATTEMPT' && type.step === 'classify')
       classification = await callModel(client, 'classify', Classification, classifyPrompt(input));
@@ -239,6 +244,13 @@ for (let i = 0; i < LATENCY_RUNS; i++) {
   await rawRun(model, `m1-${i}`, captured.get(`m1-${i}`) as string[], ticket(i), 'r-');
   rawLat.push(performance.now() - s);
 }
+
+// 2a. The floor: the same workload with no append at all (no durability), same SDK calls.
+meter = cpuMeter({ pids: serverPids });
+const floor = await pool(RUNS, INFLIGHT, (i) =>
+  rawRun(model, `m3-${i}`, captured.get(`m3-${i}`) as string[], ticket(i), 'f-', null),
+);
+const floorCpu = meter.stop();
 
 // 2b. Append-only: the same appends, same concurrency, no model and no effect.
 meter = cpuMeter({ pids: serverPids });
@@ -276,6 +288,10 @@ emitResult({
     cpuPerRunMs: (rawCpu.selfMs + rawCpu.othersMs) / RUNS,
     latP50: percentile(rawLat, 0.5),
     latP99: percentile(rawLat, 0.99),
+  },
+  floor: {
+    stepsPerSec: steps / (floor.wallMs / 1000),
+    cpuPerRunMs: (floorCpu.selfMs + floorCpu.othersMs) / RUNS,
   },
   appendOnly: {
     appendsPerSec: events3 / (appendOnly.wallMs / 1000),
