@@ -77,8 +77,8 @@ const SYSTEMS: [string, string, string][] = [
 ];
 const PEERS = ['restate', 'dbos', 'langgraph'];
 
-/** plumbline's steps/s over the best peer's, round by round. */
-function vsBestPeer(r: Results, key: string): Spread {
+/** plumbline's steps/s (or another figure of its row) over the best peer's, round by round. */
+function vsBestPeer(r: Results, key: string, path = 'plumbline.stepsPerSec'): Spread {
   const mine = r.throughput[key] ?? [];
   const ratios: number[] = [];
   for (const [i, row] of mine.entries()) {
@@ -86,9 +86,7 @@ function vsBestPeer(r: Results, key: string): Spread {
       (x): x is Row => x !== undefined && x.error === undefined,
     );
     if (row.error !== undefined || peers.length === 0) continue;
-    ratios.push(
-      at(row, 'plumbline.stepsPerSec') / Math.max(...peers.map((p) => at(p, 'stepsPerSec'))),
-    );
+    ratios.push(at(row, path) / Math.max(...peers.map((p) => at(p, 'stepsPerSec'))));
   }
   return spread(ratios);
 }
@@ -200,6 +198,11 @@ export function renderReport(r: Results, notes: string): string {
     L.push(
       `- plumbline on SQLite (NORMAL) ÷ the best peer, steps/s, same round: **${fmtSpread(vsBestPeer(r, 'sqlite'), 2)}×**.`,
     );
+    const ceiling = vsBestPeer(r, 'sqlite', 'floor.stepsPerSec');
+    if (ceiling.n > 0)
+      L.push(
+        `- The ceiling: the same workload with no durability at all (figure 2’s floor, measured in the plumbline repetition of the same round) ÷ the best peer: **${fmtSpread(ceiling, 2)}×**. An engine cannot be faster than its workload without the engine.`,
+      );
     if (tp.jetstream !== undefined)
       L.push(
         `- plumbline on JetStream ÷ the best peer, steps/s, same round: **${fmtSpread(vsBestPeer(r, 'jetstream'), 2)}×**.`,
