@@ -571,6 +571,12 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       }
       const base = expected === 'no_stream' ? 0 : expected;
       const builtOn = prev;
+      // An append that starts or ends a run returns once the index, the run list and the cost
+      // rollups have it: the list's order is the order in which new runs' appends returned
+      // (pages rely on it), and a run seen ended anywhere is in the rollups.
+      const urgent =
+        expected === 'no_stream' ||
+        TERMINAL_STATUSES.has((checked[checked.length - 1] as NewEnvelope).state.status);
       const nonce = nuid.next();
       const written: Located[] = [];
       let failed = true;
@@ -615,12 +621,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
           );
         }
       }
-      // An append that starts or ends a run returns once the index, the run list and the cost
-      // rollups have it: the list's order is the order in which new runs' appends returned
-      // (pages rely on it), and a run seen ended anywhere is in the rollups.
-      const last = checked[checked.length - 1] as NewEnvelope;
-      if (expected === 'no_stream' || TERMINAL_STATUSES.has(last.state.status))
-        await index.settled(runId);
+      if (urgent) await index.settled(runId);
       return base + checked.length;
     },
 

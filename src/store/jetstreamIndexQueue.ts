@@ -67,7 +67,7 @@ export interface IndexQueue {
   forget(runId: string): void;
   /** Resolves when the run's queued updates are applied (or given up). */
   settled(runId: string): Promise<void>;
-  /** Resolves when every queued update is applied (or given up). */
+  /** Resolves when every update queued before the call is applied (or given up). */
   settledAll(): Promise<void>;
 }
 
@@ -177,12 +177,9 @@ export function indexQueue(deps: IndexQueueDeps): IndexQueue {
       await writers.get(runId)?.running;
     },
     async settledAll() {
-      // Loop: an update may queue behind one we waited for.
-      for (;;) {
-        const busy = [...writers.values()].flatMap((w) => (w.running ? [w.running] : []));
-        if (busy.length === 0) return;
-        await Promise.all(busy);
-      }
+      // A run's drain covers what queues behind it; later runs' updates are not waited for
+      // (under steady appends a loop could wait forever).
+      await Promise.all([...writers.values()].map((w) => w.running));
     },
   };
 }
