@@ -580,6 +580,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       const nonce = nuid.next();
       const written: Located[] = [];
       let failed = true;
+      let listing: Promise<unknown> | undefined;
       try {
         for (const [i, e] of checked.entries()) {
           const env: StoredEnvelope = { ...e, runId, seq: base + i + 1 };
@@ -594,14 +595,20 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
         else {
           // Durable once acked: the index follows in the background (never ahead of the log).
           const ended = TERMINAL_STATUSES.has(last.env.state.status);
-          // Listed for pages; an ended run leaves the unfinished set (a failure here only
-          // leaves a stale entry that listings check against the index and drop).
+          // Listed for pages, while its index entry is written (listings drop a listed run
+          // without one); an ended run leaves the unfinished set after its entry says so (a
+          // failure here only leaves a stale entry that listings check against the index and
+          // drop).
+          if (expected === 'no_stream') {
+            listing = runList
+              .added(runId, ended, (head.event as RunStarted).parent?.runId)
+              .catch(() => undefined);
+            track(listing);
+          }
           const after =
-            expected === 'no_stream'
-              ? () => runList.added(runId, ended, (head.event as RunStarted).parent?.runId)
-              : ended && before !== undefined && !TERMINAL_STATUSES.has(before)
-                ? () => runList.ended(runId)
-                : undefined;
+            ended && before !== undefined && !TERMINAL_STATUSES.has(before)
+              ? () => runList.ended(runId)
+              : undefined;
           index.published(
             runId,
             {
@@ -621,7 +628,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
           );
         }
       }
-      if (urgent) await index.settled(runId);
+      if (urgent) await Promise.all([index.settled(runId), listing]);
       return base + checked.length;
     },
 
