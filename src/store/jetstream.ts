@@ -12,6 +12,8 @@
  * and updating it), the append asks the stream itself (`last_by_subj` direct get) and the
  * index catches up afterwards. Reads start at the run's first event (or a mark near `fromSeq`)
  * with a consumer filtered on the run's subject, so they never scan the whole stream.
+ * An append returns once its events are acked; the index follows it in a per-run queue
+ * (`jetstreamIndexQueue.ts`), except at a run's start and end, which wait for the index.
  * The effect ledger, kill flags and breakers live in `jetstreamKv.ts`.
  *
  * Batches: NATS 2.9 has no atomic batch publish. A multi-event append publishes the events
