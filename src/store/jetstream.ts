@@ -442,7 +442,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
   };
 
   /** Brings the run index up to the log (after a writer died between publish and index update). */
-  const catchUp = async (runId: string): Promise<Head | undefined> => {
+  const catchUpHead = async (runId: string): Promise<Head | undefined> => {
     for (let attempt = 0; attempt < 10; attempt++) {
       const cur = await getIndex(runId);
       let start: number;
@@ -472,11 +472,13 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     }
     throw new Error(`run ${runId}: the run index kept changing while catching up; try again`);
   };
+  const catchUp = async (runId: string): Promise<IndexEntry | undefined> =>
+    (await catchUpHead(runId))?.entry;
 
   /** Index updates, applied per run in order after the appends return (jetstreamIndexQueue.ts). */
   const index = indexQueue({
     cas: (runId, entry, revision) => kvCasRevision(link, runs, kvKey(runId), entry, revision),
-    catchUp,
+    catchUp: catchUpHead,
     written: (entry) => rollup.ended(entry),
   });
 
@@ -669,7 +671,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       const [cur, tail] = await Promise.all([getIndex(runId), lastOf(runId)]);
       if (tail !== undefined && (cur === undefined || tail.streamSeq > cur.entry.lastStreamSeq)) {
         const caught = await catchUp(runId);
-        return caught === undefined ? undefined : toSummary(caught.entry);
+        return caught === undefined ? undefined : toSummary(caught);
       }
       return cur === undefined ? undefined : toSummary(cur.entry);
     },
