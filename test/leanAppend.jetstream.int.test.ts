@@ -52,4 +52,18 @@ describe('jetstream: appends from the writer-known index entry', () => {
     expect(await b.log.getRun('r3')).toMatchObject({ lastSeq: 21, status: 'running' });
     expect((await b.log.read('r3', 20)).map((e) => e.seq)).toEqual([20, 21]);
   });
+
+  it('lets the index follow mid-run appends: others catch up, close writes it', async () => {
+    const c = await openJetStreamStore({ servers: server.url, prefix: 'lean' });
+    await c.log.append('r4', [started('p4')], 'no_stream');
+    for (let seq = 1; seq <= 5; seq++) await c.log.append('r4', [stepDone(seq)], seq);
+    // Another store reads past a lagging index (from the stream), and appends after it.
+    expect(await b.log.getRun('r4')).toMatchObject({ lastSeq: 6, status: 'running' });
+    await c.close();
+    // After close, the index itself has every acked event (a full listing reads only it).
+    const listed = await b.log.listRuns({ pipeline: 'p4' });
+    expect(listed.map((r) => [r.runId, r.lastSeq])).toEqual([['r4', 6]]);
+    expect(await b.log.append('r4', [stepDone(6, 'completed')], 6)).toBe(7);
+    expect(await a.log.getRun('r4')).toMatchObject({ lastSeq: 7, status: 'completed' });
+  });
 });

@@ -12,6 +12,8 @@
  * and updating it), the append asks the stream itself (`last_by_subj` direct get) and the
  * index catches up afterwards. Reads start at the run's first event (or a mark near `fromSeq`)
  * with a consumer filtered on the run's subject, so they never scan the whole stream.
+ * An append returns once its events are acked; the index follows it in a per-run queue
+ * (`jetstreamIndexQueue.ts`), except at a run's start and end, which wait for the index.
  * The effect ledger, kill flags and breakers live in `jetstreamKv.ts`.
  *
  * Batches: NATS 2.9 has no atomic batch publish. A multi-event append publishes the events
@@ -55,7 +57,8 @@ import {
 } from './natsConnect.js';
 import { BLOB_HEADER, jetstreamBlobs } from './jetstreamBlobs.js';
 import { kvDefinitions } from './jetstreamDefinitions.js';
-import { kvCas, kvCasRevision, kvControl } from './jetstreamKv.js';
+import { indexQueue, type Head } from './jetstreamIndexQueue.js';
+import { kvCasRevision, kvControl } from './jetstreamKv.js';
 import { kvLeases } from './jetstreamLeases.js';
 import { jetstreamRunList, parentMatches } from './jetstreamList.js';
 import { kvPools } from './jetstreamPools.js';
@@ -296,9 +299,6 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     return { entry: r.data, revision: e.revision };
   };
 
-  const casPut = (kv: KV, key: string, value: unknown, revision: number): Promise<boolean> =>
-    kvCas(link, kv, key, value, revision);
-
   /** Every run's index entry (a read of the whole run index: for full listings). */
   const scanIndex = async (): Promise<IndexEntry[]> => {
     const msgs = await retry(() =>
@@ -442,7 +442,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
   };
 
   /** Brings the run index up to the log (after a writer died between publish and index update). */
-  const catchUp = async (runId: string): Promise<IndexEntry | undefined> => {
+  const catchUpHead = async (runId: string): Promise<Head | undefined> => {
     for (let attempt = 0; attempt < 10; attempt++) {
       const cur = await getIndex(runId);
       let start: number;
@@ -454,9 +454,10 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
         start = tail.first;
       }
       const events = await readRun(runId, start);
-      if (events.length === 0) return cur?.entry;
+      if (events.length === 0) return cur;
       const next = foldIndex(runId, cur?.entry, events);
-      if (await casPut(runs, kvKey(runId), next, cur?.revision ?? 0)) {
+      const revision = await kvCasRevision(link, runs, kvKey(runId), next, cur?.revision ?? 0);
+      if (revision !== null) {
         // Its creator died before listing it (or before its index entry): list it now.
         if (cur === undefined)
           await runList.added(
@@ -466,47 +467,20 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
           );
         // Its end may not be in the cost rollups yet (its writer died): adding it is idempotent.
         await rollup.ended(next);
-        return next;
+        return { entry: next, revision };
       }
     }
     throw new Error(`run ${runId}: the run index kept changing while catching up; try again`);
   };
+  const catchUp = async (runId: string): Promise<IndexEntry | undefined> =>
+    (await catchUpHead(runId))?.entry;
 
-  /**
-   * The index entries (and KV revisions) this process wrote last, per unfinished run: the next
-   * append of a run by the same writer publishes and compare-and-sets from them without a KV
-   * get first. A stale one is harmless: the publish expects the stream sequence it records, so
-   * anyone else's append since makes it a version conflict, and a stale revision only sends the
-   * index update down the catch-up path.
-   */
-  const heads = new Map<string, { entry: IndexEntry; revision: number }>();
-  const HEADS_MAX = 10_000;
-  const wrote = (runId: string, head: { entry: IndexEntry; revision: number } | null): void => {
-    heads.delete(runId);
-    if (head === null || head.entry.summary.endedAt !== null) return;
-    heads.set(runId, head);
-    if (heads.size > HEADS_MAX) heads.delete(heads.keys().next().value as string);
-  };
-
-  /** Records just-published events in the index: CAS on the entry we built on, else catch up. */
-  const updateIndex = async (
-    runId: string,
-    cur: { entry: IndexEntry; revision: number } | undefined,
-    builtOn: number,
-    written: Located[],
-  ): Promise<void> => {
-    const fast = cur === undefined ? builtOn === 0 : cur.entry.lastStreamSeq === builtOn;
-    if (fast) {
-      const entry = foldIndex(runId, cur?.entry, written);
-      const revision = await kvCasRevision(link, runs, kvKey(runId), entry, cur?.revision ?? 0);
-      wrote(runId, revision === null ? null : { entry, revision });
-      if (revision !== null) {
-        await rollup.ended(entry);
-        return;
-      }
-    }
-    await catchUp(runId);
-  };
+  /** Index updates, applied per run in order after the appends return (jetstreamIndexQueue.ts). */
+  const index = indexQueue({
+    cas: (runId, entry, revision) => kvCasRevision(link, runs, kvKey(runId), entry, revision),
+    catchUp: catchUpHead,
+    written: (entry) => rollup.ended(entry),
+  });
 
   /** Publishes one event expecting `prev` as the subject's last stream sequence; returns its stream sequence. */
   const publishEvent = async (
@@ -562,43 +536,55 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       const checked =
         opts.validateAppends === true ? events.map((e) => NewEnvelope.parse(e)) : events;
       const head = checked[0] as NewEnvelope;
-      // No KV get when this process wrote the run's index at `expected`, nor for a new run (its
-      // first publish expects an empty subject: an existing run makes it a version conflict).
-      const mine = heads.get(runId);
-      const cur =
-        expected === 'no_stream'
-          ? undefined
-          : mine !== undefined && mine.entry.summary.lastSeq === expected
-            ? mine
-            : await getIndex(runId);
+      // No KV get when this process's last append of the run ended at `expected`, nor for a
+      // new run (its first publish expects an empty subject: an existing run makes it a
+      // version conflict).
+      const tail = expected === 'no_stream' ? undefined : index.tail(runId);
+      const mine = tail !== undefined && tail.lastSeq === expected;
+      const cur = expected === 'no_stream' || mine ? undefined : await getIndex(runId);
       let prev = 0;
       let first: number | undefined;
+      let before: string | undefined;
       if (expected === 'no_stream') {
         // A conflict is reported before a malformed batch, as the SQLite store does.
         if (head.event.type !== 'run.started') {
-          const tail = await lastOf(runId);
-          if (tail !== undefined) throw new VersionConflictError(runId, expected, tail.env.seq);
+          const last = await lastOf(runId);
+          if (last !== undefined) throw new VersionConflictError(runId, expected, last.env.seq);
           throw new UsageError(
             `run ${runId}: the first event of a run must be run.started, got ${head.event.type}`,
           );
         }
+      } else if (mine) {
+        prev = tail.lastStreamSeq;
+        first = tail.firstStreamSeq;
+        before = tail.status;
       } else if (cur !== undefined && cur.entry.summary.lastSeq === expected) {
         prev = cur.entry.lastStreamSeq;
         first = cur.entry.firstStreamSeq;
+        before = cur.entry.summary.status;
       } else if (cur !== undefined && expected < cur.entry.summary.lastSeq) {
         // The index never runs ahead of the log.
         throw new VersionConflictError(runId, expected, cur.entry.summary.lastSeq);
       } else {
-        const tail = await lastOf(runId);
-        if (tail === undefined || tail.env.seq !== expected)
-          throw new VersionConflictError(runId, expected, tail?.env.seq ?? 'unknown');
-        prev = tail.streamSeq;
-        first = tail.first;
+        const last = await lastOf(runId);
+        if (last === undefined || last.env.seq !== expected)
+          throw new VersionConflictError(runId, expected, last?.env.seq ?? 'unknown');
+        prev = last.streamSeq;
+        first = last.first;
+        before = cur?.entry.summary.status;
       }
       const base = expected === 'no_stream' ? 0 : expected;
       const builtOn = prev;
+      // An append that starts or ends a run returns once the index, the run list and the cost
+      // rollups have it: the list's order is the order in which new runs' appends returned
+      // (pages rely on it), and a run seen ended anywhere is in the rollups.
+      const urgent =
+        expected === 'no_stream' ||
+        TERMINAL_STATUSES.has((checked[checked.length - 1] as NewEnvelope).state.status);
       const nonce = nuid.next();
       const written: Located[] = [];
+      let failed = true;
+      let listing: Promise<unknown> | undefined;
       try {
         for (const [i, e] of checked.entries()) {
           const env: StoredEnvelope = { ...e, runId, seq: base + i + 1 };
@@ -606,28 +592,53 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
           first ??= prev;
           written.push({ env, streamSeq: prev });
         }
-      } catch (e) {
-        wrote(runId, null);
-        throw e;
+        failed = false;
       } finally {
-        // The events are durable once acked: a failing index update must not fail the append.
-        if (written.length > 0)
-          await updateIndex(runId, cur, builtOn, written).catch(() => wrote(runId, null));
-        const ended = TERMINAL_STATUSES.has(written[written.length - 1]?.env.state.status as never);
-        // Listed for pages; an ended run leaves the unfinished set (a failure here only leaves
-        // a stale entry that listings check against the index and drop).
-        if (expected === 'no_stream' && written.length > 0)
-          await runList
-            .added(runId, ended, (head.event as RunStarted).parent?.runId)
-            .catch(() => undefined);
-        else if (ended && cur !== undefined && !TERMINAL_STATUSES.has(cur.entry.summary.status))
-          await runList.ended(runId).catch(() => undefined);
+        const last = written[written.length - 1];
+        if (last === undefined) index.forget(runId);
+        else {
+          // Durable once acked: the index follows in the background (never ahead of the log).
+          const ended = TERMINAL_STATUSES.has(last.env.state.status);
+          // Listed for pages, while its index entry is written (listings drop a listed run
+          // without one); an ended run leaves the unfinished set after its entry says so (a
+          // failure here only leaves a stale entry that listings check against the index and
+          // drop).
+          if (expected === 'no_stream') {
+            listing = runList
+              .added(runId, ended, (head.event as RunStarted).parent?.runId)
+              .catch(() => undefined);
+            track(listing);
+          }
+          const after =
+            ended && before !== undefined && !TERMINAL_STATUSES.has(before)
+              ? () => runList.ended(runId)
+              : undefined;
+          index.published(
+            runId,
+            {
+              base: mine ? 'tail' : cur,
+              builtOn,
+              written,
+              ...(after !== undefined ? { after } : {}),
+            },
+            failed
+              ? undefined
+              : {
+                  lastSeq: last.env.seq,
+                  lastStreamSeq: last.streamSeq,
+                  firstStreamSeq: first ?? last.streamSeq,
+                  status: last.env.state.status,
+                },
+          );
+        }
       }
+      if (urgent) await Promise.all([index.settled(runId), listing]);
       return base + checked.length;
     },
 
     async read(runId, fromSeq = 1) {
       checkRunId(runId);
+      await index.settled(runId);
       const cur = await getIndex(runId);
       let start: number;
       if (cur !== undefined) {
@@ -656,6 +667,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
 
     async getRun(runId) {
       checkRunId(runId);
+      await index.settled(runId);
       const [cur, tail] = await Promise.all([getIndex(runId), lastOf(runId)]);
       if (tail !== undefined && (cur === undefined || tail.streamSeq > cur.entry.lastStreamSeq)) {
         const caught = await catchUp(runId);
@@ -665,6 +677,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     },
 
     async listRuns(filter: RunFilter = {}) {
+      await index.settledAll();
       const statuses = filter.status === undefined ? undefined : [filter.status].flat();
       // Pages, the unfinished runs and a run's children come from the run list (jetstreamList.ts).
       if (
@@ -690,6 +703,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     },
 
     async costRollup() {
+      await index.settledAll();
       return rollup.read(async () => {
         const entries = await Promise.all(
           (await runList.activeIds()).map((id) => getIndex(id).catch(() => undefined)),
@@ -702,6 +716,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       const out = new Map<string, number>();
       await Promise.all(
         runIds.map(async (id) => {
+          await index.settled(id);
           const cur = await getIndex(id).catch(() => undefined);
           if (cur?.entry.unconfirmedUsd !== undefined) out.set(id, cur.entry.unconfirmedUsd);
         }),
@@ -746,6 +761,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     connection: nc,
     async close() {
       if (link.closed) return;
+      await index.settledAll();
       await Promise.allSettled([...cleanups]);
       await link.close();
     },

@@ -84,6 +84,13 @@ export function kvControl(
   const contended = (runId: string, step: string, key: string): Error =>
     new Error(`effect ${step}/${key} of run ${runId}: the ledger entry kept changing; try again`);
 
+  /**
+   * Claims this process made and has not recorded yet (key → the claim and its revision), so
+   * the record is one compare-and-set with no read; bounded (a missing one is read instead).
+   */
+  const claims = new Map<string, { value: Effect; revision: number }>();
+  const CLAIMS_MAX = 10_000;
+
   const ledger: EffectLedger = {
     async claim(runId, step, key, at, lease): Promise<EffectClaim> {
       const k = hashKey([runId, step, key]);
@@ -101,7 +108,13 @@ export function kvControl(
       };
       const ours = (v: unknown): boolean => (v as Effect).claimer === claimer;
       for (let attempt = 0; attempt < 5; attempt++) {
-        if (await kvCas(link, effects, k, value, 0, ours)) return { status: 'claimed' };
+        const revision = await kvCasRevision(link, effects, k, value, 0, ours);
+        if (revision !== null) {
+          claims.delete(k);
+          claims.set(k, { value, revision });
+          if (claims.size > CLAIMS_MAX) claims.delete(claims.keys().next().value as string);
+          return { status: 'claimed' };
+        }
         const cur = await getEffect(k);
         if (cur === undefined) continue;
         if (cur.value.done) return { status: 'done', result: cur.value.result };
@@ -117,6 +130,21 @@ export function kvControl(
 
     async record(runId, step, key, result, at) {
       const k = hashKey([runId, step, key]);
+      const mine = claims.get(k);
+      claims.delete(k);
+      // Over our own claim, unread: anyone's write since (a later claimer, a record) makes it
+      // fail, and the loop below reads and decides as usual.
+      if (
+        mine !== undefined &&
+        (await kvCas(
+          link,
+          effects,
+          k,
+          { ...mine.value, done: true, doneAt: at, result: result ?? null },
+          mine.revision,
+        ))
+      )
+        return;
       for (let attempt = 0; attempt < 10; attempt++) {
         const cur = await getEffect(k);
         // A second record keeps the first result (as the SQLite ledger does).

@@ -20,6 +20,8 @@ const Value = z.object({
 });
 type Value = z.infer<typeof Value>;
 
+const SEEN_MAX = 10_000;
+
 /** The lease port over the `<prefix>_leases` bucket. */
 export function kvLeases(link: NatsLink, kv: KV, observer = new LeaseObserver()): LeaseStore {
   const get = async (
@@ -41,18 +43,25 @@ export function kvLeases(link: NatsLink, kv: KV, observer = new LeaseObserver())
     return v.owner === a.owner && v.token === a.token && v.n === a.n && v.released === a.released;
   };
   /**
-   * Writes `value` over `revision` (0: create); the new revision, or null when someone else
-   * wrote first. A retried write whose first attempt landed is recognised by its value.
+   * Writes `value` over `revision` (0: create; `'empty'`: only if the key never had a value,
+   * one request); the new revision, or null when someone else wrote first. A retried write
+   * whose first attempt landed is recognised by its value.
    */
-  const write = async (runId: string, value: Value, revision: number): Promise<number | null> => {
+  const write = async (
+    runId: string,
+    value: Value,
+    revision: number | 'empty',
+  ): Promise<number | null> => {
     const body = JSON.stringify(value);
     let attempts = 0;
     try {
       return await link.retry(() => {
         attempts++;
-        return revision === 0
-          ? kv.create(kvKey(runId), body)
-          : kv.update(kvKey(runId), body, revision);
+        return revision === 'empty'
+          ? kv.put(kvKey(runId), body, { previousSeq: 0 })
+          : revision === 0
+            ? kv.create(kvKey(runId), body)
+            : kv.update(kvKey(runId), body, revision);
       });
     } catch (e) {
       if (!isWrongLastSequence(e)) throw e;
@@ -62,9 +71,26 @@ export function kvLeases(link: NatsLink, kv: KV, observer = new LeaseObserver())
     }
   };
 
+  /** Runs whose lease key this process saw written (a bounded hint: skip the create-first try). */
+  const seen = new Set<string>();
+  const saw = (runId: string): void => {
+    seen.add(runId);
+    if (seen.size > SEEN_MAX) seen.delete(seen.values().next().value as string);
+  };
+
   return {
     async acquire(runId, owner, ttlMs): Promise<LeaseAcquired> {
       checkRunId(runId);
+      if (!seen.has(runId)) {
+        // Most acquires are of a new run: try the first lease without reading the key first.
+        const value: Value = { owner, token: 1, ttlMs, released: false, n: 0 };
+        const revision = await write(runId, value, 'empty');
+        saw(runId);
+        if (revision !== null) {
+          observer.forget(runId);
+          return { ok: true, lease: { runId, owner, token: 1, ttlMs, revision } };
+        }
+      }
       for (;;) {
         const cur = await get(runId);
         const token = (cur?.value.token ?? 0) + 1;
@@ -104,6 +130,11 @@ export function kvLeases(link: NatsLink, kv: KV, observer = new LeaseObserver())
       return true;
     },
     async release(lease: Lease) {
+      // Over the revision this holder last wrote, without reading it: any write since means
+      // the lease changed hands (or a renewal raced this), and the read below decides.
+      const { owner, token, ttlMs } = lease;
+      const mine: Value = { owner, token, ttlMs, released: true, n: lease.revision };
+      if ((await write(lease.runId, mine, lease.revision)) !== null) return;
       const cur = await get(lease.runId);
       if (cur === undefined || cur.value.owner !== lease.owner || cur.value.token !== lease.token)
         return;
