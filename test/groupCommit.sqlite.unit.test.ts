@@ -6,9 +6,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isVersionConflict } from '../src/errors.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
+import { groupCommit } from '../src/store/sqliteGroupCommit.js';
 import { started, stepDone } from './helpers/envelopes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'plumbline-gc-'));
@@ -60,6 +62,45 @@ describe('group commit', () => {
     expect(before).toBeGreaterThan(0);
     await watcher.close();
     await store.close();
+  });
+});
+
+describe('replayable writes sharing a savepoint', () => {
+  it('a failed one fails alone; its neighbours commit; a write that is not replayable runs once', async () => {
+    const db = new Database(':memory:');
+    db.exec('CREATE TABLE t (k TEXT PRIMARY KEY)');
+    const insert = db.prepare('INSERT INTO t (k) VALUES (?)');
+    const gc = groupCommit(db);
+    const calls = { a: 0, once: 0, d: 0 };
+    insert.run('taken');
+    const settled = await Promise.allSettled([
+      gc.run(() => {
+        calls.a += 1;
+        return insert.run('a').changes;
+      }, true),
+      gc.run(() => insert.run('taken').changes, true), // a constraint error
+      gc.run(() => {
+        calls.once += 1;
+        return insert.run('once').changes;
+      }),
+      gc.run(() => {
+        calls.d += 1;
+        return insert.run('d').changes;
+      }, true),
+      gc.run(() => insert.run('e').changes, true),
+    ]);
+    expect(settled.map((r) => r.status)).toEqual([
+      'fulfilled',
+      'rejected',
+      'fulfilled',
+      'fulfilled',
+      'fulfilled',
+    ]);
+    // The first pair shared a savepoint: rolled back, then each alone (a twice, in all).
+    expect(calls).toEqual({ a: 2, once: 1, d: 1 });
+    const keys = db.prepare('SELECT k FROM t ORDER BY k').all() as Array<{ k: string }>;
+    expect(keys.map((r) => r.k)).toEqual(['a', 'd', 'e', 'once', 'taken']);
+    db.close();
   });
 });
 

@@ -27,6 +27,14 @@ export const RATE_DIMENSIONS = [
   ['outputTokens', 'output-tokens'],
 ] as const;
 
+/** Each window's three header names, built once (not per response). */
+const HEADER_NAMES = RATE_DIMENSIONS.map(([dim, infix]) => ({
+  dim,
+  limit: `anthropic-ratelimit-${infix}-limit`,
+  remaining: `anthropic-ratelimit-${infix}-remaining`,
+  reset: `anthropic-ratelimit-${infix}-reset`,
+}));
+
 type HeaderBag = Headers | Record<string, string | string[] | undefined> | null | undefined;
 
 /**
@@ -39,11 +47,14 @@ export function rateLimitsFromHeaders(headers: HeaderBag): RateLimitsSeen | null
   if (headers === null || headers === undefined) return null;
   const out: RateLimitsSeen = {};
   let any = false;
-  for (const [dim, infix] of RATE_DIMENSIONS) {
-    const limit = whole(get(headers, `anthropic-ratelimit-${infix}-limit`));
-    const remaining = whole(get(headers, `anthropic-ratelimit-${infix}-remaining`));
-    if (limit === null || limit <= 0 || remaining === null) continue;
-    const reset = get(headers, `anthropic-ratelimit-${infix}-reset`);
+  for (const names of HEADER_NAMES) {
+    // No limit, no window: its other headers are not looked up.
+    const limit = whole(get(headers, names.limit));
+    if (limit === null || limit <= 0) continue;
+    const remaining = whole(get(headers, names.remaining));
+    if (remaining === null) continue;
+    const dim = names.dim;
+    const reset = get(headers, names.reset);
     const at = reset === null ? NaN : Date.parse(reset);
     out[dim] = {
       limit,

@@ -159,8 +159,21 @@ function walk(
 
 function isSecretField(fields: ReadonlySet<string>, key: string): boolean {
   // Field names of secrets are short: skip the normalising of long keys.
-  return key.length <= 24 && fields.has(fieldKey(key));
+  if (key.length > 24) return false;
+  // Log lines repeat the same few keys: the verdict per key is kept (per set of names).
+  let known = verdicts.get(fields);
+  if (known === undefined) verdicts.set(fields, (known = new Map()));
+  let secret = known.get(key);
+  if (secret === undefined) {
+    secret = fields.has(fieldKey(key));
+    if (known.size < MAX_VERDICTS) known.set(key, secret);
+  }
+  return secret;
 }
+
+/** Verdicts of {@link isSecretField}, per set of field names (bounded: keys can be data). */
+const verdicts = new WeakMap<ReadonlySet<string>, Map<string, boolean>>();
+const MAX_VERDICTS = 4096;
 
 function isPlainObject(value: object): value is Record<string, unknown> {
   const proto = Object.getPrototypeOf(value) as unknown;

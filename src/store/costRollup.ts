@@ -26,8 +26,15 @@ export function isOutcomeType(type: string): boolean {
 
 /** The UTC day (`YYYY-MM-DD`) of an epoch-ms time, the key of `cost --by day`. */
 export function utcDay(at: number): string {
-  return new Date(at).toISOString().slice(0, 10);
+  // Epoch ms has no leap seconds: a UTC day is exactly DAY_MS long, so its index names it.
+  const index = Math.floor(at / DAY_MS);
+  if (index !== lastDay.index) lastDay = { index, day: new Date(at).toISOString().slice(0, 10) };
+  return lastDay.day;
 }
+
+const DAY_MS = 86_400_000;
+/** The day `utcDay` named last: runs ending near each other end on the same day. */
+let lastDay: { index: number; day: string } = { index: NaN, day: '' };
 
 /** An empty row for a key. */
 export function emptyRollupRow(day: string, pipeline: string, model: string): CostRollupRow {

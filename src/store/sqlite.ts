@@ -399,10 +399,13 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   // identity is checked once per commit.
   const group = options.groupCommit !== false ? groupCommit(db, () => identity.check()) : undefined;
   const immediateTx = db.transaction(<T>(op: () => T): T => op());
-  /** Runs a small write in the next group commit (or its own IMMEDIATE transaction without one). */
-  const write = <T>(op: () => T): Promise<T> =>
+  /**
+   * Runs a small write in the next group commit (or its own IMMEDIATE transaction without one);
+   * `replayable` when it has no effect outside the database.
+   */
+  const write = <T>(op: () => T, replayable = false): Promise<T> =>
     group !== undefined
-      ? group.run(op)
+      ? group.run(op, replayable)
       : Promise.resolve().then(() => immediateTx.immediate(op) as T);
   /** The methods whose writes go through the group commit (their file check is per batch). */
   const batched = new Set(
@@ -417,6 +420,8 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
         const { NewEnvelope } = schemas ?? (await loadSchemas());
         checked = events.map((e) => NewEnvelope.parse(e));
       }
+      // Replayable: its only effect outside the database is a large body's file, and a second
+      // run writes another (the first one, unreferenced, is left as a failed append leaves it).
       if (group !== undefined)
         return group.run(() => {
           try {
@@ -424,7 +429,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
           } catch (e) {
             throw asConflict(e, runId, expected);
           }
-        });
+        }, true);
       try {
         return appendTx.immediate(runId, checked, expected);
       } catch (e) {
@@ -481,14 +486,14 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
           status: 'done',
           result: r.result === null ? undefined : (JSON.parse(r.result) as unknown),
         };
-      });
+      }, true);
     },
     async record(runId, step, key, result, at) {
       const body = JSON.stringify(result ?? null);
       await write(() => {
         q.claim.run(runId, step, key, at, null);
         q.record.run(at, body, runId, step, key);
-      });
+      }, true);
     },
   };
 

@@ -34,8 +34,11 @@ const holderOf = (r: Row): LeaseHolder => ({
   revision: r.rev,
 });
 
-/** Runs a synchronous write in a write transaction (the store's group commit), when it commits. */
-export type WriteRunner = <T>(op: () => T) => Promise<T>;
+/**
+ * Runs a synchronous write in a write transaction (the store's group commit), when it commits;
+ * `replayable`: the write has no effect outside the database (see `sqliteGroupCommit.ts`).
+ */
+export type WriteRunner = <T>(op: () => T, replayable?: boolean) => Promise<T>;
 
 /**
  * The lease port over the store's database (its schema must include {@link LEASES_SCHEMA}).
@@ -94,12 +97,15 @@ export function sqliteLeases(
       return run(() => acquireRows(runId, owner, ttlMs));
     },
     async renew(lease: Lease) {
-      const ok = await run(() => q.renew.run(lease.runId, lease.owner, lease.token).changes === 1);
+      const ok = await run(
+        () => q.renew.run(lease.runId, lease.owner, lease.token).changes === 1,
+        true,
+      );
       if (ok) lease.revision += 1;
       return ok;
     },
     async release(lease: Lease) {
-      await run(() => q.release.run(lease.runId, lease.owner, lease.token));
+      await run(() => q.release.run(lease.runId, lease.owner, lease.token), true);
     },
     async holders(runIds) {
       const out = new Map<string, LeaseHolder>();

@@ -57,10 +57,11 @@ export function sqliteRollup(
       "SELECT value FROM store_meta WHERE key = 'cost_rollup'",
     ),
     created: db.prepare('INSERT OR IGNORE INTO cost_rolled (run_id, seq) VALUES (?, ?)'),
-    pipeline: db.prepare<[string], { pipeline: string }>(
-      'SELECT pipeline FROM runs WHERE run_id = ?',
+    /** Up to which seq the run is counted, and its pipeline (one look-up, at the run's end). */
+    rolled: db.prepare<[string], { seq: number; pipeline: string | null }>(
+      `SELECT c.seq, r.pipeline FROM cost_rolled c LEFT JOIN runs r ON r.run_id = c.run_id
+       WHERE c.run_id = ?`,
     ),
-    rolled: db.prepare<[string], { seq: number }>('SELECT seq FROM cost_rolled WHERE run_id = ?'),
     outcomes: db.prepare<
       [string, number, number],
       { seq: number; at: number; type: string; body: string }
@@ -90,9 +91,10 @@ export function sqliteRollup(
       q.created.run(runId, fromSeq);
     },
     ended(runId, lastSeq) {
-      const from = q.rolled.get(runId)?.seq;
-      if (from === undefined || from >= lastSeq) return;
-      const pipeline = q.pipeline.get(runId)?.pipeline ?? '?';
+      const rolled = q.rolled.get(runId);
+      if (rolled === undefined || rolled.seq >= lastSeq) return;
+      const from = rolled.seq;
+      const pipeline = rolled.pipeline ?? '?';
       const rows = new Map<string, CostRollupRow>();
       for (const e of q.outcomes.all(runId, from, lastSeq)) {
         const ev = JSON.parse(bodyOf(runId, e.seq, e.body)) as { event: OutcomeFields };
