@@ -73,6 +73,8 @@ export interface RollupContext {
   track: (p: Promise<unknown>) => void;
   /** Fold the journal's tail into the key at every this many contributions (tests: fewer). */
   compactEvery?: number;
+  /** A reader: folds the tail for its answer but does not write the key. */
+  readOnly?: boolean;
 }
 
 /** The cost rollups of a JetStream store. */
@@ -127,7 +129,7 @@ export function jetstreamRollup(ctx: RollupContext): JetStreamRollup {
     }
     const last = tail[tail.length - 1];
     // Best effort: whoever wins the compare-and-set folded the same messages.
-    if (last !== undefined)
+    if (last !== undefined && ctx.readOnly !== true)
       await kvCas(link, kv, KEY, toState(last.seq, table.values()), cur.revision).catch(
         () => false,
       );
