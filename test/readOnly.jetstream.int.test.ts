@@ -8,8 +8,9 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isStoreNotFound } from '../src/errors.js';
+import { isStoreNotFound, isUsageError } from '../src/errors.js';
 import { openJetStreamStore, type JetStreamStore } from '../src/store/jetstream.js';
+import { plumbline } from './helpers/cli.js';
 import { outcome, started, stepDone } from './helpers/envelopes.js';
 import { startNatsServer, type NatsServerHandle } from './helpers/natsServer.js';
 
@@ -91,6 +92,9 @@ describe('jetstream: a store opened for reading only', { timeout: 60_000 }, () =
         expect(asked.filter((s) => s.includes(`ro_${b}`))).toEqual([]);
       // The unfinished runs came from the active set's subjects, not a consumer over it.
       expect(asked.filter((s) => s.includes('CONSUMER.CREATE.RO_ACTIVE'))).toEqual([]);
+      // Appending through a reader is refused.
+      const e: unknown = await r.log.append('x', [started('p', 9)], 'no_stream').catch((x) => x);
+      expect(isUsageError(e)).toBe(true);
     } finally {
       await r.close();
     }
@@ -163,6 +167,24 @@ describe('jetstream: a store opened for reading only', { timeout: 60_000 }, () =
       expect((e as Error).message).toContain('open it once with a writer');
     } finally {
       await reader.close();
+    }
+  });
+
+  it('the CLI: `runs` and `cost` where no store exists say how to create one, and create none', async () => {
+    await using empty = await startNatsServer();
+    for (const verb of [['runs'], ['runs', '--status', 'running'], ['cost', '--by', 'day']]) {
+      const r = await plumbline([...verb, '--store', empty.url]);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toContain('no plumbline store at');
+      expect(r.stderr).toContain('plumbline run <pipeline> --store');
+    }
+    const nc = await connect({ servers: empty.url });
+    try {
+      const names: string[] = [];
+      for await (const n of (await jetstreamManager(nc)).streams.names()) names.push(n);
+      expect(names).toEqual([]);
+    } finally {
+      await nc.close();
     }
   });
 });

@@ -10,7 +10,7 @@
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { Kvm, KV } from '@nats-io/kv';
-import { StoreNotFoundError } from '../errors.js';
+import { StoreNotFoundError, UsageError } from '../errors.js';
 import { jsErrorCode } from './natsConnect.js';
 import type { EventLog } from './types.js';
 
@@ -80,11 +80,21 @@ export function lazyBucket(ctx: ReadOnlyContext, name: string): KV {
   });
 }
 
-/** The log with "stream not found" from any read turned into a StoreNotFoundError. */
+/** The log's methods that write. */
+const WRITES = new Set(['append', 'saveSnapshot']);
+
+/**
+ * The log with "stream not found" from any read turned into a StoreNotFoundError, and its
+ * writes refused (a reader created nothing a writer needs).
+ */
 export function guardReads(ctx: ReadOnlyContext, log: EventLog): EventLog {
   const guarded = {} as Record<string, unknown>;
   for (const [key, fn] of Object.entries(log) as Array<[string, (...a: unknown[]) => unknown]>)
     guarded[key] = async (...args: unknown[]) => {
+      if (WRITES.has(key))
+        throw new UsageError(
+          `this JetStream store was opened for reading only: open it without readOnly to ${key === 'append' ? 'append' : 'save a snapshot'}`,
+        );
       try {
         return await fn(...args);
       } catch (e) {
