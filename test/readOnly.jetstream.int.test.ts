@@ -187,4 +187,18 @@ describe('jetstream: a store opened for reading only', { timeout: 60_000 }, () =
       await nc.close();
     }
   });
+
+  it('reads a large event (kept in the object store) back whole', async () => {
+    const big = stepDone(1, 'completed');
+    (big.event as { output: unknown }).output = { text: 'x'.repeat(2_000_000) };
+    await writer.log.append('big', [started('p', 5_000), big], 'no_stream');
+    const reader = await openJetStreamStore({ servers: server.url, prefix: 'ro', readOnly: true });
+    try {
+      const events = await reader.log.read('big');
+      expect(events.map((e) => e.seq)).toEqual([1, 2]);
+      expect(events[1]?.event).toEqual(big.event);
+    } finally {
+      await reader.close();
+    }
+  });
 });

@@ -263,6 +263,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     jsm,
     bucket: `${prefix}_blobs`,
     replicas,
+    readOnly,
     ...(opts.largePayloadBytes !== undefined ? { thresholdBytes: opts.largePayloadBytes } : {}),
     stats,
     track,
