@@ -39,7 +39,16 @@ function sqliteSynchronous(): 'NORMAL' | 'FULL' {
   return process.env.PLUMBLINE_SQLITE_SYNCHRONOUS?.toUpperCase() === 'NORMAL' ? 'NORMAL' : 'FULL';
 }
 
-async function openStoreAt(at: StoreTarget): Promise<Store> {
+/** Options of {@link openStoreFromUrl}. */
+export interface OpenStoreOptions {
+  /**
+   * For verbs that only read: a JetStream store creates nothing and opens each bucket on first
+   * use (a missing store is a StoreNotFoundError naming the fix). SQLite opens as usual.
+   */
+  readOnly?: boolean;
+}
+
+async function openStoreAt(at: StoreTarget, opts: OpenStoreOptions = {}): Promise<Store> {
   if (at.kind === 'sqlite') {
     const { openSqliteStore } = await import('./store/sqlite.js');
     return openSqliteStore(at.path, { synchronous: sqliteSynchronous() });
@@ -48,7 +57,10 @@ async function openStoreAt(at: StoreTarget): Promise<Store> {
     import('./store/jetstream.js'),
     import('./store/natsUrl.js'),
   ]);
-  return openJetStreamStore(natsOptionsFromServers(at.servers));
+  return openJetStreamStore({
+    ...natsOptionsFromServers(at.servers),
+    ...(opts.readOnly === true ? { readOnly: true } : {}),
+  });
 }
 
 async function openBusAt(at: StoreTarget, opts: BusOptions): Promise<CommandBus> {
@@ -71,8 +83,9 @@ async function openBusAt(at: StoreTarget, opts: BusOptions): Promise<CommandBus>
 export async function openStoreFromUrl(
   url: string = DEFAULT_STORE_URL,
   source?: string,
+  opts: OpenStoreOptions = {},
 ): Promise<Store> {
-  return openStoreAt(parseStoreSpec(url, source));
+  return openStoreAt(parseStoreSpec(url, source), opts);
 }
 
 /** Opens the command bus that goes with a store URL: SQLite's work queue or a JetStream one. */

@@ -136,6 +136,27 @@ export function isStoreUnavailable(e: unknown): e is StoreUnavailableError {
   return e instanceof StoreUnavailableError;
 }
 
+/**
+ * A store opened for reading that does not exist yet (nothing was ever written there), or lacks
+ * a part a read needs (written by an older plumbline). Readers create nothing: the message names
+ * the writer that would create or upgrade it.
+ * @example if (isStoreNotFound(e)) console.error(e.message);
+ */
+export class StoreNotFoundError extends PlumblineError {
+  /** Where the store was looked for (servers, and the prefix it goes by). */
+  readonly store: string;
+  constructor(store: string, message: string, options?: { cause?: unknown }) {
+    super('E_STORE_NOT_FOUND', message, options);
+    this.name = 'StoreNotFoundError';
+    this.store = store;
+  }
+}
+
+/** True when `e` is a {@link StoreNotFoundError}. */
+export function isStoreNotFound(e: unknown): e is StoreNotFoundError {
+  return e instanceof StoreNotFoundError;
+}
+
 /** True when `e` is a plumbline error with the given code (or any plumbline error). */
 export function isPlumblineError(e: unknown, code?: string): e is PlumblineError {
   return e instanceof PlumblineError && (code === undefined || e.code === code);

@@ -1,6 +1,6 @@
 /**
  * JetStream cost rollups (issue 14): kept as runs end, from two store connections (two workers)
- * ending runs at once, compacted into one KV key by compare-and-set, and idempotent per run —
+ * ending runs at once, compacted into one KV key per day by compare-and-set, and idempotent per run —
  * a run whose end is handled twice (its index rebuilt from the log) is counted once, and a run
  * that gets more calls after its end adds only those. `cost` from the rollups must equal the
  * fold of every log, by pipeline, model and day.
@@ -81,11 +81,12 @@ describe('jetstream cost rollups', { timeout: 120_000 }, () => {
     expect(rollup?.pending).toEqual([]);
     // 18 ended runs and the fork: one journal message each.
     expect(await journal()).toBe(19);
-    // Writers folded the journal into the rollup key as they went (every 3rd contribution).
+    // Writers folded the journal into the day keys as they went (every 3rd contribution).
     const kv = await new Kvm(a.connection).open('cr_costs');
-    const state = (await kv.get('rollup'))?.json<{ seq: number; rows: unknown[] }>();
-    expect(state?.seq).toBeGreaterThanOrEqual(15);
-    expect(state?.rows.length).toBeGreaterThan(0);
+    const head = (await kv.get('head'))?.json<{ seq: number }>();
+    expect(head?.seq).toBeGreaterThanOrEqual(15);
+    const day = (await kv.get('day.2026-11-01'))?.json<{ seq: number; rows: unknown[] }>();
+    expect(day?.rows.length).toBeGreaterThan(0);
     await checkAgainstFold();
     const days = (await costReport(a, 'day')).rows.map((r) => r.key).sort();
     expect(days).toEqual(['2026-11-01', '2026-11-02']);

@@ -65,6 +65,7 @@ import { kvPools } from './jetstreamPools.js';
 import { kvRateLimits } from './jetstreamRateLimits.js';
 import { jetstreamRollup } from './jetstreamRollup.js';
 import { kvWaits } from './jetstreamWaits.js';
+import { guardReads, lazyBucket, type ReadOnlyContext } from './jetstreamReadOnly.js';
 import { readRange, type ReadStats } from './natsRead.js';
 import type {
   EventLog,
@@ -97,6 +98,13 @@ export interface JetStreamStoreOptions extends NatsConnectOptions {
   validateAppends?: boolean;
   /** Fold the cost journal into the rollup key at every this many run ends (default 64). */
   rollupCompactEvery?: number;
+  /**
+   * Open for reading only (the CLI's `runs` and `cost`): nothing is checked or created at open;
+   * each bucket is bound on its first use, nothing is written (no index catch-up, no rollup
+   * compaction, no active-set cleanup), and a store that is not there gives a
+   * StoreNotFoundError naming the fix. Appends are not for such a store.
+   */
+  readOnly?: boolean;
 }
 
 /** The JetStream store, with read counters for tests and metrics. */
@@ -180,8 +188,10 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
   const subjectOf = (runId: string): string => `${prefix}.run.${runId}.ev`;
   const runOfSubject = (subject: string): string => subject.slice(prefix.length + 5, -3);
 
+  const readOnly = opts.readOnly === true;
   const link = await openNatsLink({ ...opts, name: opts.name ?? 'plumbline-store' });
   const nc = link.nc;
+  let ro: ReadOnlyContext | undefined;
   let js: JetStreamClient;
   let jsm: JetStreamManager;
   let jsmRead: JetStreamManager;
@@ -192,8 +202,10 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
   let costBucket: KV, parentBucket: KV;
   try {
     js = jetstream(nc, { timeout });
+    // A reader asks nothing at open: no account info, no stream or bucket check (`readOnly`).
+    const check = readOnly ? { checkAPI: false } : {};
     try {
-      jsm = await jetstreamManager(nc, { timeout });
+      jsm = await jetstreamManager(nc, { timeout, ...check });
     } catch (e) {
       throw new UsageError(
         `the NATS server has no JetStream (${(e as Error).message}): start nats-server with -js`,
@@ -202,11 +214,24 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     }
     // Read consumers are created with a short timeout: creating one normally takes
     // milliseconds, and when it hangs (placed on a dead peer) the read retries or falls back.
-    jsmRead = await jetstreamManager(nc, { timeout: Math.min(timeout, READ_CONSUMER_TIMEOUT_MS) });
-    await ensureStream(jsm, STREAM, `${prefix}.run.*.ev`, replicas);
+    jsmRead = await jetstreamManager(nc, {
+      timeout: Math.min(timeout, READ_CONSUMER_TIMEOUT_MS),
+      ...check,
+    });
     const kvm = new Kvm(js);
+    const servers = [opts.servers].flat().join(',');
+    if (readOnly) ro = { jsm, kvm, prefix, servers, eventsStream: STREAM };
+    else await ensureStream(jsm, STREAM, `${prefix}.run.*.ev`, replicas);
+    const reader = ro;
     const bucket = (n: string): Promise<KV> =>
-      kvm.create(`${prefix}_${n}`, { history: 1, replicas, storage: StorageType.File, timeout });
+      reader !== undefined
+        ? Promise.resolve(lazyBucket(reader, `${prefix}_${n}`))
+        : kvm.create(`${prefix}_${n}`, {
+            history: 1,
+            replicas,
+            storage: StorageType.File,
+            timeout,
+          });
     [runs, snaps, effects, kills, breakers, leaseBucket, defs] = await Promise.all([
       bucket('runs'),
       bucket('snapshots'),
@@ -241,6 +266,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     jsm,
     bucket: `${prefix}_blobs`,
     replicas,
+    readOnly,
     ...(opts.largePayloadBytes !== undefined ? { thresholdBytes: opts.largePayloadBytes } : {}),
     stats,
     track,
@@ -328,6 +354,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     replicas,
     stats,
     track,
+    readOnly,
     parents: parentBucket,
     async summaries(ids) {
       const out = new Map<string, RunSummary>();
@@ -351,13 +378,15 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     replicas,
     stats,
     track,
+    readOnly,
     ...(opts.rollupCompactEvery !== undefined ? { compactEvery: opts.rollupCompactEvery } : {}),
   });
   try {
     const empty = async (): Promise<boolean> =>
       (await retry(() => jsm.streams.info(STREAM))).state.messages === 0;
     // A store made before the run list: list its runs once, oldest first (marking parents).
-    const fresh = await runList.ensure();
+    // A reader checks, creates and backfills nothing (see `readOnly`).
+    const fresh = !readOnly && (await runList.ensure());
     if (fresh)
       for (const e of (await scanIndex()).sort((a, b) => a.summary.startedAt - b.summary.startedAt))
         await runList.added(
@@ -365,8 +394,8 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
           TERMINAL_STATUSES.has(e.summary.status),
           e.summary.parent?.runId,
         );
-    await runList.parentsMarked(fresh || (await empty()));
-    await rollup.ensure(empty);
+    if (!readOnly) await runList.parentsMarked(fresh || (await empty()));
+    if (!readOnly) await rollup.ensure(empty);
   } catch (e) {
     await link.close();
     throw e;
@@ -650,7 +679,11 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       }
       const events = await readRun(runId, start);
       const last = events[events.length - 1];
-      if (last !== undefined && (cur === undefined || last.streamSeq > cur.entry.lastStreamSeq))
+      if (
+        !readOnly &&
+        last !== undefined &&
+        (cur === undefined || last.streamSeq > cur.entry.lastStreamSeq)
+      )
         await catchUp(runId).catch(() => undefined);
       return events.filter((e) => e.env.seq >= fromSeq).map((e) => e.env);
     },
@@ -670,7 +703,14 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       await index.settled(runId);
       const [cur, tail] = await Promise.all([getIndex(runId), lastOf(runId)]);
       if (tail !== undefined && (cur === undefined || tail.streamSeq > cur.entry.lastStreamSeq)) {
-        const caught = await catchUp(runId);
+        // A reader folds the missing events into its answer without writing the index.
+        const caught = readOnly
+          ? foldIndex(
+              runId,
+              cur?.entry,
+              await readRun(runId, cur === undefined ? tail.first : cur.entry.lastStreamSeq + 1),
+            )
+          : await catchUp(runId);
         return caught === undefined ? undefined : toSummary(caught);
       }
       return cur === undefined ? undefined : toSummary(cur.entry);
@@ -746,10 +786,11 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
   };
 
   const { ledger, control } = kvControl(link, { effects, kills, breakers });
+  const port = ro === undefined ? log : guardReads(ro, log);
 
   return {
     kind: 'jetstream',
-    log,
+    log: port,
     ledger,
     control,
     leases: kvLeases(link, leaseBucket),

@@ -41,6 +41,8 @@ export interface BlobOptions {
   thresholdBytes?: number;
   stats?: ReadStats;
   track?: (p: Promise<unknown>) => void;
+  /** A reader: the bucket is opened, never created (a reference means a writer made it). */
+  readOnly?: boolean;
 }
 
 /** What to publish for one event: the body itself, or a reference and the header to set. */
@@ -79,7 +81,9 @@ export function jetstreamBlobs(o: BlobOptions): JetStreamBlobs {
   const store = (): Promise<ObjectStore> => {
     bucket ??= o.link
       .retry(() =>
-        new Objm(o.js).create(o.bucket, { replicas: o.replicas, storage: StorageType.File }),
+        o.readOnly === true
+          ? new Objm(o.js).open(o.bucket)
+          : new Objm(o.js).create(o.bucket, { replicas: o.replicas, storage: StorageType.File }),
       )
       .catch((e: unknown) => {
         bucket = undefined;

@@ -44,6 +44,8 @@ export interface RunListContext {
   replicas: number;
   stats: ReadStats;
   track: (p: Promise<unknown>) => void;
+  /** A reader: `ensure`/`parentsMarked` are not called, and stale active entries are left. */
+  readOnly?: boolean;
   /** One key per run that has children (see the header). */
   parents: KV;
   /** The index entries of these runs (absent ones left out). */
@@ -83,7 +85,10 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
   const listSubject = (runId: string): string => `${prefix}.runlist.${runId}`;
   /** The key saying every parent is marked ('=' alone is no run's key: run ids are never empty). */
   const MARKED = '=';
-  let marked = false;
+  /** Undefined until known: a reader looks at its first `parent` page. */
+  let marked: boolean | undefined;
+  const readMarked = async (): Promise<boolean> =>
+    (marked ??= (await link.retry(() => ctx.parents.get(MARKED)))?.operation === 'PUT');
   const activeSubject = (runId: string): string => `${prefix}.active.${runId}`;
   const idOf = (subject: string): string => subject.slice(subject.lastIndexOf('.') + 1);
 
@@ -132,16 +137,26 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
     return true;
   };
 
-  const activeIds = async (): Promise<string[]> =>
-    (await link.retry(() => readRange(js, jsm, { stream: ACTIVE }, ctx.stats, ctx.track))).map(
-      (m) => idOf(m.subject),
+  /**
+   * The active set's subjects, from the stream's per-subject state (one request, paged by the
+   * client past the server's page size). Not a consumer: the active set has a purged message for
+   * every run that ended, and on nats-server 2.9 a consumer over such a stream takes about 0.5 s
+   * to create at a million purged messages and counts tens of thousands of them as pending, so
+   * a bounded read waited for its fetch to expire (2.5 s for 100 runs) — see BENCHMARKS.md.
+   */
+  const activeIds = async (): Promise<string[]> => {
+    const info = await link.retry(() =>
+      jsm.streams.info(ACTIVE, { subjects_filter: `${prefix}.active.*` }),
     );
+    return Object.keys(info.state.subjects ?? {}).map(idOf);
+  };
 
   /** Unfinished runs only: the whole (small) active set, ordered as the SQLite store does. */
   const activePage = async (filter: RunFilter): Promise<RunSummary[]> => {
     const found = await ctx.summaries(await activeIds());
     const stale = [...found.values()].filter((s) => !UNFINISHED.has(s.status));
-    for (const s of stale) ctx.track(list.ended(s.runId).catch(() => undefined));
+    if (ctx.readOnly !== true)
+      for (const s of stale) ctx.track(list.ended(s.runId).catch(() => undefined));
     let rows = [...found.values()]
       .filter((s) => matches(s, filter))
       .sort(
@@ -168,7 +183,8 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
     },
     async parentsMarked(complete) {
       if (complete) await link.retry(() => ctx.parents.put(MARKED, ''));
-      marked = (await link.retry(() => ctx.parents.get(MARKED)))?.operation === 'PUT';
+      marked = undefined;
+      await readMarked();
     },
     async added(runId, finished, parent) {
       if (parent !== undefined) await link.retry(() => ctx.parents.put(kvKey(parent), ''));
@@ -197,7 +213,11 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
       let floor = 1;
       if (typeof filter.parent === 'string') {
         const parent = filter.parent;
-        if (marked && (await link.retry(() => ctx.parents.get(kvKey(parent)))) === null) return [];
+        if (
+          (await readMarked()) &&
+          (await link.retry(() => ctx.parents.get(kvKey(parent)))) === null
+        )
+          return [];
         const p = await link.retry(() =>
           jsm.streams.getMessage(LIST, { last_by_subj: listSubject(filter.parent as string) }),
         );

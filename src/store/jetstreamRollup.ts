@@ -8,10 +8,16 @@
  *   once however many processes handle its end (the loser of the race sees 10071, then finds a
  *   contribution covering its seq and stops). A run that ends again later (more events after
  *   an end) adds only the difference (`delta`) to its previous contribution.
- * - The rows live in one KV key (`<prefix>_costs` / `rollup`) with the journal sequence they
- *   include; readers add the journal's tail after it. Every {@link COMPACT_EVERY}th contribution
- *   its writer folds the tail into the key with a compare-and-set (a lost race is harmless: the
- *   winner folded the same messages), so the tail a reader folds stays short.
+ * - The rows live in KV `<prefix>_costs`, one key per day (`day.<YYYY-MM-DD>`: that day's rows
+ *   and the journal sequence folded into it), so no value outgrows a NATS message however many
+ *   days a store holds; the key `head` says up to which journal sequence every day key is
+ *   complete. Readers add the journal's tail after `head`, each contribution to a day only if
+ *   it is newer than that day's key. Every {@link COMPACT_EVERY}th contribution its writer folds
+ *   the tail into the day keys it touches, then moves `head` (compare-and-set each: a lost race
+ *   is harmless, a day key never takes a contribution it already has), so the tail stays short.
+ * - Stores written before the day keys have one key `rollup` with every row: it is still read,
+ *   and the first writer to fold the tail copies it into day keys (the old key is left as it
+ *   is, so an older plumbline still reads right totals from it and its tail).
  * - A store that had runs before the rollups existed has no key: `read` is undefined and `cost`
  *   folds every log, as it does for an old SQLite store.
  */
@@ -38,7 +44,11 @@ import type { CostRollup, CostRollupRow } from './types.js';
 
 /** A writer folds the journal's tail into the rollup key at every this many contributions. */
 export const COMPACT_EVERY = 64;
+/** The single key of stores written before the day keys (v1: every row). */
 const KEY = 'rollup';
+/** Up to which journal sequence every day key is complete. */
+const HEAD = 'head';
+const dayKey = (day: string): string => `day.${day}`;
 /** A run is rolled up when its status is one of these (as SQLite's rollup does). */
 const ENDED = new Set(['completed', 'failed', 'killed']);
 
@@ -61,6 +71,16 @@ interface RollupState {
   rows: Array<[string, string, string, ...number[]]>;
 }
 
+/** One day key's value: that day's rows (pipeline, model, fields) and its journal sequence. */
+interface DayState {
+  v: 2;
+  seq: number;
+  rows: Array<[string, string, ...number[]]>;
+}
+
+/** The journal's contributions after a sequence, as rows, each with its journal sequence. */
+type Tail = Array<{ seq: number; rows: CostRollupRow[] }>;
+
 /** What the rollups need from the store around them. */
 export interface RollupContext {
   js: JetStreamClient;
@@ -73,6 +93,8 @@ export interface RollupContext {
   track: (p: Promise<unknown>) => void;
   /** Fold the journal's tail into the key at every this many contributions (tests: fewer). */
   compactEvery?: number;
+  /** A reader: folds the tail for its answer but does not write the key. */
+  readOnly?: boolean;
 }
 
 /** The cost rollups of a JetStream store. */
@@ -83,7 +105,7 @@ export interface JetStreamRollup {
   ended(entry: IndexEntry): Promise<void>;
   /** The rows, plus the unfinished runs' costs so far; undefined for a store older than rollups. */
   read(unfinished: () => Promise<IndexEntry[]>): Promise<CostRollup | undefined>;
-  /** Folds the journal's tail into the rollup key; returns the rows (undefined: no rollups). */
+  /** Folds the journal's tail into the day keys; returns every row (undefined: no rollups). */
   compact(): Promise<CostRollupRow[] | undefined>;
 }
 
@@ -94,44 +116,161 @@ const toRows = (s: RollupState): CostRollupRow[] =>
     return row;
   });
 
-const toState = (seq: number, rows: Iterable<CostRollupRow>): RollupState => ({
-  v: 1,
+const dayRows = (day: string, s: DayState): CostRollupRow[] =>
+  s.rows.map(([pipeline, model, ...c]) => {
+    const row = { day, pipeline, model } as CostRollupRow;
+    ROLLUP_FIELDS.forEach((f, i) => (row[f] = c[i] ?? 0));
+    return row;
+  });
+
+const toDay = (seq: number, rows: Iterable<CostRollupRow>): DayState => ({
+  v: 2,
   seq,
-  rows: [...rows].map((r) => [r.day, r.pipeline, r.model, ...ROLLUP_FIELDS.map((f) => r[f])]),
+  rows: [...rows].map((r) => [r.pipeline, r.model, ...ROLLUP_FIELDS.map((f) => r[f])]),
 });
+
+/** Rows by day. */
+const byDay = (rows: Iterable<CostRollupRow>): Map<string, CostRollupRow[]> => {
+  const out = new Map<string, CostRollupRow[]>();
+  for (const r of rows) out.set(r.day, [...(out.get(r.day) ?? []), r]);
+  return out;
+};
 
 /** Opens the rollups of a store (call `ensure` once before use). */
 export function jetstreamRollup(ctx: RollupContext): JetStreamRollup {
   const { js, jsm, link, kv, prefix } = ctx;
   const STREAM = `${prefix.toUpperCase()}_COSTS`;
+  const BUCKET = `${prefix}_costs`;
   const subjectOf = (runId: string): string => `${prefix}.cost.${runId}`;
   const every = ctx.compactEvery ?? COMPACT_EVERY;
 
-  const compact = async (): Promise<CostRollupRow[] | undefined> => {
-    const cur = await link.retry(() => kv.get(KEY));
-    if (cur === null || cur.operation !== 'PUT') return undefined;
-    const state = cur.json<RollupState>();
-    const table = new Map<string, CostRollupRow>();
-    mergeRollupRows(table, toRows(state));
+  /** A key's JSON value and revision (undefined when absent or deleted). */
+  const getKey = async <T>(key: string): Promise<{ value: T; revision: number } | undefined> => {
+    const e = await link.retry(() => kv.get(key));
+    return e === null || e.operation !== 'PUT'
+      ? undefined
+      : { value: e.json<T>(), revision: e.revision };
+  };
+
+  /** The journal's contributions after `seq`, as rows. */
+  const readTail = async (seq: number): Promise<Tail> => {
     // A stream info answers "nothing new" without creating a read consumer.
     const end = (await link.retry(() => jsm.streams.info(STREAM))).state.last_seq;
-    const tail =
-      end <= state.seq
-        ? []
-        : await link.retry(() =>
-            readRange(js, jsm, { stream: STREAM, startSeq: state.seq + 1 }, ctx.stats, ctx.track),
-          );
-    for (const m of tail) {
+    if (end <= seq) return [];
+    const msgs = await link.retry(() =>
+      readRange(js, jsm, { stream: STREAM, startSeq: seq + 1 }, ctx.stats, ctx.track),
+    );
+    return msgs.map((m) => {
       const c = m.json<Contribution>();
-      mergeRollupRows(table, runCostRows(c.pipeline, c.delta));
+      return { seq: m.seq, rows: runCostRows(c.pipeline, c.delta) };
+    });
+  };
+
+  /**
+   * Sets a day key to its rows plus the tail's contributions to that day newer than the key,
+   * complete up to `seq` (compare-and-set, retried; a key already at `seq` or later is left).
+   */
+  const foldDay = async (day: string, seq: number, tail: Tail): Promise<void> => {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const cur = await getKey<DayState>(dayKey(day));
+      if (cur !== undefined && cur.value.seq >= seq) return;
+      const table = new Map<string, CostRollupRow>();
+      if (cur !== undefined) mergeRollupRows(table, dayRows(day, cur.value));
+      const after = cur?.value.seq ?? -1;
+      for (const t of tail)
+        if (t.seq > after)
+          mergeRollupRows(
+            table,
+            t.rows.filter((r) => r.day === day),
+          );
+      if (await kvCas(link, kv, dayKey(day), toDay(seq, table.values()), cur?.revision ?? 0))
+        return;
     }
+    throw new Error(`cost rollup of ${day}: its key kept changing; try again`);
+  };
+
+  /** Moves `head` to `seq` unless it is there already. */
+  const advanceHead = async (seq: number): Promise<void> => {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const cur = await getKey<{ seq: number }>(HEAD);
+      if (cur !== undefined && cur.value.seq >= seq) return;
+      if (await kvCas(link, kv, HEAD, { v: 2, seq }, cur?.revision ?? 0)) return;
+    }
+  };
+
+  /**
+   * A store written before the day keys: copies its one key into day keys, then creates `head`.
+   * A copy that died half way is redone from the key (a day key older than it is replaced).
+   */
+  const migrate = async (old: RollupState): Promise<void> => {
+    for (const [day, rows] of byDay(toRows(old))) {
+      for (let attempt = 0; ; attempt++) {
+        const cur = await getKey<DayState>(dayKey(day));
+        if (cur !== undefined && cur.value.seq >= old.seq) break;
+        if (await kvCas(link, kv, dayKey(day), toDay(old.seq, rows), cur?.revision ?? 0)) break;
+        if (attempt >= 10) throw new Error(`cost rollup of ${day}: its key kept changing`);
+      }
+    }
+    await advanceHead(old.seq);
+  };
+
+  /** Folds the journal's tail into the day keys, then moves `head` (writers only). */
+  const fold = async (): Promise<void> => {
+    let head = await getKey<{ seq: number }>(HEAD);
+    if (head === undefined) {
+      const old = await getKey<RollupState>(KEY);
+      if (old === undefined) return;
+      await migrate(old.value);
+      head = await getKey<{ seq: number }>(HEAD);
+      if (head === undefined) return;
+    }
+    const tail = await readTail(head.value.seq);
     const last = tail[tail.length - 1];
-    // Best effort: whoever wins the compare-and-set folded the same messages.
-    if (last !== undefined)
-      await kvCas(link, kv, KEY, toState(last.seq, table.values()), cur.revision).catch(
-        () => false,
+    if (last === undefined) return;
+    const days = new Set(tail.flatMap((t) => t.rows.map((r) => r.day)));
+    await Promise.all([...days].map((d) => foldDay(d, last.seq, tail)));
+    await advanceHead(last.seq);
+  };
+
+  /** Every row: the day keys plus the tail after `head` (or the one old key plus its tail). */
+  const readRows = async (): Promise<CostRollupRow[] | undefined> => {
+    const table = new Map<string, CostRollupRow>();
+    const head = await getKey<{ seq: number }>(HEAD);
+    if (head === undefined) {
+      const old = await getKey<RollupState>(KEY);
+      if (old === undefined) return undefined;
+      mergeRollupRows(table, toRows(old.value));
+      for (const t of await readTail(old.value.seq)) mergeRollupRows(table, t.rows);
+      return [...table.values()];
+    }
+    // Read after `head`: every contribution up to it is in a day key that exists by then.
+    const [info, tail] = await Promise.all([
+      link.retry(() =>
+        jsm.streams.info(`KV_${BUCKET}`, { subjects_filter: `$KV.${BUCKET}.${dayKey('*')}` }),
+      ),
+      readTail(head.value.seq),
+    ]);
+    const days = Object.keys(info.state.subjects ?? {}).map((s) => s.slice(s.lastIndexOf('.') + 1));
+    const keys = await Promise.all(days.map((d) => getKey<DayState>(dayKey(d))));
+    const folded = new Map<string, number>();
+    days.forEach((d, i) => {
+      const k = keys[i];
+      if (k === undefined) return;
+      folded.set(d, k.value.seq);
+      mergeRollupRows(table, dayRows(d, k.value));
+    });
+    // A contribution counts for a day only if that day's key does not include it yet.
+    for (const t of tail)
+      mergeRollupRows(
+        table,
+        t.rows.filter((r) => t.seq > (folded.get(r.day) ?? -1)),
       );
     return [...table.values()];
+  };
+
+  const compact = async (): Promise<CostRollupRow[] | undefined> => {
+    if (ctx.readOnly !== true) await fold();
+    return readRows();
   };
 
   /** The run's latest contribution, if any. */
@@ -162,9 +301,9 @@ export function jetstreamRollup(ctx: RollupContext): JetStreamRollup {
             if (jsErrorCode(err) !== 10058) throw err;
           });
       }
-      if ((await link.retry(() => kv.get(KEY))) !== null) return;
+      if ((await getKey(HEAD)) !== undefined || (await getKey(KEY)) !== undefined) return;
       // Complete only if nothing was ever written before the rollups: otherwise `cost` folds.
-      if (await storeIsEmpty()) await kvCas(link, kv, KEY, toState(0, []), 0).catch(() => false);
+      if (await storeIsEmpty()) await kvCas(link, kv, HEAD, { v: 2, seq: 0 }, 0).catch(() => false);
     },
 
     async ended(entry) {
@@ -188,7 +327,7 @@ export function jetstreamRollup(ctx: RollupContext): JetStreamRollup {
             }),
           );
           // Folding is cheap and bounded: every `every`th contribution folds the tail.
-          if (!ack.duplicate && ack.seq % every === 0) await compact().catch(() => undefined);
+          if (!ack.duplicate && ack.seq % every === 0) await fold().catch(() => undefined);
           return;
         } catch (e) {
           if (!isWrongLastSequence(e)) throw e;
