@@ -42,13 +42,14 @@ import {
   threeStep,
   ticket,
   type Ticket,
+  warmupRuns,
 } from './workload.js';
 
 const backend = arg('backend', 'sqlite') as 'sqlite' | 'sqlite-full' | 'jetstream';
 const RUNS = numArg('runs', 1000);
 const INFLIGHT = numArg('inflight', 100);
 const LATENCY_RUNS = numArg('latency', 200);
-const WARMUP = Math.min(100, RUNS);
+const WARMUP = warmupRuns();
 const BREAKERS = arg('breakers', 'on') !== 'off';
 
 const dir = mkdtempSync(join(tmpdir(), 'plumbline-bench-'));

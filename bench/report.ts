@@ -19,6 +19,8 @@ export interface Results {
     kills: number;
     memRuns: number;
     memReps: number;
+    /** Warm-up runs before each measured phase (100 before 2026-11-30's second run). */
+    warmup?: number;
   };
   startedAt: string;
   finishedAt?: string;
@@ -166,7 +168,7 @@ export function renderReport(r: Results, notes: string): string {
     `Workload: ${P.runs.toLocaleString('en-US')} runs of a 3-step pipeline (two \`llm\` steps with zod schemas, then one \`effect\` appending a line to a file), ` +
       `${P.inflight} in flight; then ${P.latency} runs of a 1-step pipeline (one \`llm\` step) one at a time. The fake Claude answers at once, in its own process ` +
       '(its CPU is not counted); every system sends it the same request through the same Anthropic SDK client and validates the answer with the same zod schema. ' +
-      '100 warm-up runs are made first and not counted. CPU per run = the benchmark process plus the system’s server processes ' +
+      `${(P.warmup ?? 100).toLocaleString('en-US')} warm-up runs (every system the same) are made first and not counted. CPU per run = the benchmark process plus the system’s server processes ` +
       '(nats-server, restate-server, every postgres process), divided by the runs.',
   );
   L.push('');

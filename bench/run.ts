@@ -59,6 +59,7 @@ const P = quick
       kills: 2,
       memRuns: 1_000,
       memReps: 1,
+      warmup: 50,
     }
   : {
       reps: 5,
@@ -69,6 +70,7 @@ const P = quick
       kills: 20,
       memRuns: 10_000,
       memReps: 5,
+      warmup: 1_000,
     };
 P.reps = Number(opt('reps') ?? P.reps);
 
@@ -107,6 +109,8 @@ const sizes = [
   String(P.inflight),
   '--latency',
   String(P.latency),
+  '--warmup',
+  String(P.warmup),
 ];
 const fresh: Results = {
   quick,

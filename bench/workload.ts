@@ -123,6 +123,18 @@ export async function callModel<S extends z.ZodType>(
   return judged.output as z.infer<S>;
 }
 
+/**
+ * Warm-up runs before any measured phase (`--warmup N`, default 1,000), the same for every
+ * system: with 100 the JIT is still compiling the SDK and HTTP client's code when the first
+ * phase is measured, and a later phase of the same process (the raw baselines) gets it hot.
+ */
+export function warmupRuns(fallback = 1000): number {
+  const i = process.argv.indexOf('--warmup');
+  const n = i >= 0 ? Number(process.argv[i + 1]) : fallback;
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error('--warmup wants a whole number of runs');
+  return n;
+}
+
 /** Runs `n` jobs with at most `inFlight` at once; returns each job's latency (ms) and the wall time. */
 export async function pool(
   n: number,

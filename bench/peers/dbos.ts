@@ -22,6 +22,7 @@ import {
   summarizePrompt,
   ticket,
   type Ticket,
+  warmupRuns,
 } from '../workload.js';
 
 const RUNS = numArg('runs', 1000);
@@ -60,7 +61,7 @@ const one = DBOS.registerWorkflow(
 DBOS.setConfig({ name: 'plumbline-bench', systemDatabaseUrl: `${PG}/${DB}`, logLevel: 'error' });
 await DBOS.launch();
 
-await pool(100, 50, (i) => three({ ...ticket(i), runId: `w3-${i}` }));
+await pool(warmupRuns(), 50, (i) => three({ ...ticket(i), runId: `w3-${i}` }));
 for (let i = 0; i < 20; i++) await one(ticket(i));
 
 const load0 = load1();

@@ -22,6 +22,7 @@ import {
   summarizePrompt,
   ticket,
   type Ticket,
+  warmupRuns,
 } from '../workload.js';
 
 const RUNS = numArg('runs', 1000);
@@ -71,7 +72,7 @@ const run3 = (runId: string, t: Ticket): Promise<unknown> =>
 const run1 = (runId: string, t: Ticket): Promise<unknown> =>
   one.invoke({ input: { ...t, runId } }, { configurable: { thread_id: runId } });
 
-await pool(100, 50, (i) => run3(`w3-${i}`, ticket(i)));
+await pool(warmupRuns(), 50, (i) => run3(`w3-${i}`, ticket(i)));
 for (let i = 0; i < 20; i++) await run1(`w1-${i}`, ticket(i));
 
 const load0 = load1();

@@ -23,6 +23,7 @@ import {
   summarizePrompt,
   ticket,
   type Ticket,
+  warmupRuns,
 } from '../workload.js';
 
 // The SDK 1.17 calls Promise.withResolvers (Node 22+) without saying so: on Node 20 every
@@ -144,7 +145,7 @@ async function invoke(handler: string, body: unknown): Promise<void> {
 }
 
 // Warm-up.
-await pool(100, 50, (i) => invoke('three', { ...ticket(i), runId: `w3-${i}` }));
+await pool(warmupRuns(), 50, (i) => invoke('three', { ...ticket(i), runId: `w3-${i}` }));
 for (let i = 0; i < 20; i++) await invoke('one', ticket(i));
 
 const load0 = load1();
