@@ -58,6 +58,7 @@ import {
 import { BLOB_HEADER, jetstreamBlobs } from './jetstreamBlobs.js';
 import { kvDefinitions } from './jetstreamDefinitions.js';
 import { indexQueue, type Head } from './jetstreamIndexQueue.js';
+import { kvKillScan } from './jetstreamKills.js';
 import { kvCasRevision, kvControl } from './jetstreamKv.js';
 import { kvLeases } from './jetstreamLeases.js';
 import { jetstreamRunList, parentMatches } from './jetstreamList.js';
@@ -785,7 +786,13 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     },
   };
 
-  const { ledger, control } = kvControl(link, { effects, kills, breakers });
+  const kv = kvControl(link, { effects, kills, breakers });
+  const ledger = kv.ledger;
+  // One request per kill-watcher tick for all the runs it watches (jetstreamKills.ts).
+  const control = {
+    ...kv.control,
+    ...kvKillScan(link, jsm, `${prefix}_kills`, kvKey, (id) => kv.control.getKill(id)),
+  };
   const port = ro === undefined ? log : guardReads(ro, log);
 
   return {
