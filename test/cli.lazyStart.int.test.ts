@@ -10,9 +10,11 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AUTO_BUDGET_MARGIN } from '../src/runtime/forecast.js';
 import { BUDGET_AUTO_HELP, HELP_AUTO_BUDGET_MARGIN } from '../src/cli/forecast.js';
+import { openJetStreamStore } from '../src/store/jetstream.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import { runNode } from './helpers/cli.js';
 import { outcome, started, stepDone } from './helpers/envelopes.js';
+import { startNatsServer } from './helpers/natsServer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'plumbline-lazy-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -85,6 +87,30 @@ describe('start of a verb (issue 14)', () => {
     for (const r of [runs, cost]) {
       expect(r.urls.some((u) => u.includes('/better-sqlite3/'))).toBe(true);
       expect(r.urls.filter((u) => READ_VERB_HEAVY.some((h) => u.includes(h)))).toEqual([]);
+    }
+  });
+
+  it('runs and cost on JetStream read the index and rollups without zod or the runtime', async () => {
+    await using server = await startNatsServer();
+    const store = await openJetStreamStore({ servers: server.url });
+    const at = Date.UTC(2026, 10, 3, 12);
+    await store.log.append(
+      'lazy-js',
+      [started('lazy-p', at), outcome(at + 1, 0.5, 'claude-haiku-4-5'), stepDone(1, 'completed')],
+      'no_stream',
+    );
+    await store.close();
+    const runs = await loaded(['runs', '--store', server.url]);
+    expect(runs.code).toBe(0);
+    // The run's row: its index entry was read and checked (by hand: parseIndexEntry).
+    expect(runs.out).toMatch(/lazy-js\s+lazy-p\s+1\s+completed\s+\$[\d.]+\s+-\s+3\s/);
+    const cost = await loaded(['cost', '--by', 'model', '--store', server.url]);
+    expect(cost.code).toBe(0);
+    expect(cost.out).toMatch(/claude-haiku-4-5\s+1\s/);
+    for (const r of [runs, cost]) {
+      expect(r.urls.some((u) => u.includes('/@nats-io/'))).toBe(true);
+      expect(r.urls.filter((u) => READ_VERB_HEAVY.some((h) => u.includes(h)))).toEqual([]);
+      expect(r.urls.filter((u) => u.includes('/dist/store/jetstreamSchemas.js'))).toEqual([]);
     }
   });
 

@@ -37,14 +37,16 @@ import {
 } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { headers, nanos, nuid, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
-import { z } from 'zod';
 import { CorruptEventError, UsageError, VersionConflictError } from '../errors.js';
-import { NewEnvelope, StoredEnvelope, type RunStarted } from '../machines/events.js';
+import type { NewEnvelope, RunStarted, StoredEnvelope } from '../machines/events.js';
 import {
   checkRunId,
   foldIndex,
-  IndexEntry,
+  jsSchemas,
   kvKey,
+  parseIndexEntry,
+  type IndexEntry,
+  type JsSchemas,
   startFor,
   toSummary,
   type Located,
@@ -125,12 +127,6 @@ const READ_CONSUMER_TIMEOUT_MS = 2_000;
 const CONSUMER_BACKOFF_MS = 10_000;
 
 const TERMINAL_STATUSES = new Set<string>(['completed', 'failed', 'killed']);
-
-const Snapshot = z.object({
-  seq: z.number().int().nonnegative(),
-  machineHash: z.string(),
-  snapshot: z.unknown(),
-});
 
 /** Creates the events stream, or checks and fixes the one that is there. */
 async function ensureStream(
@@ -273,7 +269,12 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     track,
   });
 
-  const parseEvent = (runId: string, streamSeq: number, data: Uint8Array): StoredEnvelope => {
+  const parseEvent = (
+    { StoredEnvelope }: JsSchemas,
+    runId: string,
+    streamSeq: number,
+    data: Uint8Array,
+  ): StoredEnvelope => {
     let raw: unknown;
     try {
       raw = JSON.parse(new TextDecoder().decode(data));
@@ -308,7 +309,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     m: { seq: number; data: Uint8Array },
     hdrs: MsgHdrs | undefined,
   ): Promise<StoredEnvelope> =>
-    parseEvent(runId, m.seq, await blobs.resolve(runId, m.seq, m.data, hdrs));
+    parseEvent(await jsSchemas(), runId, m.seq, await blobs.resolve(runId, m.seq, m.data, hdrs));
 
   /** The run's index entry and its KV revision. */
   const getIndex = async (
@@ -316,14 +317,9 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
   ): Promise<{ entry: IndexEntry; revision: number } | undefined> => {
     const e = await retry(() => runs.get(kvKey(runId)));
     if (e === null || e.operation !== 'PUT') return undefined;
-    const r = IndexEntry.safeParse(e.json());
-    if (!r.success)
-      throw new CorruptEventError(
-        runId,
-        0,
-        `run index entry is invalid: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-      );
-    return { entry: r.data, revision: e.revision };
+    const r = parseIndexEntry(e.json());
+    if (!r.ok) throw new CorruptEventError(runId, 0, `run index entry is invalid: ${r.issues}`);
+    return { entry: r.entry, revision: e.revision };
   };
 
   /** Every run's index entry (a read of the whole run index: for full listings). */
@@ -341,8 +337,8 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     for (const m of msgs) {
       const op = m.headers?.get('KV-Operation');
       if (op === 'DEL' || op === 'PURGE') continue;
-      const r = IndexEntry.safeParse(m.json());
-      if (r.success) out.push(r.data);
+      const r = parseIndexEntry(m.json());
+      if (r.ok) out.push(r.entry);
     }
     return out;
   };
@@ -563,8 +559,11 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     async append(runId, events, expected) {
       checkRunId(runId);
       if (events.length === 0) throw new UsageError('append needs at least one event');
-      const checked =
-        opts.validateAppends === true ? events.map((e) => NewEnvelope.parse(e)) : events;
+      let checked = events;
+      if (opts.validateAppends === true) {
+        const { NewEnvelope } = await jsSchemas();
+        checked = events.map((e) => NewEnvelope.parse(e));
+      }
       const head = checked[0] as NewEnvelope;
       // No KV get when this process's last append of the run ended at `expected`, nor for a
       // new run (its first publish expects an empty subject: an existing run makes it a
@@ -779,7 +778,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       checkRunId(runId);
       const e = await retry(() => snaps.get(kvKey(runId)));
       if (e === null || e.operation !== 'PUT') return undefined;
-      const r = Snapshot.safeParse(e.json());
+      const r = (await jsSchemas()).SnapshotRecord.safeParse(e.json());
       if (!r.success)
         throw new CorruptEventError(runId, 0, `saved snapshot is invalid: ${r.error.message}`);
       return { seq: r.data.seq, machineHash: r.data.machineHash, snapshot: r.data.snapshot };

@@ -5,26 +5,12 @@
  */
 import type { KV } from '@nats-io/kv';
 import { nuid } from '@nats-io/transport-node';
-import { z } from 'zod';
-import { checkRunId, hashKey, kvKey } from './jetstreamIndex.js';
+import { checkRunId, hashKey, jsSchemas, kvKey } from './jetstreamIndex.js';
+import type { EffectRecord } from './jetstreamSchemas.js';
 import { isWrongLastSequence, type NatsLink } from './natsConnect.js';
 import type { ControlStore, EffectClaim, EffectLedger } from './types.js';
 
-/** A ledger entry: the original fields (the key is a hash), who claimed it, and the result. */
-const Effect = z.object({
-  runId: z.string(),
-  step: z.string(),
-  key: z.string(),
-  claimedAt: z.number(),
-  claimer: z.string(),
-  done: z.boolean(),
-  doneAt: z.number().nullable(),
-  result: z.unknown(),
-});
-type Effect = z.infer<typeof Effect>;
-const Kill = z.object({ runId: z.string(), reason: z.string(), at: z.number() });
-/** `w` identifies the writer, so a retried write can recognise its own first attempt. */
-const Breaker = z.object({ w: z.string(), value: z.unknown() });
+type Effect = EffectRecord;
 
 /**
  * Compare-and-set on a KV key (revision 0: create); false when someone else won. After a
@@ -78,7 +64,7 @@ export function kvControl(
   const getEffect = async (k: string): Promise<{ value: Effect; revision: number } | undefined> => {
     const e = await link.retry(() => effects.get(k));
     if (e === null || e.operation !== 'PUT') return undefined;
-    return { value: Effect.parse(e.json()), revision: e.revision };
+    return { value: (await jsSchemas()).EffectRecord.parse(e.json()), revision: e.revision };
   };
 
   const contended = (runId: string, step: string, key: string): Error =>
@@ -176,12 +162,15 @@ export function kvControl(
       checkRunId(runId);
       const e = await link.retry(() => kills.get(kvKey(runId)));
       if (e === null || e.operation !== 'PUT') return undefined;
-      return Kill.parse(e.json());
+      return (await jsSchemas()).KillRecord.parse(e.json());
     },
     async getBreaker(key) {
       const e = await link.retry(() => breakers.get(kvKey(key)));
       if (e === null || e.operation !== 'PUT') return { value: undefined, revision: 0 };
-      return { value: Breaker.parse(e.json()).value, revision: e.revision };
+      return {
+        value: (await jsSchemas()).BreakerRecord.parse(e.json()).value,
+        revision: e.revision,
+      };
     },
     async casBreaker(key, value, revision) {
       const w = nuid.next();

@@ -4,21 +4,13 @@
  * holder stopped renewing); the entry's server timestamp is shown, never used to decide.
  */
 import type { KV } from '@nats-io/kv';
-import { z } from 'zod';
-import { checkRunId, kvKey } from './jetstreamIndex.js';
+import { checkRunId, jsSchemas, kvKey } from './jetstreamIndex.js';
+import type { LeaseRecord } from './jetstreamSchemas.js';
 import { LeaseObserver, ownerIsDead } from './leaseRules.js';
 import { isWrongLastSequence, type NatsLink } from './natsConnect.js';
 import type { Lease, LeaseAcquired, LeaseHolder, LeaseStore } from './types.js';
 
-const Value = z.object({
-  owner: z.string(),
-  token: z.number().int(),
-  ttlMs: z.number().int(),
-  released: z.boolean(),
-  /** Bumped by each renewal so a retried write can tell its own first attempt. */
-  n: z.number().int(),
-});
-type Value = z.infer<typeof Value>;
+type Value = LeaseRecord;
 
 const SEEN_MAX = 10_000;
 
@@ -29,7 +21,8 @@ export function kvLeases(link: NatsLink, kv: KV, observer = new LeaseObserver())
   ): Promise<{ value: Value; revision: number; at: number } | undefined> => {
     const e = await link.retry(() => kv.get(kvKey(runId)));
     if (e === null || e.operation !== 'PUT') return undefined;
-    return { value: Value.parse(e.json()), revision: e.revision, at: e.created.getTime() };
+    const value = (await jsSchemas()).LeaseRecord.parse(e.json());
+    return { value, revision: e.revision, at: e.created.getTime() };
   };
   const holderOf = (v: Value, at: number, revision: number): LeaseHolder => ({
     owner: v.owner,

@@ -11,24 +11,14 @@
  * however long ago the call was settled (a bounded "recently settled" list would forget).
  */
 import type { KV } from '@nats-io/kv';
-import { z } from 'zod';
 import { roundUsd } from '../machines/context.js';
-import { hashKey, kvKey } from './jetstreamIndex.js';
+import { hashKey, jsSchemas, kvKey } from './jetstreamIndex.js';
+import type { PoolRecord } from './jetstreamSchemas.js';
 import { isWrongLastSequence, type NatsLink } from './natsConnect.js';
 import { checkPoolAmount, checkPoolCaps, poolRefusal } from './poolRules.js';
 import type { PoolCaps, PoolReservation, PoolState, PoolStore } from './types.js';
 
-const Value = z.object({
-  v: z.literal(1),
-  budgetUsd: z.number().nullable(),
-  maxIterations: z.number().int().nullable(),
-  spentUsd: z.number(),
-  reservedUsd: z.number(),
-  iterations: z.number().int(),
-  /** Reserved, unsettled calls: key → the dollars reserved. */
-  held: z.record(z.string(), z.number()),
-});
-type Value = z.infer<typeof Value>;
+type Value = PoolRecord;
 
 const stateOf = (v: Value): PoolState => ({
   budgetUsd: v.budgetUsd,
@@ -48,7 +38,7 @@ export function kvPools(link: NatsLink, kv: KV): PoolStore {
   const read = async (pool: string): Promise<{ value: Value; revision: number } | undefined> => {
     const e = await link.retry(() => kv.get(kvKey(pool)));
     if (e === null || e.operation !== 'PUT') return undefined;
-    return { value: Value.parse(e.json()), revision: e.revision };
+    return { value: (await jsSchemas()).PoolRecord.parse(e.json()), revision: e.revision };
   };
   const wasSettled = async (pool: string, key: string): Promise<boolean> => {
     const e = await link.retry(() => kv.get(settledKey(pool, key)));
