@@ -72,7 +72,12 @@ describe('start of a verb (issue 14)', () => {
     const at = Date.UTC(2026, 10, 3, 12);
     await store.log.append(
       'lazy-1',
-      [started('lazy-p', at), outcome(at + 1, 0.5, 'claude-haiku-4-5'), stepDone(1, 'completed')],
+      [
+        started('lazy-p', at),
+        outcome(at + 1, 0.5, 'claude-haiku-4-5'),
+        // A run that cost something: `runs` asks the store for its unconfirmed USD.
+        stepDone(1, 'completed', 0.5),
+      ],
       'no_stream',
     );
     await store.close();
@@ -80,7 +85,7 @@ describe('start of a verb (issue 14)', () => {
     expect(runs.code).toBe(0);
     // The verb did its work: the run's row, read through better-sqlite3.
     expect(runs.out).toMatch(/^run\s+pipeline/);
-    expect(runs.out).toMatch(/lazy-1\s+lazy-p/);
+    expect(runs.out).toMatch(/lazy-1\s+lazy-p\s+1\s+completed\s+\$0\.500000\s+-\s+3\s/);
     const cost = await loaded(['cost', '--by', 'model', '--store', db]);
     expect(cost.code).toBe(0);
     expect(cost.out).toMatch(/claude-haiku-4-5\s+1\s/);
@@ -96,14 +101,19 @@ describe('start of a verb (issue 14)', () => {
     const at = Date.UTC(2026, 10, 3, 12);
     await store.log.append(
       'lazy-js',
-      [started('lazy-p', at), outcome(at + 1, 0.5, 'claude-haiku-4-5'), stepDone(1, 'completed')],
+      [
+        started('lazy-p', at),
+        outcome(at + 1, 0.5, 'claude-haiku-4-5'),
+        // A run that cost something: `runs` asks the store for its unconfirmed USD.
+        stepDone(1, 'completed', 0.5),
+      ],
       'no_stream',
     );
     await store.close();
     const runs = await loaded(['runs', '--store', server.url]);
     expect(runs.code).toBe(0);
     // The run's row: its index entry was read and checked (by hand: parseIndexEntry).
-    expect(runs.out).toMatch(/lazy-js\s+lazy-p\s+1\s+completed\s+\$[\d.]+\s+-\s+3\s/);
+    expect(runs.out).toMatch(/lazy-js\s+lazy-p\s+1\s+completed\s+\$0\.500000\s+-\s+3\s/);
     const cost = await loaded(['cost', '--by', 'model', '--store', server.url]);
     expect(cost.code).toBe(0);
     expect(cost.out).toMatch(/claude-haiku-4-5\s+1\s/);

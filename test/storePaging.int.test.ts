@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { costReport } from '../src/cli/cost.js';
+import Database from 'better-sqlite3';
+import { costReport, isUnconfirmed, unconfirmedByRun } from '../src/cli/cost.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import type { Store } from '../src/store/types.js';
 import { ndjson, plumbline } from './helpers/cli.js';
@@ -60,6 +61,43 @@ describe('store scale: paging and cost rollups', { timeout: 120_000 }, () => {
   afterAll(async () => {
     await store.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("runs' unconfirmed column comes from one query, equal to reading the logs; a body that does not parse leaves its run to the log read", async () => {
+    const page = await store.log.listRuns({ limit: 30 });
+    expect(page.map((r) => r.runId)).toContain('run-05');
+    const kept = await store.log.unconfirmedUsd?.(page.map((r) => r.runId));
+    expect(kept?.size).toBe(page.length);
+    for (const r of page) {
+      const lost = (await store.log.read(r.runId))
+        .filter((e) => isUnconfirmed(e.event))
+        .reduce((a, e) => a + (e.event as { costUsd: number }).costUsd, 0);
+      expect(kept?.get(r.runId)).toBeCloseTo(lost, 12);
+    }
+    // (The fixture's states carry no cost; `runs` asks only about runs that cost something.)
+    const costly = page.map((r) => ({ ...r, costUsd: 0.01 }));
+    expect((await unconfirmedByRun(store, costly)).byRun).toEqual(new Map([['run-05', 0.0005]]));
+
+    // A second file whose lost call's body was damaged: that run is read from its log instead,
+    // which names the fault; the other run is still answered by the query.
+    const other = join(dir, 'damaged.db');
+    const s2 = openSqliteStore(other);
+    for (const id of ['bad', 'good'])
+      await s2.log.append(
+        id,
+        [started('p', T0), outcome(T0 + 1, 0.002, 'claude-haiku-4-5', true)],
+        'no_stream',
+      );
+    const raw = new Database(other);
+    raw.prepare("UPDATE events SET body = '{' WHERE run_id = 'bad' AND type = 'MODEL_ERROR'").run();
+    raw.close();
+    const answered = await s2.log.unconfirmedUsd?.(['bad', 'good']);
+    expect(answered).toEqual(new Map([['good', 0.002]]));
+    const page2 = (await s2.log.listRuns({})).map((r) => ({ ...r, costUsd: 0.002 }));
+    const { byRun, skipped } = await unconfirmedByRun(s2, page2);
+    expect(byRun).toEqual(new Map([['good', 0.002]]));
+    expect(skipped.map((k) => k.runId)).toEqual(['bad']);
+    await s2.close();
   });
 
   it('cost from the rollups equals the fold of every log, by pipeline, model and day', async () => {

@@ -182,6 +182,7 @@ const READS = new Set([
   'getRun',
   'listRuns',
   'costRollup',
+  'unconfirmedUsd',
   'loadSnapshot',
   'getKills',
   'getKill',
@@ -458,6 +459,37 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     },
     async costRollup() {
       return rollup.read();
+    },
+    async unconfirmedUsd(runIds) {
+      // The runs' lost calls found by the events' type column, their bodies parsed without the
+      // schemas: `runs` shows the column without reading logs or loading zod (issue 14). A body
+      // that does not parse leaves its run out: the caller reads that log and reports the fault.
+      const out = new Map<string, number>();
+      const bad = new Set<string>();
+      for (let i = 0; i < runIds.length; i += 500) {
+        const chunk = runIds.slice(i, i + 500);
+        for (const id of chunk) out.set(id, 0);
+        const rows = db
+          .prepare(
+            `SELECT run_id, seq, body FROM events WHERE type = 'MODEL_ERROR' AND run_id IN (${chunk.map(() => '?').join(',')})`,
+          )
+          .all(...chunk) as Array<{ run_id: string; seq: number; body: string }>;
+        for (const r of rows) {
+          try {
+            const env = JSON.parse(resolveBody(blobDir, r.run_id, r.seq, r.body)) as {
+              event?: { unconfirmed?: unknown; costUsd?: unknown };
+            };
+            if (env.event?.unconfirmed !== true) continue;
+            const usd = env.event.costUsd;
+            if (typeof usd !== 'number' || !Number.isFinite(usd)) throw new Error('no costUsd');
+            out.set(r.run_id, (out.get(r.run_id) ?? 0) + usd);
+          } catch {
+            bad.add(r.run_id);
+          }
+        }
+      }
+      for (const id of bad) out.delete(id);
+      return out;
     },
     async saveSnapshot(runId, s: SavedSnapshot) {
       q.saveSnapshot.run(runId, s.seq, s.machineHash, JSON.stringify(s.snapshot));

@@ -105,8 +105,9 @@ export interface EventLog {
   costRollup?(): Promise<CostRollup | undefined>;
   /**
    * The unconfirmed USD (lost calls at their reservation) of each of these runs that the store
-   * keeps in its index; a run left out must be found by reading its log. Optional: SQLite reads
-   * logs (cheap there), JetStream keeps it (a log read costs in proportion to the stream).
+   * can answer without reading its log; a run left out must be found by reading its log.
+   * SQLite answers with one query on the events' type column, JetStream from its run index (a
+   * log read there costs in proportion to the stream).
    */
   unconfirmedUsd?(runIds: readonly string[]): Promise<Map<string, number>>;
   /** Saves a snapshot for a run (replaces an older one). */
