@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
-import { Objm, type ObjectStore } from '@nats-io/obj';
+import type { ObjectStore } from '@nats-io/obj';
 import type { MsgHdrs } from '@nats-io/transport-node';
 import { StorageType } from '@nats-io/jetstream';
 import { CorruptEventError } from '../errors.js';
@@ -79,11 +79,14 @@ export function jetstreamBlobs(o: BlobOptions): JetStreamBlobs {
   );
   let bucket: Promise<ObjectStore> | undefined;
   const store = (): Promise<ObjectStore> => {
-    bucket ??= o.link
-      .retry(() =>
-        o.readOnly === true
-          ? new Objm(o.js).open(o.bucket)
-          : new Objm(o.js).create(o.bucket, { replicas: o.replicas, storage: StorageType.File }),
+    // The object store client is loaded with the first large event: most stores have none.
+    bucket ??= import('@nats-io/obj')
+      .then(({ Objm }) =>
+        o.link.retry(() =>
+          o.readOnly === true
+            ? new Objm(o.js).open(o.bucket)
+            : new Objm(o.js).create(o.bucket, { replicas: o.replicas, storage: StorageType.File }),
+        ),
       )
       .catch((e: unknown) => {
         bucket = undefined;
