@@ -21,6 +21,8 @@ export interface Results {
     memReps: number;
     /** Warm-up runs before each measured phase (100 before 2026-11-30's second run). */
     warmup?: number;
+    /** Spawns per command of the CLI start figure (absent before 2026-11-30's third run). */
+    spawns?: number;
   };
   startedAt: string;
   finishedAt?: string;
@@ -47,6 +49,8 @@ export interface Results {
   replay: Record<string, Row[]>;
   recovery: Row[];
   memory: Row[];
+  /** CLI start (bench/cliStart.ts): one row. */
+  cli?: Row[];
 }
 
 function at(row: Row, path: string): number {
@@ -158,6 +162,7 @@ export function renderReport(r: Results, notes: string): string {
   L.push(
     `node --expose-gc --import tsx bench/memory.ts --runs ${P.memRuns} --unload-ms 10000 --retry-after 3600`,
   );
+  L.push(`npm run build && node --import tsx bench/cliStart.ts --spawns ${String(P.spawns ?? 20)}`);
   L.push('```');
   L.push('');
 
@@ -345,6 +350,39 @@ export function renderReport(r: Results, notes: string): string {
   L.push('Target: ≤ 20 KiB per parked run.');
   L.push('');
 
+  // Figure 7.
+  const cli = ok(r.cli)[0];
+  const cliRows = (cli?.rows ?? []) as Array<{
+    command: string;
+    wallP50: number;
+    wallP90: number;
+    cpuP50: number;
+    cpuP90: number;
+  }>;
+  L.push('## 7. CLI start');
+  L.push('');
+  if (cli === undefined) {
+    L.push(`Did not run: ${errors(r.cli)[0] ?? 'not selected'}.`);
+  } else {
+    L.push(
+      `\`bench/cliStart.ts\`: \`plumbline demo\` fills a SQLite store and a JetStream store (its own nats-server), then each command is spawned ${String(cli.spawns)} times, the commands taking turns: ` +
+        '`node bin/plumbline.mjs <verb>` over the built `dist/`, as users run it. Wall = spawn to exit (the answer printed); CPU = the child’s own user + system time at exit. ' +
+        '`node -e 0` in the same loop is what Node alone costs to start here.',
+    );
+    L.push('');
+    L.push('| command | wall p50 / p90 (ms) | CPU p50 / p90 (ms) |');
+    L.push('|---|---|---|');
+    for (const x of cliRows)
+      L.push(
+        `| \`${x.command}\` | **${fmt(x.wallP50, 0)}** / ${fmt(x.wallP90, 0)} | ${fmt(x.cpuP50, 0)} / ${fmt(x.cpuP90, 0)} |`,
+      );
+    L.push('');
+    L.push(`Load during the loop: ${loads([cli])}.`);
+  }
+  L.push('');
+  L.push('Target: a CLI verb starts in ≤ 150 ms.');
+  L.push('');
+
   // Targets.
   L.push('## Targets and measured values');
   L.push('');
@@ -393,6 +431,14 @@ export function renderReport(r: Results, notes: string): string {
   L.push(
     `| ≤ 20 KiB per parked run | ${fmt(mm.median, 1)} KiB RSS | ${yes(mm.n > 0 ? mm.median <= 20 : null)} |`,
   );
+  for (const store of ['sqlite', 'jetstream']) {
+    const verbs = cliRows.filter((x) => x.command.endsWith(`(${store})`));
+    if (verbs.length === 0) continue;
+    const worst = Math.max(...verbs.map((x) => x.wallP50));
+    L.push(
+      `| a CLI verb starts in ≤ 150 ms (\`runs\`, \`cost\`, ${store}) | slowest p50 ${fmt(worst, 0)} ms wall | ${yes(worst <= 150)} |`,
+    );
+  }
   L.push('');
   L.push(notes.trim());
   L.push('');

@@ -3,7 +3,7 @@
  * round so a load spike from elsewhere hits them all alike, and writes BENCHMARKS.md (and the
  * raw results to bench/results/latest.json).
  *
- *   npm run bench                      all six figures, 5 repetitions (about 12–15 minutes)
+ *   npm run bench                      all seven figures, 5 repetitions (about 13–16 minutes)
  *   npm run bench -- --quick           smoke run: small N, 2 repetitions, written to a temp file
  *   npm run bench -- --only peers,replay
  *   npm run bench -- --reps 3
@@ -48,7 +48,7 @@ if (flag('render')) {
 }
 
 const quick = flag('quick') || process.env.BENCH_QUICK === '1';
-const only = new Set((opt('only') ?? 'plumbline,peers,replay,recovery,memory').split(','));
+const only = new Set((opt('only') ?? 'plumbline,peers,replay,recovery,memory,cli').split(','));
 const P = quick
   ? {
       reps: 2,
@@ -60,6 +60,7 @@ const P = quick
       memRuns: 1_000,
       memReps: 1,
       warmup: 50,
+      spawns: 5,
     }
   : {
       reps: 5,
@@ -71,6 +72,7 @@ const P = quick
       memRuns: 10_000,
       memReps: 5,
       warmup: 1_000,
+      spawns: 20,
     };
 P.reps = Number(opt('reps') ?? P.reps);
 
@@ -129,6 +131,7 @@ const results: Results = flag('merge')
       ...(only.has('memory') ? { memory: [] } : {}),
       ...(only.has('recovery') ? { recovery: [] } : {}),
       ...(only.has('replay') ? { replay: {} } : {}),
+      ...(only.has('cli') ? { cli: [] } : {}),
     }
   : fresh;
 if (flag('merge')) {
@@ -233,6 +236,13 @@ if (only.has('recovery')) {
       ],
       600_000,
     ),
+  );
+}
+if (only.has('cli')) {
+  // The CLI runs from dist/, as users run it: built from this checkout first.
+  execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'ignore' });
+  (results.cli ??= []).push(
+    await child('CLI start', [...tsx, 'bench/cliStart.ts', '--spawns', String(P.spawns)], 600_000),
   );
 }
 if (!flag('merge')) {
