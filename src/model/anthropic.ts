@@ -13,6 +13,7 @@ import { accountIdOf } from './account.js';
 import { rateLimitsFromHeaders } from './rateHeaders.js';
 import { usageFromApi } from './cost.js';
 import { Lru } from './lru.js';
+import { sdkSpansMayMatter } from './sdkSpans.js';
 import { buildParams, countParams, type CreateParams } from './params.js';
 import { redactValue, secretValues } from '../runtime/redact.js';
 import type {
@@ -71,6 +72,9 @@ export function createAnthropicClient(opts: AnthropicClientOptions = {}): ModelC
     maxRetries: 0,
     timeout: wholeMs(defaultTimeoutMs),
   });
+  // The same client (same auth, options and connections) with the SDK's call spans off, used
+  // while they could not record or propagate anything anyway (see sdkSpans.ts).
+  const untraced = sdk.withOptions({ openTelemetry: false });
   const counting = opts.countTokens ?? sdk.baseURL.replace(/\/+$/, '') === ANTHROPIC_API;
   const counts = new Lru<Promise<number | null>>(
     opts.tokenCountCacheSize ?? DEFAULT_COUNT_CACHE_SIZE,
@@ -121,8 +125,9 @@ export function createAnthropicClient(opts: AnthropicClientOptions = {}): ModelC
       }
 
       try {
+        const client = sdkSpansMayMatter() ? sdk : untraced;
         // A timeout is always set, so the SDK never refuses a large max_tokens locally.
-        const { data, response, request_id } = await sdk.messages
+        const { data, response, request_id } = await client.messages
           .create(params, { signal, timeout: wholeMs(request.timeoutMs ?? defaultTimeoutMs) })
           .withResponse();
         const msg: Message = data;
