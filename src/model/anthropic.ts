@@ -14,6 +14,7 @@ import { rateLimitsFromHeaders } from './rateHeaders.js';
 import { usageFromApi } from './cost.js';
 import { Lru } from './lru.js';
 import { sdkSpansMayMatter } from './sdkSpans.js';
+import { fetchWithoutCopy } from './sdkFetch.js';
 import { buildParams, countParams, type CreateParams } from './params.js';
 import { redactValue, secretValues } from '../runtime/redact.js';
 import type {
@@ -71,6 +72,7 @@ export function createAnthropicClient(opts: AnthropicClientOptions = {}): ModelC
     ...(opts.baseURL !== undefined ? { baseURL: opts.baseURL } : {}),
     maxRetries: 0,
     timeout: wholeMs(defaultTimeoutMs),
+    fetch: fetchWithoutCopy(globalThis.fetch),
   });
   // The same client (same auth, options and connections) with the SDK's call spans off, used
   // while they could not record or propagate anything anyway (see sdkSpans.ts).
