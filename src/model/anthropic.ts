@@ -77,6 +77,7 @@ export function createAnthropicClient(opts: AnthropicClientOptions = {}): ModelC
   // The same client (same auth, options and connections) with the SDK's call spans off, used
   // while they could not record or propagate anything anyway (see sdkSpans.ts).
   const untraced = sdk.withOptions({ openTelemetry: false });
+  const client = (): Anthropic => (sdkSpansMayMatter() ? sdk : untraced);
   const counting = opts.countTokens ?? sdk.baseURL.replace(/\/+$/, '') === ANTHROPIC_API;
   const counts = new Lru<Promise<number | null>>(
     opts.tokenCountCacheSize ?? DEFAULT_COUNT_CACHE_SIZE,
@@ -94,8 +95,8 @@ export function createAnthropicClient(opts: AnthropicClientOptions = {}): ModelC
     const cached = counts.get(key);
     if (cached !== undefined) return cached;
     const timeout = Math.min(COUNT_TIMEOUT_MS, wholeMs(request.timeoutMs ?? defaultTimeoutMs));
-    const counted: Promise<number | null> = sdk.messages
-      .countTokens(params, { ...(signal !== undefined ? { signal } : {}), timeout })
+    const counted: Promise<number | null> = client()
+      .messages.countTokens(params, { ...(signal !== undefined ? { signal } : {}), timeout })
       .then(
         (r) =>
           Number.isSafeInteger(r.input_tokens) && r.input_tokens >= 0 ? r.input_tokens : null,
@@ -127,10 +128,12 @@ export function createAnthropicClient(opts: AnthropicClientOptions = {}): ModelC
       }
 
       try {
-        const client = sdkSpansMayMatter() ? sdk : untraced;
         // A timeout is always set, so the SDK never refuses a large max_tokens locally.
-        const { data, response, request_id } = await client.messages
-          .create(params, { signal, timeout: wholeMs(request.timeoutMs ?? defaultTimeoutMs) })
+        const { data, response, request_id } = await client()
+          .messages.create(params, {
+            signal,
+            timeout: wholeMs(request.timeoutMs ?? defaultTimeoutMs),
+          })
           .withResponse();
         const msg: Message = data;
         const limits = rateLimitsFromHeaders(response.headers);

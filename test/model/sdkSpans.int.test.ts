@@ -39,7 +39,7 @@ const probe: TextMapPropagator = {
 };
 
 const fake = await startFakeClaude();
-const claude = createAnthropicClient({ apiKey: 'sk-test', baseURL: fake.url });
+const claude = createAnthropicClient({ apiKey: 'sk-test', baseURL: fake.url, countTokens: true });
 afterAll(async () => {
   propagation.disable();
   trace.disable();
@@ -64,7 +64,7 @@ describe.sequential('the SDK spans switch', () => {
     expect(sdkSpansMayMatter()).toBe(false);
   });
 
-  it('a provider registered after the client was made gets the SDK span of the next call', async () => {
+  it('a provider registered after the client was made gets the SDK spans of the next call and count', async () => {
     const exporter = new InMemorySpanExporter();
     trace.setGlobalTracerProvider(
       new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }),
@@ -72,8 +72,10 @@ describe.sequential('the SDK spans switch', () => {
     expect(sdkSpansMayMatter()).toBe(true);
     const outcome = await claude.call(request, new AbortController().signal);
     expect(outcome.ok).toBe(true);
+    expect(await claude.countTokens?.(request)).toEqual(expect.any(Number));
+    const names = exporter.getFinishedSpans().map((s) => s.name);
+    expect(names).toEqual(['anthropic.messages.create', 'anthropic.messages.count_tokens']);
     const spans = exporter.getFinishedSpans().filter((s) => s.name === 'anthropic.messages.create');
-    expect(spans).toHaveLength(1);
     expect(spans[0]?.attributes).toMatchObject({
       'gen_ai.provider.name': 'anthropic',
       'gen_ai.request.model': 'claude-sonnet-4-6',
