@@ -13,6 +13,8 @@ import { accountIdOf } from './account.js';
 import { rateLimitsFromHeaders } from './rateHeaders.js';
 import { usageFromApi } from './cost.js';
 import { Lru } from './lru.js';
+import { sdkSpansMayMatter } from './sdkSpans.js';
+import { fetchWithoutCopy } from './sdkFetch.js';
 import { buildParams, countParams, type CreateParams } from './params.js';
 import { redactValue, secretValues } from '../runtime/redact.js';
 import type {
@@ -70,7 +72,12 @@ export function createAnthropicClient(opts: AnthropicClientOptions = {}): ModelC
     ...(opts.baseURL !== undefined ? { baseURL: opts.baseURL } : {}),
     maxRetries: 0,
     timeout: wholeMs(defaultTimeoutMs),
+    fetch: fetchWithoutCopy(globalThis.fetch),
   });
+  // The same client (same auth, options and connections) with the SDK's call spans off, used
+  // while they could not record or propagate anything anyway (see sdkSpans.ts).
+  const untraced = sdk.withOptions({ openTelemetry: false });
+  const client = (): Anthropic => (sdkSpansMayMatter() ? sdk : untraced);
   const counting = opts.countTokens ?? sdk.baseURL.replace(/\/+$/, '') === ANTHROPIC_API;
   const counts = new Lru<Promise<number | null>>(
     opts.tokenCountCacheSize ?? DEFAULT_COUNT_CACHE_SIZE,
@@ -88,8 +95,8 @@ export function createAnthropicClient(opts: AnthropicClientOptions = {}): ModelC
     const cached = counts.get(key);
     if (cached !== undefined) return cached;
     const timeout = Math.min(COUNT_TIMEOUT_MS, wholeMs(request.timeoutMs ?? defaultTimeoutMs));
-    const counted: Promise<number | null> = sdk.messages
-      .countTokens(params, { ...(signal !== undefined ? { signal } : {}), timeout })
+    const counted: Promise<number | null> = client()
+      .messages.countTokens(params, { ...(signal !== undefined ? { signal } : {}), timeout })
       .then(
         (r) =>
           Number.isSafeInteger(r.input_tokens) && r.input_tokens >= 0 ? r.input_tokens : null,
@@ -122,8 +129,11 @@ export function createAnthropicClient(opts: AnthropicClientOptions = {}): ModelC
 
       try {
         // A timeout is always set, so the SDK never refuses a large max_tokens locally.
-        const { data, response, request_id } = await sdk.messages
-          .create(params, { signal, timeout: wholeMs(request.timeoutMs ?? defaultTimeoutMs) })
+        const { data, response, request_id } = await client()
+          .messages.create(params, {
+            signal,
+            timeout: wholeMs(request.timeoutMs ?? defaultTimeoutMs),
+          })
           .withResponse();
         const msg: Message = data;
         const limits = rateLimitsFromHeaders(response.headers);
