@@ -12,6 +12,7 @@ import { AUTO_BUDGET_MARGIN } from '../src/runtime/forecast.js';
 import { BUDGET_AUTO_HELP, HELP_AUTO_BUDGET_MARGIN } from '../src/cli/forecast.js';
 import { openJetStreamStore } from '../src/store/jetstream.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
+import type { Store } from '../src/store/types.js';
 import { runNode } from './helpers/cli.js';
 import { outcome, started, stepDone } from './helpers/envelopes.js';
 import { startNatsServer } from './helpers/natsServer.js';
@@ -54,6 +55,42 @@ const READ_VERB_HEAVY = [
   '/dist/bus/',
 ];
 
+/** Records a completed run that cost $0.50 (so `runs` asks the store for its unconfirmed USD). */
+async function recordCostlyRun(store: Store, runId: string): Promise<void> {
+  const at = Date.UTC(2026, 10, 3, 12);
+  await store.log.append(
+    runId,
+    [
+      started('lazy-p', at),
+      outcome(at + 1, 0.5, 'claude-haiku-4-5'),
+      stepDone(1, 'completed', 0.5),
+    ],
+    'no_stream',
+  );
+}
+
+/**
+ * Runs `runs` and `cost --by model` on `store`, checks each answered (the run's row, its model's
+ * cost) without loading the runtime's heavy modules, and returns what each loaded.
+ */
+async function readVerbs(
+  store: string,
+  runId: string,
+): Promise<Array<{ code: number | null; out: string; urls: string[] }>> {
+  const runs = await loaded(['runs', '--store', store]);
+  expect(runs.code).toBe(0);
+  expect(runs.out).toMatch(/^run\s+pipeline/);
+  expect(runs.out).toMatch(
+    new RegExp(`${runId}\\s+lazy-p\\s+1\\s+completed\\s+\\$0\\.500000\\s+-\\s+3\\s`),
+  );
+  const cost = await loaded(['cost', '--by', 'model', '--store', store]);
+  expect(cost.code).toBe(0);
+  expect(cost.out).toMatch(/claude-haiku-4-5\s+1\s/);
+  for (const r of [runs, cost])
+    expect(r.urls.filter((u) => READ_VERB_HEAVY.some((h) => u.includes(h)))).toEqual([]);
+  return [runs, cost];
+}
+
 describe('start of a verb (issue 14)', () => {
   it('--help and --version load none of the SDK, zod, better-sqlite3, pino, xstate', async () => {
     for (const args of [['--help'], ['--version'], ['runs', '--help']]) {
@@ -69,58 +106,23 @@ describe('start of a verb (issue 14)', () => {
   it('runs and cost read the store without the SDK, zod, pino, xstate, OpenTelemetry or the runtime', async () => {
     const db = join(dir, 'store.db');
     const store = openSqliteStore(db);
-    const at = Date.UTC(2026, 10, 3, 12);
-    await store.log.append(
-      'lazy-1',
-      [
-        started('lazy-p', at),
-        outcome(at + 1, 0.5, 'claude-haiku-4-5'),
-        // A run that cost something: `runs` asks the store for its unconfirmed USD.
-        stepDone(1, 'completed', 0.5),
-      ],
-      'no_stream',
-    );
+    await recordCostlyRun(store, 'lazy-1');
     await store.close();
-    const runs = await loaded(['runs', '--store', db]);
-    expect(runs.code).toBe(0);
     // The verb did its work: the run's row, read through better-sqlite3.
-    expect(runs.out).toMatch(/^run\s+pipeline/);
-    expect(runs.out).toMatch(/lazy-1\s+lazy-p\s+1\s+completed\s+\$0\.500000\s+-\s+3\s/);
-    const cost = await loaded(['cost', '--by', 'model', '--store', db]);
-    expect(cost.code).toBe(0);
-    expect(cost.out).toMatch(/claude-haiku-4-5\s+1\s/);
-    for (const r of [runs, cost]) {
-      expect(r.urls.some((u) => u.includes('/better-sqlite3/'))).toBe(true);
-      expect(r.urls.filter((u) => READ_VERB_HEAVY.some((h) => u.includes(h)))).toEqual([]);
-    }
+    const r = await readVerbs(db, 'lazy-1');
+    for (const x of r) expect(x.urls.some((u) => u.includes('/better-sqlite3/'))).toBe(true);
   });
 
   it('runs and cost on JetStream read the index and rollups without zod or the runtime', async () => {
     await using server = await startNatsServer();
     const store = await openJetStreamStore({ servers: server.url });
-    const at = Date.UTC(2026, 10, 3, 12);
-    await store.log.append(
-      'lazy-js',
-      [
-        started('lazy-p', at),
-        outcome(at + 1, 0.5, 'claude-haiku-4-5'),
-        // A run that cost something: `runs` asks the store for its unconfirmed USD.
-        stepDone(1, 'completed', 0.5),
-      ],
-      'no_stream',
-    );
+    await recordCostlyRun(store, 'lazy-js');
     await store.close();
-    const runs = await loaded(['runs', '--store', server.url]);
-    expect(runs.code).toBe(0);
     // The run's row: its index entry was read and checked (by hand: parseIndexEntry).
-    expect(runs.out).toMatch(/lazy-js\s+lazy-p\s+1\s+completed\s+\$0\.500000\s+-\s+3\s/);
-    const cost = await loaded(['cost', '--by', 'model', '--store', server.url]);
-    expect(cost.code).toBe(0);
-    expect(cost.out).toMatch(/claude-haiku-4-5\s+1\s/);
-    for (const r of [runs, cost]) {
-      expect(r.urls.some((u) => u.includes('/@nats-io/'))).toBe(true);
-      expect(r.urls.filter((u) => READ_VERB_HEAVY.some((h) => u.includes(h)))).toEqual([]);
-      expect(r.urls.filter((u) => u.includes('/dist/store/jetstreamSchemas.js'))).toEqual([]);
+    const r = await readVerbs(server.url, 'lazy-js');
+    for (const x of r) {
+      expect(x.urls.some((u) => u.includes('/@nats-io/'))).toBe(true);
+      expect(x.urls.filter((u) => u.includes('/dist/store/jetstreamSchemas.js'))).toEqual([]);
     }
   });
 
