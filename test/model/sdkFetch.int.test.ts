@@ -9,22 +9,11 @@ import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createAnthropicClient } from '../../src/model/anthropic.js';
 import { fetchWithoutCopy } from '../../src/model/sdkFetch.js';
-import type { ModelOutcome, ModelRequest } from '../../src/model/types.js';
+import type { ModelOutcome } from '../../src/model/types.js';
+import { hiRequest } from './hiRequest.js';
 import { startFakeClaude, type FakeAction } from '../../src/testing/index.js';
 
-const request: ModelRequest = {
-  model: 'claude-sonnet-4-6',
-  messages: [{ role: 'user', content: 'Say hi.' }],
-  maxTokens: 64,
-  schema: {
-    type: 'object',
-    properties: { a: { type: 'string' } },
-    required: ['a'],
-    additionalProperties: false,
-  },
-  schemaName: 'hi',
-  mode: 'native',
-};
+const request = hiRequest;
 
 interface Seen {
   method: string;

@@ -14,22 +14,10 @@ import {
 import { afterAll, describe, expect, it } from 'vitest';
 import { createAnthropicClient } from '../../src/model/anthropic.js';
 import { sdkSpansMayMatter } from '../../src/model/sdkSpans.js';
-import type { ModelRequest } from '../../src/model/types.js';
+import { hiRequest } from './hiRequest.js';
 import { startFakeClaude } from '../../src/testing/index.js';
 
-const request: ModelRequest = {
-  model: 'claude-sonnet-4-6',
-  messages: [{ role: 'user', content: 'Say hi.' }],
-  maxTokens: 64,
-  schema: {
-    type: 'object',
-    properties: { a: { type: 'string' } },
-    required: ['a'],
-    additionalProperties: false,
-  },
-  schemaName: 'hi',
-  mode: 'native',
-};
+const request = hiRequest;
 
 /** A propagator that writes one fixed header, whatever the context. */
 const probe: TextMapPropagator = {
