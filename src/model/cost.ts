@@ -120,7 +120,7 @@ export function overrunUsd(reservedUsd: number, actualUsd: number): number {
 /**
  * The UTF-8 length of `s` in bytes (a lone surrogate counts as the 3 bytes of U+FFFD, as it is
  * sent). Node's own count: ≈ 20× faster than a loop over the characters in JavaScript (≈ 3 µs
- * per KiB of request, twice per call: the reservation and the estimate).
+ * per KiB of request body, counted for each call's reservation).
  */
 export function utf8Bytes(s: string): number {
   return Buffer.byteLength(s, 'utf8');
