@@ -17,6 +17,8 @@ import {
   type NewEnvelope,
 } from '../src/machines/events.js';
 import { normaliser } from '../src/machines/normalise.js';
+import { canonicalJsonAt } from '../src/machines/canonicalJson.js';
+import { canonicalWriter } from '../src/machines/canonicalSchema.js';
 
 interface Def {
   type: string;
@@ -121,6 +123,65 @@ describe('normalising without a parse', () => {
       );
     },
   );
+
+  it.each(machineEvents.map((m) => [m.type, m.arb] as const))(
+    'writes the canonical JSON of the normalised %s without normalising (canonicalWriter)',
+    (_type, a) => {
+      const [n, w] = [normaliser(MachineEvent), canonicalWriter(MachineEvent)];
+      fc.assert(
+        fc.property(a, fc.nat(70), (e, depth) => {
+          expect(w(e, depth)).toBe(canonicalJsonAt(n(e), depth));
+        }),
+        { numRuns: 100 },
+      );
+    },
+  );
+
+  it('writes run.started and state summaries as their normalised JSON, odd values included', () => {
+    const cases: Array<[z.ZodType, unknown]> = [
+      [RunStarted, null],
+      [StateSummary, [1, 2]],
+      [StateSummary, { value: { toJSON: () => 'x' }, status: 'running', step: null, costUsd: 0 }],
+    ];
+    for (const [s, v] of cases)
+      expect(canonicalWriter(s)(v, 0)).toBe(canonicalJsonAt(normaliser(s)(v), 0));
+    fc.assert(
+      fc.property(started, state, (e, st) => {
+        expect(canonicalWriter(RunStarted)(e, 0)).toBe(canonicalJson(normaliser(RunStarted)(e)));
+        expect(canonicalWriter(StateSummary)(st, 0)).toBe(
+          canonicalJson(normaliser(StateSummary)(st)),
+        );
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('writes the nodes it treats apart as the normaliser and canonicalJson do', async () => {
+    const { z: zod } = await import('zod');
+    const rec = zod.record(zod.string(), zod.object({ a: zod.number().default(1) }));
+    const arr = zod.array(zod.object({ b: zod.string().optional() }));
+    const defaults = zod.array(zod.object({ b: zod.string() }).default({ b: 'd' }));
+    const odd = zod.object({ '1x': zod.object({ c: zod.number() }), toJSON: zod.unknown() });
+    const sparse: unknown[] = [];
+    sparse[2] = { b: 'x', y: 1 };
+    const cases: Array<[z.ZodType, unknown]> = [
+      [rec, { z: {}, b: { a: 2, q: 3 }, '9': {} }],
+      [rec, { z: {}, b: { a: 2, q: 3 }, B: { a: undefined } }],
+      [rec, JSON.parse('{"__proto__":{"a":3},"k":{}}') as unknown],
+      [rec, [{ a: 1 }]],
+      [arr, sparse],
+      [defaults, sparse],
+      [defaults, [undefined, { b: 'x' }]],
+      [arr, 'not an array'],
+      [odd, { '1x': { c: 1, d: 2 }, toJSON: 5 }],
+    ];
+    for (const [s, v] of cases)
+      for (const depth of [0, 64, 65])
+        expect(canonicalWriter(s)(v, depth)).toBe(canonicalJsonAt(normaliser(s)(v), depth));
+    // A kind the writer does not cover is normalised by parse, then written.
+    const t = zod.object({ a: zod.string().transform((x) => x.length) });
+    expect(canonicalWriter(t)({ a: 'abc', b: 1 }, 0)).toBe('{"a":3}');
+  });
 
   it("links logs whose hashes are the reader's (envelopeHash parses), before and after a JSON round trip", () => {
     const event = fc.oneof(started, ...machineEvents.map((m) => m.arb));

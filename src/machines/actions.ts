@@ -20,6 +20,11 @@ function bump(
   return { ...ctx.attempts, [step]: { ...a, [field]: a[field] + 1 } };
 }
 
+/**
+ * The cost fields after `usd` more on `step`. Callers copy its fields into their update one by
+ * one: an object literal that spreads a second object (`{ ...a, ...b, x }`) is built by V8's
+ * generic property copy, ≈ 7 µs per `recordResponse` against ≈ 1 µs written out.
+ */
 function addCost(
   ctx: RunContext,
   step: string,
@@ -35,7 +40,7 @@ function addCost(
 function addTokens(
   ctx: RunContext,
   used: { input: number; output: number },
-): Pick<RunContext, 'inputTokens' | 'outputTokens' | 'reservedTokens'> {
+): Required<Pick<RunContext, 'inputTokens' | 'outputTokens' | 'reservedTokens'>> {
   return {
     inputTokens: (ctx.inputTokens ?? 0) + used.input,
     outputTokens: (ctx.outputTokens ?? 0) + used.output,
@@ -121,12 +126,18 @@ export const actions = {
     ({ context, event }: Args, p: { step: string; maxTokensOnRetry: number | null }) => {
       if (event.type !== 'MODEL_RESPONSE') return {};
       const valid = event.verdict === 'valid';
+      const cost = addCost(context, p.step, event.costUsd);
+      const tokens = addTokens(context, {
+        input: inputOf(event.usage),
+        output: event.usage.outputTokens,
+      });
+      // Field by field, not spread: see `addCost`.
       return {
-        ...addCost(context, p.step, event.costUsd),
-        ...addTokens(context, {
-          input: inputOf(event.usage),
-          output: event.usage.outputTokens,
-        }),
+        costUsd: cost.costUsd,
+        stepCostUsd: cost.stepCostUsd,
+        inputTokens: tokens.inputTokens,
+        outputTokens: tokens.outputTokens,
+        reservedTokens: tokens.reservedTokens,
         reservedUsd: 0,
         pending: null,
         last: { verdict: event.verdict, kind: 'validation', message: event.issues.join('; ') },
@@ -149,9 +160,14 @@ export const actions = {
         : event.usage !== null
           ? { input: inputOf(event.usage), output: event.usage.outputTokens }
           : { input: 0, output: 0 };
+    const cost = addCost(context, p.step, event.costUsd);
+    const tokens = addTokens(context, used);
     return {
-      ...addCost(context, p.step, event.costUsd),
-      ...addTokens(context, used),
+      costUsd: cost.costUsd,
+      stepCostUsd: cost.stepCostUsd,
+      inputTokens: tokens.inputTokens,
+      outputTokens: tokens.outputTokens,
+      reservedTokens: tokens.reservedTokens,
       reservedUsd: 0,
       pending: null,
       last: {
@@ -222,8 +238,10 @@ export const actions = {
   recordChildrenDone: assign(({ context, event }: Args, p: { single: boolean }) => {
     if (event.type !== 'CHILDREN_DONE') return {};
     const first = event.errors[0];
+    const cost = addCost(context, event.step, event.costUsd);
     return {
-      ...addCost(context, event.step, event.costUsd),
+      costUsd: cost.costUsd,
+      stepCostUsd: cost.stepCostUsd,
       iterations: context.iterations + event.iterations,
       outputs: {
         ...context.outputs,
@@ -248,8 +266,10 @@ export const actions = {
     const outcome = event.ok
       ? { ok: true, value: event.result ?? null }
       : { ok: false, error: event.error ?? 'failed' };
+    const cost = addCost(context, event.step, event.costUsd - before.usd);
     return {
-      ...addCost(context, event.step, event.costUsd - before.usd),
+      costUsd: cost.costUsd,
+      stepCostUsd: cost.stepCostUsd,
       iterations: context.iterations + event.iterations - before.iterations,
       childShare: {
         ...context.childShare,

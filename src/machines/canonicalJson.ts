@@ -20,13 +20,14 @@ export function canonicalJsonSlow(value: unknown): string {
 }
 
 /** Past this depth a value is handed to the reference (which reports a cycle by throwing). */
-const MAX_DEPTH = 64;
+export const MAX_DEPTH = 64;
 
 /** Characters JSON.stringify escapes (quotes, backslash, controls, surrogates). */
 // eslint-disable-next-line no-control-regex -- the control characters are what JSON escapes
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 
-function quote(s: string): string {
+/** A string as JSON (as `JSON.stringify`, without its call for the common string). */
+export function quote(s: string): string {
   return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
 }
 
@@ -39,6 +40,14 @@ function quote(s: string): string {
 export function canonicalJson(value: unknown): string {
   // Undefined at the top (a function, undefined), as JSON.stringify returns.
   return write(value, 0) as string;
+}
+
+/**
+ * The canonical JSON of `v` found at `depth` inside the value being written (0 at the top), or
+ * undefined where JSON.stringify leaves the value out: for writers of a part of a value.
+ */
+export function canonicalJsonAt(v: unknown, depth: number): string | undefined {
+  return write(v, depth);
 }
 
 /** The JSON of `v`, or undefined where JSON.stringify leaves the value out. */

@@ -8,9 +8,9 @@
  * chain on a log written before `prev` existed. {@link link} sets `prev` on a batch.
  */
 import { hash } from 'node:crypto';
-import { canonicalJson } from './canonicalJson.js';
+import { canonicalJson, canonicalJsonAt, quote } from './canonicalJson.js';
+import { canonicalWriter } from './canonicalSchema.js';
 import { MachineEvent, RunStarted, StateSummary, type NewEnvelope } from './events.js';
-import { normaliser } from './normalise.js';
 
 export { canonicalJson } from './canonicalJson.js';
 
@@ -48,22 +48,33 @@ function hashOf(
   return hash('sha256', canonicalJson(body), 'hex');
 }
 
-const normaliseStarted = normaliser(RunStarted);
-const normaliseMachineEvent = normaliser(MachineEvent);
-const normaliseState = normaliser(StateSummary);
+const writeStarted = canonicalWriter(RunStarted);
+const writeMachineEvent = canonicalWriter(MachineEvent);
+const writeState = canonicalWriter(StateSummary);
 
 /**
  * {@link envelopeHash} of an envelope the runtime built itself, normalised without the schema
  * check: for every valid envelope the same hash (test/chainNormalise.unit.test.ts compares
  * them over generated events of every type), for ≈ a tenth of the CPU. The check is the
- * store's (`validateAppends`, on in tests) and every read's.
+ * store's (`validateAppends`, on in tests) and every read's. The canonical JSON of
+ * `{ seq, at, event, state, prev }` is written here with its keys in their sorted order, event
+ * and state by their schemas' writers (`canonicalSchema.ts`: no normalised copy).
  */
 function builtHash(prevHash: string, seq: number, env: NewEnvelope): string {
   const event =
-    env.event.type === 'run.started'
-      ? normaliseStarted(env.event)
-      : normaliseMachineEvent(env.event);
-  return hashOf(prevHash, seq, env.at, event, normaliseState(env.state));
+    env.event.type === 'run.started' ? writeStarted(env.event, 1) : writeMachineEvent(env.event, 1);
+  let body = field('{', '"at"', canonicalJsonAt(env.at, 1));
+  body = field(body, '"event"', event);
+  body = field(body, '"prev"', quote(prevHash));
+  body = field(body, '"seq"', canonicalJsonAt(seq, 1));
+  body = field(body, '"state"', writeState(env.state, 1));
+  return hash('sha256', `${body}}`, 'hex');
+}
+
+/** `body` (an object's JSON so far, without its `}`) and the key's part unless JSON leaves it out. */
+function field(body: string, key: string, part: string | undefined): string {
+  if (part === undefined) return body;
+  return body.length === 1 ? `${body}${key}:${part}` : `${body},${key}:${part}`;
 }
 
 /**

@@ -263,22 +263,25 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     return JSON.stringify({ $blob: name });
   };
 
+  // A read-only connection to a store made before child runs has no parent columns.
+  const withParent = hasParentColumn(db);
   const q = {
     lastSeq: db.prepare<[string], { last_seq: number }>(
       'SELECT last_seq FROM runs WHERE run_id = ?',
     ),
     insert: db.prepare('INSERT INTO events (run_id, seq, at, type, body) VALUES (?, ?, ?, ?, ?)'),
+    // Positional parameters: binding by name costs a property look-up per parameter (≈ 0.7 µs
+    // more per append in better-sqlite3), and these two run on every append.
     createRun: db.prepare(
-      // A read-only connection to a store made before child runs has no parent columns.
-      hasParentColumn(db)
+      withParent
         ? `INSERT INTO runs (run_id, pipeline, version, machine_hash, module, status, step, cost_usd, last_seq, started_at, updated_at, ended_at, parent, parent_step, parent_part)
-       VALUES (@runId, @pipeline, @version, @machineHash, @module, @status, @step, @costUsd, @lastSeq, @startedAt, @at, @endedAt, @parent, @parentStep, @parentPart)`
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
         : `INSERT INTO runs (run_id, pipeline, version, machine_hash, module, status, step, cost_usd, last_seq, started_at, updated_at, ended_at)
-       VALUES (@runId, @pipeline, @version, @machineHash, @module, @status, @step, @costUsd, @lastSeq, @startedAt, @at, @endedAt)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     updateRun: db.prepare(
-      `UPDATE runs SET status = @status, step = @step, cost_usd = @costUsd, last_seq = @lastSeq, updated_at = @at,
-       ended_at = COALESCE(ended_at, @endedAt) WHERE run_id = @runId AND last_seq = @expected`,
+      `UPDATE runs SET status = ?, step = ?, cost_usd = ?, last_seq = ?, updated_at = ?,
+       ended_at = COALESCE(ended_at, ?) WHERE run_id = ? AND last_seq = ?`,
     ),
     read: db.prepare<[string, number], { seq: number; body: string }>(
       'SELECT seq, body FROM events WHERE run_id = ? AND seq >= ? ORDER BY seq',
@@ -335,16 +338,8 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     const base = expected === 'no_stream' ? 0 : expected;
     const seq = base + events.length;
     const last = events[events.length - 1] as NewEnvelope;
-    const patch = {
-      runId,
-      status: last.state.status,
-      step: last.state.step,
-      costUsd: last.state.costUsd,
-      lastSeq: seq,
-      at: last.at,
-      endedAt: TERMINAL.has(last.state.status) ? last.at : null,
-      expected: base,
-    };
+    const { status, step, costUsd } = last.state;
+    const endedAt = TERMINAL.has(status) ? last.at : null;
     // The run index row is the version check: created only if absent, advanced only from
     // `expected` (one statement each, no read of last_seq first).
     if (expected === 'no_stream') {
@@ -357,24 +352,39 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
         );
       }
       const s = first.event as RunStarted;
+      const row = [
+        runId,
+        s.pipeline,
+        s.version,
+        s.machineHash,
+        s.module ?? null,
+        status,
+        step,
+        costUsd,
+        seq,
+        first.at,
+        last.at,
+        endedAt,
+      ];
       try {
-        q.createRun.run({
-          ...patch,
-          pipeline: s.pipeline,
-          version: s.version,
-          machineHash: s.machineHash,
-          module: s.module ?? null,
-          startedAt: first.at,
-          parent: s.parent?.runId ?? null,
-          parentStep: s.parent?.step ?? null,
-          parentPart: s.parent === undefined ? null : JSON.stringify(s.parent.part),
-        });
+        q.createRun.run(
+          ...(withParent
+            ? [
+                ...row,
+                s.parent?.runId ?? null,
+                s.parent?.step ?? null,
+                s.parent === undefined ? null : JSON.stringify(s.parent.part),
+              ]
+            : row),
+        );
       } catch (e) {
         if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw conflict();
         throw e;
       }
       rollup.created(runId, s.forkedFrom?.seq ?? 0);
-    } else if (q.updateRun.run(patch).changes !== 1) {
+    } else if (
+      q.updateRun.run(status, step, costUsd, seq, last.at, endedAt, runId, base).changes !== 1
+    ) {
       throw conflict();
     }
     let n = base;
@@ -382,7 +392,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       n += 1;
       q.insert.run(runId, n, e.at, e.event.type, bodyFor(runId, n, JSON.stringify(e)));
     }
-    if (patch.endedAt !== null) rollup.ended(runId, seq);
+    if (endedAt !== null) rollup.ended(runId, seq);
     return seq;
   };
   const appendTx = db.transaction(appendRows);
@@ -523,8 +533,11 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     async record(runId, step, key, result, at) {
       const body = JSON.stringify(result ?? null);
       await write(() => {
-        q.claim.run(runId, step, key, at, null);
-        q.record.run(at, body, runId, step, key);
+        // The claimed entry (the common case) is recorded by one statement; an entry never
+        // claimed is made first. One already recorded is left as it is either way.
+        if (q.record.run(at, body, runId, step, key).changes === 1) return;
+        if (q.claim.run(runId, step, key, at, null).changes === 1)
+          q.record.run(at, body, runId, step, key);
       }, true);
     },
   };

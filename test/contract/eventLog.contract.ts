@@ -193,6 +193,16 @@ export function describeStore(
       expect(racers.filter((r) => r.status === 'claimed')).toHaveLength(1);
     });
 
+    it('records an effect never claimed, once: the first result stays', async () => {
+      const id = rid();
+      await store.ledger.record(id, 'send', 'k1', { sent: 1 }, 3);
+      await store.ledger.record(id, 'send', 'k1', { sent: 2 }, 4);
+      expect(await store.ledger.claim(id, 'send', 'k1', 5)).toEqual({
+        status: 'done',
+        result: { sent: 1 },
+      });
+    });
+
     it('names the lease an effect was claimed under, so a newer driver knows the claimer', async () => {
       const id = rid();
       expect(await store.ledger.claim(id, 'send', 'k1', 1, 'host/1/a#1')).toEqual({

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   addUsage,
@@ -222,6 +223,20 @@ describe('utf8Bytes', () => {
       expect(utf8Bytes(s)).toBe(Buffer.byteLength(s, 'utf8'));
     },
   );
+
+  it('equals the length of the bytes sent (TextEncoder), lone surrogates included', () => {
+    const unit = fc.oneof(
+      fc.integer({ min: 0, max: 0x7f }),
+      fc.integer({ min: 0x80, max: 0xffff }),
+      fc.integer({ min: 0xd800, max: 0xdfff }),
+    );
+    const text = fc.array(unit, { maxLength: 12 }).map((u) => String.fromCharCode(...u));
+    const enc = new TextEncoder();
+    fc.assert(
+      fc.property(text, (s) => utf8Bytes(s) === enc.encode(s).length),
+      { numRuns: 2000 },
+    );
+  });
 
   it('counts a lone surrogate as U+FFFD (3 bytes)', () => {
     expect(utf8Bytes('\ud800')).toBe(3);
