@@ -201,4 +201,34 @@ describe('jetstream: a store opened for reading only', { timeout: 60_000 }, () =
       await reader.close();
     }
   });
+
+  it("answers the unconfirmed USD of the runs it just listed from the entries it read (runs' column)", async () => {
+    await writer.log.append(
+      'lost-1',
+      [started('p', 3_000), outcome(3_001, 0.125, 'claude-haiku-4-5', true)],
+      'no_stream',
+    );
+    await writer.log.append('lost-1', [stepDone(2, 'failed', 0.125)], 2);
+    const reader = await openJetStreamStore({ servers: server.url, prefix: 'ro', readOnly: true });
+    try {
+      const ids = (await reader.log.listRuns({ limit: 50 })).map((r) => r.runId);
+      expect(ids).toContain('lost-1');
+      let answered = new Map<string, number>();
+      const seen = await watched(spy, async () => {
+        answered = (await reader.log.unconfirmedUsd?.(ids)) ?? new Map();
+      });
+      // No index entry read again: the listing's were kept.
+      expect(seen.filter((s) => s.includes('KV_ro_runs'))).toEqual([]);
+      expect(answered.get('lost-1')).toBe(0.125);
+      expect(answered).toEqual(await writer.log.unconfirmedUsd?.(ids));
+      // A run with no children (the `children` column) is answered by the parents bucket alone.
+      const childless = await watched(spy, async () => {
+        expect(await reader.log.listRuns({ parent: 'lost-1' })).toEqual([]);
+      });
+      expect(childless.filter((s) => s.includes('RUNLIST'))).toEqual([]);
+      expect(childless.some((s) => s.includes('KV_ro_parents'))).toBe(true);
+    } finally {
+      await reader.close();
+    }
+  });
 });

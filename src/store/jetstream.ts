@@ -343,6 +343,14 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     return out;
   };
 
+  /**
+   * The index entries a read-only store's listing just read: `runs` asks for the same page's
+   * unconfirmed USD right after (one KV get per run fewer). Only a reader keeps them: it lives for
+   * one verb, and a writer's entries change under it.
+   */
+  const listed = new Map<string, IndexEntry>();
+  const LISTED_MAX = 10_000;
+
   const runList = jetstreamRunList({
     js,
     jsm,
@@ -359,7 +367,12 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       const worker = async (): Promise<void> => {
         for (let id = todo.shift(); id !== undefined; id = todo.shift()) {
           const cur = await getIndex(id).catch(() => undefined);
-          if (cur !== undefined) out.set(id, toSummary(cur.entry));
+          if (cur === undefined) continue;
+          out.set(id, toSummary(cur.entry));
+          if (readOnly) {
+            if (listed.size >= LISTED_MAX) listed.clear();
+            listed.set(id, cur.entry);
+          }
         }
       };
       await Promise.all(Array.from({ length: 64 }, worker));
@@ -757,8 +770,8 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       await Promise.all(
         runIds.map(async (id) => {
           await index.settled(id);
-          const cur = await getIndex(id).catch(() => undefined);
-          if (cur?.entry.unconfirmedUsd !== undefined) out.set(id, cur.entry.unconfirmedUsd);
+          const entry = listed.get(id) ?? (await getIndex(id).catch(() => undefined))?.entry;
+          if (entry?.unconfirmedUsd !== undefined) out.set(id, entry.unconfirmedUsd);
         }),
       );
       return out;

@@ -199,17 +199,8 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
       if (statuses !== undefined && statuses.every((s) => UNFINISHED.has(s)))
         return activePage(filter);
       const limit = filter.limit ?? Number.MAX_SAFE_INTEGER;
-      let hi: number;
-      if (filter.after !== undefined) {
-        const m = await link.retry(() =>
-          jsm.streams.getMessage(LIST, { last_by_subj: listSubject(filter.after as string) }),
-        );
-        if (m === null) throw unknownCursor(filter.after);
-        hi = m.seq - 1;
-      } else {
-        hi = (await link.retry(() => jsm.streams.info(LIST))).state.last_seq;
-      }
       // Children are created after their parent: nothing older than its message can be one.
+      // A run with no children (no key in the parents bucket) is answered by that one get.
       let floor = 1;
       if (typeof filter.parent === 'string') {
         const parent = filter.parent;
@@ -223,6 +214,16 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
         );
         if (p === null) return [];
         floor = p.seq + 1;
+      }
+      let hi: number;
+      if (filter.after !== undefined) {
+        const m = await link.retry(() =>
+          jsm.streams.getMessage(LIST, { last_by_subj: listSubject(filter.after as string) }),
+        );
+        if (m === null) throw unknownCursor(filter.after);
+        hi = m.seq - 1;
+      } else {
+        hi = (await link.retry(() => jsm.streams.info(LIST))).state.last_seq;
       }
       const out: RunSummary[] = [];
       let width = Math.max(MIN_WINDOW, limit === Number.MAX_SAFE_INTEGER ? MIN_WINDOW : limit + 1);
