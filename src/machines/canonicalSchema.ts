@@ -10,42 +10,10 @@
  */
 import type { z } from 'zod';
 import { MAX_DEPTH, canonicalJsonAt, quote } from './canonicalJson.js';
-import { normaliser } from './normalise.js';
+import { LEAVES, Unsupported, defOf, normaliser, unionBranches, type Def } from './normalise.js';
 
 /** Writes the canonical JSON of a value at a depth (undefined where JSON leaves it out). */
 export type CanonicalWriter = (v: unknown, depth: number) => string | undefined;
-
-/** The zod 4 definition fields read here (as `normalise.ts`). */
-interface Def {
-  type: string;
-  shape?: Record<string, z.ZodType>;
-  catchall?: z.ZodType;
-  innerType?: z.ZodType;
-  element?: z.ZodType;
-  options?: z.ZodType[];
-  discriminator?: string;
-  keyType?: z.ZodType;
-  valueType?: z.ZodType;
-  values?: unknown[];
-  defaultValue?: unknown;
-}
-
-const defOf = (s: z.ZodType): Def => (s as unknown as { _zod: { def: Def } })._zod.def;
-
-/** Kinds whose valid values the normaliser returns as they are (see `normalise.ts`). */
-const LEAVES = new Set([
-  'string',
-  'number',
-  'boolean',
-  'literal',
-  'enum',
-  'unknown',
-  'any',
-  'null',
-]);
-
-/** Thrown while compiling a schema not covered here (the normaliser's own fallback serves). */
-class Unsupported extends Error {}
 
 /** Keys `canonicalJson` leaves to its reference, or that a plain object treats apart. */
 const special = (k: string): boolean => {
@@ -153,21 +121,9 @@ function compileObject(s: z.ZodType, d: Def): CanonicalWriter {
 }
 
 function compileUnion(d: Def): CanonicalWriter | null {
-  const options = d.options ?? [];
-  const key = d.discriminator;
-  if (key === undefined) {
-    if (options.some((o) => compile(o) !== null)) throw new Unsupported('union of objects');
-    return null;
-  }
-  const byValue = new Map<unknown, CanonicalWriter>();
-  for (const o of options) {
-    const od = defOf(o);
-    const tag = od.shape?.[key];
-    if (od.type !== 'object' || tag === undefined || defOf(tag).type !== 'literal')
-      throw new Unsupported('discriminated union branch');
-    const w = compileObject(o, od);
-    for (const value of defOf(tag).values ?? []) byValue.set(value, w);
-  }
+  const u = unionBranches(d, (o) => compile(o) === null, compileObject);
+  if (u === null) return null;
+  const { key, byValue } = u;
   return (v, depth) => {
     if (v === null || typeof v !== 'object') return canonicalJsonAt(v, depth);
     const w = byValue.get((v as Record<string, unknown>)[key]);

@@ -11,8 +11,8 @@ import type { z } from 'zod';
 /** The normalising function of one schema node. */
 type Normalise = (v: unknown) => unknown;
 
-/** The zod 4 definition fields this module reads. */
-interface Def {
+/** The zod 4 definition fields this module (and `canonicalSchema.ts`) reads. */
+export interface Def {
   type: string;
   shape?: Record<string, z.ZodType>;
   catchall?: z.ZodType;
@@ -26,10 +26,10 @@ interface Def {
   defaultValue?: unknown;
 }
 
-const defOf = (s: z.ZodType): Def => (s as unknown as { _zod: { def: Def } })._zod.def;
+export const defOf = (s: z.ZodType): Def => (s as unknown as { _zod: { def: Def } })._zod.def;
 
 /** Kinds whose valid values `parse` returns as they are (no object inside to strip or fill). */
-const LEAVES = new Set([
+export const LEAVES = new Set([
   'string',
   'number',
   'boolean',
@@ -40,8 +40,8 @@ const LEAVES = new Set([
   'null',
 ]);
 
-/** Thrown while compiling a schema this module does not cover. */
-class Unsupported extends Error {}
+/** Thrown while compiling a schema this module (or `canonicalSchema.ts`) does not cover. */
+export class Unsupported extends Error {}
 
 /** Null for a node that returns valid values unchanged (so containers can skip it). */
 function compile(s: z.ZodType): Normalise | null {
@@ -105,23 +105,42 @@ function compileObject(d: Def): Normalise {
   };
 }
 
-function compileUnion(d: Def): Normalise | null {
+/**
+ * A discriminated union's branches by the discriminator's value, each compiled by `branch`; null
+ * for a plain union whose options are all leaves (`isLeaf`). Anything else is Unsupported.
+ */
+export function unionBranches<F>(
+  d: Def,
+  isLeaf: (o: z.ZodType) => boolean,
+  branch: (o: z.ZodType, od: Def) => F,
+): { key: string; byValue: Map<unknown, F> } | null {
   const options = d.options ?? [];
   const key = d.discriminator;
   if (key === undefined) {
     // A plain union: only of leaves (its valid values come back as they are).
-    if (options.some((o) => compile(o) !== null)) throw new Unsupported('union of objects');
+    if (!options.every(isLeaf)) throw new Unsupported('union of objects');
     return null;
   }
-  const byValue = new Map<unknown, Normalise>();
+  const byValue = new Map<unknown, F>();
   for (const o of options) {
     const od = defOf(o);
     const tag = od.shape?.[key];
     if (od.type !== 'object' || tag === undefined || defOf(tag).type !== 'literal')
       throw new Unsupported('discriminated union branch');
-    const f = compileObject(od);
+    const f = branch(o, od);
     for (const value of defOf(tag).values ?? []) byValue.set(value, f);
   }
+  return { key, byValue };
+}
+
+function compileUnion(d: Def): Normalise | null {
+  const u = unionBranches(
+    d,
+    (o) => compile(o) === null,
+    (_o, od) => compileObject(od),
+  );
+  if (u === null) return null;
+  const { key, byValue } = u;
   return (v) => {
     if (v === null || typeof v !== 'object') return v;
     const f = byValue.get((v as Record<string, unknown>)[key]);
