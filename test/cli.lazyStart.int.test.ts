@@ -1,7 +1,8 @@
 /**
  * Issue 14: a verb loads only what it needs. `--help` and `--version` import no model SDK, no
  * zod, no SQLite driver and no pino; `runs` reads the store without the Anthropic client. The
- * modules are seen through a resolve hook in the child, printing each resolved URL on stderr.
+ * modules are seen through a resolve hook in the child, printing each resolved URL on stderr, and
+ * the CommonJS module cache printed at exit (the `@nats-io` packages are loaded with `require`).
  * `runs` and `cost` (read verbs) open the store alone: no schemas, runtime, logger or bus.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,7 +28,13 @@ const RESOLVE = `export async function resolve(s, c, next) {
 }`;
 writeFileSync(
   HOOK,
-  `import { register } from 'node:module';\nregister('data:text/javascript,' + encodeURIComponent(${JSON.stringify(RESOLVE)}));\n`,
+  [
+    `import { createRequire, register } from 'node:module';`,
+    `register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(RESOLVE)}));`,
+    `const cache = createRequire(import.meta.url).cache;`,
+    `process.on('exit', () => { for (const f of Object.keys(cache)) process.stderr.write('RESOLVED file://' + f + '\\n'); });`,
+    '',
+  ].join('\n'),
 );
 
 /** Runs the CLI under the hook; returns its exit code, stdout and the modules it resolved. */

@@ -8,18 +8,8 @@
  * deliveries the server stops and announces it on the MAX_DELIVERIES advisory, which moves the
  * message to the DLQ (and a start-up sweep catches those whose advisory nobody heard).
  */
-import {
-  AckPolicy,
-  DeliverPolicy,
-  DiscardPolicy,
-  jetstream,
-  jetstreamManager,
-  RetentionPolicy,
-  StorageType,
-  type JetStreamManager,
-  type JsMsg,
-} from '@nats-io/jetstream';
-import { headers, nanos, nuid, type MsgHdrs } from '@nats-io/transport-node';
+import type { JetStreamManager, JsMsg } from '@nats-io/jetstream';
+import type { MsgHdrs } from '@nats-io/transport-node';
 import { UsageError } from '../errors.js';
 import { jsErrorCode, openNatsLink, type NatsConnectOptions } from '../store/natsConnect.js';
 import { readRange } from '../store/natsRead.js';
@@ -35,6 +25,18 @@ import {
   type CommandControl,
   type DeadLetter,
 } from './types.js';
+import { natsCore, natsJetStream } from '../store/natsLib.js';
+
+const {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+} = natsJetStream;
+const { headers, nanos, nuid } = natsCore;
 
 /** Options of {@link openNatsBus}. */
 export interface NatsBusOptions extends NatsConnectOptions {

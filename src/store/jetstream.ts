@@ -24,19 +24,9 @@
  * Large events: an encoded envelope over `largePayloadBytes` (512 KiB) would not fit in a NATS
  * message; it goes to the object store and the log keeps a reference (`jetstreamBlobs.ts`).
  */
-import {
-  jetstream,
-  jetstreamManager,
-  DiscardPolicy,
-  RetentionPolicy,
-  StorageType,
-  type JetStreamClient,
-  type JetStreamManager,
-  type MsgRequest,
-  type StoredMsg,
-} from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
-import { headers, nanos, nuid, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import type { JetStreamClient, JetStreamManager, MsgRequest, StoredMsg } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import { CorruptEventError, UsageError, VersionConflictError } from '../errors.js';
 import type { NewEnvelope, RunStarted, StoredEnvelope } from '../machines/events.js';
 import {
@@ -79,6 +69,11 @@ import type {
   SavedSnapshot,
   Store,
 } from './types.js';
+import { natsCore, natsJetStream, natsKv } from './natsLib.js';
+
+const { jetstream, jetstreamManager, DiscardPolicy, RetentionPolicy, StorageType } = natsJetStream;
+const { Kvm } = natsKv;
+const { headers, nanos, nuid } = natsCore;
 
 /** Options of {@link openJetStreamStore}. */
 export interface JetStreamStoreOptions extends NatsConnectOptions {

@@ -16,10 +16,12 @@ import { createHash } from 'node:crypto';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { ObjectStore } from '@nats-io/obj';
 import type { MsgHdrs } from '@nats-io/transport-node';
-import { StorageType } from '@nats-io/jetstream';
 import { CorruptEventError } from '../errors.js';
 import type { NatsLink } from './natsConnect.js';
 import { readRange, type ReadStats } from './natsRead.js';
+import { natsJetStream, natsObj } from './natsLib.js';
+
+const { StorageType } = natsJetStream;
 
 /** The header that marks a log message whose event lives in the object store. */
 export const BLOB_HEADER = 'Plumbline-Blob';
@@ -80,8 +82,9 @@ export function jetstreamBlobs(o: BlobOptions): JetStreamBlobs {
   let bucket: Promise<ObjectStore> | undefined;
   const store = (): Promise<ObjectStore> => {
     // The object store client is loaded with the first large event: most stores have none.
-    bucket ??= import('@nats-io/obj')
-      .then(({ Objm }) =>
+    bucket ??= Promise.resolve()
+      .then(() => natsObj().Objm)
+      .then((Objm) =>
         o.link.retry(() =>
           o.readOnly === true
             ? new Objm(o.js).open(o.bucket)

@@ -4,11 +4,13 @@
  * wins) and breaker records (compare-and-set on the KV revision).
  */
 import type { KV } from '@nats-io/kv';
-import { nuid } from '@nats-io/transport-node';
 import { checkRunId, hashKey, jsSchemas, kvKey } from './jetstreamIndex.js';
 import type { EffectRecord } from './jetstreamSchemas.js';
 import { isWrongLastSequence, type NatsLink } from './natsConnect.js';
 import type { ControlStore, EffectClaim, EffectLedger } from './types.js';
+import { natsCore } from './natsLib.js';
+
+const { nuid } = natsCore;
 
 type Effect = EffectRecord;
 

@@ -15,13 +15,7 @@
  * the next append or read of that run (the index catch-up lists it); full listings (no `limit`
  * nor `after`) still read every key.
  */
-import {
-  DiscardPolicy,
-  RetentionPolicy,
-  StorageType,
-  type JetStreamClient,
-  type JetStreamManager,
-} from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { RunStatus } from '../machines/events.js';
 import { kvKey } from './jetstreamIndex.js';
@@ -29,6 +23,9 @@ import { jsErrorCode, type NatsLink } from './natsConnect.js';
 import { readRange, type ReadStats } from './natsRead.js';
 import { unknownCursor } from './sqliteList.js';
 import type { RunFilter, RunSummary } from './types.js';
+import { natsJetStream } from './natsLib.js';
+
+const { DiscardPolicy, RetentionPolicy, StorageType } = natsJetStream;
 
 /** Statuses a run can still leave (kept in the active set). */
 const UNFINISHED = new Set<RunStatus>(['running', 'parked']);

@@ -5,13 +5,15 @@
  * by the same buckets.
  */
 import type { KV } from '@nats-io/kv';
-import { nuid } from '@nats-io/transport-node';
 import { kvKey } from './jetstreamIndex.js';
 import { kvCasRevision } from './jetstreamKv.js';
 import type { NatsLink } from './natsConnect.js';
 import { checkRateState, ratePort, type RateUpdate } from './rateLimits.js';
 import { emptyRateState, type RateState } from './rateRules.js';
 import type { RateLimitStore } from './types.js';
+import { natsCore } from './natsLib.js';
+
+const { nuid } = natsCore;
 
 /** Waits a few random milliseconds, more after each lost race, so racers spread out. */
 const backoff = (n: number): Promise<void> =>

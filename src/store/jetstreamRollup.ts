@@ -21,13 +21,7 @@
  * - A store that had runs before the rollups existed has no key: `read` is undefined and `cost`
  *   folds every log, as it does for an old SQLite store.
  */
-import {
-  DiscardPolicy,
-  RetentionPolicy,
-  StorageType,
-  type JetStreamClient,
-  type JetStreamManager,
-} from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import {
   mergeRollupRows,
@@ -41,6 +35,9 @@ import { kvCas } from './jetstreamKv.js';
 import { isWrongLastSequence, jsErrorCode, type NatsLink } from './natsConnect.js';
 import { readRange, type ReadStats } from './natsRead.js';
 import type { CostRollup, CostRollupRow } from './types.js';
+import { natsJetStream } from './natsLib.js';
+
+const { DiscardPolicy, RetentionPolicy, StorageType } = natsJetStream;
 
 /** A writer folds the journal's tail into the rollup key at every this many contributions. */
 export const COMPACT_EVERY = 64;

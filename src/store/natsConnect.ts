@@ -4,9 +4,12 @@
  * code out of a JetStream API error.
  */
 import { readFileSync } from 'node:fs';
-import { JetStreamApiError } from '@nats-io/jetstream';
-import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { UsageError } from '../errors.js';
+import { natsCore, natsJetStream } from './natsLib.js';
+
+const { JetStreamApiError } = natsJetStream;
+const { connect, credsAuthenticator } = natsCore;
 
 /** How to reach a NATS server (shared by `openJetStreamStore` and `openNatsBus`). */
 export interface NatsConnectOptions {

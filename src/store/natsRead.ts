@@ -4,15 +4,11 @@
  * an empty range returns at once instead of waiting forever (an ordered `consume()` on an
  * empty subject never ends), and no read waits for messages published after it started.
  */
-import {
-  AckPolicy,
-  DeliverPolicy,
-  type ConsumerConfig,
-  type JetStreamClient,
-  type JetStreamManager,
-  type JsMsg,
-} from '@nats-io/jetstream';
-import { nanos } from '@nats-io/transport-node';
+import type { ConsumerConfig, JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
+import { natsCore, natsJetStream } from './natsLib.js';
+
+const { AckPolicy, DeliverPolicy } = natsJetStream;
+const { nanos } = natsCore;
 
 /** What to read. */
 export interface RangeQuery {
