@@ -3,8 +3,11 @@
  * "none" from one KV get, not by reading the run list after it (seconds in a large store);
  * a parent's children are still all found, including one listed by the index catch-up after
  * its writer died, and a store that had runs before the marks falls back to reading the list.
+ * A page fetches the index entries of the runs its `parent` filter can match only: each run list
+ * message names the run's parent; a message written before it did (a bare run id) is fetched.
  */
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { childCounts } from '../src/client/children.js';
 import { openJetStreamStore, type JetStreamStore } from '../src/store/jetstream.js';
@@ -51,6 +54,52 @@ describe('jetstream: child counts from parent marks', { timeout: 60_000 }, () =>
     const counts = await childCounts(store, ['parent', 'lone-3']);
     expect(counts.get('parent')).toEqual({ total: 3, byStatus: { completed: 2, failed: 1 } });
     expect(counts.has('lone-3')).toBe(false);
+  });
+
+  it('fetches only the index entries a page can show: the list message names the parent', async () => {
+    const spy = await connect({ servers: server.url });
+    /** The run ids whose index entry `f` fetched. */
+    const fetched = async (f: () => Promise<unknown>): Promise<string[]> => {
+      const seen: string[] = [];
+      const sub = spy.subscribe('$JS.API.DIRECT.GET.KV_marks_runs.>', {
+        callback: (_e, m) => seen.push(m.subject.slice(m.subject.lastIndexOf('.') + 1)),
+      });
+      await spy.flush();
+      await f();
+      await spy.flush();
+      await store.connection.flush();
+      sub.unsubscribe();
+      return seen.sort();
+    };
+    try {
+      const lone = Array.from({ length: 30 }, (_, i) => `lone-${i}`);
+      let top: string[] = [];
+      expect(
+        await fetched(async () => {
+          top = (await store.log.listRuns({ limit: 50, parent: null })).map((r) => r.runId);
+        }),
+      ).toEqual([...lone, 'parent'].sort());
+      expect(top).toHaveLength(31);
+      let kids: string[] = [];
+      expect(
+        await fetched(async () => {
+          kids = (await store.log.listRuns({ parent: 'parent', limit: 50 })).map((r) => r.runId);
+        }),
+      ).toEqual(['parent-each-0', 'parent-each-1', 'parent-each-2']);
+      expect(kids.sort()).toEqual(['parent-each-0', 'parent-each-1', 'parent-each-2']);
+      // A list message from before the body named the parent (the bare run id): fetched, and
+      // still left out of the top-level page by its entry.
+      await jetstream(spy).publish('marks.runlist.parent-each-2', 'parent-each-2');
+      expect(
+        await fetched(async () => {
+          top = (await store.log.listRuns({ limit: 50, parent: null })).map((r) => r.runId);
+        }),
+      ).toEqual([...lone, 'parent', 'parent-each-2'].sort());
+      expect(top).toHaveLength(31);
+      expect(top).not.toContain('parent-each-2');
+    } finally {
+      await spy.close();
+    }
   });
 
   it('a store with runs made before the marks reads the list for every parent', async () => {

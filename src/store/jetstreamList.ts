@@ -6,6 +6,9 @@
  *   subject), published as the run is created: its stream order is the order runs were created
  *   in, so a page is a window read backwards from the newest message (or from a cursor run's
  *   own message, found with `last_by_subj`), then the page's index entries are fetched by key.
+ *   The message's body names the run's parent (`{"parent":"<runId>"}`, `{}` for a top-level
+ *   run), so a page of top-level runs, or of one run's children, fetches no other run's entry;
+ *   a body written before that (the bare run id) says nothing, and its entry is fetched.
  * - `<PREFIX>_ACTIVE`, one message per unfinished run on `<prefix>.active.<runId>`, purged when
  *   the run ends: `status: running | parked` reads only the unfinished runs.
  * - KV `<prefix>_parents`, a key per run that has child runs, put before its first child is
@@ -68,6 +71,35 @@ export interface RunList {
   activeIds(): Promise<string[]>;
 }
 
+/** A run list message: the run, and its parent as the message says (see the header). */
+interface Listed {
+  runId: string;
+  /** `null`: a top-level run; undefined: not said (a message written before the body said it). */
+  parent: string | null | undefined;
+}
+
+/** The body of a run's list message: its parent, or `{}` for a top-level run. */
+export function listBody(parent: string | undefined): string {
+  return parent === undefined ? '{}' : JSON.stringify({ parent });
+}
+
+/** The parent a list message's body names (null: none); undefined for an older, bare body. */
+export function parentOf(body: string): string | null | undefined {
+  if (!body.startsWith('{')) return undefined;
+  try {
+    const p = (JSON.parse(body) as { parent?: unknown }).parent;
+    return p === undefined ? null : typeof p === 'string' ? p : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** False only when a list message's parent rules the run out of a `parent` filter. */
+function mayMatch(listed: string | null | undefined, parent: RunFilter['parent']): boolean {
+  if (listed === undefined || parent === undefined) return true;
+  return parent === null ? listed === null : listed === parent;
+}
+
 /** True when a run passes the filter's `parent` (children of a run, or top-level runs only). */
 export function parentMatches(s: RunSummary, f: RunFilter): boolean {
   if (f.parent === undefined) return true;
@@ -84,8 +116,16 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
   const MARKED = '=';
   /** Undefined until known: a reader looks at its first `parent` page. */
   let marked: boolean | undefined;
-  const readMarked = async (): Promise<boolean> =>
-    (marked ??= (await link.retry(() => ctx.parents.get(MARKED)))?.operation === 'PUT');
+  let marking: Promise<boolean> | undefined;
+  const readMarked = async (): Promise<boolean> => {
+    if (marked !== undefined) return marked;
+    // One get however many pages ask at once (a listing asks for each row's children).
+    marking ??= link
+      .retry(() => ctx.parents.get(MARKED))
+      .then((e) => (marked = e?.operation === 'PUT'))
+      .finally(() => (marking = undefined));
+    return marking;
+  };
   const activeSubject = (runId: string): string => `${prefix}.active.${runId}`;
   const idOf = (subject: string): string => subject.slice(subject.lastIndexOf('.') + 1);
 
@@ -114,14 +154,14 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
     }
   };
 
-  /** The list messages (run ids) with stream sequence in [lo, hi], newest first. */
-  const window = async (lo: number, hi: number): Promise<string[]> => {
+  /** The list messages with stream sequence in [lo, hi], newest first. */
+  const window = async (lo: number, hi: number): Promise<Listed[]> => {
     const msgs = await link.retry(() =>
       readRange(js, jsm, { stream: LIST, startSeq: lo, limit: hi - lo + 1 }, ctx.stats, ctx.track),
     );
     return msgs
       .filter((m) => m.seq <= hi)
-      .map((m) => idOf(m.subject))
+      .map((m) => ({ runId: idOf(m.subject), parent: parentOf(m.string()) }))
       .reverse();
   };
 
@@ -185,7 +225,7 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
     },
     async added(runId, finished, parent) {
       if (parent !== undefined) await link.retry(() => ctx.parents.put(kvKey(parent), ''));
-      await link.retry(() => js.publish(listSubject(runId), runId));
+      await link.retry(() => js.publish(listSubject(runId), listBody(parent)));
       if (!finished) await link.retry(() => js.publish(activeSubject(runId), runId));
     },
     async ended(runId) {
@@ -226,7 +266,10 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
       let width = Math.max(MIN_WINDOW, limit === Number.MAX_SAFE_INTEGER ? MIN_WINDOW : limit + 1);
       while (hi >= floor && out.length < limit) {
         const lo = Math.max(floor, hi - width + 1);
-        const ids = await window(lo, hi);
+        // Runs whose list message names another parent are not fetched: they cannot match.
+        const ids = (await window(lo, hi))
+          .filter((l) => mayMatch(l.parent, filter.parent))
+          .map((l) => l.runId);
         const found = await ctx.summaries(ids);
         for (const id of ids) {
           const s = found.get(id);
