@@ -62,7 +62,7 @@ describe('jetstream: child counts from parent marks', { timeout: 60_000 }, () =>
     const fetched = async (f: () => Promise<unknown>): Promise<string[]> => {
       const seen: string[] = [];
       const sub = spy.subscribe('$JS.API.DIRECT.GET.KV_marks_runs.>', {
-        callback: (_e, m) => seen.push(m.subject.slice(m.subject.lastIndexOf('.') + 1)),
+        callback: (_e, m) => void seen.push(m.subject.slice(m.subject.lastIndexOf('.') + 1)),
       });
       await spy.flush();
       await f();
