@@ -22,9 +22,10 @@ import { cacheLine } from './demoCache.js';
 
 const self = fileURLToPath(import.meta.url);
 /**
- * An example pipeline beside this module: dist/examples/<name>.js in a build or an installed
- * package (no TypeScript loader needed), src/examples/<name>.ts when run from source. Runs
- * record this absolute path, so `resume` and `replay` load the same file again.
+ * An example pipeline beside this module: dist/bundle/examples/<name>.js in a build or an
+ * installed package (no TypeScript loader needed; this code is in dist/bundle/chunks/ or
+ * dist/bundle/cli/), src/examples/<name>.ts when run from source. Runs record this absolute
+ * path, so `resume` and `replay` load the same file again.
  */
 const example = (name: string): string =>
   fileURLToPath(new URL(`../examples/${name}${extname(self)}`, import.meta.url));

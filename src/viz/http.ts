@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PACKAGE_DIR } from '../version.js';
 
 /** An error answered as `{ error: { status, message } }` (with `headers`, e.g. `retry-after`). */
 export class HttpError extends Error {
@@ -63,13 +64,14 @@ export function sendError(
 }
 
 /**
- * The directory of the page's files: beside this module, or (from a `dist/` build, which
- * `tsc` does not copy them into) the package's `src/viz/public/`.
+ * The directory of the page's files: beside this module (run from source), or the package's
+ * `src/viz/public/` (a build: neither `tsc` nor the bundle copies them into `dist/`).
  */
 export const PUBLIC_DIR =
-  [new URL('./public/', import.meta.url), new URL('../../src/viz/public/', import.meta.url)]
-    .map((u) => fileURLToPath(u))
-    .find((dir) => existsSync(join(dir, 'index.html'))) ??
+  [
+    fileURLToPath(new URL('./public/', import.meta.url)),
+    join(PACKAGE_DIR, 'src', 'viz', 'public'),
+  ].find((dir) => existsSync(join(dir, 'index.html'))) ??
   fileURLToPath(new URL('./public/', import.meta.url));
 
 const TYPES: Readonly<Record<string, string>> = {
