@@ -2,7 +2,7 @@
  * How long a verb of the built CLI takes from spawn to exit (issue 14: a verb starts in
  * ≤ 150 ms). `plumbline demo` fills a SQLite store and a JetStream store (a nats-server of its
  * own) with the demo's runs; then each command is spawned `--spawns` times, the commands taking
- * turns, as a user runs them: `node bin/plumbline.mjs <verb>` over dist/. Wall time is spawn to
+ * turns, as a user runs them: `node bin/plumbline.mjs <verb>` over dist/bundle/. Wall time is spawn to
  * exit; CPU is the child's own (user + system, read by a preloaded module at exit).
  * `node -e 0` is measured in the same loop: what Node itself costs to start on this machine.
  * Needs dist/ (`npm run build`; `npm run bench` builds it first).
@@ -20,7 +20,7 @@ import { percentile } from './lib/stats.js';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(ROOT, 'bin/plumbline.mjs');
 const SPAWNS = numArg('spawns', 20);
-if (!existsSync(join(ROOT, 'dist/cli/main.js')))
+if (!existsSync(join(ROOT, 'dist/bundle/cli/main.js')))
   throw new Error('dist/ is missing: run `npm run build` first');
 
 /** Prints the process's CPU (ms) on stderr at exit: loaded with --import before the CLI. */

@@ -2,19 +2,21 @@
  * Issue 14: a verb loads only what it needs. `--help` and `--version` import no model SDK, no
  * zod, no SQLite driver and no pino; `runs` reads the store without the Anthropic client. The
  * modules are seen through a resolve hook in the child, printing each resolved URL on stderr, and
- * the CommonJS module cache printed at exit (the `@nats-io` packages are loaded with `require`).
+ * the CommonJS module cache printed at exit (the `@nats-io` packages are loaded with `require`);
+ * the CLI runs from the bundle, whose chunks are mapped back to the modules in them.
  * `runs` and `cost` (read verbs) open the store alone: no schemas, runtime, logger or bus.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AUTO_BUDGET_MARGIN } from '../src/runtime/forecast.js';
 import { BUDGET_AUTO_HELP, HELP_AUTO_BUDGET_MARGIN } from '../src/cli/forecast.js';
 import { openJetStreamStore } from '../src/store/jetstream.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import type { Store } from '../src/store/types.js';
-import { runNode } from './helpers/cli.js';
+import { ROOT, runNode } from './helpers/cli.js';
 import { outcome, started, stepDone } from './helpers/envelopes.js';
 import { startNatsServer } from './helpers/natsServer.js';
 
@@ -37,15 +39,38 @@ writeFileSync(
   ].join('\n'),
 );
 
-/** Runs the CLI under the hook; returns its exit code, stdout and the modules it resolved. */
+/**
+ * The modules in each file of the bundle (dist/bundle/meta.json, written by scripts/bundle.mjs),
+ * as URLs of the files tsc wrote under dist/: what a loaded chunk holds.
+ */
+function bundled(): Map<string, string[]> {
+  const meta = JSON.parse(readFileSync(join(ROOT, 'dist', 'bundle', 'meta.json'), 'utf8')) as {
+    outputs: Record<string, { inputs: Record<string, unknown> }>;
+  };
+  return new Map(
+    Object.entries(meta.outputs).map(([out, o]) => [
+      pathToFileURL(join(ROOT, out)).href,
+      Object.keys(o.inputs).map((i) => pathToFileURL(join(ROOT, i)).href),
+    ]),
+  );
+}
+
+/**
+ * Runs the CLI under the hook; returns its exit code, stdout and the modules it loaded: each
+ * URL resolved, and for a file of the bundle the dist/ modules in it.
+ */
 async function loaded(
   args: string[],
 ): Promise<{ code: number | null; out: string; urls: string[] }> {
   const r = await runNode(['--import', HOOK, 'bin/plumbline.mjs', ...args]);
+  const chunks = bundled();
   const urls = r.stderr
     .split('\n')
     .filter((l) => l.startsWith('RESOLVED '))
-    .map((l) => l.slice('RESOLVED '.length));
+    .map((l) => l.slice('RESOLVED '.length))
+    .flatMap((u) => [u, ...(chunks.get(u) ?? [])]);
+  // The CLI ran from the bundle: the checks below look through its chunks.
+  expect(urls.some((u) => u.includes('/dist/bundle/cli/main.js'))).toBe(true);
   return { code: r.code, out: r.stdout, urls };
 }
 

@@ -254,14 +254,19 @@ describe('the published package', () => {
       'dist/index.d.ts',
       'dist/testing/index.js',
       'dist/testing/index.d.ts',
+      'dist/bundle/index.js',
+      'dist/bundle/testing/index.js',
+      'dist/bundle/cli/main.js',
+      'dist/bundle/examples/triage.js',
     ])
       expect(files).toContain(f);
+    expect(files.filter((f) => f.startsWith('dist/bundle/chunks/')).length).toBeGreaterThan(0);
     expect(files).toContain('bin/plumbline.mjs');
     expect(files).toContain('src/viz/public/index.html');
     const stray = files.filter(
       (f) =>
         /^(test|bench|\.ci|examples|scratch)\//.test(f) ||
-        /\.test\.|tsbuildinfo|\.stamp$/.test(f) ||
+        /\.test\.|tsbuildinfo|\.stamp$|^dist\/bundle\/meta\.json$/.test(f) ||
         (f.startsWith('src/') && !f.startsWith('src/viz/public/')),
     );
     expect(stray).toEqual([]);
@@ -350,7 +355,8 @@ describe('the published package', () => {
     const refunds = readFileSync(join(app, '.plumbline', 'refunds.jsonl'), 'utf8');
     expect(refunds.trim().split('\n')).toHaveLength(2);
 
-    // Runs record the compiled module inside the installed package: replay loads it, no tsx.
+    // Runs record the compiled module inside the installed package (the bundle's copy of the
+    // example, sharing its chunks with the CLI): replay loads it, no tsx.
     const runs = await run(bin(), ['runs', '--json', '--store', db], app);
     expect(runs.code, runs.stderr).toBe(0);
     const all = ndjson(runs.stdout) as Array<{
@@ -370,6 +376,7 @@ describe('the published package', () => {
           realpathSync(modules),
           'plumbline',
           'dist',
+          'bundle',
           'examples',
           `${file[l.pipeline] ?? l.pipeline}.js`,
         ),

@@ -1,8 +1,8 @@
 /**
  * Vitest global setup: builds `dist/` when a file under `src/` is newer than the last build, so
- * the CLI the tests spawn (bin/plumbline.mjs runs dist/) is today's code. Emits without type
- * checking (`--noCheck`): a type error is `npm run typecheck`'s to report, not a reason to test
- * yesterday's build. A lock directory keeps two vitest processes from writing dist/ at once.
+ * the CLI the tests spawn (bin/plumbline.mjs runs dist/bundle/) is today's code: tsc, then the
+ * bundle (scripts/bundle.mjs), as `npm run build`. Emits without type checking (`--noCheck`): a
+ * type error is `npm run typecheck`'s to report, not a reason to test yesterday's build. A lock directory keeps two vitest processes from writing dist/ at once.
  */
 import { spawnSync } from 'node:child_process';
 import {
@@ -20,7 +20,7 @@ import { ROOT } from './cli.js';
 const DIST = join(ROOT, 'dist');
 const STAMP = join(DIST, '.stamp');
 const LOCK = join(ROOT, 'node_modules', '.plumbline-build.lock');
-const INPUTS = ['src', 'tsconfig.json', 'tsconfig.build.json', 'package.json'];
+const INPUTS = ['src', 'scripts', 'tsconfig.json', 'tsconfig.build.json', 'package.json'];
 
 /** The newest modification time under `path`. */
 function newest(path: string): number {
@@ -33,7 +33,7 @@ function newest(path: string): number {
 
 /** True when dist/ is missing or older than one of its inputs. */
 export function distIsStale(): boolean {
-  if (!existsSync(STAMP) || !existsSync(join(DIST, 'cli', 'main.js'))) return true;
+  if (!existsSync(STAMP) || !existsSync(join(DIST, 'bundle', 'cli', 'main.js'))) return true;
   const built = statSync(STAMP).mtimeMs;
   return INPUTS.some((p) => newest(join(ROOT, p)) > built);
 }
@@ -75,6 +75,14 @@ export function buildDist(): void {
     // Exit 2: diagnostics, but the files were written.
     if (tsc.status !== 0 && tsc.status !== 2)
       throw new Error(`npm run build failed (tsc exit ${tsc.status}):\n${tsc.stdout}${tsc.stderr}`);
+    const bundle = spawnSync(process.execPath, [join(ROOT, 'scripts', 'bundle.mjs')], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
+    if (bundle.status !== 0)
+      throw new Error(
+        `the bundle failed (exit ${bundle.status}):\n${bundle.stdout}${bundle.stderr}`,
+      );
     // Dated when the build began: a file saved during the build makes the next run build again.
     writeFileSync(STAMP, `${new Date(started).toISOString()}\n`);
     utimesSync(STAMP, started / 1000, started / 1000);
