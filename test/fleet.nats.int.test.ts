@@ -365,8 +365,10 @@ describe('fleet on one nats-server', () => {
       );
       const mine = new Set(wave);
       if (i === 0) await waitTerminal(store, wave, Math.floor(wave.length * 0.2), 90_000, 'kill 1');
-      // Kill it while it drives runs of this wave: at least 3 it logged and has not finished.
-      const driving = (w: WorkerProc): number => {
+      // Kill it while it drives runs of this wave: at least 3 it logged and has not finished,
+      // still running in the store (its log lines reach this process late on a busy machine: a
+      // run can be over before its last line is read).
+      const driving = async (w: WorkerProc): Promise<number> => {
         const seen = new Set<string>();
         const done = new Set<string>();
         for (const l of w.lines) {
@@ -374,7 +376,11 @@ describe('fleet on one nats-server', () => {
           seen.add(l.runId);
           if (/^run (completed|failed|killed|parked)$/.test(l.msg)) done.add(l.runId);
         }
-        return [...seen].filter((id) => !done.has(id)).length;
+        const open = [...seen].filter((id) => !done.has(id));
+        const running = await Promise.all(
+          open.map(async (id) => (await store.log.getRun(id))?.status === 'running'),
+        );
+        return running.filter(Boolean).length;
       };
       // The first kill takes whichever worker drives most runs of the wave (a fixed one may have
       // drawn few of them on a fast machine); the second, the restarted worker.
@@ -382,10 +388,20 @@ describe('fleet on one nats-server', () => {
         i === 0
           ? [...allWorkers].filter((w) => w.child.exitCode === null && w.child.signalCode === null)
           : [victim];
-      const busiest = (): WorkerProc =>
-        candidates().reduce((a, b) => (driving(b) > driving(a) ? b : a));
-      for (let t = 0; t < 2_000 && driving(busiest()) < 3; t++) await sleep(10);
-      victim = busiest();
+      const busiest = async (): Promise<{ w: WorkerProc; n: number }> => {
+        let best = { w: victim, n: -1 };
+        for (const w of candidates()) {
+          const n = await driving(w);
+          if (n > best.n) best = { w, n };
+        }
+        return best;
+      };
+      let pick = await busiest();
+      for (let t = 0; t < 2_000 && pick.n < 3; t++) {
+        await sleep(10);
+        pick = await busiest();
+      }
+      victim = pick.w;
       const at = Date.now();
       await victim.kill('SIGKILL');
       kills.push({ worker: victim, at });
