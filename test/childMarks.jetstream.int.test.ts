@@ -102,6 +102,47 @@ describe('jetstream: child counts from parent marks', { timeout: 60_000 }, () =>
     }
   });
 
+  it('a reader counts the children of the runs it just listed from the list messages it read', async () => {
+    const reader = await openJetStreamStore({
+      servers: server.url,
+      prefix: 'marks',
+      readOnly: true,
+    });
+    const spy = await connect({ servers: server.url });
+    try {
+      // The bare body the test above left (parent-each-2): this listing cannot name every child.
+      await jetstream(spy).publish(
+        'marks.runlist.parent-each-2',
+        JSON.stringify({ parent: 'parent' }),
+      );
+      const page = (await reader.log.listRuns({ limit: 50, parent: null })).map((r) => r.runId);
+      expect(page).toContain('parent');
+      const seen: string[] = [];
+      const sub = spy.subscribe('$JS.API.>', { callback: (_e, m) => void seen.push(m.subject) });
+      await spy.flush();
+      const counts = await childCounts(reader, page);
+      await reader.connection.flush();
+      await spy.flush();
+      sub.unsubscribe();
+      expect([...counts.keys()]).toEqual(['parent']);
+      expect(counts.get('parent')).toEqual({ total: 3, byStatus: { completed: 2, failed: 1 } });
+      // Only the three children's index entries: no parents mark, no read of the list.
+      expect(seen.filter((x) => !x.startsWith('$JS.API.DIRECT.GET.KV_marks_runs.')).sort()).toEqual(
+        [],
+      );
+      expect(seen).toHaveLength(3);
+      // A listing with a bare body in it (written before bodies named the parent) is not used.
+      await jetstream(spy).publish('marks.runlist.lone-29', 'lone-29');
+      await reader.log.listRuns({ limit: 50, parent: null });
+      const again = await childCounts(reader, ['parent', 'lone-3']);
+      expect(again.get('parent')?.total).toBe(3);
+      expect(again.has('lone-3')).toBe(false);
+    } finally {
+      await spy.close();
+      await reader.close();
+    }
+  });
+
   it('a store with runs made before the marks reads the list for every parent', async () => {
     // The marks bucket lost (as in a store from before it): reopen, children still counted.
     await (await jetstreamManager(store.connection)).streams.delete('KV_marks_parents');

@@ -221,14 +221,24 @@ describe('jetstream: a store opened for reading only', { timeout: 60_000 }, () =
       expect(seen.filter((s) => s.includes('KV_ro_runs'))).toEqual([]);
       expect(answered.get('lost-1')).toBe(0.125);
       expect(answered).toEqual(await writer.log.unconfirmedUsd?.(ids));
-      // A run with no children (the `children` column) is answered by the parents bucket alone.
-      const childless = await watched(spy, async () => {
+      // A run with no children (the `children` column): answered by the listing just read.
+      const listed = await watched(spy, async () => {
         expect(await reader.log.listRuns({ parent: 'lost-1' })).toEqual([]);
+      });
+      expect(listed).toEqual([]);
+    } finally {
+      await reader.close();
+    }
+    // A reader that listed nothing: the parents bucket alone answers, not the run list.
+    const fresh = await openJetStreamStore({ servers: server.url, prefix: 'ro', readOnly: true });
+    try {
+      const childless = await watched(spy, async () => {
+        expect(await fresh.log.listRuns({ parent: 'lost-1' })).toEqual([]);
       });
       expect(childless.filter((s) => s.includes('RUNLIST'))).toEqual([]);
       expect(childless.some((s) => s.includes('KV_ro_parents'))).toBe(true);
     } finally {
-      await reader.close();
+      await fresh.close();
     }
   });
 });

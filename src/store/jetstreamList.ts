@@ -74,6 +74,7 @@ export interface RunList {
 /** A run list message: the run, and its parent as the message says (see the header). */
 interface Listed {
   runId: string;
+  seq: number;
   /** `null`: a top-level run; undefined: not said (a message written before the body said it). */
   parent: string | null | undefined;
 }
@@ -126,6 +127,14 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
       .finally(() => (marking = undefined));
     return marking;
   };
+  /**
+   * A reader's last listing from the newest list message down to `lo`, every message naming its
+   * parent: it names every child of the runs it listed (children are listed after their parent),
+   * so a count of their children (each row of `runs`) reads no parents mark and no list again.
+   * Kept by a reader only (a CLI verb: a snapshot as old as the listing).
+   */
+  let lastListing:
+    { lo: number; seqOf: Map<string, number>; kids: Map<string, string[]> } | undefined;
   const activeSubject = (runId: string): string => `${prefix}.active.${runId}`;
   const idOf = (subject: string): string => subject.slice(subject.lastIndexOf('.') + 1);
 
@@ -161,7 +170,7 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
     );
     return msgs
       .filter((m) => m.seq <= hi)
-      .map((m) => ({ runId: idOf(m.subject), parent: parentOf(m.string()) }))
+      .map((m) => ({ runId: idOf(m.subject), seq: m.seq, parent: parentOf(m.string()) }))
       .reverse();
   };
 
@@ -241,6 +250,22 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
       let floor = 1;
       if (typeof filter.parent === 'string') {
         const parent = filter.parent;
+        const at = lastListing?.seqOf.get(parent);
+        if (
+          lastListing !== undefined &&
+          at !== undefined &&
+          at >= lastListing.lo &&
+          filter.after === undefined
+        ) {
+          const ids = lastListing.kids.get(parent) ?? [];
+          const found = ids.length === 0 ? new Map<string, RunSummary>() : await ctx.summaries(ids);
+          return ids
+            .flatMap((id) => {
+              const s = found.get(id);
+              return s !== undefined && matches(s, filter) ? [s] : [];
+            })
+            .slice(0, limit);
+        }
         if (
           (await readMarked()) &&
           (await link.retry(() => ctx.parents.get(kvKey(parent)))) === null
@@ -263,13 +288,26 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
         hi = (await link.retry(() => jsm.streams.info(LIST))).state.last_seq;
       }
       const out: RunSummary[] = [];
+      const listing =
+        ctx.readOnly === true && filter.after === undefined && typeof filter.parent !== 'string'
+          ? { lo: hi + 1, seqOf: new Map<string, number>(), kids: new Map<string, string[]>() }
+          : undefined;
+      let named = true;
       let width = Math.max(MIN_WINDOW, limit === Number.MAX_SAFE_INTEGER ? MIN_WINDOW : limit + 1);
       while (hi >= floor && out.length < limit) {
         const lo = Math.max(floor, hi - width + 1);
+        const read = await window(lo, hi);
+        if (listing !== undefined) {
+          listing.lo = lo;
+          for (const l of read) {
+            listing.seqOf.set(l.runId, l.seq);
+            if (l.parent === undefined) named = false;
+            else if (l.parent !== null)
+              listing.kids.set(l.parent, [...(listing.kids.get(l.parent) ?? []), l.runId]);
+          }
+        }
         // Runs whose list message names another parent are not fetched: they cannot match.
-        const ids = (await window(lo, hi))
-          .filter((l) => mayMatch(l.parent, filter.parent))
-          .map((l) => l.runId);
+        const ids = read.filter((l) => mayMatch(l.parent, filter.parent)).map((l) => l.runId);
         const found = await ctx.summaries(ids);
         for (const id of ids) {
           const s = found.get(id);
@@ -280,6 +318,7 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
         // A sparse filter: widen the window (up to 10,000 messages a read).
         width = Math.min(width * 2, 10_000);
       }
+      if (listing !== undefined) lastListing = named ? listing : undefined;
       return out;
     },
   };
