@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { JetStreamApiError } from '@nats-io/jetstream';
 import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { UsageError } from '../errors.js';
+import { quietRequestEnds } from './natsRequests.js';
 import { coalesceWrites } from './natsWrites.js';
 
 /** How to reach a NATS server (shared by `openJetStreamStore` and `openNatsBus`). */
@@ -26,8 +27,9 @@ export interface NatsConnectOptions {
 }
 
 /**
- * Connects with `noAsyncTraces` (about 1.7× publish throughput), endless reconnects, and one
- * socket write per event-loop turn (natsWrites.ts).
+ * Connects with `noAsyncTraces` (about 1.7× publish throughput), endless reconnects, one
+ * socket write per event-loop turn (natsWrites.ts) and no error built per answered request
+ * (natsRequests.ts).
  */
 export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnection> {
   let creds: Uint8Array | undefined;
@@ -67,6 +69,7 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
     );
   }
   coalesceWrites(nc);
+  quietRequestEnds(nc);
   return nc;
 }
 

@@ -1,7 +1,10 @@
 /**
- * One socket write per event-loop turn (src/store/natsWrites.ts): requests sent from many
- * microtasks of one turn leave in a few writes, every one is answered, messages keep their order,
- * a publish right before `close` is still delivered, and a connection survives a server restart.
+ * What connectNats changes in nats.js. One socket write per event-loop turn
+ * (src/store/natsWrites.ts): requests sent from many microtasks of one turn leave in a few
+ * writes, every one is answered, messages keep their order, a publish right before `close` is
+ * still delivered, and a connection survives a server restart. Requests end without an error
+ * built each (src/store/natsRequests.ts): answers, timeouts, no responders and a closed
+ * connection still settle each request as before.
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -111,5 +114,55 @@ describe('nats: one socket write per event-loop turn', () => {
     }
     expect(answer).toBe('b');
     await nc.close();
+  });
+});
+
+describe('nats: requests end without an error built each', () => {
+  let server: NatsServerHandle;
+  beforeAll(async () => {
+    server = await startNatsServer();
+  });
+  afterAll(async () => {
+    await server?.[Symbol.asyncDispose]();
+  });
+
+  it('answers, times out, reports no responders and fails on close as nats.js does', async () => {
+    const nc = await connectNats({ servers: server.url });
+    const responder = await connect({ servers: server.url });
+    responder.subscribe('ans', { callback: (_e, m) => m.respond(`re:${m.string()}`) });
+    responder.subscribe('silent', { callback: () => undefined });
+    await responder.flush();
+    const mux = (
+      nc as unknown as {
+        protocol: { muxSubscriptions: { reqs: Map<string, { cancel: unknown }> } };
+      }
+    ).protocol.muxSubscriptions;
+
+    const answered = nc.request('ans', 'x', { timeout: 5_000 });
+    // The request in flight ends through the connection's own cancel, not nats.js's.
+    const inFlight = [...mux.reqs.values()];
+    expect(inFlight).toHaveLength(1);
+    const r = inFlight[0] as { cancel: unknown };
+    expect(r.cancel).not.toBe((Object.getPrototypeOf(r) as { cancel: unknown }).cancel);
+    expect((await answered).string()).toBe('re:x');
+    expect(mux.reqs.size).toBe(0);
+
+    const many = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => nc.request('ans', String(i), { timeout: 5_000 })),
+    );
+    expect(many.map((m) => m.string())).toEqual(Array.from({ length: 100 }, (_, i) => `re:${i}`));
+
+    await expect(nc.request('silent', 'x', { timeout: 200 })).rejects.toMatchObject({
+      name: 'TimeoutError',
+    });
+    const none = await nc.request('nobody.here', 'x', { timeout: 5_000 }).catch((e: unknown) => e);
+    expect((none as Error).name).toBe('RequestError');
+    expect(((none as Error).cause as Error).name).toBe('NoResponders');
+    expect(mux.reqs.size).toBe(0);
+
+    const pending = nc.request('silent', 'x', { timeout: 30_000 }).catch((e: unknown) => e);
+    await nc.close();
+    expect(((await pending) as Error).message).toMatch(/closed/);
+    await responder.close();
   });
 });
