@@ -102,7 +102,9 @@ describe('jetstream: getKills', () => {
     expect(q0?.at).toBeGreaterThanOrEqual(since);
     // A recent enough listing answers with no request at all.
     expect(
-      await requests(a, () => Promise.all(['q4', 'q5'].map((id) => a.control.killAsOf?.(id, since)))),
+      await requests(a, () =>
+        Promise.all(['q4', 'q5'].map((id) => a.control.killAsOf?.(id, since))),
+      ),
     ).toEqual([]);
     // A flag set after that listing: an answer as of the listing does not have it (the caller
     // accepted that age); asking for a later one does.

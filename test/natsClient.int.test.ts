@@ -129,7 +129,11 @@ describe('nats: requests end without an error built each', () => {
   it('answers, times out, reports no responders and fails on close as nats.js does', async () => {
     const nc = await connectNats({ servers: server.url });
     const responder = await connect({ servers: server.url });
-    responder.subscribe('ans', { callback: (_e, m) => m.respond(`re:${m.string()}`) });
+    responder.subscribe('ans', {
+      callback: (_e, m) => {
+        m.respond(`re:${m.string()}`);
+      },
+    });
     responder.subscribe('silent', { callback: () => undefined });
     await responder.flush();
     const mux = (
