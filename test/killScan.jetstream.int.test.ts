@@ -1,27 +1,63 @@
 /**
- * Kill flags of many runs in one request on JetStream (`getKills`, src/store/jetstreamKills.ts):
- * whatever order flags are set and runs are asked about in, from whichever process, a call
- * returns exactly the asked runs whose flag was set before it began.
+ * Kill flags of many runs in one request on JetStream (`getKills`, `killAsOf`,
+ * src/store/jetstreamKills.ts): whatever order flags are set and runs are asked about in, from
+ * whichever process, a call returns exactly the asked runs whose flag was set before it began;
+ * with the flagged subjects listed, a run without a flag costs no read of its own; past the
+ * listing's bound, runs are read by key as before.
  */
+import { jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KillWatcher } from '../src/runtime/killWatch.js';
 import { openJetStreamStore, type JetStreamStore } from '../src/store/jetstream.js';
+import { kvKey } from '../src/store/jetstreamIndex.js';
+import { kvKillScan, type KillScan } from '../src/store/jetstreamKills.js';
+import { openNatsLink, type NatsLink } from '../src/store/natsConnect.js';
 import { startNatsServer, type NatsServerHandle } from './helpers/natsServer.js';
 
 describe('jetstream: getKills', () => {
   let server: NatsServerHandle;
   let a: JetStreamStore;
   let b: JetStreamStore;
+  let link: NatsLink;
+  /** A third reader of the same flags that never lists them: every run read by key. */
+  let unlisted: KillScan;
   beforeAll(async () => {
     server = await startNatsServer();
     a = await openJetStreamStore({ servers: server.url, prefix: 'ks' });
     b = await openJetStreamStore({ servers: server.url, prefix: 'ks' });
+    link = await openNatsLink({ servers: server.url });
+    unlisted = kvKillScan(
+      link,
+      await jetstreamManager(link.nc),
+      'ks_kills',
+      kvKey,
+      (id) => a.control.getKill(id),
+      0,
+    );
   });
   afterAll(async () => {
     await a?.close();
     await b?.close();
+    await link?.close();
     await server?.[Symbol.asyncDispose]();
   });
+
+  /** Counts the requests `s` makes while `f` runs, by the start of their subject. */
+  const requests = async (s: JetStreamStore, f: () => Promise<unknown>) => {
+    const nc = s.connection as unknown as { request: (subj: string, ...r: unknown[]) => unknown };
+    const orig = nc.request;
+    const seen: string[] = [];
+    nc.request = (subj: string, ...r: unknown[]) => {
+      seen.push(subj);
+      return orig.call(nc, subj, ...r);
+    };
+    try {
+      await f();
+    } finally {
+      nc.request = orig;
+    }
+    return seen;
+  };
 
   const kill = (s: JetStreamStore, runId: string) =>
     s.control.setKill({ runId, reason: `stop ${runId}`, at: 1 });
@@ -49,6 +85,38 @@ describe('jetstream: getKills', () => {
     expect(await ask(a, ['m0', 'm2'])).toEqual(['m0', 'm2']);
   });
 
+  it('killAsOf: answers runs without a flag from the last listing, one check for many callers', async () => {
+    await kill(b, 'q1');
+    const since = performance.now();
+    // Stale (or no) listing: one check, shared by every caller waiting for it.
+    const asked = await requests(a, () =>
+      Promise.all(['q0', 'q1', 'q2', 'q3'].map((id) => a.control.killAsOf?.(id, since))),
+    );
+    expect(asked.filter((s) => s.includes('STREAM.INFO')).length).toBeLessThanOrEqual(2);
+    // Only the flagged run is read by key.
+    expect(asked.filter((s) => s.includes('DIRECT.GET')).length).toBe(1);
+    const q1 = await a.control.killAsOf?.('q1', since);
+    expect(q1?.flag?.reason).toBe('stop q1');
+    const q0 = await a.control.killAsOf?.('q0', since);
+    expect(q0?.flag).toBeUndefined();
+    expect(q0?.at).toBeGreaterThanOrEqual(since);
+    // A recent enough listing answers with no request at all.
+    expect(
+      await requests(a, () =>
+        Promise.all(['q4', 'q5'].map((id) => a.control.killAsOf?.(id, since))),
+      ),
+    ).toEqual([]);
+    // A flag set after that listing: an answer as of the listing does not have it (the caller
+    // accepted that age); asking for a later one does.
+    await kill(b, 'q4');
+    const after = performance.now();
+    expect((await a.control.killAsOf?.('q4', since))?.flag).toBeUndefined();
+    const q4 = await a.control.killAsOf?.('q4', after);
+    expect(q4?.flag?.reason).toBe('stop q4');
+    // Past the listing's bound the store says it cannot answer: the caller reads by key.
+    expect(await unlisted.killAsOf('q0', since)).toBeUndefined();
+  });
+
   it('answers like a set of flags under random kills and asks, calls overlapping', async () => {
     let seed = 7;
     const rand = (n: number): number => {
@@ -64,10 +132,18 @@ describe('jetstream: getKills', () => {
         killed.add(id);
       }
       const asks = [0, 1].map(() => pool.filter(() => rand(2) === 0));
-      // Two calls at once from one store: each answers its own runs.
-      const answers = await Promise.all(asks.map((ids) => ask(a, ids)));
-      for (const [i, ids] of asks.entries())
+      // Two calls at once from one store, and from one that reads by key: each answers its own runs.
+      const answers = await Promise.all([
+        ...asks.map((ids) => ask(a, ids)),
+        ...asks.map(async (ids) => (await unlisted.getKills(ids)).map((f) => f.runId).sort()),
+      ]);
+      for (const [i, ids] of [...asks, ...asks].entries())
         expect(answers[i], `step ${step}`).toEqual(ids.filter((id) => killed.has(id)).sort());
+      // A run asked about alone is answered as of a check begun after the call.
+      const one = pool[rand(pool.length)] as string;
+      expect((await a.control.killAsOf?.(one, performance.now()))?.flag?.runId).toBe(
+        killed.has(one) ? one : undefined,
+      );
     }
   });
 

@@ -102,6 +102,37 @@ describe('kill watcher: current', () => {
     expect(n.batched).toBeLessThanOrEqual(polls + 1);
   });
 
+  it("answers a new run from the store's check of every flag (killAsOf), as old as a poll may be", async () => {
+    const { store, control, n } = counted();
+    let checkAt = performance.now();
+    let listing = true;
+    const since: number[] = [];
+    control.killAsOf = async (id, after) => {
+      since.push(after);
+      if (!listing) return undefined;
+      return { flag: await store.control.getKill(id), at: checkAt };
+    };
+    await store.control.setKill({ runId: 'early', reason: 'before start', at: 1 });
+    const w = new KillWatcher(control, 20, { maxAgeMs: 60_000 });
+    expect(await w.current('early')).toMatchObject({ reason: 'before start' });
+    for (let i = 0; i < 20; i++) expect(await w.current(`r${i}`)).toBeUndefined();
+    expect(n.single).toBe(0);
+    // Each asked for a check no older than maxAgeMs.
+    expect(since.every((t) => t >= checkAt - 60_000 && t <= performance.now() - 60_000)).toBe(true);
+    // The answer is as old as the check: once that is past maxAgeMs, the run asks again.
+    // (Polls far apart: no tick refreshes the answer meanwhile.)
+    const w2 = new KillWatcher(control, 10_000, { maxAgeMs: 30 });
+    checkAt = performance.now() - 25;
+    expect(await w2.current('x')).toBeUndefined();
+    const asks = since.length;
+    await until(() => performance.now() - checkAt > 40, 'the check to age');
+    listing = false;
+    await store.control.setKill({ runId: 'x', reason: 'late', at: 2 });
+    expect(await w2.current('x')).toMatchObject({ reason: 'late' });
+    expect(since.length).toBe(asks + 1);
+    expect(n.single).toBe(1);
+  });
+
   it('without a batched query, polls no asking run and reads the store once its answer is stale', async () => {
     const store = openSqliteStore(':memory:');
     stores.push(store);

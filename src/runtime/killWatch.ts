@@ -51,7 +51,9 @@ export class KillWatcher {
 
   /**
    * The run's kill flag as of the last poll (at most `maxAgeMs` old), and the run is polled from
-   * now on: the first call for a run reads the store, so a kill set before it started is seen.
+   * now on. The first call for a run reads the store, so a kill set before it started is seen,
+   * unless the store checked every run's flag within `maxAgeMs` (`ControlStore.killAsOf`): then
+   * that check answers, and a kill set since is seen as any polled run's is, within `maxAgeMs`.
    */
   async current(runId: string): Promise<KillFlag | undefined> {
     const now = performance.now();
@@ -61,11 +63,22 @@ export class KillWatcher {
       k.askedAt = now;
       return k.flag;
     }
-    this.reads += 1;
-    const flag = (await this.control.getKill(runId)) ?? this.known.get(runId)?.flag;
+    // A store that checked every run's flag within `maxAgeMs` answers from that check: the
+    // answer is as old as a polled one may be.
+    const asOf = await this.control.killAsOf?.(runId, now - this.maxAgeMs);
+    let checkedAt = now;
+    let found: KillFlag | undefined;
+    if (asOf !== undefined) {
+      found = asOf.flag;
+      checkedAt = Math.min(asOf.at, now);
+    } else {
+      this.reads += 1;
+      found = await this.control.getKill(runId);
+    }
+    const flag = found ?? this.known.get(runId)?.flag;
     const cur = this.known.get(runId);
-    if (cur === undefined || cur.checkedAt <= now)
-      this.known.set(runId, { flag, checkedAt: now, askedAt: now });
+    if (cur === undefined || cur.checkedAt <= checkedAt)
+      this.known.set(runId, { flag, checkedAt, askedAt: now });
     this.arm();
     return flag;
   }

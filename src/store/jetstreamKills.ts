@@ -1,13 +1,17 @@
 /**
- * Kill flags of many runs in one request on JetStream (`ControlStore.getKills`), for the
- * runtime's kill watcher: without it the watcher reads one KV key per watched run whenever its
- * answer is older than a poll (3–4 requests per 3-step run at 100 runs in flight).
+ * Kill flags of many runs at once on JetStream, for the runtime's kill watcher
+ * (`ControlStore.getKills`, `killAsOf`): without them the watcher reads one KV key per watched
+ * run whenever its answer is older than a poll, and one per run new to it.
  *
- * A flag is one message in the kills bucket's stream and is never cleared. Each call asks the
- * stream's last sequence (one `STREAM.INFO`); the messages written since the previous call are
- * read by sequence (kills are rare: usually none) and their subjects remembered. A run is read
- * by key, after the info, when it was not read since the baseline or its subject holds a flag:
- * a flag set before a run was first asked about is seen by that read, one set later by a scan.
+ * A flag is one message in the kills bucket's stream and is never cleared. A scan asks the
+ * stream's last sequence (one `STREAM.INFO`) and reads the messages written since the previous
+ * scan by sequence (kills are rare: usually none), remembering their subjects. The first scan,
+ * or one that finds too many new messages, takes a new baseline: while the stream holds at most
+ * `LIST_MAX` subjects, their list (one `STREAM.INFO` with a subject filter) makes the set of
+ * flagged subjects complete, and a run whose subject is not in it has no flag as of that scan —
+ * no read by key. Past `LIST_MAX`, a run is read by key once after each baseline instead, and
+ * the scans see the flags set later. Scans run one at a time; a caller joins the next scan to
+ * begin, never one already asking, so a scan it waited for saw every flag set before its call.
  * No watch: a stalled subscription could miss a kill without an error; a request that fails
  * fails the call, and the kill watcher asks again on its next tick.
  */
@@ -15,15 +19,27 @@ import type { JetStreamManager } from '@nats-io/jetstream';
 import type { KillFlag } from './types.js';
 import type { NatsLink } from './natsConnect.js';
 
-/** More new messages than this in the kills stream since the last call: read every run by key. */
+/** More new messages than this in the kills stream since the last scan: a new baseline. */
 const SCAN_MAX = 64;
-/** Runs not asked about for this many calls are forgotten (read by key when asked again). */
+/** Up to this many flagged runs, a baseline lists every flagged subject (one request). */
+const LIST_MAX = 10_000;
+/** Runs not asked about for this many scans are forgotten (read by key when asked again). */
 const FORGET_AFTER = 50;
 
+/** The kill-flag reads of {@link kvKillScan}. */
+export interface KillScan {
+  getKill(runId: string): Promise<KillFlag | undefined>;
+  getKills(runIds: readonly string[]): Promise<KillFlag[]>;
+  killAsOf(
+    runId: string,
+    since: number,
+  ): Promise<{ flag: KillFlag | undefined; at: number } | undefined>;
+}
+
 /**
- * `getKill` and `getKills` over the kills bucket `bucket` (its stream is `KV_<bucket>`). Every
- * `getKills` call returns the flag of each asked run whose flag message is at or below the
- * stream's last sequence when the call began, whoever asked before (calls run one at a time).
+ * `getKill`, `getKills` and `killAsOf` over the kills bucket `bucket` (its stream is
+ * `KV_<bucket>`). Every `getKills` call returns the flag of each asked run whose flag message is
+ * in the stream when the call began, whoever asked before.
  */
 export function kvKillScan(
   link: NatsLink,
@@ -31,22 +47,76 @@ export function kvKillScan(
   bucket: string,
   keyOf: (runId: string) => string,
   readKill: (runId: string) => Promise<KillFlag | undefined>,
-): {
-  getKill(runId: string): Promise<KillFlag | undefined>;
-  getKills(runIds: readonly string[]): Promise<KillFlag[]>;
-} {
+  /** Tests: list at most this many flagged subjects at a baseline (default 10,000). */
+  listMax = LIST_MAX,
+): KillScan {
   const stream = `KV_${bucket}`;
   const subjectOf = (runId: string): string => `$KV.${bucket}.${keyOf(runId)}`;
-  /** Up to where the stream was scanned; undefined until the first call (the baseline). */
+  /** Up to where the stream was scanned; undefined until the first scan (the baseline). */
   let cursor: number | undefined;
+  /** True while `flagged` holds every flagged subject up to `cursor` (a listed baseline). */
+  let complete = false;
+  /** When the last scan that left `flagged` complete began (`performance.now()`). */
+  let completeAt = Number.NEGATIVE_INFINITY;
   /** Bumped at each new baseline: a read that began before it does not count as a check. */
   let epoch = 0;
-  /** Subjects known to hold a flag (scanned, or read by key): flags are never cleared. */
-  const flagged = new Set<string>();
-  /** Runs read by key since the baseline, with the call that last asked about them. */
+  /** Subjects known to hold a flag (listed, scanned, or read by key): flags are never cleared. */
+  let flagged = new Set<string>();
+  /** Without a complete list: runs read by key since the baseline, with the scan that last asked. */
   const checked = new Map<string, number>();
-  let calls = 0;
-  let queue: Promise<unknown> = Promise.resolve();
+  let scans = 0;
+
+  /** One scan: brings `cursor` and `flagged` up to the stream's last message. */
+  const once = async (): Promise<void> => {
+    const began = performance.now();
+    scans += 1;
+    const state = (await link.retry(() => jsm.streams.info(stream))).state;
+    const last = state.last_seq;
+    if (cursor === undefined || last < cursor || last - cursor > SCAN_MAX) {
+      epoch += 1;
+      checked.clear();
+      complete = false;
+      // The server leaves `num_subjects` out when it is 0.
+      if ((state.num_subjects ?? 0) <= listMax) {
+        // Every message up to `last` was stored before this list was made: it names them all.
+        const listed = await link.retry(() =>
+          jsm.streams.info(stream, { subjects_filter: `$KV.${bucket}.>` }),
+        );
+        flagged = new Set(Object.keys(listed.state.subjects ?? {}));
+        complete = true;
+      }
+    } else {
+      for (let seq = cursor + 1; seq <= last; seq++) {
+        const m = await link.retry(() => jsm.streams.getMessage(stream, { seq }));
+        if (m !== null) flagged.add(m.subject);
+      }
+    }
+    cursor = last;
+    if (complete) completeAt = began;
+  };
+
+  let inFlight: Promise<void> | undefined;
+  let queued: Promise<void> | undefined;
+  const start = (): Promise<void> => {
+    const p: Promise<void> = once().finally(() => {
+      if (inFlight === p) inFlight = undefined;
+    });
+    inFlight = p;
+    return p;
+  };
+  /** A scan that begins after this call: the next one, shared by every caller until it starts. */
+  const scan = (): Promise<void> => {
+    if (queued !== undefined) return queued;
+    if (inFlight === undefined) return start();
+    const q = inFlight
+      .catch(() => undefined)
+      .then(() => {
+        queued = undefined;
+        return start();
+      });
+    queued = q;
+    return q;
+  };
 
   /**
    * A read by key. Begun once the stream was scanned up to `cursor`, it saw every flag at or
@@ -56,42 +126,48 @@ export function kvKillScan(
     const from = cursor === undefined ? undefined : epoch;
     const flag = await readKill(runId);
     if (flag !== undefined) flagged.add(subjectOf(runId));
-    if (from !== undefined && from === epoch && !checked.has(runId)) checked.set(runId, calls);
+    if (from !== undefined && from === epoch && !checked.has(runId)) checked.set(runId, scans);
     return flag;
   };
 
-  const once = async (runIds: readonly string[]): Promise<KillFlag[]> => {
-    calls += 1;
-    const last = (await link.retry(() => jsm.streams.info(stream))).state.last_seq;
-    if (cursor === undefined || last - cursor > SCAN_MAX) {
-      // A new baseline: every run is read by key after the info above.
-      epoch += 1;
-      checked.clear();
-    } else {
-      for (let seq = cursor + 1; seq <= last; seq++) {
-        const m = await link.retry(() => jsm.streams.getMessage(stream, { seq }));
-        if (m !== null) flagged.add(m.subject);
-      }
-    }
-    cursor = last;
-    const need = runIds.filter((id) => !checked.has(id) || flagged.has(subjectOf(id)));
+  const getKills = async (runIds: readonly string[]): Promise<KillFlag[]> => {
+    await scan();
+    const at = scans;
+    const from = epoch;
+    const need = runIds.filter(
+      (id) => flagged.has(subjectOf(id)) || (!complete && !checked.has(id)),
+    );
     const flags = (await Promise.all(need.map((id) => readKill(id)))).filter(
       (f): f is KillFlag => f !== undefined,
     );
     for (const f of flags) flagged.add(subjectOf(f.runId));
-    for (const id of runIds) checked.set(id, calls);
-    if (checked.size > 2 * runIds.length + 1_000)
-      for (const [id, at] of checked) if (calls - at > FORGET_AFTER) checked.delete(id);
+    // Reads begun before another call's new baseline do not count as checks after it.
+    if (!complete && from === epoch) {
+      for (const id of runIds) checked.set(id, at);
+      if (checked.size > 2 * runIds.length + 1_000)
+        for (const [id, n] of checked) if (at - n > FORGET_AFTER) checked.delete(id);
+    }
     return flags;
   };
 
-  const getKills = (runIds: readonly string[]): Promise<KillFlag[]> => {
-    const run = queue.then(
-      () => once(runIds),
-      () => once(runIds),
-    );
-    queue = run.catch(() => undefined);
-    return run;
+  /**
+   * The run's flag as of the last scan that began at or after `since` (`performance.now()`),
+   * when scans list every flag: none is read unless the run is flagged. An older last scan has the
+   * caller join the next one (shared by every caller meanwhile). Undefined when the flags are too
+   * many to list: the caller reads the run's flag itself.
+   */
+  const killAsOf = async (
+    runId: string,
+    since: number,
+  ): Promise<{ flag: KillFlag | undefined; at: number } | undefined> => {
+    if (cursor !== undefined && !complete) return undefined;
+    if (completeAt < since) await scan();
+    if (!complete) return undefined;
+    const at = completeAt;
+    if (!flagged.has(subjectOf(runId))) return { flag: undefined, at };
+    const now = performance.now();
+    return { flag: await getKill(runId), at: now };
   };
-  return { getKill, getKills };
+
+  return { getKill, getKills, killAsOf };
 }

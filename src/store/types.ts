@@ -159,6 +159,16 @@ export interface ControlStore {
   getKill(runId: string): Promise<KillFlag | undefined>;
   /** The flags set among `runIds` (optional: one query instead of one per run). */
   getKills?(runIds: readonly string[]): Promise<KillFlag[]>;
+  /**
+   * The run's flag as known from a check of every run's flag that began at or after `since`
+   * (`performance.now()` time; one check is shared by every caller), with when that check began;
+   * undefined when the store cannot check them all at once (the caller then calls `getKill`).
+   * Optional: spares a read per run new to a poller.
+   */
+  killAsOf?(
+    runId: string,
+    since: number,
+  ): Promise<{ flag: KillFlag | undefined; at: number } | undefined>;
   /** The breaker record for a key and its revision (0 when absent). */
   getBreaker(key: string): Promise<{ value: unknown; revision: number }>;
   /** Writes a breaker record if its revision is still `revision`; false when someone else won. */
