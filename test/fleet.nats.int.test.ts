@@ -52,9 +52,14 @@ beforeAll(async () => {
   fake = await startFakeClaude({
     script: (req) => {
       const m = req.body.messages as Array<{ content: string }>;
-      const [label = ''] = (m[0]?.content ?? '').split(' ');
+      const [label = '', id = ''] = (m[0]?.content ?? '').split(' ');
       const then = { kind: 'json' as const, value: { label: `${label}-ok`, score: label.length } };
-      return { kind: 'delay', ms: 5 + Math.floor(Math.random() * 45), then };
+      // The worker-kill test's runs (`a-…`) are slower, so that a worker is still in the middle
+      // of some when the kill lands, however late a busy machine runs this process.
+      const ms = id.startsWith('a-')
+        ? 100 + Math.floor(Math.random() * 150)
+        : 5 + Math.floor(Math.random() * 45);
+      return { kind: 'delay', ms, then };
     },
   });
 });
@@ -367,8 +372,9 @@ describe('fleet on one nats-server', () => {
       if (i === 0) await waitTerminal(store, wave, Math.floor(wave.length * 0.2), 90_000, 'kill 1');
       // Kill it while it drives runs of this wave: at least 3 it logged and has not finished,
       // still running in the store (its log lines reach this process late on a busy machine: a
-      // run can be over before its last line is read).
-      const driving = async (w: WorkerProc): Promise<number> => {
+      // run can be over before its last line is read). The first worker found so is killed at
+      // once: on a busy machine a slower choice can outlast the wave.
+      const open = (w: WorkerProc): string[] => {
         const seen = new Set<string>();
         const done = new Set<string>();
         for (const l of w.lines) {
@@ -376,32 +382,32 @@ describe('fleet on one nats-server', () => {
           seen.add(l.runId);
           if (/^run (completed|failed|killed|parked)$/.test(l.msg)) done.add(l.runId);
         }
-        const open = [...seen].filter((id) => !done.has(id));
-        const running = await Promise.all(
-          open.map(async (id) => (await store.log.getRun(id))?.status === 'running'),
-        );
-        return running.filter(Boolean).length;
+        return [...seen].filter((id) => !done.has(id));
       };
-      // The first kill takes whichever worker drives most runs of the wave (a fixed one may have
-      // drawn few of them on a fast machine); the second, the restarted worker.
+      const running = async (ids: string[]): Promise<number> =>
+        (await Promise.all(ids.map(async (id) => (await store.log.getRun(id))?.status))).filter(
+          (s) => s === 'running',
+        ).length;
+      // The first kill takes a worker that drives runs of the wave (a fixed one may have drawn
+      // few of them on a fast machine), the busiest by its lines first; the second, the
+      // restarted worker.
       const candidates = (): WorkerProc[] =>
-        i === 0
+        (i === 0
           ? [...allWorkers].filter((w) => w.child.exitCode === null && w.child.signalCode === null)
-          : [victim];
-      const busiest = async (): Promise<{ w: WorkerProc; n: number }> => {
-        let best = { w: victim, n: -1 };
+          : [victim]
+        ).sort((a, b) => open(b).length - open(a).length);
+      let found: WorkerProc | undefined;
+      for (let t = 0; t < 2_000 && found === undefined; t++) {
         for (const w of candidates()) {
-          const n = await driving(w);
-          if (n > best.n) best = { w, n };
+          const ids = open(w);
+          if (ids.length >= 3 && (await running(ids)) >= 3) {
+            found = w;
+            break;
+          }
         }
-        return best;
-      };
-      let pick = await busiest();
-      for (let t = 0; t < 2_000 && pick.n < 3; t++) {
-        await sleep(10);
-        pick = await busiest();
+        if (found === undefined) await sleep(10);
       }
-      victim = pick.w;
+      victim = found ?? victim;
       const at = Date.now();
       await victim.kill('SIGKILL');
       kills.push({ worker: victim, at });
