@@ -6,10 +6,12 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
+import Anthropic from '@anthropic-ai/sdk';
 import { describe, expect, it } from 'vitest';
 import { createAnthropicClient } from '../../src/model/anthropic.js';
 import { BufferedResponse } from '../../src/model/bufferedResponse.js';
 import { httpFetch } from '../../src/model/httpFetch.js';
+import { fetchWithoutCopy } from '../../src/model/sdkFetch.js';
 import { startFakeClaude } from '../../src/testing/index.js';
 import { hiRequest } from './hiRequest.js';
 
@@ -219,6 +221,87 @@ describe('httpFetch', () => {
     ];
     for (const [input, init] of given) expect((await f(input, init)).status).toBe(599);
     expect(other.asked.map((a) => a.init)).toEqual(given.map(([, init]) => init));
+  });
+});
+
+/** One server-sent event of the Messages stream. */
+const sse = (type: string, data: object): string =>
+  `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+
+/** A streamed answer 'Hello' in two deltas 30 ms apart; `/hang` stops after the deltas. */
+const streaming: Handler = (req, res) => {
+  const message = {
+    id: 'msg_1',
+    type: 'message',
+    role: 'assistant',
+    model: 'claude-sonnet-4-6',
+    content: [],
+    stop_reason: null,
+    stop_sequence: null,
+    usage: { input_tokens: 3, output_tokens: 0 },
+  };
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'request-id': 'req_sse' });
+  res.write(sse('message_start', { message }));
+  res.write(sse('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }));
+  const parts = ['Hel', 'lo'];
+  const next = (): void => {
+    const text = parts.shift();
+    if (text !== undefined) {
+      res.write(sse('content_block_delta', { index: 0, delta: { type: 'text_delta', text } }));
+      setTimeout(next, 30);
+      return;
+    }
+    if (req.url?.startsWith('/hang') === true) return;
+    res.write(sse('content_block_stop', { index: 0 }));
+    const delta = { stop_reason: 'end_turn', stop_sequence: null };
+    res.write(sse('message_delta', { delta, usage: { output_tokens: 2 } }));
+    res.end(sse('message_stop', {}));
+  };
+  setTimeout(next, 30);
+};
+
+describe('the SDK over httpFetch', () => {
+  const sdk = (url: string) =>
+    new Anthropic({
+      apiKey: 'sk-test',
+      baseURL: url,
+      maxRetries: 0,
+      fetch: httpFetch(fetchWithoutCopy(fetch), fetch),
+    });
+  const params = {
+    model: 'claude-sonnet-4-6',
+    max_tokens: 10,
+    messages: [{ role: 'user' as const, content: 'hi' }],
+  };
+
+  it('a streamed message arrives delta by delta', async () => {
+    await using srv = await server(streaming);
+    const stream = sdk(srv.url).messages.stream(params);
+    const deltas: string[] = [];
+    stream.on('text', (t) => deltas.push(t));
+    const message = await stream.finalMessage();
+    expect(deltas).toEqual(['Hel', 'lo']);
+    expect(message.content).toMatchObject([{ type: 'text', text: 'Hello' }]);
+    expect(message.usage.output_tokens).toBe(2);
+  });
+
+  it('an abort ends a stream that never finishes, quietly (as the SDK does over fetch)', async () => {
+    await using srv = await server(streaming);
+    const client = sdk(`${srv.url}/hang`);
+    const abort = new AbortController();
+    const stream = await client.messages.create(
+      { ...params, stream: true },
+      { signal: abort.signal },
+    );
+    const seen: string[] = [];
+    const ended = (async () => {
+      for await (const event of stream) {
+        seen.push(event.type);
+        if (event.type === 'content_block_delta') abort.abort();
+      }
+    })();
+    await ended;
+    expect(seen).toEqual(['message_start', 'content_block_start', 'content_block_delta']);
   });
 });
 
