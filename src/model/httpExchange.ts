@@ -3,12 +3,19 @@
  * a kept-alive connection, the answer returned as fetch would return it — a JSON body read whole
  * into a {@link BufferedResponse}, anything else as a WHATWG `Response` streaming from the socket.
  */
-import http from 'node:http';
-import https from 'node:https';
+import type http from 'node:http';
+import type https from 'node:https';
+import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import zlib from 'node:zlib';
+import type zlib from 'node:zlib';
 import { BufferedResponse } from './bufferedResponse.js';
+
+// Loaded at first use, not with the model boundary: node:https (with TLS) alone takes ≈ 8 ms to
+// load, which every importer of plumbline would pay, the CLI's read verbs included.
+const builtin = createRequire(import.meta.url);
+let zlibModule: typeof zlib | undefined;
+const inflate = (): typeof zlib => (zlibModule ??= builtin('node:zlib') as typeof zlib);
 
 /** undici's defaults: how long an unused connection is kept, and how long a connect may take. */
 const KEEP_ALIVE_MS = 4_000;
@@ -16,14 +23,20 @@ const CONNECT_TIMEOUT_MS = 10_000;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const NULL_BODY = new Set([204, 205, 304]);
 
-let agents: { 'http:': http.Agent; 'https:': https.Agent } | undefined;
-/** One pair of agents per process, like fetch's one global dispatcher: clients share connections. */
-function agentFor(protocol: 'http:' | 'https:'): http.Agent {
-  agents ??= {
-    'http:': new http.Agent({ keepAlive: true, timeout: KEEP_ALIVE_MS }),
-    'https:': new https.Agent({ keepAlive: true, timeout: KEEP_ALIVE_MS }),
-  };
-  return agents[protocol];
+interface Scheme {
+  request: typeof http.request;
+  agent: http.Agent;
+}
+const schemes: { 'http:'?: Scheme; 'https:'?: Scheme } = {};
+/** One agent per scheme and process, like fetch's one global dispatcher: clients share connections. */
+function schemeOf(protocol: 'http:' | 'https:'): Scheme {
+  let scheme = schemes[protocol];
+  if (scheme === undefined) {
+    const mod = builtin(protocol === 'https:' ? 'node:https' : 'node:http') as typeof https;
+    const agent = new mod.Agent({ keepAlive: true, timeout: KEEP_ALIVE_MS });
+    scheme = schemes[protocol] = { request: mod.request, agent };
+  }
+  return scheme;
 }
 
 /** Where a request goes, as node:http takes it. */
@@ -71,14 +84,15 @@ export function exchange(
       resolve(res);
     };
     const { protocol } = to;
-    const req = (protocol === 'https:' ? https : http).request({
+    const scheme = schemeOf(protocol);
+    const req = scheme.request({
       protocol,
       hostname: to.hostname,
       port: to.port,
       path: to.path,
       method,
       headers,
-      agent: agentFor(protocol),
+      agent: scheme.agent,
     });
     let answer: http.IncomingMessage | undefined;
     // A streamed body fails with the signal's reason, as fetch's does (the SDK ends quietly on it).
@@ -172,6 +186,8 @@ function responseHeaders(raw: string[]): Headers {
 /** The body stream, decompressed as fetch would (only asked for when the request is not JSON). */
 function decoded(res: http.IncomingMessage, encoding: string | null): Readable {
   const coding = encoding?.trim().toLowerCase();
+  if (coding === undefined || coding === '' || coding === 'identity') return res;
+  const zlib = inflate();
   const decoder =
     coding === 'gzip' || coding === 'x-gzip'
       ? zlib.createGunzip()
