@@ -1,10 +1,11 @@
 /**
  * The `fetch` the SDK is given: node:http(s) with keep-alive agents instead of Node's WHATWG fetch.
  * Node's fetch (undici) moves every request and response through web streams and its fetch
- * algorithm: ≈ 460 µs of CPU per model call against a local server, where node:http takes
- * ≈ 150 µs for the same bytes (`bench/transportMicro.ts`). A JSON answer is read whole before
- * the promise resolves and returned as a {@link BufferedResponse}; any other answer (an event
- * stream, a batch's results) as a WHATWG `Response` streaming from the socket.
+ * algorithm: 460–480 µs of CPU per request against a local server, where node:http takes
+ * 125–195 µs for the same bytes and this transport 205–230 (`bench/transportMicro.ts`, loaded
+ * machine). A JSON answer is read whole before the promise resolves and returned as a
+ * {@link BufferedResponse}; any other answer (an event stream, a batch's results) as a WHATWG
+ * `Response` streaming from the socket.
  *
  * What fetch did that is kept: the SDK's signal (its timeout and the caller's abort) ends the
  * request or the body read and rejects with the signal's reason; a 10 s connect timeout (undici's);
