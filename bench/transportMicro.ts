@@ -11,7 +11,6 @@
  * Prints one `RESULT {json}` line: CPU µs per request (user + system of this process).
  */
 import http from 'node:http';
-import type * as Undici from 'undici';
 import { toJsonSchema } from '../src/model/structured.js';
 import { httpFetch } from '../src/model/httpFetch.js';
 import { startFakeProcess } from './lib/fake.js';
@@ -78,10 +77,19 @@ const variants: Record<string, (i: number) => Promise<unknown>> = {
   'http+Response': (i) => viaHttp(i, true),
   httpFetch: async (i) => (await transport(url, init(i))).json(),
 };
+/** The part of undici's API measured here (undici is not a dependency: no types to import). */
+interface Undici {
+  Agent: new () => { close(): Promise<void> };
+  Pool: new (origin: string) => {
+    request(opts: object): Promise<{ body: { json(): Promise<unknown> } }>;
+    close(): Promise<void>;
+  };
+  request(url: string, opts: object): Promise<{ body: { json(): Promise<unknown> } }>;
+}
 const closers: (() => Promise<void>)[] = [];
 try {
   // Not a dependency of plumbline: measured when present (it is, as a dependency of a dev tool).
-  const undici = (await import('undici' as string)) as typeof Undici;
+  const undici = (await import('undici' as string)) as Undici;
   const uAgent = new undici.Agent();
   const uPool = new undici.Pool(fake.url);
   closers.push(
