@@ -88,7 +88,7 @@ interface Undici {
 }
 const closers: (() => Promise<void>)[] = [];
 try {
-  // Not a dependency of plumbline: measured when present (it is, as a dependency of a dev tool).
+  // Not a dependency of plumbline: measured when it can be imported (npm install --no-save undici).
   const undici = (await import('undici' as string)) as Undici;
   const uAgent = new undici.Agent();
   const uPool = new undici.Pool(fake.url);
