@@ -15,6 +15,7 @@ import { usageFromApi } from './cost.js';
 import { Lru } from './lru.js';
 import { sdkSpansMayMatter } from './sdkSpans.js';
 import { fetchWithoutCopy } from './sdkFetch.js';
+import { httpFetch } from './httpFetch.js';
 import { buildParams, countParams, type CreateParams } from './params.js';
 import { redactValue, secretValues } from '../runtime/redact.js';
 import type {
@@ -46,6 +47,12 @@ export interface AnthropicClientOptions {
   countTokens?: boolean;
   /** How many distinct requests' counts are kept (default 1,000); a retry or re-ask of the same request is not counted again. */
   tokenCountCacheSize?: number;
+  /**
+   * The `fetch` to send requests with instead of plumbline's node:http transport: for a proxy or
+   * a dispatcher set with undici's `setGlobalDispatcher`, which that transport does not use.
+   * @example createAnthropicClient({ fetch: globalThis.fetch })
+   */
+  fetch?: typeof fetch;
 }
 
 type Message = Anthropic.Message & { _request_id?: string | null };
@@ -72,7 +79,7 @@ export function createAnthropicClient(opts: AnthropicClientOptions = {}): ModelC
     ...(opts.baseURL !== undefined ? { baseURL: opts.baseURL } : {}),
     maxRetries: 0,
     timeout: wholeMs(defaultTimeoutMs),
-    fetch: fetchWithoutCopy(globalThis.fetch),
+    fetch: sdkFetch(opts.fetch),
   });
   // The same client (same auth, options and connections) with the SDK's call spans off, used
   // while they could not record or propagate anything anyway (see sdkSpans.ts).
@@ -224,6 +231,16 @@ function localError(e: unknown): ClassifiedError {
     retryAfterMs: null,
     requestId: null,
   };
+}
+
+/**
+ * The transport the SDK is given: node:http(s) (see httpFetch.ts), with the platform fetch for
+ * what it does not take; a caller's own fetch instead, when given.
+ */
+function sdkFetch(given: typeof fetch | undefined): typeof fetch {
+  if (given !== undefined) return fetchWithoutCopy(given);
+  const platform = globalThis.fetch;
+  return httpFetch(fetchWithoutCopy(platform), platform);
 }
 
 /** The SDK wants a positive integer timeout; round a fractional one up. */

@@ -1,8 +1,9 @@
 /**
- * The `fetch` the SDK is given: the platform's own, asked not to copy each request. Node's fetch
- * copies a request before sending it (the body stream teed, two more web streams made) so that it
- * could follow a redirect — unless redirects are errors and the request has no window: about 60 µs
- * of CPU per call against a local server. The API never redirects; when a server does (a proxy),
+ * The platform's `fetch`, asked not to copy each request: what the SDK sends with when the caller
+ * gives a `fetch`, and what plumbline's node:http transport (httpFetch.ts) hands over to for a
+ * request it does not take. Node's fetch copies a request before sending it (the body stream
+ * teed, two more web streams made) so that it could follow a redirect — unless redirects are
+ * errors and the request has no window: about 60 µs of CPU per call against a local server. The API never redirects; when a server does (a proxy),
  * the request is sent once more as before, redirects followed: one extra request on that path only.
  */
 
