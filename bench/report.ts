@@ -366,7 +366,7 @@ export function renderReport(r: Results, notes: string): string {
   } else {
     L.push(
       `\`bench/cliStart.ts\`: \`plumbline demo\` fills a SQLite store and a JetStream store (its own nats-server), then each command is spawned ${String(cli.spawns)} times, the commands taking turns: ` +
-        '`node bin/plumbline.mjs <verb>` over the built `dist/`, as users run it. Wall = spawn to exit (the answer printed); CPU = the child’s own user + system time at exit. ' +
+        '`node bin/plumbline.mjs <verb>` over the built package (`dist/bundle/`), as users run it. Wall = spawn to exit (the answer printed); CPU = the child’s own user + system time at exit. ' +
         '`node -e 0` in the same loop is what Node alone costs to start here.',
     );
     L.push('');
