@@ -153,7 +153,9 @@ describe('start of a verb (issue 14)', () => {
     // The run's row: its index entry was read and checked (by hand: parseIndexEntry).
     const r = await readVerbs(server.url, 'lazy-js');
     for (const x of r) {
-      expect(x.urls.some((u) => u.includes('/@nats-io/'))).toBe(true);
+      // The NATS client, bundled into one CommonJS file by scripts/bundle.mjs.
+      expect(x.urls.some((u) => u.endsWith('/dist/bundle/vendor/nats.cjs'))).toBe(true);
+      expect(x.urls.filter((u) => u.includes('/node_modules/@nats-io/'))).toEqual([]);
       expect(x.urls.filter((u) => u.includes('/dist/store/jetstreamSchemas.js'))).toEqual([]);
     }
   });
