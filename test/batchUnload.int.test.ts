@@ -203,6 +203,8 @@ describe('a run waiting on a batch lets go between polls', { timeout: 60_000 }, 
           (s) => s === 'completed',
         ),
       );
+      // The worker reports a run's end after its last append: the store can say so first.
+      await until('both reported', async () => ended.length >= 4);
       expect(
         ended
           .slice(2)
