@@ -465,7 +465,8 @@ export class Runtime {
       maxInputTokens: l.maxInputTokens ?? null,
       maxOutputTokens: l.maxOutputTokens ?? null,
     };
-    return this.record(prepared, runId, input, limits);
+    // The deadline counts from the run's start time exactly (`run.started`'s `at`).
+    return this.record(prepared, runId, input, limits, undefined, now);
   }
 
   /** Records `run.started` of a new run (a top-level run, or a child with its parent). */
@@ -475,8 +476,8 @@ export class Runtime {
     input: unknown,
     limits: RunLimits,
     child?: { parent: ChildOf; outputs?: Record<string, unknown> | undefined },
+    now: number = this.clock.now(),
   ): Promise<RunWriter> {
-    const now = this.clock.now();
     const outputs = child?.outputs;
     const snapshot = initialSnapshot(prepared.machine, {
       runId,
