@@ -302,8 +302,11 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
           for (const l of read) {
             listing.seqOf.set(l.runId, l.seq);
             if (l.parent === undefined) named = false;
-            else if (l.parent !== null)
-              listing.kids.set(l.parent, [...(listing.kids.get(l.parent) ?? []), l.runId]);
+            else if (l.parent !== null) {
+              const kids = listing.kids.get(l.parent);
+              if (kids === undefined) listing.kids.set(l.parent, [l.runId]);
+              else kids.push(l.runId);
+            }
           }
         }
         // Runs whose list message names another parent are not fetched: they cannot match.
