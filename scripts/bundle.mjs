@@ -15,7 +15,16 @@
 // NATS objects (connections, clients, errors) are then of that copy; the public API hands none
 // of them out (`openStoreFromUrl` returns the `Store` port). dist/bundle/meta.json maps each
 // output file to the modules in it (test/cli.lazyStart.int.test.ts reads it).
-import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+//
+// commander (CommonJS, 7 files, which Node's ESM loader would also run its export lexer over) is
+// bundled the same way into dist/bundle/vendor/commander.cjs, required by the chunk that imports
+// it. In nats.cjs, the nkeys package's tweetnacl (only used for nkey and credentials auth) is
+// initialised on first use instead of at load: @nats-io/nkeys/lib/nacl.js's `default` export
+// becomes a getter (its users read `nacl_1.default.x` when they sign). Together ~4 ms of CPU off
+// every verb (BENCHMARKS notes, "CLI start"). The build checks what each of these relies on and
+// fails if a package no longer has the shape it rewrites.
+import { Buffer } from 'node:buffer';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath, URL } from 'node:url';
@@ -46,6 +55,30 @@ const natsInline = {
   },
 };
 
+const require = createRequire(import.meta.url);
+
+/**
+ * `commander` in the bundle: the same names, from the CommonJS file built below. Its importer
+ * lands one folder under dist/bundle/ (checked after the build), beside vendor/.
+ */
+const COMMANDER_NAMES = Object.keys(require('commander'));
+const COMMANDER = `
+import { createRequire } from 'node:module';
+const commander = createRequire(import.meta.url)('../vendor/commander.cjs');
+export const { ${COMMANDER_NAMES.join(', ')} } = commander;
+`;
+const commanderVendor = {
+  name: 'commander-vendor',
+  setup(b) {
+    b.onResolve({ filter: /^commander$/ }, () => ({ path: 'commander', namespace: 'vendor' }));
+    b.onLoad({ filter: /^commander$/, namespace: 'vendor' }, () => ({
+      contents: COMMANDER,
+      loader: 'js',
+      resolveDir: ROOT,
+    }));
+  },
+};
+
 // Chunks are named by content hash: clear out the last build's.
 rmSync(join(DIST, 'bundle'), { recursive: true, force: true });
 const result = await build({
@@ -63,7 +96,7 @@ const result = await build({
   platform: 'node',
   target: 'node20',
   packages: 'external',
-  plugins: [natsInline],
+  plugins: [natsInline, commanderVendor],
   chunkNames: 'chunks/[name]-[hash]',
   // Function and class names as written (error names, stack traces, logs).
   keepNames: true,
@@ -77,6 +110,54 @@ const natsAt = Object.entries(result.metafile.outputs).find(([, o]) =>
 )?.[0];
 if (natsAt === undefined || !/dist\/bundle\/chunks\/[^/]+$/.test(natsAt))
   throw new Error(`natsLib.js is in ${natsAt}, not in dist/bundle/chunks/: fix its vendor path`);
+const commanderAt = Object.entries(result.metafile.outputs).find(([, o]) =>
+  Object.keys(o.inputs).includes('vendor:commander'),
+)?.[0];
+if (commanderAt === undefined || !/dist\/bundle\/[^/]+\/[^/]+$/.test(commanderAt))
+  throw new Error(
+    `commander is imported from ${commanderAt}, not one folder under dist/bundle/: fix its vendor path`,
+  );
+
+/**
+ * @nats-io/nkeys/lib/nacl.js re-exports tweetnacl, which computes its tables when loaded: ~2 ms
+ * at every start, for an nkey signature few stores use. The rewrite makes `default` a getter that
+ * requires tweetnacl on first read, with the same value. It fails the build if the file changes.
+ */
+const NKEYS_NACL = /[\\/]@nats-io[\\/]nkeys[\\/]lib[\\/]nacl\.js$/;
+let naclRewritten = 0;
+const naclLazy = {
+  name: 'nkeys-nacl-lazy',
+  setup(b) {
+    b.onLoad({ filter: NKEYS_NACL }, (args) => {
+      const text = readFileSync(args.path, 'utf8');
+      const lines = text.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('//#'));
+      const expected = [
+        '"use strict";',
+        'var __importDefault = (this && this.__importDefault) || function (mod) {',
+        '    return (mod && mod.__esModule) ? mod : { "default": mod };',
+        '};',
+        'Object.defineProperty(exports, "__esModule", { value: true });',
+        'const tweetnacl_1 = __importDefault(require("tweetnacl"));',
+        'exports.default = tweetnacl_1.default;',
+      ];
+      if (lines.join('\n') !== expected.join('\n'))
+        throw new Error(
+          `${args.path} is not the re-export of tweetnacl scripts/bundle.mjs makes lazy: check its uses of nacl_1.default and update the rewrite`,
+        );
+      naclRewritten += 1;
+      return {
+        contents: [
+          ...expected.slice(0, 5),
+          'Object.defineProperty(exports, "default", {',
+          '  enumerable: true,',
+          '  get: () => __importDefault(require("tweetnacl")).default,',
+          '});',
+        ].join('\n'),
+        loader: 'js',
+      };
+    });
+  },
+};
 
 // The NATS client in one CommonJS file (the object store client initialised on first use).
 await build({
@@ -97,9 +178,39 @@ await build({
   platform: 'node',
   target: 'node20',
   keepNames: true,
+  plugins: [naclLazy],
   logLevel: 'warning',
 });
+if (naclRewritten !== 1)
+  throw new Error(
+    `@nats-io/nkeys/lib/nacl.js was rewritten ${naclRewritten} times, not once: is nkeys still bundled?`,
+  );
 // Loads, and is the NATS client the package pins.
-const vendor = createRequire(import.meta.url)(join(DIST, 'bundle', 'vendor', 'nats.cjs'));
+const vendor = require(join(DIST, 'bundle', 'vendor', 'nats.cjs'));
 if (typeof vendor.core.connect !== 'function' || typeof vendor.jetstream.jetstream !== 'function')
   throw new Error('dist/bundle/vendor/nats.cjs does not export the NATS client');
+// An nkey still signs and verifies through the lazy tweetnacl.
+const nkey = vendor.core.nkeys.createUser();
+if (!nkey.verify(Buffer.from('nonce'), nkey.sign(Buffer.from('nonce'))))
+  throw new Error('dist/bundle/vendor/nats.cjs: an nkey does not verify its own signature');
+
+// commander in one CommonJS file, for the import the plugin above rewrites.
+await build({
+  stdin: {
+    contents: `module.exports = require('commander');`,
+    resolveDir: ROOT,
+    sourcefile: 'commander-vendor.cjs',
+    loader: 'js',
+  },
+  outfile: join(DIST, 'bundle', 'vendor', 'commander.cjs'),
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  keepNames: true,
+  logLevel: 'warning',
+});
+const commander = require(join(DIST, 'bundle', 'vendor', 'commander.cjs'));
+const missing = COMMANDER_NAMES.filter((n) => commander[n] === undefined);
+if (missing.length > 0 || typeof commander.Command !== 'function')
+  throw new Error(`dist/bundle/vendor/commander.cjs does not export ${missing.join(', ')}`);
