@@ -1,20 +1,22 @@
 // The package's JavaScript, bundled (run by `npm run build`, after tsc).
 //
-// tsc writes one file per module under dist/; loading ~50 of them is most of what a CLI verb
-// spends after Node starts (Node's ESM loader costs ~0.3 ms a module here: BENCHMARKS.md,
-// figure 7). esbuild bundles the package's entry points together — `plumbline`,
-// `plumbline/testing`, the CLI and the example pipelines `plumbline demo` runs — into
-// dist/bundle/, with the code they share in common chunks: every module exists once, so a
-// pipeline that imports `plumbline` and the CLI that runs it share the same classes and state.
-// Modules loaded on demand (`import()`) stay separate chunks, loaded on demand. Dependencies
-// stay external (resolved from node_modules as before), but for the NATS client: its packages
-// (@nats-io/*, CommonJS, 69 files) are bundled into one CommonJS file,
-// dist/bundle/vendor/nats.cjs, which `require` loads in ~27 ms of CPU where the 69 files took
-// ~48 (BENCHMARKS notes, "CLI start"). In the bundle, dist/store/natsLib.js (which requires
-// the packages from node_modules) is replaced by a module that requires that file. plumbline's
-// NATS objects (connections, clients, errors) are then of that copy; the public API hands none
-// of them out (`openStoreFromUrl` returns the `Store` port). dist/bundle/meta.json maps each
-// output file to the modules in it (test/cli.lazyStart.int.test.ts reads it).
+// tsc writes one file per module under dist/; loading ~50 of them is most of what a CLI verb spends
+// after Node starts (Node's ESM loader costs ~0.3 ms a module here: BENCHMARKS.md, figure 7).
+// esbuild bundles the package's entry points together — `plumbline`, `plumbline/testing`, the CLI
+// and the example pipelines `plumbline demo` runs — into dist/bundle/, with the code they share in
+// common chunks: every module exists once, so a pipeline that imports `plumbline` and the CLI that
+// runs it share the same classes and state. Modules loaded on demand (`import()`) stay separate
+// chunks, loaded on demand, but for the read path: the light modules (importing no package) that
+// `runs` and `cost` load are kept in two chunks (scripts/bundleGroups.mjs), so such a verb loads ~8
+// files of dist/bundle/ where it loaded 26 (~10 ms of CPU: BENCHMARKS notes, "CLI start").
+// Dependencies stay external (resolved from node_modules as before), but for the NATS client: its
+// packages (@nats-io/*, CommonJS, 69 files) are bundled into one CommonJS file,
+// dist/bundle/vendor/nats.cjs, which `require` loads in ~27 ms of CPU where the 69 files took ~48
+// (BENCHMARKS notes, "CLI start"). In the bundle, dist/store/natsLib.js (which requires the
+// packages from node_modules) is replaced by a module that requires that file. plumbline's NATS
+// objects (connections, clients, errors) are then of that copy; the public API hands none of them
+// out (`openStoreFromUrl` returns the `Store` port). dist/bundle/meta.json maps each output file to
+// the modules in it (test/cli.lazyStart.int.test.ts reads it).
 //
 // commander (CommonJS, 7 files, which Node's ESM loader would also run its export lexer over) is
 // bundled the same way into dist/bundle/vendor/commander.cjs, required by the chunk that imports
@@ -29,6 +31,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath, URL } from 'node:url';
 import { build } from 'esbuild';
+import { readPathGroups } from './bundleGroups.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DIST = join(ROOT, 'dist');
@@ -79,9 +82,7 @@ const commanderVendor = {
   },
 };
 
-// Chunks are named by content hash: clear out the last build's.
-rmSync(join(DIST, 'bundle'), { recursive: true, force: true });
-const result = await build({
+const OPTIONS = {
   entryPoints: [
     join(DIST, 'index.js'),
     join(DIST, 'testing', 'index.js'),
@@ -103,8 +104,15 @@ const result = await build({
   sourcemap: true,
   metafile: true,
   logLevel: 'warning',
-});
+  absWorkingDir: ROOT,
+};
+const groups = await readPathGroups(build, OPTIONS);
+
+// Chunks are named by content hash: clear out the last build's.
+rmSync(join(DIST, 'bundle'), { recursive: true, force: true });
+const result = await build({ ...OPTIONS, plugins: [...OPTIONS.plugins, groups.plugin] });
 writeFileSync(join(DIST, 'bundle', 'meta.json'), JSON.stringify(result.metafile));
+await groups.check(result.metafile);
 const natsAt = Object.entries(result.metafile.outputs).find(([, o]) =>
   Object.keys(o.inputs).some((i) => /dist[\\/]store[\\/]natsLib\.js$/.test(i)),
 )?.[0];
