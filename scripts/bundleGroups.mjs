@@ -1,14 +1,15 @@
 // The read path in two chunks (used by scripts/bundle.mjs).
 //
 // esbuild puts each module in the chunk of the set of entry points that load it, and every
-// `import()` target is an entry point: the CLI's lazy verbs and stores cut the bundle into ~60
-// chunks, and `plumbline runs` on JetStream loaded 26 files of dist/bundle/ (~0.5 ms of CPU
-// each in Node's ESM loader). This plugin makes esbuild keep a chosen set of modules together:
-// each import of a member from outside its group, and each `import()` of a member, is resolved
-// to a virtual module that re-exports every member (`export * from`), so all of a group's
-// members are reached through it and land in one chunk (beside it, for an `import()`, a chunk
-// of a few re-exports). Members import nothing but Node's builtins, esbuild's helpers and other
-// members, so a group's chunk loads no package, and groups form no import cycle.
+// `import()` target is an entry point: the CLI's lazy verbs and stores cut the bundle into 68
+// files, and `plumbline runs` on JetStream loaded 26 of them (~0.5 ms of CPU each in Node's ESM
+// loader). This plugin makes esbuild keep a chosen set of modules together: each import of a
+// member from outside its group, and each `import()` of a member, is resolved to a virtual module
+// that re-exports every member (`export * from`), so all of a group's members are reached through
+// it and land in one chunk (beside it, for an `import()`, a chunk of a few re-exports). Members
+// import nothing but Node's builtins, esbuild's helpers, members of their group and of `core`, so
+// a group's chunk loads no package, and groups form no import cycle. A member's top-level code
+// now runs whenever any member is needed: keep it to declarations (it is today).
 //
 // The groups: the modules `runs` and `cost` load (from the CLI's entry, the verbs, and the
 // stores' own modules) that are light, that is import no package, directly or through other
@@ -172,17 +173,27 @@ export async function readPathGroups(build, options) {
         names.set(g, [...new Set([...(names.get(g) ?? []), ...o.exports])]);
       }
     for (const [g, ns] of names)
-      await build({
-        stdin: { contents: `export { ${ns.join(', ')} } from 'read-path-${g}';`, resolveDir: root },
-        absWorkingDir: root,
-        bundle: true,
-        format: 'esm',
-        platform: 'node',
-        packages: 'external',
-        plugins: [plugin],
-        write: false,
-        logLevel: 'error',
-      });
+      try {
+        await build({
+          stdin: {
+            contents: `export { ${ns.join(', ')} } from 'read-path-${g}';`,
+            resolveDir: root,
+          },
+          absWorkingDir: root,
+          bundle: true,
+          format: 'esm',
+          platform: 'node',
+          packages: 'external',
+          plugins: [plugin],
+          write: false,
+          logLevel: 'silent',
+        });
+      } catch (e) {
+        throw new Error(
+          `two members of the read path's ${g} group export the same name (an import() would get undefined): rename one. ${e.message}`,
+          { cause: e },
+        );
+      }
   };
-  return { plugin, check, groups: { core: members('core'), cli: members('cli') } };
+  return { plugin, check };
 }
