@@ -13,7 +13,14 @@
  * index catches up afterwards. Reads start at the run's first event (or a mark near `fromSeq`)
  * with a consumer filtered on the run's subject, so they never scan the whole stream.
  * An append returns once its events are acked; the index follows it in a per-run queue
- * (`jetstreamIndexQueue.ts`), except at a run's start and end, which wait for the index.
+ * (`jetstreamIndexQueue.ts`), except at a run's start and end, which wait for the index. What
+ * is written when: the start, the end and every change of the run's status (running, parked,
+ * waiting …) at once; the middle appends that leave the status as it was are held and
+ * coalesced with the run's next update, or written when `indexDelayMs` (1 s) passes, so
+ * another process may see a running run's step and seq up to that delay behind its log (never
+ * its status). Readers in this process and `close` write held updates first. A crash while an
+ * update is held leaves the index behind the stream, as a crash between a publish and its
+ * index update always could: appends then ask the stream, reads catch the index up.
  * The effect ledger, kill flags and breakers live in `jetstreamKv.ts`.
  *
  * Batches: NATS 2.9 has no atomic batch publish. A multi-event append publishes the events
@@ -96,6 +103,13 @@ export interface JetStreamStoreOptions extends NatsConnectOptions {
   validateAppends?: boolean;
   /** Fold the cost journal into the rollup key at every this many run ends (default 64). */
   rollupCompactEvery?: number;
+  /**
+   * How long a run's index update may wait to be coalesced with its next ones, when its append
+   * neither starts nor ends the run nor changes its status (default 1,000 ms; 0: every append's
+   * update is written at once). Another process may see a running run's progress (step, seq,
+   * cost) up to this much behind its log; its status and its start and end are never held.
+   */
+  indexDelayMs?: number;
   /**
    * Open for reading only (the CLI's `runs` and `cost`): nothing is checked or created at open;
    * each bucket is bound on its first use, nothing is written (no index catch-up, no rollup
@@ -510,11 +524,14 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     (await catchUpHead(runId))?.entry;
 
   /** Index updates, applied per run in order after the appends return (jetstreamIndexQueue.ts). */
-  const index = indexQueue({
-    cas: (runId, entry, revision) => kvCasRevision(link, runs, kvKey(runId), entry, revision),
-    catchUp: catchUpHead,
-    written: (entry) => rollup.ended(entry),
-  });
+  const index = indexQueue(
+    {
+      cas: (runId, entry, revision) => kvCasRevision(link, runs, kvKey(runId), entry, revision),
+      catchUp: catchUpHead,
+      written: (entry) => rollup.ended(entry),
+    },
+    opts.indexDelayMs !== undefined ? { delayMs: opts.indexDelayMs } : {},
+  );
 
   /** Publishes one event expecting `prev` as the subject's last stream sequence; returns its stream sequence. */
   const publishEvent = async (
@@ -650,6 +667,9 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
             ended && before !== undefined && !TERMINAL_STATUSES.has(before)
               ? () => runList.ended(runId)
               : undefined;
+          // A middle append that leaves the status as it was may wait for the run's next
+          // updates (listings by status must see every change at once).
+          const hold = !urgent && !failed && before === last.env.state.status;
           index.published(
             runId,
             {
@@ -657,6 +677,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
               builtOn,
               written,
               ...(after !== undefined ? { after } : {}),
+              ...(hold ? { hold } : {}),
             },
             failed
               ? undefined
