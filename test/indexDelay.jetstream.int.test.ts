@@ -78,4 +78,10 @@ describe('jetstream: index writes held between start and end', () => {
       await w.close();
     }
   });
+
+  it('refuses a negative delay, saying what it takes', async () => {
+    await expect(
+      openJetStreamStore({ servers: server.url, prefix: 'held', indexDelayMs: -1 }),
+    ).rejects.toThrow(/indexDelayMs must be a number of milliseconds ≥ 0/);
+  });
 });

@@ -189,6 +189,11 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
   const replicas = opts.replicas ?? 1;
   if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5)
     throw new UsageError(`replicas must be an integer from 1 to 5, got ${replicas}`);
+  const indexDelayMs = opts.indexDelayMs ?? 1_000;
+  if (!Number.isFinite(indexDelayMs) || indexDelayMs < 0)
+    throw new UsageError(
+      `indexDelayMs must be a number of milliseconds ≥ 0 (0: no delay), got ${indexDelayMs}`,
+    );
   const timeout = opts.timeoutMs ?? 5_000;
   const STREAM = `${prefix.toUpperCase()}_EVENTS`;
   const subjectOf = (runId: string): string => `${prefix}.run.${runId}.ev`;
@@ -530,7 +535,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       catchUp: catchUpHead,
       written: (entry) => rollup.ended(entry),
     },
-    opts.indexDelayMs !== undefined ? { delayMs: opts.indexDelayMs } : {},
+    { delayMs: indexDelayMs },
   );
 
   /** Publishes one event expecting `prev` as the subject's last stream sequence; returns its stream sequence. */
