@@ -4,7 +4,7 @@
  * leaves the entry behind (catch-up decides), and `settled` waits for the run's updates.
  */
 import { describe, expect, it } from 'vitest';
-import type { StoredEnvelope } from '../src/machines/events.js';
+import type { RunStatus, StoredEnvelope } from '../src/machines/events.js';
 import type { IndexEntry, Located } from '../src/store/jetstreamIndex.js';
 import { indexQueue, type Head, type IndexQueueDeps } from '../src/store/jetstreamIndexQueue.js';
 import { started, stepDone } from './helpers/envelopes.js';
@@ -162,5 +162,227 @@ describe('jetstream run-index queue', () => {
     await kv.release();
     await q.settledAll();
     expect(kv.writes).toHaveLength(1);
+  });
+});
+
+/** A fake timer: the test fires it (no wall clock). */
+function fakeTimer() {
+  const armed: Array<{ ms: number; fire: () => void; cancelled: boolean }> = [];
+  return {
+    armed,
+    setTimer(fire: () => void, ms: number) {
+      const t = { ms, fire, cancelled: false };
+      armed.push(t);
+      return () => void (t.cancelled = true);
+    },
+    /** Fires the live timers. */
+    fire(): void {
+      for (const t of armed.filter((x) => !x.cancelled)) {
+        t.cancelled = true;
+        t.fire();
+      }
+    },
+    get live(): number {
+      return armed.filter((x) => !x.cancelled).length;
+    },
+  };
+}
+
+/** Event `seq` of run `runId` at `streamSeq`, with the run's status after it. */
+function ev(seq: number, streamSeq: number, status: RunStatus = 'running', runId = 'r'): Located {
+  const e = seq === 1 ? started() : stepDone(seq - 1, status);
+  return { env: { ...e, runId, seq } as StoredEnvelope, streamSeq };
+}
+
+/** Lets pending promise callbacks run (a write the queue started reaches the fake KV). */
+async function ticks(n = 20): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+}
+
+describe('jetstream run-index queue: held middle updates', () => {
+  /** Publishes e (continuing the previous one) as the store's append does. */
+  const publish = (
+    q: ReturnType<typeof indexQueue>,
+    e: Located,
+    prev: Located | undefined,
+    hold: boolean,
+    runId = 'r',
+  ) =>
+    q.published(
+      runId,
+      {
+        base: prev === undefined ? undefined : 'tail',
+        builtOn: prev?.streamSeq ?? 0,
+        written: [e],
+        ...(hold ? { hold } : {}),
+      },
+      tailOf(e),
+    );
+
+  it('holds middle updates and writes them with the next one written at once', async () => {
+    const kv = fakeKv();
+    const t = fakeTimer();
+    const q = indexQueue(kv.deps, { delayMs: 1_000, setTimer: t.setTimer });
+    const [e1, e2, e3, e4] = [ev(1, 10), ev(2, 11), ev(3, 12), ev(4, 13, 'completed')];
+    publish(q, e1, undefined, false);
+    await kv.release();
+    await ticks();
+    publish(q, e2, e1, true);
+    publish(q, e3, e2, true);
+    await ticks();
+    // Nothing written for the middle appends; one timer armed for both, after the delay.
+    expect(kv.writes).toEqual([{ lastSeq: 1, revision: 1 }]);
+    expect(t.armed.map((x) => x.ms)).toEqual([1_000]);
+    // The tail moved on all the same: the next append publishes without reading the index.
+    expect(q.tail('r')?.lastSeq).toBe(3);
+    publish(q, e4, e3, false);
+    await kv.release();
+    await q.settled('r');
+    expect(kv.writes).toEqual([
+      { lastSeq: 1, revision: 1 },
+      { lastSeq: 4, revision: 2 },
+    ]);
+    expect(kv.stored?.entry.summary.status).toBe('completed');
+    expect(t.live).toBe(0);
+    expect(kv.catchUps).toBe(0);
+  });
+
+  it('writes a status change at once, with the updates held before it', async () => {
+    const kv = fakeKv();
+    const t = fakeTimer();
+    const q = indexQueue(kv.deps, { setTimer: t.setTimer });
+    const [e1, e2, e3] = [ev(1, 10), ev(2, 11), ev(3, 12, 'parked')];
+    publish(q, e1, undefined, false);
+    await kv.release();
+    await ticks();
+    publish(q, e2, e1, true);
+    await ticks();
+    expect(kv.writes).toHaveLength(1);
+    // The default delay.
+    expect(t.armed.map((x) => x.ms)).toEqual([1_000]);
+    publish(q, e3, e2, false);
+    // Written without settled() or the timer: the write is under way.
+    await kv.release();
+    for (let i = 0; i < 50 && kv.writes.length < 2; i++) await ticks(1);
+    expect(kv.writes).toEqual([
+      { lastSeq: 1, revision: 1 },
+      { lastSeq: 3, revision: 2 },
+    ]);
+    expect(kv.stored?.entry.summary.status).toBe('parked');
+    await q.settled('r');
+    expect(t.live).toBe(0);
+  });
+
+  it('writes held updates when the delay passes', async () => {
+    const kv = fakeKv();
+    const t = fakeTimer();
+    const q = indexQueue(kv.deps, { delayMs: 250, setTimer: t.setTimer });
+    const [e1, e2, e3] = [ev(1, 10), ev(2, 11), ev(3, 12)];
+    publish(q, e1, undefined, false);
+    await kv.release();
+    await ticks();
+    publish(q, e2, e1, true);
+    publish(q, e3, e2, true);
+    await ticks();
+    expect(kv.writes).toHaveLength(1);
+    t.fire();
+    await kv.release();
+    for (let i = 0; i < 50 && kv.writes.length < 2; i++) await ticks(1);
+    expect(kv.writes).toEqual([
+      { lastSeq: 1, revision: 1 },
+      { lastSeq: 3, revision: 2 },
+    ]);
+    expect(t.armed.map((x) => x.ms)).toEqual([250]);
+  });
+
+  it('keeps an update held that came while an earlier write was under way', async () => {
+    const kv = fakeKv();
+    const t = fakeTimer();
+    const q = indexQueue(kv.deps, { setTimer: t.setTimer });
+    const [e1, e2] = [ev(1, 10), ev(2, 11)];
+    publish(q, e1, undefined, false);
+    await ticks();
+    // The start's write is waiting at the fake KV when the middle append comes.
+    publish(q, e2, e1, true);
+    await kv.release();
+    await ticks();
+    expect(kv.writes).toEqual([{ lastSeq: 1, revision: 1 }]);
+    expect(t.live).toBe(1);
+    t.fire();
+    await kv.release();
+    for (let i = 0; i < 50 && kv.writes.length < 2; i++) await ticks(1);
+    expect(kv.writes.map((w) => w.lastSeq)).toEqual([1, 2]);
+  });
+
+  it("settled and settledAll write the held updates first (readers see this process's writes)", async () => {
+    const kv = fakeKv();
+    const t = fakeTimer();
+    const q = indexQueue(kv.deps, { setTimer: t.setTimer });
+    const [e1, e2, e3] = [ev(1, 10), ev(2, 11), ev(3, 12)];
+    publish(q, e1, undefined, false);
+    await kv.release();
+    await ticks();
+    publish(q, e2, e1, true);
+    const settled = q.settled('r');
+    await kv.release();
+    await settled;
+    expect(kv.writes.map((w) => w.lastSeq)).toEqual([1, 2]);
+    expect(t.live).toBe(0);
+    publish(q, e3, e2, true);
+    const all = q.settledAll();
+    await kv.release();
+    await all;
+    expect(kv.writes.map((w) => w.lastSeq)).toEqual([1, 2, 3]);
+    expect(t.live).toBe(0);
+  });
+
+  it('settledAll writes the held updates of every run', async () => {
+    const stored = new Map<string, Head>();
+    const writes: string[] = [];
+    const t = fakeTimer();
+    const q = indexQueue(
+      {
+        async cas(runId, entry, revision) {
+          if ((stored.get(runId)?.revision ?? 0) !== revision) return null;
+          stored.set(runId, { entry, revision: revision + 1 });
+          writes.push(`${runId}@${entry.summary.lastSeq}`);
+          return revision + 1;
+        },
+        async catchUp(runId) {
+          return stored.get(runId);
+        },
+        async written() {},
+      },
+      { setTimer: t.setTimer },
+    );
+    for (const id of ['x', 'y']) {
+      const [e1, e2] = [ev(1, 10, 'running', id), ev(2, 11, 'running', id)];
+      publish(q, e1, undefined, false, id);
+      await q.settled(id);
+      publish(q, e2, e1, true, id);
+    }
+    await ticks();
+    expect(writes).toEqual(['x@1', 'y@1']);
+    await q.settledAll();
+    expect(writes.sort()).toEqual(['x@1', 'x@2', 'y@1', 'y@2']);
+    expect(t.live).toBe(0);
+  });
+
+  it('with delayMs 0 holds nothing: every update is written as it comes', async () => {
+    const kv = fakeKv();
+    const t = fakeTimer();
+    const q = indexQueue(kv.deps, { delayMs: 0, setTimer: t.setTimer });
+    const [e1, e2, e3] = [ev(1, 10), ev(2, 11), ev(3, 12)];
+    publish(q, e1, undefined, false);
+    await kv.release();
+    await ticks();
+    publish(q, e2, e1, true);
+    await kv.release();
+    for (let i = 0; i < 50 && kv.writes.length < 2; i++) await ticks(1);
+    publish(q, e3, e2, true);
+    await kv.release();
+    for (let i = 0; i < 50 && kv.writes.length < 3; i++) await ticks(1);
+    expect(kv.writes.map((w) => w.lastSeq)).toEqual([1, 2, 3]);
+    expect(t.armed).toEqual([]);
   });
 });

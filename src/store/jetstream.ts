@@ -13,7 +13,14 @@
  * index catches up afterwards. Reads start at the run's first event (or a mark near `fromSeq`)
  * with a consumer filtered on the run's subject, so they never scan the whole stream.
  * An append returns once its events are acked; the index follows it in a per-run queue
- * (`jetstreamIndexQueue.ts`), except at a run's start and end, which wait for the index.
+ * (`jetstreamIndexQueue.ts`), except at a run's start and end, which wait for the index. What
+ * is written when: the start, the end and every change of the run's status (running, parked,
+ * waiting …) at once; the middle appends that leave the status as it was are held and
+ * coalesced with the run's next update, or written when `indexDelayMs` (1 s) passes, so
+ * another process may see a running run's step and seq up to that delay behind its log (never
+ * its status). Readers in this process and `close` write held updates first. A crash while an
+ * update is held leaves the index behind the stream, as a crash between a publish and its
+ * index update always could: appends then ask the stream, reads catch the index up.
  * The effect ledger, kill flags and breakers live in `jetstreamKv.ts`.
  *
  * Batches: NATS 2.9 has no atomic batch publish. A multi-event append publishes the events
@@ -97,6 +104,13 @@ export interface JetStreamStoreOptions extends NatsConnectOptions {
   /** Fold the cost journal into the rollup key at every this many run ends (default 64). */
   rollupCompactEvery?: number;
   /**
+   * How long a run's index update may wait to be coalesced with its next ones, when its append
+   * neither starts nor ends the run nor changes its status (default 1,000 ms; 0: every append's
+   * update is written at once). Another process may see a running run's progress (step, seq,
+   * cost) up to this much behind its log; its status and its start and end are never held.
+   */
+  indexDelayMs?: number;
+  /**
    * Open for reading only (the CLI's `runs` and `cost`): nothing is checked or created at open;
    * each bucket is bound on its first use, nothing is written (no index catch-up, no rollup
    * compaction, no active-set cleanup), and a store that is not there gives a
@@ -175,6 +189,11 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
   const replicas = opts.replicas ?? 1;
   if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5)
     throw new UsageError(`replicas must be an integer from 1 to 5, got ${replicas}`);
+  const indexDelayMs = opts.indexDelayMs ?? 1_000;
+  if (!Number.isFinite(indexDelayMs) || indexDelayMs < 0)
+    throw new UsageError(
+      `indexDelayMs must be a number of milliseconds ≥ 0 (0: no delay), got ${indexDelayMs}`,
+    );
   const timeout = opts.timeoutMs ?? 5_000;
   const STREAM = `${prefix.toUpperCase()}_EVENTS`;
   const subjectOf = (runId: string): string => `${prefix}.run.${runId}.ev`;
@@ -510,11 +529,14 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     (await catchUpHead(runId))?.entry;
 
   /** Index updates, applied per run in order after the appends return (jetstreamIndexQueue.ts). */
-  const index = indexQueue({
-    cas: (runId, entry, revision) => kvCasRevision(link, runs, kvKey(runId), entry, revision),
-    catchUp: catchUpHead,
-    written: (entry) => rollup.ended(entry),
-  });
+  const index = indexQueue(
+    {
+      cas: (runId, entry, revision) => kvCasRevision(link, runs, kvKey(runId), entry, revision),
+      catchUp: catchUpHead,
+      written: (entry) => rollup.ended(entry),
+    },
+    { delayMs: indexDelayMs },
+  );
 
   /** Publishes one event expecting `prev` as the subject's last stream sequence; returns its stream sequence. */
   const publishEvent = async (
@@ -650,6 +672,9 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
             ended && before !== undefined && !TERMINAL_STATUSES.has(before)
               ? () => runList.ended(runId)
               : undefined;
+          // A middle append that leaves the status as it was may wait for the run's next
+          // updates (listings by status must see every change at once).
+          const hold = !urgent && !failed && before === last.env.state.status;
           index.published(
             runId,
             {
@@ -657,6 +682,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
               builtOn,
               written,
               ...(after !== undefined ? { after } : {}),
+              ...(hold ? { hold } : {}),
             },
             failed
               ? undefined
