@@ -11,6 +11,7 @@ import {
   secretsFromEnv,
   secretValues,
 } from './redact.js';
+import { TurnLines } from './turnLines.js';
 
 export type { Logger } from 'pino';
 
@@ -74,7 +75,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       },
     });
   }
-  const stream = typeof dest === 'number' ? pino.destination({ fd: dest, sync: true }) : dest;
+  // A descriptor gets its lines once per turn of the event loop (turnLines.ts).
+  const stream = typeof dest === 'number' ? new TurnLines(dest) : dest;
   return pino({ level, ...scrubbing, base: { pid: process.pid } }, stream);
 }
 
