@@ -3,8 +3,8 @@
  * the promise continuations it sets off) and written together, synchronously, before the process
  * goes back to the event loop: one write(2) per turn instead of one per line. The runtime logs
  * a line per event once the event is durable, and a group commit makes many runs' events
- * durable at once, so a turn carries many lines (issue 14: at 100 runs in flight, ≈ 11 lines per
- * write, and the log's syscalls were ≈ 5 % of the thread's time with SQLite's fsyncs beside them).
+ * durable at once, so a turn carries many lines (issue 14: at 100 runs in flight, ≈ 12 lines per
+ * write; one write(2) per line had cost ≈ 10 µs with SQLite's fsyncs beside it, bench/notes.md).
  *
  * What a line can count on:
  * - it is in the file before any I/O callback, timer or signal handler runs after its turn;
