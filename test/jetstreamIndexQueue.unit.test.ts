@@ -199,6 +199,11 @@ async function ticks(n = 20): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
 }
 
+/** Lets the queue run until `kv` has taken `n` writes (or 50 turns passed). */
+async function writesReach(kv: { writes: unknown[] }, n: number): Promise<void> {
+  for (let i = 0; i < 50 && kv.writes.length < n; i++) await ticks(1);
+}
+
 describe('jetstream run-index queue: held middle updates', () => {
   /** Publishes e (continuing the previous one) as the store's append does. */
   const publish = (
@@ -263,7 +268,7 @@ describe('jetstream run-index queue: held middle updates', () => {
     publish(q, e3, e2, false);
     // Written without settled() or the timer: the write is under way.
     await kv.release();
-    for (let i = 0; i < 50 && kv.writes.length < 2; i++) await ticks(1);
+    await writesReach(kv, 2);
     expect(kv.writes).toEqual([
       { lastSeq: 1, revision: 1 },
       { lastSeq: 3, revision: 2 },
@@ -287,7 +292,7 @@ describe('jetstream run-index queue: held middle updates', () => {
     expect(kv.writes).toHaveLength(1);
     t.fire();
     await kv.release();
-    for (let i = 0; i < 50 && kv.writes.length < 2; i++) await ticks(1);
+    await writesReach(kv, 2);
     expect(kv.writes).toEqual([
       { lastSeq: 1, revision: 1 },
       { lastSeq: 3, revision: 2 },
@@ -310,7 +315,7 @@ describe('jetstream run-index queue: held middle updates', () => {
     expect(t.live).toBe(1);
     t.fire();
     await kv.release();
-    for (let i = 0; i < 50 && kv.writes.length < 2; i++) await ticks(1);
+    await writesReach(kv, 2);
     expect(kv.writes.map((w) => w.lastSeq)).toEqual([1, 2]);
   });
 
@@ -378,10 +383,10 @@ describe('jetstream run-index queue: held middle updates', () => {
     await ticks();
     publish(q, e2, e1, true);
     await kv.release();
-    for (let i = 0; i < 50 && kv.writes.length < 2; i++) await ticks(1);
+    await writesReach(kv, 2);
     publish(q, e3, e2, true);
     await kv.release();
-    for (let i = 0; i < 50 && kv.writes.length < 3; i++) await ticks(1);
+    await writesReach(kv, 3);
     expect(kv.writes.map((w) => w.lastSeq)).toEqual([1, 2, 3]);
     expect(t.armed).toEqual([]);
   });
