@@ -68,6 +68,22 @@ describe('TurnLines', () => {
     expect(r.writes[1]).toBe('five\n'); // the loss is said once
   });
 
+  it('ends a line cut by a failed write before writing on', async () => {
+    const r = recorder(['short', errno('ENOSPC')]);
+    const t = new TurnLines(9, r.write);
+    t.write('0123456789\n');
+    await turn();
+    t.write('next\n');
+    await turn();
+    const text = r.writes.join('');
+    const [cut, loss, next, end] = text.split('\n');
+    expect(cut).toBe('012345');
+    expect(JSON.parse(loss as string)).toMatchObject({
+      msg: expect.stringContaining('1 log line(s)'),
+    });
+    expect([next, end]).toEqual(['next', '']);
+  });
+
   it('stops at a broken pipe', async () => {
     const r = recorder([errno('EPIPE')]);
     const t = new TurnLines(9, r.write);

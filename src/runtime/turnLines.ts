@@ -36,6 +36,8 @@ export class TurnLines {
   private dropped = 0;
   private lastError = '';
   private broken = false;
+  /** A failed write had put part of its text in the file: the next one ends that line first. */
+  private torn = false;
   private readonly writeTurn = (): void => this.writeOut();
 
   constructor(
@@ -67,9 +69,11 @@ export class TurnLines {
     holding.delete(this);
     let text = lines.length === 1 ? (lines[0] as string) : lines.join('');
     if (this.dropped > 0) text = this.lossLine() + text;
+    if (this.torn) text = `\n${text}`;
     try {
       this.writeAll(Buffer.from(text));
       this.dropped = 0;
+      this.torn = false;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'EPIPE') {
@@ -97,6 +101,7 @@ export class TurnLines {
     while (rest.length > 0) {
       try {
         rest = rest.subarray(this.writeFd(this.fd, rest));
+        if (rest.length < buf.length) this.torn = true;
       } catch (e) {
         // A non-blocking pipe whose reader is slow: wait for it, as pino's destination does.
         if ((e as NodeJS.ErrnoException).code !== 'EAGAIN' || ++tries > AGAIN_TRIES) throw e;
