@@ -224,6 +224,21 @@ describe('jetstream run-index queue: held middle updates', () => {
       tailOf(e),
     );
 
+  /** A queue (delay `delayMs`, the default when undefined) whose run `r` has started: its first write taken. */
+  async function startedQueue(delayMs?: number) {
+    const kv = fakeKv();
+    const t = fakeTimer();
+    const q = indexQueue(kv.deps, {
+      ...(delayMs !== undefined ? { delayMs } : {}),
+      setTimer: t.setTimer,
+    });
+    const [e1, e2, e3] = [ev(1, 10), ev(2, 11), ev(3, 12)];
+    publish(q, e1, undefined, false);
+    await kv.release();
+    await ticks();
+    return { kv, t, q, e1, e2, e3 };
+  }
+
   it('holds middle updates and writes them with the next one written at once', async () => {
     const kv = fakeKv();
     const t = fakeTimer();
@@ -279,13 +294,7 @@ describe('jetstream run-index queue: held middle updates', () => {
   });
 
   it('writes held updates when the delay passes', async () => {
-    const kv = fakeKv();
-    const t = fakeTimer();
-    const q = indexQueue(kv.deps, { delayMs: 250, setTimer: t.setTimer });
-    const [e1, e2, e3] = [ev(1, 10), ev(2, 11), ev(3, 12)];
-    publish(q, e1, undefined, false);
-    await kv.release();
-    await ticks();
+    const { kv, t, q, e1, e2, e3 } = await startedQueue(250);
     publish(q, e2, e1, true);
     publish(q, e3, e2, true);
     await ticks();
@@ -320,13 +329,7 @@ describe('jetstream run-index queue: held middle updates', () => {
   });
 
   it("settled and settledAll write the held updates first (readers see this process's writes)", async () => {
-    const kv = fakeKv();
-    const t = fakeTimer();
-    const q = indexQueue(kv.deps, { setTimer: t.setTimer });
-    const [e1, e2, e3] = [ev(1, 10), ev(2, 11), ev(3, 12)];
-    publish(q, e1, undefined, false);
-    await kv.release();
-    await ticks();
+    const { kv, t, q, e1, e2, e3 } = await startedQueue();
     publish(q, e2, e1, true);
     const settled = q.settled('r');
     await kv.release();
@@ -374,13 +377,7 @@ describe('jetstream run-index queue: held middle updates', () => {
   });
 
   it('with delayMs 0 holds nothing: every update is written as it comes', async () => {
-    const kv = fakeKv();
-    const t = fakeTimer();
-    const q = indexQueue(kv.deps, { delayMs: 0, setTimer: t.setTimer });
-    const [e1, e2, e3] = [ev(1, 10), ev(2, 11), ev(3, 12)];
-    publish(q, e1, undefined, false);
-    await kv.release();
-    await ticks();
+    const { kv, t, q, e1, e2, e3 } = await startedQueue(0);
     publish(q, e2, e1, true);
     await kv.release();
     await writesReach(kv, 2);
