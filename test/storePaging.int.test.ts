@@ -116,8 +116,10 @@ describe('store scale: paging and cost rollups', { timeout: 120_000 }, () => {
       expect(total).toBeCloseTo(truth, 9);
       expect(fromRollup.rows.reduce((a, r) => a + r.unconfirmedCalls, 0)).toBe(1);
     }
+    // By day, a time series: oldest day first, whichever spent more.
     const byDay = await costReport(store, 'day');
-    expect(byDay.rows.map((r) => r.key).sort()).toEqual(['2026-11-01', '2026-11-02']);
+    expect(byDay.rows.map((r) => r.key)).toEqual(['2026-11-01', '2026-11-02']);
+    expect(byDay.rows[1]?.costUsd).toBeGreaterThan(byDay.rows[0]?.costUsd ?? Infinity);
   });
 
   it('runs pages with --limit and --after, says how to get the next page, --all lists every run', async () => {

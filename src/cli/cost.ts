@@ -120,8 +120,11 @@ function rowTable(): { rows: Map<string, Summing>; add: (key: string, e: Outcome
   return { rows, add };
 }
 
-/** The report's rows: USD rounded once, in the report's order. */
-function finish(rows: Iterable<Summing>): CostRow[] {
+/**
+ * The report's rows: USD rounded once, in the report's order (by day: oldest day first, a time
+ * series; otherwise the most spent first).
+ */
+function finish(rows: Iterable<Summing>, by: By): CostRow[] {
   return [...rows]
     .map((r): CostRow => ({
       key: r.key,
@@ -134,7 +137,11 @@ function finish(rows: Iterable<Summing>): CostRow[] {
       unconfirmedUsd: roundUsd(r.unconfirmedUsd),
       unconfirmedCalls: r.unconfirmedCalls,
     }))
-    .sort((a, b) => b.costUsd - a.costUsd || a.key.localeCompare(b.key));
+    .sort((a, b) =>
+      by === 'day'
+        ? a.key.localeCompare(b.key)
+        : b.costUsd - a.costUsd || a.key.localeCompare(b.key),
+    );
 }
 
 /** The key of an outcome in a report by `by` (by run: its own run, merged into trees after). */
@@ -173,7 +180,7 @@ export async function costReport(
       skipped.push({ runId: p.runId, reason: (e as Error).message });
     }
   }
-  return { rows: finish(rows.values()), skipped };
+  return { rows: finish(rows.values(), by), skipped };
 }
 
 const SUMMED = [
@@ -207,7 +214,7 @@ async function foldedReport(store: Store, by: By): Promise<CostReport> {
     };
   });
   const rows = by === 'run' ? intoTrees(table.rows, parentOf) : table.rows;
-  return { rows: finish(rows.values()), skipped };
+  return { rows: finish(rows.values(), by), skipped };
 }
 
 /** Per-run rows summed into one row per top-level run (a child's calls count to its root). */
