@@ -122,6 +122,41 @@ describe('store scale: paging and cost rollups', { timeout: 120_000 }, () => {
     expect(byDay.rows[1]?.costUsd).toBeGreaterThan(byDay.rows[0]?.costUsd ?? Infinity);
   });
 
+  it("an unfinished run's newer calls are summed by the store (no checked read); a body that does not parse or lacks a figure leaves its run to the log read", async () => {
+    const rollup = await store.log.costRollup?.();
+    const pending = rollup?.pending ?? [];
+    expect(pending.length).toBe(3);
+    for (const p of pending) expect(p.rows?.reduce((a, r) => a + r.calls, 0)).toBe(2);
+
+    const other = join(dir, 'pending.db');
+    const s2 = openSqliteStore(other);
+    for (const [i, id] of ['good', 'torn', 'nofigure'].entries())
+      await s2.log.append(
+        id,
+        [started('p', T0), outcome(T0 + 1, 0.001 * (i + 1), 'claude-haiku-4-5')],
+        'no_stream',
+      );
+    const raw = new Database(other);
+    raw.prepare("UPDATE events SET body = '{' WHERE run_id = 'torn' AND seq = 2").run();
+    raw
+      .prepare(
+        `UPDATE events SET body = json_set(body, '$.event.costUsd', 'a lot')
+         WHERE run_id = 'nofigure' AND seq = 2`,
+      )
+      .run();
+    raw.close();
+    const byId = new Map((await s2.log.costRollup?.())?.pending.map((p) => [p.runId, p]));
+    expect(byId.get('good')?.rows).toEqual([
+      expect.objectContaining({ day: '2026-11-01', model: 'claude-haiku-4-5', calls: 1 }),
+    ]);
+    expect(byId.get('torn')?.rows).toBeUndefined();
+    expect(byId.get('nofigure')?.rows).toBeUndefined();
+    const report = await costReport(s2, 'day');
+    expect(report.rows.map((r) => [r.key, r.calls, r.costUsd])).toEqual([['2026-11-01', 1, 0.001]]);
+    expect(report.skipped.map((k) => k.runId).sort()).toEqual(['nofigure', 'torn']);
+    await s2.close();
+  });
+
   it('runs pages with --limit and --after, says how to get the next page, --all lists every run', async () => {
     const newest = ['fork', ...ids.slice(0, 12).reverse()];
     const page = async (args: string[]): Promise<{ ids: string[]; stderr: string }> => {

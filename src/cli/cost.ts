@@ -165,14 +165,20 @@ export async function costReport(
   const rollup = opts.fromLog === true || by === 'run' ? undefined : await store.log.costRollup?.();
   if (rollup === undefined) return foldedReport(store, by);
   const { rows, add } = rowTable();
-  for (const r of rollup.rows) {
+  const addRow = (r: CostRollupRow): void => {
     const key = by === 'model' ? r.model : by === 'day' ? r.day : r.pipeline;
     const row = rows.get(key) ?? { ...emptyRollupRow('', '', ''), key };
     for (const f of SUMMED) row[f] += r[f];
     rows.set(key, row);
-  }
+  };
+  for (const r of rollup.rows) addRow(r);
   const skipped: SkippedRun[] = [];
   for (const p of rollup.pending) {
+    // Summed by the store already (no checked read of the log, and no event schemas to load).
+    if (p.rows !== undefined) {
+      for (const r of p.rows) addRow(r);
+      continue;
+    }
     try {
       for (const e of await store.log.read(p.runId, p.fromSeq + 1))
         if (isOutcomeType(e.event.type)) add(keyOf(by, e as Outcome, p.pipeline), e as Outcome);

@@ -19,6 +19,27 @@ export interface OutcomeFields {
   } | null;
 }
 
+const finite = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v);
+const finiteOrAbsent = (v: unknown): boolean => v === undefined || finite(v);
+
+/** True when `ev` has the figures {@link addOutcome} sums, each a finite number where present. */
+export function outcomeFieldsOk(ev: unknown): ev is OutcomeFields {
+  if (typeof ev !== 'object' || ev === null) return false;
+  const e = ev as Record<string, unknown>;
+  if (typeof e.model !== 'string' || !finiteOrAbsent(e.costUsd)) return false;
+  if (e.unconfirmed !== undefined && typeof e.unconfirmed !== 'boolean') return false;
+  const u = e.usage as Record<string, unknown> | null | undefined;
+  if (u === null || u === undefined) return true;
+  return (
+    typeof u === 'object' &&
+    finite(u.inputTokens) &&
+    finite(u.outputTokens) &&
+    finiteOrAbsent(u.cacheReadTokens) &&
+    finiteOrAbsent(u.cacheWrite5mTokens) &&
+    finiteOrAbsent(u.cacheWrite1hTokens)
+  );
+}
+
 /** True for an event type that is billed (a model attempt's outcome; an agent's turn is one). */
 export function isOutcomeType(type: string): boolean {
   return type === 'MODEL_RESPONSE' || type === 'MODEL_ERROR' || type === 'AGENT_TURN';

@@ -5,8 +5,14 @@
  * to the run that made them); unfinished runs' newer events are folded by the reader.
  */
 import type Database from 'better-sqlite3';
-import { addOutcome, emptyRollupRow, utcDay, type OutcomeFields } from './costRollup.js';
-import type { CostRollup, CostRollupRow } from './types.js';
+import {
+  addOutcome,
+  emptyRollupRow,
+  outcomeFieldsOk,
+  utcDay,
+  type OutcomeFields,
+} from './costRollup.js';
+import type { CostRollup, CostRollupRow, PendingCost } from './types.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS cost_rollup (
@@ -81,10 +87,34 @@ export function sqliteRollup(
        unconfirmed_calls = unconfirmed_calls + excluded.unconfirmed_calls`,
     ),
     rows: db.prepare<[], Record<string, number | string>>('SELECT * FROM cost_rollup'),
-    pending: db.prepare<[], { run_id: string; pipeline: string; seq: number }>(
-      `SELECT r.run_id, r.pipeline, c.seq FROM runs r JOIN cost_rolled c ON c.run_id = r.run_id
+    pending: db.prepare<[], { run_id: string; pipeline: string; seq: number; last_seq: number }>(
+      `SELECT r.run_id, r.pipeline, c.seq, r.last_seq FROM runs r JOIN cost_rolled c ON c.run_id = r.run_id
        WHERE r.status IN (${UNFINISHED.map((s) => `'${s}'`).join(', ')}) AND c.seq < r.last_seq`,
     ),
+  };
+  /**
+   * A run's model calls in (from, to] summed per (day, model); `checked`: throw on an outcome
+   * whose figures are not numbers (the rows of ended runs trust the bodies the writer made).
+   */
+  const summed = (
+    runId: string,
+    pipeline: string,
+    from: number,
+    to: number,
+    checked: boolean,
+  ): Iterable<CostRollupRow> => {
+    const rows = new Map<string, CostRollupRow>();
+    for (const e of q.outcomes.all(runId, from, to)) {
+      const ev = JSON.parse(bodyOf(runId, e.seq, e.body)) as { event: OutcomeFields };
+      if (checked && !outcomeFieldsOk(ev.event))
+        throw new Error(`run ${runId} seq ${e.seq}: not a model outcome`);
+      const day = utcDay(e.at);
+      const key = `${day}\n${ev.event.model}`;
+      const row = rows.get(key) ?? emptyRollupRow(day, pipeline, ev.event.model);
+      addOutcome(row, ev.event, e.type === 'MODEL_ERROR');
+      rows.set(key, row);
+    }
+    return rows.values();
   };
   return {
     created(runId, fromSeq) {
@@ -93,18 +123,8 @@ export function sqliteRollup(
     ended(runId, lastSeq) {
       const rolled = q.rolled.get(runId);
       if (rolled === undefined || rolled.seq >= lastSeq) return;
-      const from = rolled.seq;
-      const pipeline = rolled.pipeline ?? '?';
-      const rows = new Map<string, CostRollupRow>();
-      for (const e of q.outcomes.all(runId, from, lastSeq)) {
-        const ev = JSON.parse(bodyOf(runId, e.seq, e.body)) as { event: OutcomeFields };
-        const day = utcDay(e.at);
-        const key = `${day}\n${ev.event.model}`;
-        const row = rows.get(key) ?? emptyRollupRow(day, pipeline, ev.event.model);
-        addOutcome(row, ev.event, e.type === 'MODEL_ERROR');
-        rows.set(key, row);
-      }
-      for (const row of rows.values()) q.upsert.run(row);
+      for (const row of summed(runId, rolled.pipeline ?? '?', rolled.seq, lastSeq, false))
+        q.upsert.run(row);
       q.setRolled.run(lastSeq, runId);
     },
     read() {
@@ -122,9 +142,17 @@ export function sqliteRollup(
         unconfirmedUsd: Number(r.unconfirmed_usd),
         unconfirmedCalls: Number(r.unconfirmed_calls),
       }));
-      const pending = q.pending
-        .all()
-        .map((p) => ({ runId: p.run_id, pipeline: p.pipeline, fromSeq: p.seq }));
+      const pending = q.pending.all().map((p): PendingCost => {
+        const out: PendingCost = { runId: p.run_id, pipeline: p.pipeline, fromSeq: p.seq };
+        // A body that does not parse or lacks a figure leaves the run to the log's checked read
+        // (which names what is wrong with it).
+        try {
+          out.rows = [...summed(p.run_id, p.pipeline, p.seq, p.last_seq, true)];
+        } catch {
+          // left to the read
+        }
+        return out;
+      });
       return { rows, pending };
     },
   };

@@ -67,7 +67,21 @@ export interface CostRollupRow {
  */
 export interface CostRollup {
   rows: CostRollupRow[];
-  pending: Array<{ runId: string; pipeline: string; fromSeq: number }>;
+  pending: PendingCost[];
+}
+
+/** An unfinished run whose model calls after `fromSeq` are not in the rollups' rows yet. */
+export interface PendingCost {
+  runId: string;
+  pipeline: string;
+  fromSeq: number;
+  /**
+   * Those calls already summed per (day, model), when the store could read them without the
+   * log's checked read (SQLite: the outcome events' bodies, as a run's end rolls them up). Absent:
+   * fold the run's events after `fromSeq` (`log.read`), which also reports a log that does not
+   * read back.
+   */
+  rows?: CostRollupRow[];
 }
 
 /** An event with its position in the whole store (for tailing every run at once). */
