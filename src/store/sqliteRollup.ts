@@ -2,7 +2,9 @@
  * The SQLite store's cost rollups: one row per (UTC day, pipeline, model) with the calls, tokens
  * and spend of ended runs, kept in the append transaction that ends a run. `cost_rolled` says up
  * to which seq each run is counted (a fork starts at its fork point: copied calls count once,
- * to the run that made them); unfinished runs' newer events are folded by the reader.
+ * to the run that made them). An unfinished run's newer calls are summed the same way when the
+ * rollups are read (`pending[].rows`), unless a body does not parse or lacks a figure: then the
+ * reader folds that run's log through the checked read, which names the fault.
  */
 import type Database from 'better-sqlite3';
 import {
