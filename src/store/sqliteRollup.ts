@@ -118,6 +118,37 @@ export function sqliteRollup(
     }
     return rows.values();
   };
+  /**
+   * The rows and the unfinished runs as of one moment (one read transaction): read apart, a run
+   * another process ends in between would be in neither.
+   */
+  const readNow = db.transaction((): CostRollup => {
+    const rows = q.rows.all().map((r): CostRollupRow => ({
+      day: String(r.day),
+      pipeline: String(r.pipeline),
+      model: String(r.model),
+      calls: Number(r.calls),
+      inputTokens: Number(r.input_tokens),
+      outputTokens: Number(r.output_tokens),
+      cacheReadTokens: Number(r.cache_read_tokens),
+      cacheWriteTokens: Number(r.cache_write_tokens),
+      costUsd: Number(r.cost_usd),
+      unconfirmedUsd: Number(r.unconfirmed_usd),
+      unconfirmedCalls: Number(r.unconfirmed_calls),
+    }));
+    const pending = q.pending.all().map((p): PendingCost => {
+      const out: PendingCost = { runId: p.run_id, pipeline: p.pipeline, fromSeq: p.seq };
+      // A body that does not parse or lacks a figure leaves the run to the log's checked read
+      // (which names what is wrong with it).
+      try {
+        out.rows = [...summed(p.run_id, p.pipeline, p.seq, p.last_seq, true)];
+      } catch {
+        // left to the read
+      }
+      return out;
+    });
+    return { rows, pending };
+  });
   return {
     created(runId, fromSeq) {
       q.created.run(runId, fromSeq);
@@ -131,31 +162,7 @@ export function sqliteRollup(
     },
     read() {
       if (q.complete.get()?.value !== 'complete') return undefined;
-      const rows = q.rows.all().map((r): CostRollupRow => ({
-        day: String(r.day),
-        pipeline: String(r.pipeline),
-        model: String(r.model),
-        calls: Number(r.calls),
-        inputTokens: Number(r.input_tokens),
-        outputTokens: Number(r.output_tokens),
-        cacheReadTokens: Number(r.cache_read_tokens),
-        cacheWriteTokens: Number(r.cache_write_tokens),
-        costUsd: Number(r.cost_usd),
-        unconfirmedUsd: Number(r.unconfirmed_usd),
-        unconfirmedCalls: Number(r.unconfirmed_calls),
-      }));
-      const pending = q.pending.all().map((p): PendingCost => {
-        const out: PendingCost = { runId: p.run_id, pipeline: p.pipeline, fromSeq: p.seq };
-        // A body that does not parse or lacks a figure leaves the run to the log's checked read
-        // (which names what is wrong with it).
-        try {
-          out.rows = [...summed(p.run_id, p.pipeline, p.seq, p.last_seq, true)];
-        } catch {
-          // left to the read
-        }
-        return out;
-      });
-      return { rows, pending };
+      return readNow();
     },
   };
 }
