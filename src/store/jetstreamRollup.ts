@@ -20,6 +20,10 @@
  *   is, so an older plumbline still reads right totals from it and its tail).
  * - A store that had runs before the rollups existed has no key: `read` is undefined and `cost`
  *   folds every log, as it does for an old SQLite store.
+ * - `read` answers as of one journal sequence: the contributions up to it, plus what the runs
+ *   still listed as unfinished add (a run that has just ended, its contribution not published or
+ *   not read yet, counts from its index entry), plus the later contributions of runs no longer
+ *   listed. A run that ends while `cost` reads is counted once, not dropped.
  */
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
@@ -75,8 +79,8 @@ interface DayState {
   rows: Array<[string, string, ...number[]]>;
 }
 
-/** The journal's contributions after a sequence, as rows, each with its journal sequence. */
-type Tail = Array<{ seq: number; rows: CostRollupRow[] }>;
+/** The journal's contributions after a sequence, each with its journal sequence and its rows. */
+type Tail = Array<{ seq: number; c: Contribution; rows: CostRollupRow[] }>;
 
 /** What the rollups need from the store around them. */
 export interface RollupContext {
@@ -159,7 +163,7 @@ export function jetstreamRollup(ctx: RollupContext): JetStreamRollup {
     );
     return msgs.map((m) => {
       const c = m.json<Contribution>();
-      return { seq: m.seq, rows: runCostRows(c.pipeline, c.delta) };
+      return { seq: m.seq, c, rows: runCostRows(c.pipeline, c.delta) };
     });
   };
 
@@ -229,16 +233,23 @@ export function jetstreamRollup(ctx: RollupContext): JetStreamRollup {
     await advanceHead(last.seq);
   };
 
-  /** Every row: the day keys plus the tail after `head` (or the one old key plus its tail). */
-  const readRows = async (): Promise<CostRollupRow[] | undefined> => {
+  /**
+   * Every row: the day keys plus the tail after `head` (or the one old key plus its tail). With
+   * `upTo`, only the contributions up to that journal sequence: `beyond` says a key already
+   * holds later ones (folded meanwhile), so the rows are not those of `upTo`.
+   */
+  const readRows = async (
+    upTo = Number.POSITIVE_INFINITY,
+  ): Promise<{ rows: CostRollupRow[]; beyond: boolean } | undefined> => {
     const table = new Map<string, CostRollupRow>();
     const head = await getKey<{ seq: number }>(HEAD);
     if (head === undefined) {
       const old = await getKey<RollupState>(KEY);
       if (old === undefined) return undefined;
       mergeRollupRows(table, toRows(old.value));
-      for (const t of await readTail(old.value.seq)) mergeRollupRows(table, t.rows);
-      return [...table.values()];
+      for (const t of await readTail(old.value.seq))
+        if (t.seq <= upTo) mergeRollupRows(table, t.rows);
+      return { rows: [...table.values()], beyond: old.value.seq > upTo };
     }
     // Read after `head`: every contribution up to it is in a day key that exists by then.
     const [info, tail] = await Promise.all([
@@ -250,25 +261,32 @@ export function jetstreamRollup(ctx: RollupContext): JetStreamRollup {
     const days = Object.keys(info.state.subjects ?? {}).map((s) => s.slice(s.lastIndexOf('.') + 1));
     const keys = await Promise.all(days.map((d) => getKey<DayState>(dayKey(d))));
     const folded = new Map<string, number>();
+    let beyond = head.value.seq > upTo;
     days.forEach((d, i) => {
       const k = keys[i];
       if (k === undefined) return;
       folded.set(d, k.value.seq);
+      if (k.value.seq > upTo) beyond = true;
       mergeRollupRows(table, dayRows(d, k.value));
     });
     // A contribution counts for a day only if that day's key does not include it yet.
     for (const t of tail)
-      mergeRollupRows(
-        table,
-        t.rows.filter((r) => t.seq > (folded.get(r.day) ?? -1)),
-      );
-    return [...table.values()];
+      if (t.seq <= upTo)
+        mergeRollupRows(
+          table,
+          t.rows.filter((r) => t.seq > (folded.get(r.day) ?? -1)),
+        );
+    return { rows: [...table.values()], beyond };
   };
 
   const compact = async (): Promise<CostRollupRow[] | undefined> => {
     if (ctx.readOnly !== true) await fold();
-    return readRows();
+    return (await readRows())?.rows;
   };
+
+  /** The journal's last sequence. */
+  const lastSeq = async (): Promise<number> =>
+    (await link.retry(() => jsm.streams.info(STREAM))).state.last_seq;
 
   /** The run's latest contribution, if any. */
   const latest = async (runId: string): Promise<{ seq: number; c: Contribution } | undefined> => {
@@ -276,6 +294,16 @@ export function jetstreamRollup(ctx: RollupContext): JetStreamRollup {
       jsm.streams.getMessage(STREAM, { last_by_subj: subjectOf(runId) }),
     );
     return m === null ? undefined : { seq: m.seq, c: m.json<Contribution>() };
+  };
+
+  /**
+   * A run's costs as its contributions up to journal sequence `upTo` add them (the cumulative
+   * costs before its first contribution after `upTo`, else its latest one's).
+   */
+  const contributedBy = async (runId: string, upTo: number, late: Tail): Promise<RunCosts> => {
+    const next = late.find((t) => t.c.runId === runId) ?? (await latest(runId));
+    if (next === undefined) return {};
+    return next.seq <= upTo ? next.c.cum : subtractRunCosts(next.c.cum, next.c.delta);
   };
 
   return {
@@ -335,15 +363,45 @@ export function jetstreamRollup(ctx: RollupContext): JetStreamRollup {
     },
 
     async read(unfinished) {
-      const rows = await compact();
-      if (rows === undefined) return undefined;
-      const table = new Map<string, CostRollupRow>();
-      mergeRollupRows(table, rows);
-      // Unfinished runs are not rolled up yet: their costs so far come from their index entries.
-      for (const e of await unfinished())
-        if (e.costs !== undefined && e.summary.endedAt === null)
-          mergeRollupRows(table, runCostRows(e.summary.pipeline, e.costs));
-      return { rows: [...table.values()], pending: [] };
+      // One moment of the journal, `upTo`: the rows of the contributions up to it, and what the
+      // runs still listed as unfinished add. Read apart, a run that ends between the two reads
+      // would be in neither (its index entry already ended, its contribution not read).
+      if (ctx.readOnly !== true) await fold();
+      for (let attempt = 0; ; attempt++) {
+        let upTo = await lastSeq();
+        const entries = await unfinished();
+        let read = await readRows(upTo);
+        if (read === undefined) return undefined;
+        if (read.beyond) {
+          // A writer folded later contributions into a key meanwhile: read again (a few times),
+          // then take every row there is (a run ending meanwhile may then count twice, once).
+          if (attempt < 4) continue;
+          upTo = Number.POSITIVE_INFINITY;
+          read = (await readRows()) ?? read;
+        }
+        const table = new Map<string, CostRollupRow>();
+        mergeRollupRows(table, read.rows);
+        // Contributions after `upTo`: of runs not among the entries (ended and unlisted
+        // meanwhile) they count here; the entries' own are counted from the entries.
+        const late = Number.isFinite(upTo)
+          ? (await readTail(upTo)).filter((t) => t.seq > upTo)
+          : [];
+        const counted = new Set(entries.map((e) => e.summary.runId));
+        for (const t of late) if (!counted.has(t.c.runId)) mergeRollupRows(table, t.rows);
+        for (const e of entries) {
+          if (e.costs === undefined) continue;
+          const s = e.summary;
+          if (s.endedAt === null) {
+            // Unfinished: its costs so far, from its index entry.
+            mergeRollupRows(table, runCostRows(s.pipeline, e.costs));
+          } else if (ENDED.has(s.status)) {
+            // Ended but still listed: what its contributions up to `upTo` did not add yet.
+            const included = await contributedBy(s.runId, upTo, late);
+            mergeRollupRows(table, runCostRows(s.pipeline, subtractRunCosts(e.costs, included)));
+          }
+        }
+        return { rows: [...table.values()], pending: [] };
+      }
     },
 
     compact,
