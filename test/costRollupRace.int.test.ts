@@ -12,29 +12,17 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../src/store/sqlite.js';
-import type { CostRollup } from '../src/store/types.js';
 import { ROOT } from './helpers/cli.js';
 import { outcome, started, stepDone } from './helpers/envelopes.js';
+import { readWhile, totalUnits as total, UNIT } from './helpers/rollupWatch.js';
 
 const BUNDLE = pathToFileURL(join(ROOT, 'dist', 'bundle', 'index.js')).href;
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 0, 1);
 const RUNS = 1_500;
-/** Each run's one call costs this many micro-dollars times (its index + 1): sums stay exact. */
-const UNIT = 1e-6;
 
 const dir = mkdtempSync(join(tmpdir(), 'plumbline-rollrace-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** Everything `cost` would count: the rollup rows plus the unfinished runs' summed calls. */
-function total(r: CostRollup): number {
-  let usd = r.rows.reduce((a, row) => a + row.costUsd, 0);
-  for (const p of r.pending) {
-    if (p.rows === undefined) throw new Error(`run ${p.runId}: its calls were not summed`);
-    usd += p.rows.reduce((a, row) => a + row.costUsd, 0);
-  }
-  return Math.round(usd / UNIT);
-}
 
 describe('sqlite cost rollups read while another process ends runs', { timeout: 180_000 }, () => {
   it('never count less than they did a moment before', async () => {
@@ -75,19 +63,7 @@ describe('sqlite cost rollups read while another process ends runs', { timeout: 
     let done = false;
     void exited.then(() => (done = true));
 
-    const dips: string[] = [];
-    let last = 0;
-    let reads = 0;
-    while (!done) {
-      const r = await reader.log.costRollup?.();
-      if (r === undefined) throw new Error('the store has no rollups');
-      const now = total(r);
-      if (now < last) dips.push(`read ${reads}: ${last} then ${now}`);
-      last = Math.max(last, now);
-      reads += 1;
-      // Let the event loop see the child's exit.
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+    const { reads, dips } = await readWhile(reader.log, () => done);
     expect(await exited, stderr).toBe(0);
     const end = await reader.log.costRollup?.();
     await reader.close();

@@ -375,6 +375,12 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     track,
     readOnly,
     parents: parentBucket,
+    // An ended run still listed: its writer may have died between its index entry and its cost
+    // contribution (adding it again is idempotent).
+    async beforeUnlisting(runId) {
+      const cur = await getIndex(runId);
+      if (cur !== undefined) await rollup.ended(cur.entry);
+    },
     async summaries(ids) {
       const out = new Map<string, RunSummary>();
       const todo = [...new Set(ids)];

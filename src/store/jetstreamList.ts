@@ -50,6 +50,11 @@ export interface RunListContext {
   parents: KV;
   /** The index entries of these runs (absent ones left out). */
   summaries: (runIds: string[]) => Promise<Map<string, RunSummary>>;
+  /**
+   * Runs before an ended run found still listed as unfinished is unlisted (its writer may have
+   * died before rolling its costs up: this does it); if it throws, the run stays listed.
+   */
+  beforeUnlisting?: (runId: string) => Promise<void>;
 }
 
 /** The run list of a JetStream store. */
@@ -202,7 +207,12 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
     const found = await ctx.summaries(await activeIds());
     const stale = [...found.values()].filter((s) => !UNFINISHED.has(s.status));
     if (ctx.readOnly !== true)
-      for (const s of stale) ctx.track(list.ended(s.runId).catch(() => undefined));
+      for (const s of stale)
+        ctx.track(
+          Promise.resolve(ctx.beforeUnlisting?.(s.runId))
+            .then(() => list.ended(s.runId))
+            .catch(() => undefined),
+        );
     let rows = [...found.values()]
       .filter((s) => matches(s, filter))
       .sort(
