@@ -387,7 +387,13 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       const worker = async (): Promise<void> => {
         for (let id = todo.shift(); id !== undefined; id = todo.shift()) {
           const cur = await getIndex(id).catch(() => undefined);
-          if (cur === undefined) continue;
+          if (cur === undefined) {
+            // Listed with no index entry: a run whose writer died as it started (its events
+            // are folded now), or a listing with no run (left out).
+            const s = await log.getRun(id).catch(() => undefined);
+            if (s !== undefined) out.set(id, s);
+            continue;
+          }
           out.set(id, toSummary(cur.entry));
           if (readOnly) {
             if (listed.size >= LISTED_MAX) listed.clear();
@@ -640,16 +646,27 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       }
       const base = expected === 'no_stream' ? 0 : expected;
       const builtOn = prev;
-      // An append that starts or ends a run returns once the index, the run list and the cost
-      // rollups have it: the list's order is the order in which new runs' appends returned
-      // (pages rely on it), and a run seen ended anywhere is in the rollups.
+      // An append that starts or ends a run returns once the index and the cost rollups have it
+      // (the run list had it before its first event): a run seen ended anywhere is in the
+      // rollups.
       const urgent =
         expected === 'no_stream' ||
         TERMINAL_STATUSES.has((checked[checked.length - 1] as NewEnvelope).state.status);
       const nonce = nuid.next();
       const written: Located[] = [];
       let failed = true;
-      let listing: Promise<unknown> | undefined;
+      if (expected === 'no_stream') {
+        // Listed before its first event exists: a writer that dies right after publishing it
+        // would otherwise leave a run no listing shows (`stranded` and `resume` included). A
+        // listing with no run (the publish fails, or a second start of an id) is left out of
+        // pages; a run already listed keeps its place.
+        const lastStatus = (checked[checked.length - 1] as NewEnvelope).state.status;
+        await runList.added(
+          runId,
+          TERMINAL_STATUSES.has(lastStatus),
+          (head.event as RunStarted).parent?.runId,
+        );
+      }
       try {
         for (const [i, e] of checked.entries()) {
           const env: StoredEnvelope = { ...e, runId, seq: base + i + 1 };
@@ -664,16 +681,8 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
         else {
           // Durable once acked: the index follows in the background (never ahead of the log).
           const ended = TERMINAL_STATUSES.has(last.env.state.status);
-          // Listed for pages, while its index entry is written (listings drop a listed run
-          // without one); an ended run leaves the unfinished set after its entry says so (a
-          // failure here only leaves a stale entry that listings check against the index and
-          // drop).
-          if (expected === 'no_stream') {
-            listing = runList
-              .added(runId, ended, (head.event as RunStarted).parent?.runId)
-              .catch(() => undefined);
-            track(listing);
-          }
+          // An ended run leaves the unfinished set after its entry says so (a failure here only
+          // leaves a stale entry that listings check against the index and drop).
           const after =
             ended && before !== undefined && !TERMINAL_STATUSES.has(before)
               ? () => runList.ended(runId)
@@ -701,7 +710,7 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
           );
         }
       }
-      if (urgent) await Promise.all([index.settled(runId), listing]);
+      if (urgent) await index.settled(runId);
       return base + checked.length;
     },
 

@@ -14,15 +14,16 @@
  * - KV `<prefix>_parents`, a key per run that has child runs, put before its first child is
  *   listed: `parent: <runId>` (each row of `runs` counts its children) answers "none" with one
  *   get for the many runs without children, instead of reading the list after the run.
- * A writer that dies between creating a run and listing it leaves the run out of pages until
- * the next append or read of that run (the index catch-up lists it); full listings (no `limit`
- * nor `after`) still read every key.
+ * A new run is listed (and marked unfinished) before its first event is published, so a run
+ * whose writer dies as it starts is listed all the same; a writer that dies between listing a
+ * run and publishing its first event leaves a listing with no run, which pages leave out. A run
+ * is listed once: listing it again (a second start of its id) leaves its place in the list.
  */
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { RunStatus } from '../machines/events.js';
 import { kvKey } from './jetstreamIndex.js';
-import { jsErrorCode, type NatsLink } from './natsConnect.js';
+import { isWrongLastSequence, jsErrorCode, type NatsLink } from './natsConnect.js';
 import { readRange, type ReadStats } from './natsRead.js';
 import { unknownCursor } from './sqliteList.js';
 import type { RunFilter, RunSummary } from './types.js';
@@ -244,8 +245,19 @@ export function jetstreamRunList(ctx: RunListContext): RunList {
     },
     async added(runId, finished, parent) {
       if (parent !== undefined) await link.retry(() => ctx.parents.put(kvKey(parent), ''));
-      await link.retry(() => js.publish(listSubject(runId), listBody(parent)));
-      if (!finished) await link.retry(() => js.publish(activeSubject(runId), runId));
+      await Promise.all([
+        // Only if not listed yet: listing a run again would move it to the newest page.
+        link
+          .retry(() =>
+            js.publish(listSubject(runId), listBody(parent), {
+              expect: { lastSubjectSequence: 0 },
+            }),
+          )
+          .catch((e: unknown) => {
+            if (!isWrongLastSequence(e)) throw e;
+          }),
+        finished ? undefined : link.retry(() => js.publish(activeSubject(runId), runId)),
+      ]);
     },
     async ended(runId) {
       await link.retry(() => jsm.streams.purge(ACTIVE, { filter: activeSubject(runId) }));
