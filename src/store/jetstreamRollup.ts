@@ -374,7 +374,8 @@ export function jetstreamRollup(ctx: RollupContext): JetStreamRollup {
         if (read === undefined) return undefined;
         if (read.beyond) {
           // A writer folded later contributions into a key meanwhile: read again (a few times),
-          // then take every row there is (a run ending meanwhile may then count twice, once).
+          // then take every row there is (a run that ends meanwhile may then count twice in this
+          // one answer).
           if (attempt < 4) continue;
           upTo = Number.POSITIVE_INFINITY;
           read = (await readRows()) ?? read;
