@@ -38,6 +38,7 @@ import {
 } from './effectRun.js';
 import type { DriverEnv } from './env.js';
 import { PLAIN_JSON_HINT, toPlainJson } from './plainJson.js';
+import { signalAlreadyTaken } from './signals.js';
 
 /** Pipeline code (a prompt, key or skip function) threw: the step fails, not the process. */
 export class UserCodeError extends Error {
@@ -576,7 +577,22 @@ async function waitPhase(
   const w = ctx.waiting;
   const until = w?.until ?? null;
   if (step.kind === 'wait') {
-    const kept = await env.store.waits.getSignal(runId, step.signal);
+    let kept = await env.store.waits.getSignal(runId, step.signal);
+    if (kept !== undefined && (await signalAlreadyTaken(env.store.log, kept))) {
+      // Taken by an earlier wait of this run, whose process died before dropping it.
+      env.logger.warn(
+        {
+          runId,
+          step: step.name,
+          signal: step.signal,
+          decision: 'drop',
+          reason: `the kept '${step.signal}' signal sent at ${new Date(kept.at).toISOString()} was already taken by this run`,
+        },
+        'kept signal already taken: dropped, waiting for a new one',
+      );
+      await env.store.waits.deleteSignal(runId, step.signal);
+      kept = undefined;
+    }
     if (kept !== undefined) {
       const parsed = step.schema.safeParse(kept.payload);
       if (parsed.success)

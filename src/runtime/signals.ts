@@ -7,7 +7,7 @@ import { UsageError } from '../errors.js';
 import { machineSteps } from '../machines/constructs.js';
 import { isTerminal } from '../machines/fold.js';
 import type { WaitStep } from '../machines/waits.js';
-import type { Store } from '../store/types.js';
+import type { EventLog, SignalRecord, Store } from '../store/types.js';
 import type { Prepared } from './prepare.js';
 
 /** What {@link sendSignal} did. */
@@ -44,6 +44,21 @@ export function checkSignal(
   return { step, payload: parsed.data };
 }
 
+/**
+ * True when the run has already recorded this kept signal (a SIGNAL of that name, sent at the
+ * same time by the same sender): a process that died after the SIGNAL was durable and before
+ * it dropped the kept signal left it behind, and no later wait of the run may take it again.
+ */
+export async function signalAlreadyTaken(log: EventLog, kept: SignalRecord): Promise<boolean> {
+  return (await log.read(kept.runId)).some(
+    (e) =>
+      e.event.type === 'SIGNAL' &&
+      e.event.signal === kept.name &&
+      e.event.at === kept.at &&
+      e.event.by === kept.by,
+  );
+}
+
 /** Checks and keeps a signal for a run; throws a UsageError naming the fix when it cannot. */
 export async function sendSignal(
   store: Store,
@@ -59,13 +74,17 @@ export async function sendSignal(
   if (isTerminal(run.status))
     throw new UsageError(`run ${runId} is ${run.status}: no wait takes a signal any more`);
   const { step, payload: value } = checkSignal(prepared, name, payload);
-  const kept = await store.waits.putSignal({
-    runId,
-    name,
-    payload: value,
-    by: o.by ?? null,
-    at: o.now,
-  });
+  const record = { runId, name, payload: value, by: o.by ?? null, at: o.now };
+  let kept = await store.waits.putSignal(record);
+  if (!kept) {
+    // The one kept may be a signal the run has already taken (its taker died before dropping
+    // it): that one makes room.
+    const old = await store.waits.getSignal(runId, name);
+    if (old !== undefined && (await signalAlreadyTaken(store.log, old))) {
+      await store.waits.deleteSignal(runId, name);
+      kept = await store.waits.putSignal(record);
+    }
+  }
   if (!kept)
     throw new UsageError(
       `a '${name}' signal is already kept for run ${runId} and not yet taken by its wait: wait for the run to take it (\`plumbline runs --waiting\`)`,
