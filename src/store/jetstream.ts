@@ -777,13 +777,21 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
       )
         return runList.page(filter);
       const out = [];
-      for (const e of await scanIndex()) {
-        const s = e.summary;
+      const all = (await scanIndex()).map(toSummary);
+      // An unfinished run with no index entry yet (its writer died as it started) is in the
+      // unfinished set: folded from its events, as pages do.
+      const indexed = new Set(all.map((s) => s.runId));
+      for (const id of await runList.activeIds()) {
+        if (indexed.has(id)) continue;
+        const s = await log.getRun(id).catch(() => undefined);
+        if (s !== undefined) all.push(s);
+      }
+      for (const s of all) {
         if (statuses !== undefined && !statuses.includes(s.status)) continue;
         if (filter.pipeline !== undefined && s.pipeline !== filter.pipeline) continue;
         if (filter.updatedBefore !== undefined && !(s.updatedAt < filter.updatedBefore)) continue;
         if (!parentMatches(s, filter)) continue;
-        out.push(toSummary(e));
+        out.push(s);
       }
       out.sort(
         (a, b) => b.startedAt - a.startedAt || (a.runId < b.runId ? 1 : a.runId > b.runId ? -1 : 0),
